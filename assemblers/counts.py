@@ -1,0 +1,27 @@
+"""``merge_counts``: add up ``{key: count}`` dicts, as word counts and histograms need."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+
+from pydantic import BaseModel, Field
+
+from runner.registry import assembler
+
+
+class MergeCountsParams(BaseModel):
+    top: int | None = Field(None, ge=1, description="Keep only the N largest counts.")
+
+
+@assembler("merge_counts", params=MergeCountsParams)
+def merge_counts(results: Iterable[dict[str, int]], ctx) -> dict[str, int]:
+    """One dict with every key's total, largest first (ties by key)."""
+    merged: Counter[str] = Counter()
+    for index, counts in enumerate(results):
+        if not isinstance(counts, dict):
+            raise TypeError(f"merge_counts adds dicts of counts, but piece {index}'s result is {type(counts).__name__}")
+        merged.update(counts)
+    ordered = sorted(merged.items(), key=lambda item: (-item[1], item[0]))
+    top = ctx.params.top if ctx.params is not None else None
+    return dict(ordered[:top] if top else ordered)

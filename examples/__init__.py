@@ -1,0 +1,1 @@
+"""Runnable example templates (``runner worker --include examples.wordcount``)."""

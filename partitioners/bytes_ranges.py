@@ -1,0 +1,26 @@
+"""``bytes``: fixed-size byte ranges of one object, emitted as ranges, never as bytes.
+
+Each app task reads its own range (``ctx.read_range(piece)``), so the partitioner only
+needs the source's size and the bytes never pass through the broker or the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from pydantic import BaseModel, Field
+
+from runner.registry import partitioner
+
+
+class BytesParams(BaseModel):
+    piece_size: int = Field(1024 * 1024, ge=1, description="Bytes in each piece (the last may be shorter).")
+
+
+@partitioner("bytes", params=BytesParams)
+def byte_ranges(source, ctx) -> Iterator[dict]:
+    """Pieces are ``{"uri", "start", "end"}`` with ``end`` exclusive."""
+    size = source.size()
+    step = ctx.params.piece_size
+    for start in range(0, size, step):
+        yield {"uri": source.uri, "start": start, "end": min(size, start + step)}

@@ -1,0 +1,197 @@
+"""The ``runner`` command: each subcommand calls what a Python user would call."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from runner.client import Client
+from runner.errors import JobError, RunnerError
+from runner.models import JobState, JobStatus
+
+console = Console()
+
+
+def _client(include: tuple[str, ...] = (), org: str | None = None) -> Client:
+    return Client(org=org, include=[m for item in include for m in item.split(",") if m])
+
+
+def _parse_param(item: str) -> tuple[list[str], Any]:
+    path, sep, raw = item.partition("=")
+    if not sep or "." not in path:
+        raise click.BadParameter(f"{item!r}: use section.field=value, e.g. app.lowercase=false")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return path.split("."), value
+
+
+def _params(items: tuple[str, ...], params_json: str | None) -> dict[str, Any]:
+    params: dict[str, Any] = json.loads(params_json) if params_json else {}
+    for item in items:
+        path, value = _parse_param(item)
+        node = params
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return params
+
+
+def _status_table(status: JobStatus) -> Table:
+    table = Table(show_header=False, box=None)
+    for key, value in status.model_dump(exclude={"params"}).items():
+        if value is not None:
+            table.add_row(f"[bold]{key}", str(value.value if isinstance(value, JobState) else value))
+    table.add_row("[bold]params", json.dumps(status.params))
+    return table
+
+
+def _jobs_table(jobs: list[JobStatus]) -> Table:
+    table = Table("job", "template", "state", "pieces", "created", "error")
+    for job in jobs:
+        pieces = f"{job.pieces_done}/{job.pieces_total if job.pieces_total is not None else '?'}"
+        error = (job.error or {}).get("message", "")
+        table.add_row(job.id, job.template, job.state.value, pieces, job.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                      error[:60])
+    return table
+
+
+@click.group()
+@click.version_option(package_name="runner")
+def cli() -> None:
+    """Runner: partition / app / assemble jobs on Celery and Redis."""
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.option("--include", "-I", multiple=True, help="Module(s) defining templates (comma-separated).")
+@click.option("--queues", "-Q", default=None, help="Queues to consume (the control queue is always added).")
+@click.option("--concurrency", "-c", type=int, default=None, help="Worker processes (default: CPU count).")
+@click.pass_context
+def worker(ctx: click.Context, include: tuple[str, ...], queues: str | None, concurrency: int | None) -> None:
+    """Start a worker; any other `celery worker` option is passed through."""
+    from workers.boot import run_worker
+
+    modules = [m for item in include for m in item.split(",") if m]
+    run_worker(modules, queues.split(",") if queues else None, concurrency, list(ctx.args))
+
+
+@cli.command()
+@click.argument("template")
+@click.option("--source", "-s", default="bypass:", help="Input URI (file://…, bypass:).")
+@click.option("--destination", "-d", default="bypass:", help="Output URI.")
+@click.option("--param", "-p", "param", multiple=True, help="section.field=value (value parsed as JSON if it can be).")
+@click.option("--params-json", default=None, help="All params as one JSON object.")
+@click.option("--task-timeout", type=float, default=None)
+@click.option("--job-timeout", type=float, default=None)
+@click.option("--max-retries", type=int, default=None)
+@click.option("--test", is_flag=True, help="Run only the template's first few pieces.")
+@click.option("--name", default=None)
+@click.option("--wait", "wait", is_flag=True, help="Wait and print the result.")
+@click.option("--include", "-I", multiple=True)
+@click.option("--org", default=None)
+def submit(template: str, source: str, destination: str, param: tuple[str, ...], params_json: str | None,
+           task_timeout: float | None, job_timeout: float | None, max_retries: int | None, test: bool,
+           name: str | None, wait: bool, include: tuple[str, ...], org: str | None) -> None:
+    """Submit a job of TEMPLATE (name@version, or name for the newest)."""
+    client = _client(include, org)
+    job = client.submit(template, source=source, destination=destination, params=_params(param, params_json),
+                        task_timeout=task_timeout, job_timeout=job_timeout, max_retries=max_retries, test=test,
+                        name=name)
+    console.print(f"submitted job [bold]{job.id}[/] ({template})")
+    if wait:
+        result = job.wait(progress=True)
+        print(json.dumps(result, indent=2))
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--org", default=None)
+def status(job_id: str, as_json: bool, org: str | None) -> None:
+    """Show a job's state, counters and error."""
+    current = _client(org=org).get(job_id).status()
+    if as_json:
+        print(current.model_dump_json(indent=2))
+    else:
+        console.print(_status_table(current))
+
+
+@cli.command()
+@click.option("--state", type=click.Choice([s.value for s in JobState]), default=None)
+@click.option("--limit", type=int, default=50)
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--org", default=None)
+def jobs(state: str | None, limit: int, as_json: bool, org: str | None) -> None:
+    """List this org's jobs, newest first."""
+    found = _client(org=org).jobs(state=state, limit=limit)
+    if as_json:
+        print(json.dumps([j.model_dump(mode="json") for j in found], indent=2))
+    else:
+        console.print(_jobs_table(found))
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option("--org", default=None)
+def cancel(job_id: str, org: str | None) -> None:
+    """Cancel a job (a no-op, said so, if it has already ended)."""
+    client = _client(org=org)
+    if client.cancel(job_id):
+        console.print(f"job {job_id} cancelled")
+    else:
+        console.print(f"job {job_id} is already {client.get(job_id).status().state.value}; nothing to cancel")
+
+
+@cli.command()
+@click.option("--include", "-I", multiple=True)
+def templates(include: tuple[str, ...]) -> None:
+    """List the templates this installation knows."""
+    table = Table("template", "partitioner", "app", "assembler", "queue", "description")
+    for tmpl in _client(include).templates():
+        table.add_row(tmpl.ref, tmpl.partitioner, tmpl.app, tmpl.assembler, tmpl.queue or "default", tmpl.description)
+    console.print(table)
+
+
+@cli.command()
+@click.option("--workers", "-w", type=int, default=2, help="Worker processes to start.")
+@click.option("--source", default=None, help="Text file to count words in (default: the bundled example).")
+def demo(workers: int, source: str | None) -> None:
+    """Run the word-count example on a private Redis and worker pool, then stop them."""
+    from workers.cluster import local_cluster
+
+    path = Path(source) if source else Path(__file__).resolve().parent.parent / "examples" / "data" / "book.txt"
+    console.print(f"starting a private Redis and {workers} worker processes …")
+    with local_cluster(workers=workers, include=["examples.wordcount"]) as client:
+        job = client.submit("wordcount", source=path.resolve().as_uri(),
+                            params={"partitioner": {"lines_per_piece": 4}, "assembler": {"top": 15}})
+        console.print(f"submitted job [bold]{job.id}[/] over {path}")
+        counts = job.wait(progress=True, timeout=300)
+        table = Table("word", "count", title="most frequent words")
+        for word, count in counts.items():
+            table.add_row(word, str(count))
+        console.print(table)
+        console.print(_status_table(job.status()))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: Runner's errors become one clear line and exit status 1."""
+    try:
+        cli.main(args=argv, standalone_mode=False)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except JobError as exc:
+        console.print(f"[red]{exc}")
+        sys.exit(1)
+    except RunnerError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        sys.exit(1)

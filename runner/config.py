@@ -1,0 +1,96 @@
+"""Runner's configuration: one settings object read from ``RUNNER_*`` environment variables.
+
+Nothing else in Runner reads ``os.environ``. A misspelt ``RUNNER_*`` variable raises
+:class:`ConfigError` naming the closest real setting, because a silently ignored
+``RUNNER_BROKER_ULR`` sends a fleet to the wrong Redis.
+
+The broker (task delivery), the Celery result backend (chord joins) and the status store
+(job records, results, events) are three separate URLs so that a fleet can later move
+the broker to RabbitMQ or Sentinel without touching the store. Each defaults to the one
+before it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from runner.errors import ConfigError
+
+__all__ = ["Settings", "get_settings"]
+
+ENV_PREFIX = "RUNNER_"
+
+
+class Settings(BaseSettings):
+    """Every knob Runner has, with the defaults a single-host installation wants."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid")
+
+    broker_url: str = Field("redis://127.0.0.1:6379/0", description="Celery broker (task delivery).")
+    result_backend: str | None = Field(None, description="Celery result backend for chord joins; defaults to broker_url.")
+    store_url: str | None = Field(None, description="Redis holding job records, results and events; defaults to result_backend.")
+    key_prefix: str = Field("runner", description="Prefix of every Redis key Runner writes in the store.")
+    include: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated modules that define templates; imported by workers and clients."
+    )
+    org: str = Field("default", description="Org (tenant) a client acts for when none is given.")
+    default_queue: str = Field("default", description="Queue of app tasks when a template names none.")
+    control_queue: str = Field("control", description="Queue of partition and assemble tasks; every worker consumes it.")
+    task_timeout: float = Field(300.0, gt=0, description="Default seconds one piece may run (soft limit).")
+    job_timeout: float = Field(3600.0, gt=0, description="Default seconds a whole job may run.")
+    max_retries: int = Field(2, ge=0, description="Default retries of a failing piece.")
+    retention_hours: float = Field(168.0, gt=0, description="Hours a finished job stays in the store.")
+    max_batch: int = Field(1000, ge=1, description="Most pieces one app task carries.")
+    result_max_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest assembled result kept in the store.")
+    visibility_timeout: int = Field(
+        7200, ge=60, description="Seconds before the Redis transport redelivers an unacknowledged task."
+    )
+
+    @field_validator("include", mode="before")
+    @classmethod
+    def _split_modules(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def backend_url(self) -> str:
+        """The Celery result backend actually used."""
+        return self.result_backend or self.broker_url
+
+    @property
+    def status_store_url(self) -> str:
+        """The Redis URL of the status store actually used."""
+        return self.store_url or self.backend_url
+
+
+def _check_unknown_env(environ: dict[str, str]) -> None:
+    known = {name.upper() for name in Settings.model_fields}
+    for key in environ:
+        if not key.startswith(ENV_PREFIX):
+            continue
+        name = key[len(ENV_PREFIX):]
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f"; did you mean {ENV_PREFIX}{close[0]}?" if close else ""
+            raise ConfigError(f"unknown setting {key}{hint} (known: {', '.join(sorted(known))})")
+
+
+def get_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, with ``overrides`` on top.
+
+    Raises :class:`ConfigError` for an unknown ``RUNNER_*`` variable or a bad value.
+    """
+    _check_unknown_env(dict(os.environ))
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{ENV_PREFIX}{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None

@@ -1,0 +1,106 @@
+"""Every error Runner raises on purpose roots in :class:`RunnerError`.
+
+::
+
+    RunnerError
+    ├── ConfigError            a RUNNER_* setting is unknown or invalid
+    ├── TemplateError          a template, app, partitioner or assembler is ill-defined
+    │   └── TemplateNotFound   no template (or function) by that name / version
+    ├── InvalidParams          params fail validation; lists every bad field by path
+    ├── SourceError            a source / destination URI cannot be read or written
+    ├── JobNotFound            no such job in this org (or it expired)
+    ├── IllegalTransition      a state change the state machine forbids
+    ├── ClusterError           the embedded Redis / worker pool could not start
+    └── JobError               a job ended without a result
+        ├── JobFailed          a piece, the partitioner or the assembler failed
+        ├── JobTimedOut        the job's deadline passed
+        └── JobCancelled       somebody cancelled it
+
+Messages name what was wrong, the offending value, and the fix when one is known.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "RunnerError",
+    "ConfigError",
+    "TemplateError",
+    "TemplateNotFound",
+    "InvalidParams",
+    "SourceError",
+    "JobNotFound",
+    "IllegalTransition",
+    "ClusterError",
+    "JobError",
+    "JobFailed",
+    "JobTimedOut",
+    "JobCancelled",
+]
+
+
+class RunnerError(Exception):
+    """Root of every error Runner raises on purpose."""
+
+
+class ConfigError(RunnerError):
+    """A ``RUNNER_*`` setting is unknown or has an invalid value."""
+
+
+class TemplateError(RunnerError):
+    """A template or one of its functions is ill-defined or redefined."""
+
+
+class TemplateNotFound(TemplateError):
+    """No template, app, partitioner or assembler is registered under that name."""
+
+
+class InvalidParams(RunnerError):
+    """Params failed validation. ``errors`` lists ``(path, message)`` for every bad field."""
+
+    def __init__(self, errors: list[tuple[str, str]]):
+        self.errors = errors
+        lines = "\n".join(f"  {path}: {message}" for path, message in errors)
+        super().__init__(f"invalid params ({len(errors)} error{'s' if len(errors) != 1 else ''}):\n{lines}")
+
+
+class SourceError(RunnerError):
+    """A source or destination URI cannot be resolved, read or written."""
+
+
+class JobNotFound(RunnerError):
+    """No job with that id exists in this org (it may have expired)."""
+
+
+class IllegalTransition(RunnerError):
+    """A job state change that the state machine forbids."""
+
+
+class ClusterError(RunnerError):
+    """The embedded cluster (Redis server or worker pool) failed to start."""
+
+
+class JobError(RunnerError):
+    """A job ended without a result. ``status`` is its final :class:`JobStatus`."""
+
+    def __init__(self, message: str, status: Any = None):
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def error(self) -> dict[str, Any] | None:
+        """The job's recorded error (piece, type, message, traceback), if any."""
+        return getattr(self.status, "error", None)
+
+
+class JobFailed(JobError):
+    """A piece (after its retries), the partitioner or the assembler failed."""
+
+
+class JobTimedOut(JobError):
+    """The job's deadline (``job_timeout``) passed before it completed."""
+
+
+class JobCancelled(JobError):
+    """The job was cancelled."""

@@ -1,0 +1,98 @@
+"""Job states, the table of legal transitions, and the job record users read.
+
+The transition table is the only authority on state changes: the store checks every
+write against it atomically, so two workers racing to finish, fail or time out a job
+cannot both win, and an illegal change is refused instead of silently applied.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+__all__ = ["JobState", "JobStatus", "TRANSITIONS", "FINAL_STATES", "allowed_sources"]
+
+
+class JobState(enum.StrEnum):
+    """Where a job is in its life. The last four are final."""
+
+    DRAFT = "draft"
+    QUEUED = "queued"
+    PARTITIONING = "partitioning"
+    RUNNING = "running"
+    ASSEMBLING = "assembling"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATES
+
+
+FINAL_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.TIMED_OUT})
+
+_ENDINGS = {JobState.FAILED, JobState.CANCELLED, JobState.TIMED_OUT}
+
+TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    JobState.DRAFT: frozenset({JobState.QUEUED, JobState.CANCELLED, JobState.FAILED}),
+    JobState.QUEUED: frozenset({JobState.PARTITIONING} | _ENDINGS),
+    JobState.PARTITIONING: frozenset({JobState.RUNNING} | _ENDINGS),
+    JobState.RUNNING: frozenset({JobState.ASSEMBLING} | _ENDINGS),
+    JobState.ASSEMBLING: frozenset({JobState.COMPLETED} | _ENDINGS),
+    JobState.COMPLETED: frozenset(),
+    JobState.FAILED: frozenset(),
+    JobState.CANCELLED: frozenset(),
+    JobState.TIMED_OUT: frozenset(),
+}
+
+
+def allowed_sources(target: JobState) -> list[JobState]:
+    """The states from which ``target`` may be entered."""
+    return [state for state, targets in TRANSITIONS.items() if target in targets]
+
+
+class JobStatus(BaseModel):
+    """A snapshot of one job's record in the status store."""
+
+    id: str
+    org: str
+    template: str
+    state: JobState
+    name: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    source: str = "bypass:"
+    destination: str = "bypass:"
+    test: bool = False
+    task_timeout: float
+    job_timeout: float
+    max_retries: int
+    retention_hours: float
+    queue: str
+    created_at: datetime
+    queued_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    deadline: datetime | None = None
+    pieces_total: int | None = None
+    pieces_done: int = 0
+    pieces_failed: int = 0
+    batches_total: int | None = None
+    error: dict[str, Any] | None = None
+    result_summary: dict[str, Any] | None = None
+
+    @property
+    def is_final(self) -> bool:
+        return self.state.is_final
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from queued to finished (or to now, while running)."""
+        if self.queued_at is None:
+            return None
+        end = self.finished_at or datetime.now(self.queued_at.tzinfo)
+        return (end - self.queued_at).total_seconds()

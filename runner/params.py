@@ -1,0 +1,67 @@
+"""Validate a job's params against the template's three param models, all at once.
+
+Users fix params faster when they see every problem in one message, so validation
+never stops at the first bad section; each error is a path such as ``app.lowercase``.
+Unknown fields are errors too: a typo in a field name otherwise silently runs a job with
+the default value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from runner.errors import InvalidParams
+from runner.registry import KINDS, Template
+
+__all__ = ["validate_params", "parse_section"]
+
+
+def _section_errors(kind: str, model: type[BaseModel] | None, data: Any) -> list[tuple[str, str]]:
+    if not isinstance(data, dict):
+        return [(kind, f"must be an object of fields, got {type(data).__name__}")]
+    if model is None:
+        return [(f"{kind}.{key}", "unexpected field: this function takes no params") for key in data]
+    errors: list[tuple[str, str]] = []
+    if model.model_config.get("extra") != "allow":
+        known = set(model.model_fields) | {f.alias for f in model.model_fields.values() if f.alias}
+        errors += [(f"{kind}.{key}", "unexpected field") for key in data if key not in known]
+    try:
+        model.model_validate(data)
+    except ValidationError as exc:
+        for error in exc.errors():
+            if error["type"] == "extra_forbidden":
+                continue  # already reported above, once
+            path = ".".join(str(part) for part in (kind, *error["loc"]))
+            errors.append((path, error["msg"].replace("Field required", "field required")))
+    return errors
+
+
+def validate_params(template: Template, params: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """The job's params merged over the template's defaults, validated and JSON-ready.
+
+    Raises :class:`InvalidParams` listing every bad field as ``section.field: message``.
+    """
+    params = params or {}
+    errors: list[tuple[str, str]] = []
+    if not isinstance(params, dict):
+        raise InvalidParams([("params", f"must be an object with sections {', '.join(KINDS)}")])
+    errors += [(str(key), f"unknown section; expected one of {', '.join(KINDS)}") for key in params if key not in KINDS]
+    merged: dict[str, dict[str, Any]] = {}
+    for kind in KINDS:
+        section = params.get(kind, {})
+        data = {**template.params.get(kind, {}), **section} if isinstance(section, dict) else section
+        section_errors = _section_errors(kind, template.function(kind).params, data)
+        errors += section_errors
+        if not section_errors:
+            model = template.function(kind).params
+            merged[kind] = model.model_validate(data).model_dump(mode="json") if model else {}
+    if errors:
+        raise InvalidParams(errors)
+    return merged
+
+
+def parse_section(model: type[BaseModel] | None, data: dict[str, Any]) -> BaseModel | None:
+    """The typed params a function sees as ``ctx.params`` (``None`` when it takes none)."""
+    return model.model_validate(data) if model is not None else None

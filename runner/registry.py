@@ -1,0 +1,239 @@
+"""The registry of apps, partitioners, assemblers and the templates that link them.
+
+Workers and clients build the same registry by importing the same modules (built-ins,
+``RUNNER_INCLUDE`` modules and the ``runner.plugins`` entry-point group), so a task only
+ever carries names (``wordcount@1.0.0``), never code.
+
+A template is immutable once registered: registering a different definition under an
+existing ``name@version`` raises, since two hosts running two meanings of one version
+would produce results nobody can reproduce. Importing the same module twice is fine.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, TypeVar
+
+from packaging.version import InvalidVersion, Version
+from pydantic import BaseModel
+
+from runner.errors import TemplateError, TemplateNotFound
+
+__all__ = [
+    "Kind",
+    "Function",
+    "Template",
+    "app",
+    "partitioner",
+    "assembler",
+    "template",
+    "get_function",
+    "get_template",
+    "templates",
+    "load_plugins",
+]
+
+Kind = Literal["partitioner", "app", "assembler"]
+KINDS: tuple[Kind, ...] = ("partitioner", "app", "assembler")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class Function:
+    """One registered user function. ``engine`` leaves room for non-Python engines."""
+
+    kind: Kind
+    name: str
+    fn: Callable[..., Any]
+    params: type[BaseModel] | None = None
+    engine: str = "python"
+
+    @property
+    def origin(self) -> str:
+        return f"{getattr(self.fn, '__module__', '?')}.{getattr(self.fn, '__qualname__', '?')}"
+
+
+@dataclass(frozen=True)
+class Template:
+    """``name@version``: one partitioner, one app, one assembler and their defaults."""
+
+    name: str
+    version: str
+    partitioner: str
+    app: str
+    assembler: str
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    task_timeout: float | None = None
+    job_timeout: float | None = None
+    max_retries: int | None = None
+    queue: str | None = None
+    test_pieces: int = 3
+    batch_size: int | None = None
+    description: str = ""
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    def function(self, kind: Kind) -> Function:
+        return get_function(kind, getattr(self, kind))
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-able description, including the functions' origins, used for identity."""
+        data = asdict(self)
+        data["origins"] = {kind: self.function(kind).origin for kind in KINDS}
+        return data
+
+
+_functions: dict[Kind, dict[str, Function]] = {kind: {} for kind in KINDS}
+_templates: dict[str, dict[str, Template]] = {}
+
+
+def _register_function(kind: Kind, name: str | None, params: type[BaseModel] | None, fn: F) -> F:
+    if not callable(fn):
+        raise TemplateError(f"@{kind} must decorate a function, got {fn!r}")
+    if params is not None and not (isinstance(params, type) and issubclass(params, BaseModel)):
+        raise TemplateError(f"{kind} {name or fn.__name__!r}: params must be a pydantic BaseModel class, got {params!r}")
+    entry = Function(kind=kind, name=name or fn.__name__, fn=fn, params=params)
+    existing = _functions[kind].get(entry.name)
+    if existing is not None and existing.origin != entry.origin:
+        raise TemplateError(
+            f"{kind} {entry.name!r} is already registered by {existing.origin}; "
+            f"{entry.origin} cannot reuse the name"
+        )
+    _functions[kind][entry.name] = entry
+    return fn
+
+
+def _decorator(kind: Kind) -> Callable[..., Any]:
+    def decorate(name: str | Callable[..., Any] | None = None, *, params: type[BaseModel] | None = None) -> Any:
+        if callable(name):  # used bare: @app
+            return _register_function(kind, None, params, name)
+        return lambda fn: _register_function(kind, name, params, fn)
+
+    decorate.__name__ = kind
+    decorate.__doc__ = (
+        f"Register a {kind}: ``@{kind}``, ``@{kind}('name')`` or ``@{kind}('name', params=Model)``.\n\n"
+        f"Raises TemplateError when the name is already taken by another function."
+    )
+    return decorate
+
+
+app = _decorator("app")
+partitioner = _decorator("partitioner")
+assembler = _decorator("assembler")
+
+
+def template(
+    name: str,
+    version: str,
+    *,
+    partitioner: str,
+    app: str,
+    assembler: str,
+    params: dict[str, dict[str, Any]] | None = None,
+    task_timeout: float | None = None,
+    job_timeout: float | None = None,
+    max_retries: int | None = None,
+    queue: str | None = None,
+    test_pieces: int = 3,
+    batch_size: int | None = None,
+    description: str = "",
+) -> Template:
+    """Register the template ``name@version`` and return it.
+
+    ``params`` holds default params per section (``{"partitioner": {...}}``); a job's
+    params override them field by field. Raises :class:`TemplateError` if a function is
+    unknown, the version is not a valid version, or ``name@version`` already means
+    something else.
+    """
+    if not name or "@" in name:
+        raise TemplateError(f"template name {name!r} must be non-empty and contain no '@'")
+    try:
+        Version(version)
+    except InvalidVersion:
+        raise TemplateError(f"template {name!r}: version {version!r} is not a valid version such as '1.0.0'") from None
+    for kind, fn_name in (("partitioner", partitioner), ("app", app), ("assembler", assembler)):
+        if fn_name not in _functions[kind]:  # type: ignore[index]
+            known = ", ".join(sorted(_functions[kind])) or "none"  # type: ignore[index]
+            raise TemplateNotFound(f"template {name}@{version}: unknown {kind} {fn_name!r} (registered: {known})")
+    unknown = set(params or {}) - set(KINDS)
+    if unknown:
+        raise TemplateError(f"template {name}@{version}: params sections must be {', '.join(KINDS)}; got {sorted(unknown)}")
+    if test_pieces < 1:
+        raise TemplateError(f"template {name}@{version}: test_pieces must be >= 1, got {test_pieces}")
+    if batch_size is not None and batch_size < 1:
+        raise TemplateError(f"template {name}@{version}: batch_size must be >= 1, got {batch_size}")
+    new = Template(
+        name=name, version=version, partitioner=partitioner, app=app, assembler=assembler,
+        params={k: dict(v) for k, v in (params or {}).items()}, task_timeout=task_timeout,
+        job_timeout=job_timeout, max_retries=max_retries, queue=queue, test_pieces=test_pieces,
+        batch_size=batch_size, description=description,
+    )
+    existing = _templates.get(name, {}).get(version)
+    if existing is not None and existing.describe() != new.describe():
+        raise TemplateError(
+            f"template {new.ref} is already registered with a different definition; "
+            f"templates are immutable: register a new version instead"
+        )
+    _templates.setdefault(name, {})[version] = new
+    return new
+
+
+def get_function(kind: Kind, name: str) -> Function:
+    """The registered ``kind`` called ``name``; raises :class:`TemplateNotFound`."""
+    try:
+        return _functions[kind][name]
+    except KeyError:
+        known = ", ".join(sorted(_functions[kind])) or "none"
+        raise TemplateNotFound(f"unknown {kind} {name!r} (registered: {known})") from None
+
+
+def get_template(ref: str) -> Template:
+    """The template ``name@version``, or the newest version when ``ref`` is a bare name.
+
+    Raises :class:`TemplateNotFound` naming the known templates, with a hint about
+    ``RUNNER_INCLUDE`` since the usual cause is a module the process never imported.
+    """
+    name, _, version = ref.partition("@")
+    versions = _templates.get(name, {})
+    if version:
+        found = versions.get(version)
+    else:
+        found = versions[max(versions, key=Version)] if versions else None
+    if found is None:
+        known = ", ".join(t.ref for t in templates()) or "none"
+        raise TemplateNotFound(
+            f"unknown template {ref!r} (registered: {known}); "
+            f"import the module that defines it or list it in RUNNER_INCLUDE"
+        )
+    return found
+
+
+def templates() -> list[Template]:
+    """Every registered template, by name then version."""
+    return [
+        _templates[name][version]
+        for name in sorted(_templates)
+        for version in sorted(_templates[name], key=Version)
+    ]
+
+
+def load_plugins(include: list[str] | tuple[str, ...] = ()) -> None:
+    """Import the built-ins, the ``include`` modules and the ``runner.plugins`` entry points.
+
+    Raises :class:`TemplateError` naming a module that cannot be imported.
+    """
+    for module in ("partitioners", "assemblers", *include):
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise TemplateError(f"cannot import module {module!r} (from RUNNER_INCLUDE / --include): {exc}") from exc
+    for entry_point in importlib.metadata.entry_points(group="runner.plugins"):
+        try:
+            entry_point.load()
+        except Exception as exc:
+            raise TemplateError(f"cannot load runner.plugins entry point {entry_point.name!r}: {exc}") from exc

@@ -1,0 +1,91 @@
+"""``file://`` sources and destinations on a filesystem every worker can reach."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import unquote, urlparse
+
+from runner.errors import SourceError
+
+__all__ = ["FileStorage", "path_of"]
+
+
+def path_of(uri: str) -> Path:
+    """The local path of a ``file://`` URI (``file:///abs/path`` or ``file://relative``)."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "file":
+        raise SourceError(f"{uri!r} is not a file:// URI")
+    raw = unquote(parsed.netloc + parsed.path)
+    if not raw:
+        raise SourceError(f"{uri!r} names no path; use file:///absolute/path")
+    return Path(raw)
+
+
+class _AtomicWriter:
+    """Writes to a temp file beside the target and renames it on a clean close, so a
+    failed assembler never leaves a half-written destination behind."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+        self.tmp = Path(tmp)
+        self.file: BinaryIO = os.fdopen(fd, "wb")
+
+    def write(self, data: bytes) -> int:
+        return self.file.write(data)
+
+    def close(self, ok: bool = True) -> None:
+        self.file.close()
+        if ok:
+            os.replace(self.tmp, self.target)
+        else:
+            self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> "_AtomicWriter":
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self.close(ok=exc_type is None)
+
+
+class FileStorage:
+    schemes = ("file",)
+
+    def _existing(self, uri: str) -> Path:
+        path = path_of(uri)
+        if not path.exists():
+            raise SourceError(f"source {uri} does not exist")
+        if not os.access(path, os.R_OK):
+            raise SourceError(f"source {uri} is not readable (permission denied)")
+        return path
+
+    def open_read(self, uri: str) -> BinaryIO:
+        path = self._existing(uri)
+        if path.is_dir():
+            raise SourceError(f"source {uri} is a directory; use a partitioner that lists objects")
+        return path.open("rb")
+
+    def read_range(self, uri: str, start: int, end: int) -> bytes:
+        with self.open_read(uri) as stream:
+            stream.seek(start)
+            return stream.read(max(0, end - start))
+
+    def size(self, uri: str) -> int:
+        return self._existing(uri).stat().st_size
+
+    def list(self, uri: str) -> list[str]:
+        path = self._existing(uri)
+        if path.is_file():
+            return [path.resolve().as_uri()]
+        return sorted(p.resolve().as_uri() for p in path.rglob("*") if p.is_file())
+
+    def open_write(self, uri: str) -> BinaryIO:
+        path = path_of(uri)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return _AtomicWriter(path)  # type: ignore[return-value]
+        except OSError as exc:
+            raise SourceError(f"cannot write destination {uri}: {exc.strerror or exc}") from None

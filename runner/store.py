@@ -1,0 +1,303 @@
+"""The status store: every Redis key Runner writes, and every read and write of a job.
+
+Keys (``P`` is ``RUNNER_KEY_PREFIX``, default ``runner``); one builder function each below,
+and no key string anywhere else, Lua included (scripts take their keys as ``KEYS``):
+
+====================================  ======  =================================================
+key                                   type    holds
+====================================  ======  =================================================
+``P:job:{id}``                        hash    the job record; every value JSON-encoded
+``P:job:{id}:events``                 stream  state changes and progress, capped (``EVENTS_MAXLEN``)
+``P:job:{id}:pieces``                 list    every piece as JSON, in piece order (claim check)
+``P:job:{id}:results``                hash    piece index -> the app's result as JSON
+``P:job:{id}:failed``                 hash    piece index -> error of a piece that failed
+``P:job:{id}:result``                 string  the assembled output as JSON
+``P:org:{org}:jobs``                  zset    job ids of one org, scored by creation time
+``P:deadlines``                       zset    non-final job ids, scored by deadline (watchdog)
+``P:workers``                         hash    hostname -> live worker info (queues, concurrency)
+====================================  ======  =================================================
+
+Every key of a job expires: at creation after its deadline plus retention (so nothing
+leaks if the whole fleet dies; keys made later copy the record's lifetime), and once
+final after ``retention_hours``.
+
+Counters are idempotent: a piece's result is a hash field, so a redelivered piece
+overwrites its result and ``pieces_done`` counts fields that were new, never calls.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import redis
+
+from runner.errors import IllegalTransition, JobNotFound
+from runner.models import JobState, JobStatus, allowed_sources
+
+__all__ = ["StatusStore", "EVENTS_MAXLEN"]
+
+EVENTS_MAXLEN = 10_000
+_PIPELINE_CHUNK = 2_000
+
+# KEYS: job, events. ARGV: target, maxlen, n_allowed, allowed..., field, value, ...
+_TRANSITION = """
+local current = redis.call('HGET', KEYS[1], 'state')
+if not current then return {0, ''} end
+local n = tonumber(ARGV[3])
+local ok = false
+for i = 4, 3 + n do
+  if ARGV[i] == current then ok = true end
+end
+if not ok then return {0, current} end
+redis.call('HSET', KEYS[1], 'state', ARGV[1])
+local i = 4 + n
+while i < #ARGV do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'type', 'state', 'state', cjson.decode(ARGV[1]))
+return {1, current}
+"""
+
+# KEYS: job, results, failed, events. ARGV: maxlen, index, result, index, result, ...
+_RECORD_RESULTS = """
+local new, unfailed = 0, 0
+for i = 2, #ARGV, 2 do
+  new = new + redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+  unfailed = unfailed + redis.call('HDEL', KEYS[3], ARGV[i])
+end
+local ttl = redis.call('TTL', KEYS[1])
+if ttl > 0 and redis.call('TTL', KEYS[2]) == -1 then redis.call('EXPIRE', KEYS[2], ttl) end
+local done = redis.call('HINCRBY', KEYS[1], 'pieces_done', new)
+if unfailed > 0 then redis.call('HINCRBY', KEYS[1], 'pieces_failed', -unfailed) end
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[1], '*', 'type', 'progress', 'done', done)
+return done
+"""
+
+# KEYS: job, failed, events. ARGV: maxlen, index, error
+_RECORD_FAILURE = """
+local new = redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+local ttl = redis.call('TTL', KEYS[1])
+if ttl > 0 and redis.call('TTL', KEYS[2]) == -1 then redis.call('EXPIRE', KEYS[2], ttl) end
+local failed = redis.call('HINCRBY', KEYS[1], 'pieces_failed', new)
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', 'type', 'piece_failed', 'piece', ARGV[2])
+return failed
+"""
+
+
+def _encode(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+class StatusStore:
+    """Job records, pieces, results and events in one Redis."""
+
+    def __init__(self, url: str, prefix: str = "runner") -> None:
+        self.url = url
+        self.prefix = prefix
+        self.redis: redis.Redis = redis.Redis.from_url(url, decode_responses=True)
+        self._transition = self.redis.register_script(_TRANSITION)
+        self._record_results = self.redis.register_script(_RECORD_RESULTS)
+        self._record_failure = self.redis.register_script(_RECORD_FAILURE)
+
+    # -- keys -----------------------------------------------------------------------
+    def job_key(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}"
+
+    def events_key(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}:events"
+
+    def pieces_key(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}:pieces"
+
+    def results_key(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}:results"
+
+    def failed_key(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}:failed"
+
+    def result_key(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}:result"
+
+    def org_jobs_key(self, org: str) -> str:
+        return f"{self.prefix}:org:{org}:jobs"
+
+    def deadlines_key(self) -> str:
+        return f"{self.prefix}:deadlines"
+
+    def workers_key(self) -> str:
+        return f"{self.prefix}:workers"
+
+    def _job_keys(self, job_id: str) -> list[str]:
+        return [
+            self.job_key(job_id), self.events_key(job_id), self.pieces_key(job_id),
+            self.results_key(job_id), self.failed_key(job_id), self.result_key(job_id),
+        ]
+
+    # -- job records ----------------------------------------------------------------
+    def create(self, record: dict[str, Any], expire_seconds: float) -> None:
+        """Write a new job record (state ``draft`` or ``queued``) and index it by org."""
+        job_id, org = record["id"], record["org"]
+        with self.redis.pipeline() as pipe:
+            pipe.hset(self.job_key(job_id), mapping={k: _encode(v) for k, v in record.items()})
+            pipe.expire(self.job_key(job_id), int(expire_seconds) + 1)
+            pipe.zadd(self.org_jobs_key(org), {job_id: record["created_at"]})
+            pipe.xadd(self.events_key(job_id), {"type": "state", "state": record["state"]}, maxlen=EVENTS_MAXLEN)
+            pipe.expire(self.events_key(job_id), int(expire_seconds) + 1)
+            pipe.execute()
+
+    def get(self, job_id: str, org: str | None = None) -> JobStatus:
+        """The job's record; raises :class:`JobNotFound` if absent or owned by another org."""
+        raw = self.redis.hgetall(self.job_key(job_id))
+        if not raw:
+            raise JobNotFound(f"no job {job_id!r}" + (f" in org {org!r}" if org else "") + " (it may have expired)")
+        data = {key: json.loads(value) for key, value in raw.items()}
+        if org is not None and data.get("org") != org:
+            raise JobNotFound(f"no job {job_id!r} in org {org!r} (it may have expired)")
+        return JobStatus.model_validate(data)
+
+    def fields(self, job_id: str, *names: str) -> dict[str, Any]:
+        """A few fields of the record, decoded (missing ones are ``None``)."""
+        values = self.redis.hmget(self.job_key(job_id), names)
+        return {name: (json.loads(v) if v is not None else None) for name, v in zip(names, values)}
+
+    def update(self, job_id: str, **fields: Any) -> None:
+        """Set record fields that are not the state (use :meth:`transition` for that)."""
+        if "state" in fields:
+            raise ValueError("state changes go through transition()")
+        self.redis.hset(self.job_key(job_id), mapping={k: _encode(v) for k, v in fields.items()})
+
+    def transition(self, job_id: str, target: JobState, *, strict: bool = True, **fields: Any) -> bool:
+        """Move the job to ``target`` if the state machine allows it from its current state.
+
+        Atomic: of two racing writers only one wins. Returns whether it moved; with
+        ``strict`` an illegal move raises :class:`IllegalTransition` instead.
+        """
+        sources = [_encode(s.value) for s in allowed_sources(target)]
+        args: list[Any] = [_encode(target.value), EVENTS_MAXLEN, len(sources), *sources]
+        for key, value in fields.items():
+            args += [key, _encode(value)]
+        moved, current = self._transition(keys=[self.job_key(job_id), self.events_key(job_id)], args=args)
+        if moved:
+            return True
+        if not current:
+            raise JobNotFound(f"no job {job_id!r} (it may have expired)")
+        if strict:
+            raise IllegalTransition(f"job {job_id}: cannot go from {json.loads(current)} to {target.value}")
+        return False
+
+    def state(self, job_id: str) -> JobState | None:
+        raw = self.redis.hget(self.job_key(job_id), "state")
+        return JobState(json.loads(raw)) if raw else None
+
+    def list_jobs(self, org: str, state: JobState | None = None, limit: int = 50) -> list[JobStatus]:
+        """The org's newest jobs first; expired ones are pruned from the index on the way."""
+        found: list[JobStatus] = []
+        for job_id in self.redis.zrevrange(self.org_jobs_key(org), 0, -1):
+            try:
+                status = self.get(job_id, org)
+            except JobNotFound:
+                self.redis.zrem(self.org_jobs_key(org), job_id)
+                continue
+            if state is None or status.state == state:
+                found.append(status)
+            if len(found) >= limit:
+                break
+        return found
+
+    def set_deadline(self, job_id: str, deadline: float) -> None:
+        self.redis.zadd(self.deadlines_key(), {job_id: deadline})
+
+    def overdue(self, now: float | None = None) -> list[str]:
+        """Job ids whose deadline has passed: one range query for the watchdog."""
+        return self.redis.zrangebyscore(self.deadlines_key(), "-inf", now or time.time())
+
+    def finish(self, job_id: str, retention_hours: float) -> None:
+        """Start the retention clock on every key of a job that just became final."""
+        self.keep_for(job_id, retention_hours * 3600)
+        self.redis.zrem(self.deadlines_key(), job_id)
+
+    # -- pieces and results ---------------------------------------------------------
+    def store_pieces(self, job_id: str, pieces: Iterable[Any], expire_seconds: float, limit: int | None = None) -> int:
+        """Append pieces (JSON) to the job's piece list, streaming; returns how many."""
+        key, count, chunk = self.pieces_key(job_id), 0, []
+        self.redis.delete(key)  # a redelivered partition task starts over
+        for piece in pieces:
+            chunk.append(_encode(piece))
+            count += 1
+            if len(chunk) >= _PIPELINE_CHUNK:
+                self.redis.rpush(key, *chunk)
+                chunk = []
+            if limit is not None and count >= limit:
+                break
+        if chunk:
+            self.redis.rpush(key, *chunk)
+        self.redis.expire(key, int(expire_seconds) + 1)
+        return count
+
+    def load_pieces(self, job_id: str, start: int, stop: int) -> list[Any]:
+        """Pieces ``start`` (inclusive) to ``stop`` (exclusive)."""
+        return [json.loads(p) for p in self.redis.lrange(self.pieces_key(job_id), start, stop - 1)]
+
+    def record_results(self, job_id: str, start: int, results: list[str]) -> int:
+        """Record already JSON-encoded results of pieces ``start``...; returns pieces done."""
+        args: list[Any] = [EVENTS_MAXLEN]
+        for offset, encoded in enumerate(results):
+            args += [start + offset, encoded]
+        keys = [self.job_key(job_id), self.results_key(job_id), self.failed_key(job_id), self.events_key(job_id)]
+        return int(self._record_results(keys=keys, args=args))
+
+    def record_failure(self, job_id: str, index: int, error: dict[str, Any]) -> int:
+        """Record that a piece failed for good; returns pieces failed."""
+        keys = [self.job_key(job_id), self.failed_key(job_id), self.events_key(job_id)]
+        return int(self._record_failure(keys=keys, args=[EVENTS_MAXLEN, index, _encode(error)]))
+
+    def iter_results(self, job_id: str, total: int, chunk: int = 1000) -> Iterator[Any]:
+        """Every piece's result in piece order, fetched ``chunk`` at a time."""
+        key = self.results_key(job_id)
+        for start in range(0, total, chunk):
+            indices = list(range(start, min(total, start + chunk)))
+            for index, raw in zip(indices, self.redis.hmget(key, indices)):
+                if raw is None:
+                    raise LookupError(f"job {job_id}: no result recorded for piece {index}")
+                yield json.loads(raw)
+
+    def set_result(self, job_id: str, encoded: str) -> None:
+        self.redis.set(self.result_key(job_id), encoded)
+
+    def get_result(self, job_id: str) -> Any:
+        raw = self.redis.get(self.result_key(job_id))
+        return json.loads(raw) if raw is not None else None
+
+    def keep_for(self, job_id: str, seconds: float) -> None:
+        """Let every key the job has so far live ``seconds`` from now."""
+        with self.redis.pipeline() as pipe:
+            for key in self._job_keys(job_id):
+                pipe.expire(key, int(seconds) + 1)
+            pipe.execute()
+
+    # -- events ---------------------------------------------------------------------
+    def add_event(self, job_id: str, kind: str, **data: Any) -> None:
+        fields = {"type": kind, **{k: _encode(v) if not isinstance(v, str) else v for k, v in data.items()}}
+        self.redis.xadd(self.events_key(job_id), fields, maxlen=EVENTS_MAXLEN)
+
+    def read_events(self, job_id: str, after: str = "0-0", block_ms: int | None = None) -> list[tuple[str, dict[str, str]]]:
+        """Events after ``after``; waits up to ``block_ms`` for the first one when given."""
+        answer = self.redis.xread({self.events_key(job_id): after}, block=block_ms, count=1000)
+        return [(event_id, fields) for _, entries in answer for event_id, fields in entries]
+
+    # -- workers --------------------------------------------------------------------
+    def heartbeat_worker(self, hostname: str, info: dict[str, Any]) -> None:
+        self.redis.hset(self.workers_key(), hostname, _encode({**info, "seen": time.time()}))
+
+    def forget_worker(self, hostname: str) -> None:
+        self.redis.hdel(self.workers_key(), hostname)
+
+    def live_workers(self, max_age: float = 30.0) -> dict[str, dict[str, Any]]:
+        """Workers that sent a heartbeat in the last ``max_age`` seconds."""
+        now = time.time()
+        workers = {name: json.loads(raw) for name, raw in self.redis.hgetall(self.workers_key()).items()}
+        return {name: info for name, info in workers.items() if now - info.get("seen", 0) <= max_age}

@@ -1,0 +1,94 @@
+"""Booting a worker: the Celery app with Runner's tasks, user modules, and a heartbeat.
+
+``runner worker`` is a thin layer over ``celery worker``: it adds Runner's defaults
+(prefork pool, the control queue, task events) and passes every other option through.
+Each worker writes a heartbeat to the store so clients can tell which queues have live
+workers and how many processes they have (the canvas sizes batches from that).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_ready, worker_shutdown
+
+from runner.config import Settings
+from runner.dispatch import make_celery
+from runner.registry import load_plugins
+from workers import runtime
+from workers.tasks import register_tasks
+
+__all__ = ["create_app", "run_worker", "HEARTBEAT_SECONDS"]
+
+HEARTBEAT_SECONDS = 5.0
+_stop_heartbeat = threading.Event()
+
+
+def create_app(settings: Settings | None = None) -> Celery:
+    """The worker's Celery app: Runner's tasks plus every template module imported."""
+    if settings is not None:
+        runtime.configure(settings)
+    settings = runtime.settings()
+    load_plugins(settings.include)
+    celery = make_celery(settings, main="runner")
+    register_tasks(celery)
+    celery.set_default()
+    celery.set_current()
+    return celery
+
+
+def _worker_info(consumer: Any) -> dict[str, Any]:
+    return {
+        "queues": sorted(consumer.app.amqp.queues.consume_from),
+        "concurrency": consumer.controller.concurrency,
+        "pid": os.getpid(),
+    }
+
+
+@worker_ready.connect
+def _start_heartbeat(sender: Any = None, **_: Any) -> None:
+    hostname, info = sender.hostname, _worker_info(sender)
+    store = runtime.store()
+
+    def beat() -> None:
+        while True:
+            try:
+                store.heartbeat_worker(hostname, info)
+            except Exception:  # the broker may be restarting; the next beat retries
+                pass
+            if _stop_heartbeat.wait(HEARTBEAT_SECONDS):
+                return
+
+    threading.Thread(target=beat, name="runner-heartbeat", daemon=True).start()
+
+
+@worker_shutdown.connect
+def _stop(sender: Any = None, **_: Any) -> None:
+    _stop_heartbeat.set()
+    try:
+        runtime.store().forget_worker(sender.hostname)
+    except Exception:
+        pass
+
+
+def run_worker(
+    include: list[str] | None = None,
+    queues: list[str] | None = None,
+    concurrency: int | None = None,
+    extra: list[str] | None = None,
+    settings: Settings | None = None,
+) -> None:
+    """Run a worker in this process until it is told to stop (SIGTERM: warm shutdown)."""
+    base = settings or runtime.settings()
+    settings = base.model_copy(update={"include": [*base.include, *(include or [])]})
+    celery = create_app(settings)
+    queues = list(queues or [settings.default_queue])
+    if settings.control_queue not in queues:
+        queues.append(settings.control_queue)
+    argv = ["worker", "--pool", "prefork", "--queues", ",".join(queues)]
+    if concurrency:
+        argv += ["--concurrency", str(concurrency)]
+    celery.worker_main([*argv, *(extra or [])])

@@ -1,0 +1,78 @@
+"""Per-process state of a worker: settings, the status store, and cached job specs.
+
+A job's spec (template, params, timeouts) never changes once queued, so each worker
+process reads it once per job instead of once per batch. Redis clients are created
+lazily, after the prefork pool has forked, so no connection is shared across processes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache, lru_cache
+from typing import Any
+
+from pydantic import BaseModel
+
+from runner.config import Settings, get_settings
+from runner.params import parse_section
+from runner.registry import Template, get_template
+from runner.store import StatusStore
+
+__all__ = ["JobSpec", "configure", "settings", "store", "job_spec"]
+
+_settings: Settings | None = None
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """The immutable part of a queued job, as a worker needs it."""
+
+    job_id: str
+    template: Template
+    params: dict[str, BaseModel | None]
+    test: bool
+    task_timeout: float
+    max_retries: int
+    retention_hours: float
+    source: str
+    destination: str
+    deadline: float
+
+
+def configure(new: Settings) -> None:
+    """Use ``new`` in this process (the worker's command line may add to the environment)."""
+    global _settings
+    _settings = new
+    store.cache_clear()
+
+
+def settings() -> Settings:
+    global _settings
+    if _settings is None:
+        _settings = get_settings()
+    return _settings
+
+
+@cache
+def store() -> StatusStore:
+    return StatusStore(settings().status_store_url, settings().key_prefix)
+
+
+@lru_cache(maxsize=256)
+def job_spec(job_id: str) -> JobSpec:
+    """The job's spec, read from the store once per process."""
+    raw: dict[str, Any] = store().fields(
+        job_id, "template", "params", "test", "task_timeout", "max_retries", "retention_hours",
+        "source", "destination", "deadline",
+    )
+    template = get_template(raw["template"])
+    params = {
+        kind: parse_section(template.function(kind).params, (raw["params"] or {}).get(kind, {}))  # type: ignore[arg-type]
+        for kind in ("partitioner", "app", "assembler")
+    }
+    return JobSpec(
+        job_id=job_id, template=template, params=params, test=bool(raw["test"]),
+        task_timeout=float(raw["task_timeout"]), max_retries=int(raw["max_retries"]),
+        retention_hours=float(raw["retention_hours"]), source=raw["source"], destination=raw["destination"],
+        deadline=float(raw["deadline"]),
+    )
