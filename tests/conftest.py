@@ -1,0 +1,51 @@
+"""Real servers for the suite: a Redis server and a prefork Celery worker, on free
+ports, in temp dirs, stopped by PID. A server that cannot start fails the tests."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from runner import Client, get_settings
+from workers.cluster import embedded_redis, worker_process
+
+TEST_MODULES = ["tests.jobs"]
+
+# A developer's RUNNER_* settings must not leak into the suite.
+for _key in [k for k in os.environ if k.startswith("RUNNER_")]:
+    del os.environ[_key]
+
+
+@pytest.fixture(scope="session")
+def server_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("servers")
+
+
+@pytest.fixture(scope="session")
+def redis_url(server_dir: Path) -> Iterator[str]:
+    with embedded_redis(server_dir / "redis") if (server_dir / "redis").mkdir() is None else None as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def worker_log(server_dir: Path) -> Path:
+    return server_dir / "worker.log"
+
+
+@pytest.fixture(scope="session")
+def worker(redis_url: str, worker_log: Path) -> Iterator[None]:
+    with worker_process(redis_url, include=TEST_MODULES, concurrency=2, log_path=worker_log):
+        yield
+
+
+@pytest.fixture(scope="session")
+def settings(redis_url: str):
+    return get_settings(broker_url=redis_url, result_backend=redis_url, store_url=redis_url, include=TEST_MODULES)
+
+
+@pytest.fixture
+def client(settings, worker) -> Client:
+    return Client(settings=settings)
