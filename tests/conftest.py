@@ -26,7 +26,9 @@ def server_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def redis_url(server_dir: Path) -> Iterator[str]:
-    with embedded_redis(server_dir / "redis") if (server_dir / "redis").mkdir() is None else None as url:
+    directory = server_dir / "redis"
+    directory.mkdir()
+    with embedded_redis(directory) as url:
         yield url
 
 
