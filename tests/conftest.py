@@ -12,7 +12,7 @@ import pytest
 from runner import Client, get_settings
 from workers.cluster import embedded_redis, worker_process
 
-TEST_MODULES = ["tests.jobs"]
+TEST_MODULES = ["tests.jobs", "examples.wordcount"]
 
 # A developer's RUNNER_* settings must not leak into the suite.
 for _key in [k for k in os.environ if k.startswith("RUNNER_")]:
