@@ -1,0 +1,54 @@
+"""The work both sides of ``bench_chord.py`` run, imported by the benchmark's worker.
+
+The same busy loop runs as a Runner app (``bench@1.0.0``: replicas → bench_spin → sum)
+and as a plain Celery task (``bench.spin``, joined by ``bench.total``), so the two sides
+differ only in how the pieces reach the worker processes and how results come back.
+"""
+
+from __future__ import annotations
+
+import time
+
+from celery import shared_task
+from pydantic import BaseModel, Field
+
+from runner import app, template
+
+__all__ = ["spin", "SpinParams", "bench_spin", "celery_spin", "celery_total", "TEMPLATE"]
+
+TEMPLATE = "bench@1.0.0"
+
+
+def spin(seconds: float) -> int:
+    """Busy the CPU for ``seconds`` (a loop on ``time.perf_counter``, like real work); returns 1."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+    return 1
+
+
+# -- Runner side ---------------------------------------------------------------------
+class SpinParams(BaseModel):
+    seconds: float = Field(0.0, ge=0, description="CPU seconds each piece spins for.")
+
+
+@app("bench_spin", params=SpinParams)
+def bench_spin(piece: int, ctx) -> int:
+    return spin(ctx.params.seconds)
+
+
+template("bench", "1.0.0", partitioner="replicas", app="bench_spin", assembler="sum",
+         description="bench_chord.py: N pieces of busy work, results summed (= N)")
+
+
+# -- plain Celery side ---------------------------------------------------------------
+# shared_task: registered on whichever Celery app the worker finalizes (the worker's app
+# is made current and default in workers.boot.create_app).
+@shared_task(name="bench.spin")
+def celery_spin(seconds: float) -> int:
+    return spin(seconds)
+
+
+@shared_task(name="bench.total")
+def celery_total(results: list[int]) -> int:
+    return sum(results)
