@@ -23,7 +23,14 @@ def jsonl(source, ctx) -> Iterator[list[Any]]:
     job naming its line number."""
     chunk: list[Any] = []
     with source.open() as raw:
-        for number, line in enumerate(io.TextIOWrapper(raw, encoding="utf-8"), 1):
+        lines = enumerate(io.TextIOWrapper(raw, encoding="utf-8"), 1)
+        while True:
+            try:
+                number, line = next(lines)
+            except StopIteration:
+                break
+            except UnicodeDecodeError as exc:
+                raise SourceError(f"source {source.uri} is not valid utf-8 text: {exc}") from None
             if not line.strip():
                 continue
             try:

@@ -25,7 +25,9 @@ def _section_errors(kind: str, model: type[BaseModel] | None, data: Any) -> list
         return [(f"{kind}.{key}", "unexpected field: this function takes no params") for key in data]
     errors: list[tuple[str, str]] = []
     if model.model_config.get("extra") != "allow":
-        known = set(model.model_fields) | {f.alias for f in model.model_fields.values() if f.alias}
+        by_name = model.model_config.get("populate_by_name") or model.model_config.get("validate_by_name")
+        known = {f.alias if f.alias and not by_name else name for name, f in model.model_fields.items()}
+        known |= {f.alias for f in model.model_fields.values() if f.alias}
         errors += [(f"{kind}.{key}", "unexpected field") for key in data if key not in known]
     try:
         model.model_validate(data)
@@ -56,7 +58,7 @@ def validate_params(template: Template, params: dict[str, Any] | None) -> dict[s
         errors += section_errors
         if not section_errors:
             model = template.function(kind).params
-            merged[kind] = model.model_validate(data).model_dump(mode="json") if model else {}
+            merged[kind] = model.model_validate(data).model_dump(mode="json", by_alias=True) if model else {}
     if errors:
         raise InvalidParams(errors)
     return merged
