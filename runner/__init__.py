@@ -5,7 +5,9 @@ User code imports everything from here and never imports Celery.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from celery.exceptions import SoftTimeLimitExceeded
 
 from runner.client import Client, Job
 from runner.config import Settings, get_settings
@@ -61,6 +63,7 @@ __all__ = [
     "JobFailed",
     "JobTimedOut",
     "JobCancelled",
+    "SoftTimeLimitExceeded",
 ]
 
 

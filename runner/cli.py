@@ -150,6 +150,21 @@ def cancel(job_id: str, org: str | None) -> None:
 
 
 @cli.command()
+@click.argument("job_id")
+@click.option("--job-timeout", type=float, default=None, help="New job timeout (default: the job's own).")
+@click.option("--wait", "wait", is_flag=True, help="Wait and print the result.")
+@click.option("--org", default=None)
+def retry(job_id: str, job_timeout: float | None, wait: bool, org: str | None) -> None:
+    """Re-run only the failed pieces of a failed or timed-out job, then assemble."""
+    job = _client(org=org).retry_failed(job_id, job_timeout)
+    status = job.status()
+    missing = (status.pieces_total or 0) - status.pieces_done
+    console.print(f"job {job_id} retrying {missing} piece(s) without a result")
+    if wait:
+        print(json.dumps(job.wait(progress=True), indent=2))
+
+
+@cli.command()
 @click.option("--include", "-I", multiple=True)
 def templates(include: tuple[str, ...]) -> None:
     """List the templates this installation knows."""

@@ -15,7 +15,7 @@ from typing import Any
 from celery import Celery
 
 from runner.config import Settings, get_settings
-from runner.dispatch import make_celery, send_partition
+from runner.dispatch import make_celery, send_partition, send_resume, stop_tasks
 from runner.errors import IllegalTransition, JobCancelled, JobFailed, JobTimedOut
 from runner.models import JobState, JobStatus
 from runner.params import validate_params
@@ -142,6 +142,10 @@ class Job:
         """Cancel the job. Returns False (and changes nothing) if it had already ended."""
         return self.client.cancel(self.id)
 
+    def retry_failed(self, job_timeout: float | None = None) -> "Job":
+        """Re-run only the failed pieces of a failed or timed-out job, then assemble."""
+        return self.client.retry_failed(self.id, job_timeout)
+
     def events(self, after: str = "0-0") -> list[tuple[str, dict[str, str]]]:
         """The job's events (state changes, progress) after the event id ``after``."""
         return self.client.store.read_events(self.id, after)
@@ -250,11 +254,42 @@ class Client:
             return False
         moved = self.store.transition(
             job_id, JobState.CANCELLED, strict=False, finished_at=time.time(),
-            error={"stage": "cancel", "message": "cancelled by request"},
+            error={"stage": "cancel", "type": "JobCancelled", "message": "cancelled by request"},
         )
         if moved:
             self.store.finish(job_id, status.retention_hours)
+            stop_tasks(self.celery, self.store.tasks(job_id))
         return moved
+
+    def retry_failed(self, job_id: str, job_timeout: float | None = None) -> Job:
+        """Re-run only the pieces of a failed or timed-out job that have no result, reusing
+        every stored result, then assemble — under a new deadline.
+
+        Raises IllegalTransition for a job in any other state.
+        """
+        status = self.store.get(job_id, self.org)
+        if status.state not in (JobState.FAILED, JobState.TIMED_OUT):
+            raise IllegalTransition(
+                f"job {job_id} is {status.state.value}; only a failed or timed_out job can retry its failed pieces"
+            )
+        now = time.time()
+        timeout = float(job_timeout or status.job_timeout)
+        deadline = now + timeout
+        partitioned = status.pieces_total is not None
+        round_ = int(self.store.fields(job_id, "round")["round"] or 0) + 1
+        self.store.reset_failures(job_id)
+        self.store.transition(
+            job_id, JobState.RUNNING if partitioned else JobState.QUEUED, expect=[status.state],
+            error=None, finished_at=None, pieces_failed=0, deadline=deadline, job_timeout=timeout, round=round_,
+        )
+        self.store.keep_for(job_id, timeout + status.retention_hours * 3600)
+        self.store.set_deadline(job_id, deadline)
+        if partitioned:
+            task_id = send_resume(self.celery, job_id, status.template, self.settings.control_queue, deadline)
+        else:
+            task_id = send_partition(self.celery, job_id, status.template, self.settings.control_queue, deadline)
+        self.store.add_tasks(job_id, [task_id])
+        return Job(self, job_id)
 
     # -- internals ---------------------------------------------------------------------
     def _record(
@@ -315,7 +350,8 @@ class Client:
             self.store.create({**record, **timing}, expire_seconds=expire)  # type: ignore[dict-item]
         self.store.set_deadline(job_id, timing["deadline"])
         try:
-            send_partition(self.celery, job_id, tmpl.ref, self.settings.control_queue, timing["deadline"])
+            task_id = send_partition(self.celery, job_id, tmpl.ref, self.settings.control_queue, timing["deadline"])
+            self.store.add_tasks(job_id, [task_id])
         except Exception as exc:
             self.store.transition(
                 job_id, JobState.FAILED, strict=False, finished_at=time.time(),

@@ -14,11 +14,15 @@ from celery import Celery
 
 from runner.config import Settings
 
-__all__ = ["PARTITION", "APP", "ASSEMBLE", "celery_config", "make_celery", "send_partition"]
+__all__ = [
+    "PARTITION", "APP", "ASSEMBLE", "RESUME",
+    "celery_config", "make_celery", "send_partition", "send_resume", "stop_tasks",
+]
 
 PARTITION = "runner.partition"
 APP = "runner.app"
 ASSEMBLE = "runner.assemble"
+RESUME = "runner.resume"
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -47,6 +51,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_routes": {
             PARTITION: {"queue": settings.control_queue},
             ASSEMBLE: {"queue": settings.control_queue},
+            RESUME: {"queue": settings.control_queue},
         },
         "broker_transport_options": transport,
         "result_backend_transport_options": transport,
@@ -74,3 +79,16 @@ def send_partition(celery: Celery, job_id: str, template: str, queue: str, deadl
     expires = datetime.fromtimestamp(deadline, tz=timezone.utc)
     result = celery.send_task(PARTITION, args=[job_id, template], queue=queue, expires=expires)
     return result.id
+
+
+def send_resume(celery: Celery, job_id: str, template: str, queue: str, deadline: float) -> str:
+    """Queue a task that re-runs the job's pieces that have no result, then assembles."""
+    expires = datetime.fromtimestamp(deadline, tz=timezone.utc)
+    return celery.send_task(RESUME, args=[job_id, template], queue=queue, expires=expires).id
+
+
+def stop_tasks(celery: Celery, task_ids: list[str]) -> None:
+    """Revoke a job's tasks: queued ones are dropped when a worker receives them, and a
+    worker running one kills that process (SIGKILL: user code cannot ignore it)."""
+    if task_ids:
+        celery.control.revoke(task_ids, terminate=True, signal="SIGKILL")

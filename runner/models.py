@@ -1,5 +1,8 @@
 """Job states, the table of legal transitions, and the job record users read.
 
+Final states are final for every writer but one: ``retry_failed()`` may reopen a
+``failed`` or ``timed_out`` job to re-run only its failed pieces.
+
 The transition table is the only authority on state changes: the store checks every
 write against it atomically, so two workers racing to finish, fail or time out a job
 cannot both win, and an illegal change is refused instead of silently applied.
@@ -45,9 +48,11 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.RUNNING: frozenset({JobState.ASSEMBLING} | _ENDINGS),
     JobState.ASSEMBLING: frozenset({JobState.COMPLETED} | _ENDINGS),
     JobState.COMPLETED: frozenset(),
-    JobState.FAILED: frozenset(),
+    # retry_failed() reopens a failed or timed-out job: back to queued when the
+    # partitioner never finished, else straight to running its failed pieces.
+    JobState.FAILED: frozenset({JobState.QUEUED, JobState.RUNNING}),
     JobState.CANCELLED: frozenset(),
-    JobState.TIMED_OUT: frozenset(),
+    JobState.TIMED_OUT: frozenset({JobState.QUEUED, JobState.RUNNING}),
 }
 
 

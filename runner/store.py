@@ -12,6 +12,9 @@ key                                   type    holds
 ``P:job:{id}:results``                hash    piece index -> the app's result as JSON
 ``P:job:{id}:failed``                 hash    piece index -> error of a piece that failed
 ``P:job:{id}:result``                 string  the assembled output as JSON
+``P:job:{id}:attempts``               hash    piece index -> times it failed (drives retries)
+``P:job:{id}:deliveries``             hash    app task id:start -> times it started (poison cap)
+``P:job:{id}:tasks``                  set     Celery task ids of the job (revoked on cancel/timeout)
 ``P:org:{org}:jobs``                  zset    job ids of one org, scored by creation time
 ``P:deadlines``                       zset    non-final job ids, scored by deadline (watchdog)
 ``P:workers``                         hash    hostname -> live worker info (queues, concurrency)
@@ -74,7 +77,7 @@ if ttl > 0 and redis.call('TTL', KEYS[2]) == -1 then redis.call('EXPIRE', KEYS[2
 local done = redis.call('HINCRBY', KEYS[1], 'pieces_done', new)
 if unfailed > 0 then redis.call('HINCRBY', KEYS[1], 'pieces_failed', -unfailed) end
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[1], '*', 'type', 'progress', 'done', done)
-return done
+return redis.call('HGET', KEYS[1], 'state')
 """
 
 # KEYS: job, failed, events. ARGV: maxlen, index, error
@@ -122,6 +125,15 @@ class StatusStore:
     def result_key(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}:result"
 
+    def attempts_key(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}:attempts"
+
+    def deliveries_key(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}:deliveries"
+
+    def tasks_key(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}:tasks"
+
     def org_jobs_key(self, org: str) -> str:
         return f"{self.prefix}:org:{org}:jobs"
 
@@ -135,6 +147,7 @@ class StatusStore:
         return [
             self.job_key(job_id), self.events_key(job_id), self.pieces_key(job_id),
             self.results_key(job_id), self.failed_key(job_id), self.result_key(job_id),
+            self.attempts_key(job_id), self.deliveries_key(job_id), self.tasks_key(job_id),
         ]
 
     # -- job records ----------------------------------------------------------------
@@ -170,13 +183,25 @@ class StatusStore:
             raise ValueError("state changes go through transition()")
         self.redis.hset(self.job_key(job_id), mapping={k: _encode(v) for k, v in fields.items()})
 
-    def transition(self, job_id: str, target: JobState, *, strict: bool = True, **fields: Any) -> bool:
-        """Move the job to ``target`` if the state machine allows it from its current state.
+    def transition(
+        self,
+        job_id: str,
+        target: JobState,
+        *,
+        strict: bool = True,
+        expect: Iterable[JobState] | None = None,
+        **fields: Any,
+    ) -> bool:
+        """Move the job to ``target`` if the state machine allows it from its current state
+        (and that state is one of ``expect``, when given).
 
         Atomic: of two racing writers only one wins. Returns whether it moved; with
         ``strict`` an illegal move raises :class:`IllegalTransition` instead.
         """
-        sources = [_encode(s.value) for s in allowed_sources(target)]
+        allowed = allowed_sources(target)
+        if expect is not None:
+            allowed = [state for state in allowed if state in set(expect)]
+        sources = [_encode(s.value) for s in allowed]
         args: list[Any] = [_encode(target.value), EVENTS_MAXLEN, len(sources), *sources]
         for key, value in fields.items():
             args += [key, _encode(value)]
@@ -242,18 +267,52 @@ class StatusStore:
         """Pieces ``start`` (inclusive) to ``stop`` (exclusive)."""
         return [json.loads(p) for p in self.redis.lrange(self.pieces_key(job_id), start, stop - 1)]
 
-    def record_results(self, job_id: str, start: int, results: list[str]) -> int:
-        """Record already JSON-encoded results of pieces ``start``...; returns pieces done."""
+    def record_results(self, job_id: str, start: int, results: list[str]) -> JobState | None:
+        """Record already JSON-encoded results of pieces ``start``...; returns the job's
+        state, so a long batch learns on its way that the job was cancelled."""
         args: list[Any] = [EVENTS_MAXLEN]
         for offset, encoded in enumerate(results):
             args += [start + offset, encoded]
         keys = [self.job_key(job_id), self.results_key(job_id), self.failed_key(job_id), self.events_key(job_id)]
-        return int(self._record_results(keys=keys, args=args))
+        state = self._record_results(keys=keys, args=args)
+        return JobState(json.loads(state)) if state else None
 
     def record_failure(self, job_id: str, index: int, error: dict[str, Any]) -> int:
         """Record that a piece failed for good; returns pieces failed."""
         keys = [self.job_key(job_id), self.failed_key(job_id), self.events_key(job_id)]
         return int(self._record_failure(keys=keys, args=[EVENTS_MAXLEN, index, _encode(error)]))
+
+    def begin_batch(self, job_id: str, delivery: str, event: dict[str, Any]) -> tuple[JobState | None, int]:
+        """Note that an app task starts (an event, and its delivery count) in one round
+        trip; returns the job's state and how often this delivery has started."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hget(self.job_key(job_id), "state")
+            pipe.hincrby(self.deliveries_key(job_id), delivery, 1)
+            pipe.xadd(self.events_key(job_id), {"type": "batch", **{k: str(v) for k, v in event.items()}},
+                      maxlen=EVENTS_MAXLEN)
+            state, deliveries, _ = pipe.execute()
+        return (JobState(json.loads(state)) if state else None), int(deliveries)
+
+    def count_attempt(self, job_id: str, index: int) -> int:
+        """Count one more failed attempt of a piece; returns the total so far."""
+        return int(self.redis.hincrby(self.attempts_key(job_id), str(index), 1))
+
+    def add_tasks(self, job_id: str, task_ids: Iterable[str]) -> None:
+        ids = list(task_ids)
+        if ids:
+            self.redis.sadd(self.tasks_key(job_id), *ids)
+
+    def tasks(self, job_id: str) -> list[str]:
+        return sorted(self.redis.smembers(self.tasks_key(job_id)))
+
+    def missing_pieces(self, job_id: str, total: int) -> list[int]:
+        """Indices of pieces with no recorded result, ascending."""
+        have = {int(i) for i in self.redis.hkeys(self.results_key(job_id))}
+        return [i for i in range(total) if i not in have]
+
+    def reset_failures(self, job_id: str) -> None:
+        """Forget failed pieces and attempt counts (a retry of the failed pieces starts)."""
+        self.redis.delete(self.failed_key(job_id), self.attempts_key(job_id), self.deliveries_key(job_id))
 
     def iter_results(self, job_id: str, total: int, chunk: int = 1000) -> Iterator[Any]:
         """Every piece's result in piece order, fetched ``chunk`` at a time."""

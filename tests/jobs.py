@@ -6,7 +6,7 @@ import time
 
 from pydantic import BaseModel, Field
 
-from runner import app, template
+from runner import app, partitioner, template
 
 
 class EchoParams(BaseModel):
@@ -54,3 +54,72 @@ template("spin", "1.0.0", partitioner="replicas", app="spin", assembler="sum")
 template("whoami", "1.0.0", partitioner="replicas", app="whoami", assembler="json_list")
 template("byte-length", "1.0.0", partitioner="bytes", app="byte_length", assembler="sum")
 template("records", "1.0.0", partitioner="jsonl", app="echo", assembler="json_list")
+
+
+class SleepyParams(BaseModel):
+    seconds: float = 0.0
+    slow_pieces: list[int] | None = None  # None: every piece sleeps
+
+
+@app("sleepy", params=SleepyParams)
+def sleepy(piece: int, ctx) -> int:
+    """Sleeps (interruptibly, like I/O) on the chosen pieces, then returns the piece."""
+    if ctx.params.slow_pieces is None or piece in ctx.params.slow_pieces:
+        time.sleep(ctx.params.seconds)
+    return piece
+
+
+class FlakyParams(BaseModel):
+    flag_dir: str
+    bad_pieces: list[int] = []
+    once: bool = True  # fail only the first attempt; else fail until `flag_dir/fixed` exists
+
+
+@app("flaky", params=FlakyParams)
+def flaky(piece: int, ctx) -> int:
+    """Records every call in ``flag_dir/calls``; fails on ``bad_pieces`` as configured."""
+    from pathlib import Path
+
+    flags = Path(ctx.params.flag_dir)
+    with (flags / "calls").open("a") as calls:
+        calls.write(f"{piece}\n")
+    if piece in ctx.params.bad_pieces:
+        marker = flags / f"failed-{piece}"
+        if ctx.params.once and not marker.exists():
+            marker.touch()
+            raise ConnectionError(f"piece {piece} hit a transient error")
+        if not ctx.params.once and not (flags / "fixed").exists():
+            raise ValueError(f"piece {piece} is bad input")
+    return piece * 10
+
+
+@app("not_json")
+def not_json(piece: int, ctx) -> object:
+    return {1, 2, 3} if piece == 2 else piece
+
+
+class ExplodingParams(BaseModel):
+    after: int = 0
+
+
+@partitioner("exploding", params=ExplodingParams)
+def exploding(source, ctx):
+    yield from range(ctx.params.after)
+    raise ValueError("cannot split this source: bad header")
+
+
+class SlowSquareParams(BaseModel):
+    seconds: float = 0.0
+
+
+@app("slow_square", params=SlowSquareParams)
+def slow_square(piece: int, ctx) -> int:
+    time.sleep(ctx.params.seconds)
+    return piece * piece
+
+
+template("sleepy", "1.0.0", partitioner="replicas", app="sleepy", assembler="json_list", max_retries=1)
+template("flaky", "1.0.0", partitioner="replicas", app="flaky", assembler="sum")
+template("not-json", "1.0.0", partitioner="replicas", app="not_json", assembler="sum")
+template("exploding", "1.0.0", partitioner="exploding", app="square", assembler="sum")
+template("slow-squares", "1.0.0", partitioner="replicas", app="slow_square", assembler="sum")

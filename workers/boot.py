@@ -3,7 +3,8 @@
 ``runner worker`` is a thin layer over ``celery worker``: it adds Runner's defaults
 (prefork pool, the control queue, task events) and passes every other option through.
 Each worker writes a heartbeat to the store so clients can tell which queues have live
-workers and how many processes they have (the canvas sizes batches from that).
+workers and how many processes they have (the canvas sizes batches from that), and runs
+the deadline watchdog (``workers/watchdog.py``).
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from runner.dispatch import make_celery
 from runner.registry import load_plugins
 from workers import runtime
 from workers.tasks import register_tasks
+from workers.watchdog import start_watchdog
 
 __all__ = ["create_app", "run_worker", "HEARTBEAT_SECONDS"]
 
 HEARTBEAT_SECONDS = 5.0
-_stop_heartbeat = threading.Event()
+_stopping = threading.Event()
 
 
 def create_app(settings: Settings | None = None) -> Celery:
@@ -49,7 +51,7 @@ def _worker_info(consumer: Any) -> dict[str, Any]:
 
 
 @worker_ready.connect
-def _start_heartbeat(sender: Any = None, **_: Any) -> None:
+def _start_background(sender: Any = None, **_: Any) -> None:
     hostname, info = sender.hostname, _worker_info(sender)
     store = runtime.store()
 
@@ -59,15 +61,16 @@ def _start_heartbeat(sender: Any = None, **_: Any) -> None:
                 store.heartbeat_worker(hostname, info)
             except Exception:  # the broker may be restarting; the next beat retries
                 pass
-            if _stop_heartbeat.wait(HEARTBEAT_SECONDS):
+            if _stopping.wait(HEARTBEAT_SECONDS):
                 return
 
     threading.Thread(target=beat, name="runner-heartbeat", daemon=True).start()
+    start_watchdog(sender.app, _stopping)
 
 
 @worker_shutdown.connect
 def _stop(sender: Any = None, **_: Any) -> None:
-    _stop_heartbeat.set()
+    _stopping.set()
     try:
         runtime.store().forget_worker(sender.hostname)
     except Exception:

@@ -38,26 +38,40 @@ def plan_batches(total: int, workers: int, max_batch: int, batch_size: int | Non
     return batches
 
 
-HARD_LIMIT_GRACE = 10.0  # seconds between a batch's soft limits and the hard kill
+HARD_LIMIT_GRACE = 10.0  # seconds past a piece's soft limit before it is stopped hard
+
+
+def batch_task_id(job_id: str, round_: int, start: int) -> str:
+    """A batch's Celery task id, known in advance so cancel can revoke it."""
+    return f"{job_id}-{round_}-{start}"
 
 
 def job_canvas(
-    job_id: str, template: str, batches: list[tuple[int, int]], queue: str, deadline: float, task_timeout: float
-) -> Signature:
-    """The job's fan-out and join, read top to bottom.
+    job_id: str,
+    template: str,
+    batches: list[tuple[int, int]],
+    queue: str,
+    deadline: float,
+    task_timeout: float,
+    round_: int = 0,
+) -> tuple[Signature, list[str]]:
+    """The job's fan-out and join, read top to bottom; also returns the app task ids.
 
     Every task carries the job's deadline as its expiry, so nothing of the job starts
     after it. Arguments are positional and short — job id, template, piece range — so
     Flower shows them legibly. The assemble task is immutable (``si``): results travel
     through the status store, never through the chord, so the body's message stays small
-    however many pieces the job has.
+    however many pieces the job has. A batch's Celery hard limit is a backstop for code
+    stuck where the per-piece limits (``workers/limits.py``) cannot reach it.
     """
     expires = datetime.fromtimestamp(deadline, tz=timezone.utc)
-    apps = group(
+    per_piece = task_timeout + HARD_LIMIT_GRACE
+    apps = [
         signature(APP, args=(job_id, template, start, stop)).set(
-            queue=queue, expires=expires, time_limit=task_timeout * (stop - start) + HARD_LIMIT_GRACE
+            queue=queue, expires=expires, task_id=batch_task_id(job_id, round_, start),
+            time_limit=per_piece * (stop - start) + HARD_LIMIT_GRACE,
         )
         for start, stop in batches
-    )
+    ]
     assemble = signature(ASSEMBLE, args=(job_id, template), immutable=True).set(expires=expires)
-    return chord(apps, assemble)
+    return chord(group(apps), assemble), [sig.id for sig in apps]

@@ -18,7 +18,7 @@ from runner.params import parse_section
 from runner.registry import Template, get_template
 from runner.store import StatusStore
 
-__all__ = ["JobSpec", "configure", "settings", "store", "job_spec"]
+__all__ = ["JobSpec", "configure", "settings", "store", "job_spec", "deadline"]
 
 _settings: Settings | None = None
 
@@ -36,7 +36,6 @@ class JobSpec:
     retention_hours: float
     source: str
     destination: str
-    deadline: float
 
 
 def configure(new: Settings) -> None:
@@ -63,7 +62,7 @@ def job_spec(job_id: str) -> JobSpec:
     """The job's spec, read from the store once per process."""
     raw: dict[str, Any] = store().fields(
         job_id, "template", "params", "test", "task_timeout", "max_retries", "retention_hours",
-        "source", "destination", "deadline",
+        "source", "destination",
     )
     template = get_template(raw["template"])
     params = {
@@ -74,5 +73,9 @@ def job_spec(job_id: str) -> JobSpec:
         job_id=job_id, template=template, params=params, test=bool(raw["test"]),
         task_timeout=float(raw["task_timeout"]), max_retries=int(raw["max_retries"]),
         retention_hours=float(raw["retention_hours"]), source=raw["source"], destination=raw["destination"],
-        deadline=float(raw["deadline"]),
     )
+
+
+def deadline(job_id: str) -> float:
+    """The job's deadline (not cached: ``retry_failed`` gives a job a new one)."""
+    return float(store().fields(job_id, "deadline")["deadline"] or 0)

@@ -1,0 +1,58 @@
+"""The deadline watchdog: a sweep, in every worker, over the sorted set of deadlines.
+
+A countdown task per job would be redelivered by the Redis transport every visibility
+timeout while it waits, and would die with a lost message; a sweep needs neither. Each
+worker runs it every ``SWEEP_SECONDS``; the state transition is a compare-and-set, so of
+several workers sweeping at once exactly one ends a given job.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from celery import Celery
+
+from runner.models import JobState
+from workers import runtime
+from workers.tasks import end_job
+
+__all__ = ["sweep", "start_watchdog", "SWEEP_SECONDS"]
+
+SWEEP_SECONDS = 0.5
+log = logging.getLogger("runner.watchdog")
+
+
+def sweep(celery: Celery, now: float | None = None) -> list[str]:
+    """End every overdue job as ``timed_out``; returns the ids this call ended."""
+    store = runtime.store()
+    now = now or time.time()
+    ended = []
+    for job_id in store.overdue(now):
+        fields = store.fields(job_id, "state", "job_timeout", "deadline")
+        if fields["state"] is None or JobState(fields["state"]).is_final or (fields["deadline"] or 0) > now:
+            store.redis.zrem(store.deadlines_key(), job_id) if fields["state"] is None or JobState(
+                fields["state"]).is_final else None
+            continue
+        error = {"stage": "deadline", "type": "JobTimedOut",
+                 "message": f"job_timeout of {fields['job_timeout']:g}s passed"}
+        if end_job(celery, job_id, JobState.TIMED_OUT, error):
+            log.warning("job %s timed out (job_timeout=%ss)", job_id, fields["job_timeout"])
+            ended.append(job_id)
+    return ended
+
+
+def start_watchdog(celery: Celery, stop: threading.Event) -> threading.Thread:
+    """Sweep in a daemon thread until ``stop`` is set."""
+
+    def loop() -> None:
+        while not stop.wait(SWEEP_SECONDS):
+            try:
+                sweep(celery)
+            except Exception:  # the store may be restarting: the next sweep retries
+                log.exception("deadline sweep failed")
+
+    thread = threading.Thread(target=loop, name="runner-watchdog", daemon=True)
+    thread.start()
+    return thread
