@@ -236,6 +236,9 @@ class StatusStore:
     def set_deadline(self, job_id: str, deadline: float) -> None:
         self.redis.zadd(self.deadlines_key(), {job_id: deadline})
 
+    def forget_deadline(self, job_id: str) -> None:
+        self.redis.zrem(self.deadlines_key(), job_id)
+
     def overdue(self, now: float | None = None) -> list[str]:
         """Job ids whose deadline has passed: one range query for the watchdog."""
         return self.redis.zrangebyscore(self.deadlines_key(), "-inf", now or time.time())
@@ -243,7 +246,7 @@ class StatusStore:
     def finish(self, job_id: str, retention_hours: float) -> None:
         """Start the retention clock on every key of a job that just became final."""
         self.keep_for(job_id, retention_hours * 3600)
-        self.redis.zrem(self.deadlines_key(), job_id)
+        self.forget_deadline(job_id)
 
     # -- pieces and results ---------------------------------------------------------
     def store_pieces(self, job_id: str, pieces: Iterable[Any], expire_seconds: float, limit: int | None = None) -> int:

@@ -31,9 +31,10 @@ def sweep(celery: Celery, now: float | None = None) -> list[str]:
     ended = []
     for job_id in store.overdue(now):
         fields = store.fields(job_id, "state", "job_timeout", "deadline")
-        if fields["state"] is None or JobState(fields["state"]).is_final or (fields["deadline"] or 0) > now:
-            store.redis.zrem(store.deadlines_key(), job_id) if fields["state"] is None or JobState(
-                fields["state"]).is_final else None
+        if fields["state"] is None or JobState(fields["state"]).is_final:
+            store.forget_deadline(job_id)  # expired, or ended without us
+            continue
+        if (fields["deadline"] or 0) > now:  # retry_failed gave it a new deadline
             continue
         error = {"stage": "deadline", "type": "JobTimedOut",
                  "message": f"job_timeout of {fields['job_timeout']:g}s passed"}
