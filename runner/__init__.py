@@ -67,8 +67,12 @@ __all__ = [
 ]
 
 
-def local_cluster(workers: int = 2, include: list[str] | tuple[str, ...] = (), redis_url: str | None = None
-                  ) -> "AbstractContextManager[Client]":
+def local_cluster(
+    workers: int = 2,
+    include: list[str] | tuple[str, ...] = (),
+    redis_url: str | None = None,
+    file_roots: list[str] | None = None,
+) -> "AbstractContextManager[Client]":
     """Start a private Redis and ``workers`` real worker processes; yields a Client.
 
     ``with runner.local_cluster(workers=2, include=["myjobs"]) as client: ...`` — the
@@ -76,6 +80,6 @@ def local_cluster(workers: int = 2, include: list[str] | tuple[str, ...] = (), r
     """
     from workers.cluster import local_cluster as start  # the worker side, loaded only when asked
 
-    return start(workers=workers, include=include, redis_url=redis_url)
+    return start(workers=workers, include=include, redis_url=redis_url, file_roots=file_roots)
 
 

@@ -20,7 +20,7 @@ from runner.errors import IllegalTransition, JobCancelled, JobFailed, JobTimedOu
 from runner.models import JobState, JobStatus
 from runner.params import validate_params
 from runner.registry import Template, get_template, load_plugins, templates
-from runner.storage import check_uri
+from runner.storage import Storages
 from runner.store import StatusStore
 
 __all__ = ["Client", "Job"]
@@ -56,9 +56,9 @@ class Job:
         """Set the draft job's source and/or destination URIs (checked at once)."""
         fields = {}
         if source is not None:
-            fields["source"] = check_uri(source)
+            fields["source"] = self.client.storages.check(source)
         if destination is not None:
-            fields["destination"] = check_uri(destination)
+            fields["destination"] = self.client.storages.check(destination)
         self._update_draft(fields)
         return self
 
@@ -195,6 +195,7 @@ class Client:
         self.org = org or settings.org
         load_plugins([*settings.include, *(include or [])])
         self.store = StatusStore(settings.status_store_url, settings.key_prefix)
+        self.storages = Storages(settings)
 
     @cached_property
     def celery(self) -> Celery:
@@ -221,7 +222,8 @@ class Client:
         """
         tmpl = get_template(template)
         validated = validate_params(tmpl, params)
-        record = self._record(tmpl, name, check_uri(source), check_uri(destination), retention_hours)
+        record = self._record(tmpl, name, self.storages.check(source), self.storages.check(destination),
+                              retention_hours)
         self._queue(record["id"], tmpl, validated, record["queue"], task_timeout, job_timeout, max_retries, test,
                     record=record)
         return Job(self, record["id"])

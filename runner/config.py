@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import difflib
 import os
+from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from runner.errors import ConfigError
@@ -50,8 +51,23 @@ class Settings(BaseSettings):
     visibility_timeout: int = Field(
         7200, ge=60, description="Seconds before the Redis transport redelivers an unacknowledged task."
     )
+    file_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=lambda: [Path.cwd()],
+        description="Comma-separated directories file:// sources and destinations must lie in (default: the cwd).",
+    )
+    artifacts_url: str | None = Field(
+        None, description="Where job artifacts go (file:// or s3:// prefix); default <first file root>/.runner/artifacts."
+    )
+    s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint; AWS when unset.")
+    s3_region: str | None = Field(None, description="S3 region; else AWS_DEFAULT_REGION / AWS config.")
+    s3_access_key_id: str | None = Field(None, description="S3 access key; else the standard AWS chain.")
+    s3_secret_access_key: SecretStr | None = Field(None, description="S3 secret key; never logged.")
+    url_allow_link_local: bool = Field(
+        False, description="Allow http(s) sources on link-local / cloud-metadata addresses (169.254.0.0/16, fd00:ec2::254)."
+    )
+    http_timeout: float = Field(30.0, gt=0, description="Seconds to connect to / wait on an http(s) source.")
 
-    @field_validator("include", mode="before")
+    @field_validator("include", "file_roots", mode="before")
     @classmethod
     def _split_modules(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -67,6 +83,13 @@ class Settings(BaseSettings):
     def status_store_url(self) -> str:
         """The Redis URL of the status store actually used."""
         return self.store_url or self.backend_url
+
+    @property
+    def artifacts_root(self) -> str:
+        """The URI prefix under which each job's artifacts live (``<root>/<job id>/``)."""
+        if self.artifacts_url:
+            return self.artifacts_url.rstrip("/")
+        return (self.file_roots[0] / ".runner" / "artifacts").resolve().as_uri()
 
 
 def _check_unknown_env(environ: dict[str, str]) -> None:

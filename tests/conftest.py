@@ -13,6 +13,7 @@ from runner import Client, get_settings
 from workers.cluster import embedded_redis, worker_process
 
 TEST_MODULES = ["tests.jobs", "examples.wordcount"]
+REPO = Path(__file__).resolve().parent.parent
 
 # A developer's RUNNER_* settings must not leak into the suite.
 for _key in [k for k in os.environ if k.startswith("RUNNER_")]:
@@ -38,14 +39,21 @@ def worker_log(server_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def worker(redis_url: str, worker_log: Path) -> Iterator[None]:
-    with worker_process(redis_url, include=TEST_MODULES, concurrency=2, log_path=worker_log):
+def file_roots(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Where test jobs may read and write files: pytest's temp dirs and the repo."""
+    return [tmp_path_factory.getbasetemp().resolve(), REPO]
+
+
+@pytest.fixture(scope="session")
+def worker(redis_url: str, worker_log: Path, file_roots: list[Path]) -> Iterator[None]:
+    with worker_process(redis_url, include=TEST_MODULES, concurrency=2, log_path=worker_log, file_roots=file_roots):
         yield
 
 
 @pytest.fixture(scope="session")
-def settings(redis_url: str):
-    return get_settings(broker_url=redis_url, result_backend=redis_url, store_url=redis_url, include=TEST_MODULES)
+def settings(redis_url: str, file_roots: list[Path]):
+    return get_settings(broker_url=redis_url, result_backend=redis_url, store_url=redis_url, include=TEST_MODULES,
+                        file_roots=file_roots)
 
 
 @pytest.fixture

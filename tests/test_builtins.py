@@ -15,8 +15,11 @@ import assemblers  # noqa: F401  (registers the built-ins)
 import partitioners  # noqa: F401  (registers the built-ins)
 from runner.errors import SourceError
 from runner.registry import get_function
-from runner.storage import Destination, Source
+from runner.config import get_settings
+from runner.storage import Storages
 from workers.context import TaskContext
+
+STORAGES = Storages(get_settings(file_roots=[]))  # unconfined: these tests use tmp_path
 
 
 def make_ctx(kind: str, name: str, destination: str | None = None, **params: Any) -> TaskContext:
@@ -24,13 +27,14 @@ def make_ctx(kind: str, name: str, destination: str | None = None, **params: Any
     return TaskContext(
         job_id="j", template="t@1", kind=kind,
         params=model(**params) if model is not None else None,
-        destination=Destination(destination) if destination is not None else None,
+        destination=STORAGES.destination(destination) if destination is not None else None,
+        storages=STORAGES,
     )
 
 
 def partition(name: str, uri: str, **params: Any) -> list[Any]:
     """Every piece the partitioner ``name`` yields for ``uri``."""
-    return list(get_function("partitioner", name).fn(Source(uri), make_ctx("partitioner", name, **params)))
+    return list(get_function("partitioner", name).fn(STORAGES.source(uri), make_ctx("partitioner", name, **params)))
 
 
 def assemble(name: str, results: Any, destination: str | None = "bypass:", **params: Any) -> Any:
@@ -125,7 +129,7 @@ def test_byte_ranges_cover_the_file_exactly_without_overlap(tmp_path: Path) -> N
 def test_reading_each_byte_range_reassembles_the_file(tmp_path: Path, piece_size: int) -> None:
     data = b"".join(i.to_bytes(2, "big") for i in range(2000))
     uri = write(tmp_path / "blob.bin", data)
-    ctx = TaskContext(job_id="j", template="t@1", kind="app", params=None)  # as an app sees it
+    ctx = TaskContext(job_id="j", template="t@1", kind="app", params=None, storages=STORAGES)  # as an app sees it
 
     pieces = partition("bytes", uri, piece_size=piece_size)
 

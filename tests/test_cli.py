@@ -14,8 +14,9 @@ RUNNER = [sys.executable, "-c", "from runner.cli import main; main()"]
 
 
 @pytest.fixture
-def run(redis_url: str, worker):
+def run(redis_url: str, worker, file_roots):
     env = {**os.environ, "RUNNER_BROKER_URL": redis_url, "RUNNER_INCLUDE": "tests.jobs,examples.wordcount",
+           "RUNNER_FILE_ROOTS": ",".join(map(str, file_roots)),
            "RUNNER_ORG": "cli", "COLUMNS": "200"}
 
     def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess:

@@ -123,6 +123,7 @@ def worker_process(
     hostname: str | None = None,
     log_path: str | Path | None = None,
     env: dict[str, str] | None = None,
+    file_roots: list[str | Path] | None = None,
 ) -> Iterator[subprocess.Popen]:
     """Run ``runner worker`` in a child process until the block ends; waits until it is live."""
     hostname = hostname or f"runner-{free_port()}@%h"
@@ -135,6 +136,8 @@ def worker_process(
                      "RUNNER_RESULT_BACKEND": broker_url, "RUNNER_STORE_URL": broker_url}
         if include:
             child_env["RUNNER_INCLUDE"] = ",".join(include)
+        if file_roots:
+            child_env["RUNNER_FILE_ROOTS"] = ",".join(str(root) for root in file_roots)
         args = [sys.executable, "-m", "workers", "--concurrency", str(concurrency), "--hostname", hostname,
                 "--loglevel", "INFO", "--logfile", str(log_path)]
         if queues:
@@ -151,14 +154,20 @@ def worker_process(
 
 @contextlib.contextmanager
 def local_cluster(
-    workers: int = 2, include: list[str] | tuple[str, ...] = (), redis_url: str | None = None
+    workers: int = 2,
+    include: list[str] | tuple[str, ...] = (),
+    redis_url: str | None = None,
+    file_roots: list[str | Path] | None = None,
 ) -> Iterator[Client]:
     """A private Redis (unless ``redis_url`` is given) and ``workers`` worker processes.
 
+    ``file_roots`` (default: ``RUNNER_FILE_ROOTS``, else the cwd) confines file:// URIs.
     Yields a :class:`~runner.Client` for them; stops everything on exit. Raises
     :class:`ClusterError` if Redis or the workers cannot start (with their log's tail).
     """
+    settings = get_settings(**({"file_roots": file_roots} if file_roots else {}))
     with contextlib.ExitStack() as stack:
         url = redis_url or stack.enter_context(embedded_redis())
-        stack.enter_context(worker_process(url, include=include, concurrency=workers))
-        yield Client(settings=get_settings(broker_url=url, result_backend=url, store_url=url, include=list(include)))
+        stack.enter_context(worker_process(url, include=include, concurrency=workers, file_roots=settings.file_roots))
+        yield Client(settings=settings.model_copy(update={
+            "broker_url": url, "result_backend": url, "store_url": url, "include": list(include)}))

@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass, field
 from pydantic import BaseModel
 
-from runner.storage import Destination, Source, storage_for
+from runner.storage import Destination, Source, Storages
 
 __all__ = ["TaskContext"]
 
@@ -31,6 +31,7 @@ class TaskContext:
     piece_index: int | None = None
     source: Source | None = None
     destination: Destination | None = None
+    storages: Storages | None = None
     log: logging.LoggerAdapter = field(init=False)
 
     def __post_init__(self) -> None:
@@ -45,7 +46,9 @@ class TaskContext:
 
     def read_range(self, piece: dict) -> bytes:
         """The bytes of a ``bytes``-partitioner piece (``{"uri", "start", "end"}``)."""
-        return storage_for(piece["uri"]).read_range(piece["uri"], piece["start"], piece["end"])
+        from workers import runtime
+
+        return (self.storages or runtime.storages()).read_range(piece)
 
     def __repr__(self) -> str:
         return f"TaskContext(job={self.job_id}, template={self.template}, kind={self.kind}, piece={self.piece_index})"

@@ -16,9 +16,10 @@ from pydantic import BaseModel
 from runner.config import Settings, get_settings
 from runner.params import parse_section
 from runner.registry import Template, get_template
+from runner.storage import Storages
 from runner.store import StatusStore
 
-__all__ = ["JobSpec", "configure", "settings", "store", "job_spec", "deadline"]
+__all__ = ["JobSpec", "configure", "settings", "store", "storages", "job_spec", "deadline"]
 
 _settings: Settings | None = None
 
@@ -43,6 +44,7 @@ def configure(new: Settings) -> None:
     global _settings
     _settings = new
     store.cache_clear()
+    storages.cache_clear()
 
 
 def settings() -> Settings:
@@ -55,6 +57,11 @@ def settings() -> Settings:
 @cache
 def store() -> StatusStore:
     return StatusStore(settings().status_store_url, settings().key_prefix)
+
+
+@cache
+def storages() -> Storages:
+    return Storages(settings())
 
 
 @lru_cache(maxsize=256)

@@ -21,7 +21,6 @@ from celery.signals import task_failure
 
 from runner.dispatch import APP, ASSEMBLE, PARTITION, RESUME, stop_tasks
 from runner.models import JobState
-from runner.storage import Destination, Source
 from workers import runtime
 from workers.canvas import HARD_LIMIT_GRACE, job_canvas, plan_batches
 from workers.context import TaskContext
@@ -110,7 +109,7 @@ def partition(task: Task, job_id: str, template: str) -> Any:
     if not _claim(job_id, task.request.id, JobState.PARTITIONING, "partition_task", started_at=time.time()):
         return None
     ctx = TaskContext(job_id, template, "partitioner", spec.params["partitioner"], test=spec.test,
-                      source=Source(spec.source))
+                      source=runtime.storages().source(spec.source), storages=runtime.storages())
     try:
         pieces = spec.template.function("partitioner").fn(ctx.source, ctx)
         limit = spec.template.test_pieces if spec.test else None
@@ -172,7 +171,7 @@ def run_app(task: Task, job_id: str, template: str, start: int, stop: int) -> in
         return 0
     spec = runtime.job_spec(job_id)
     app = spec.template.function("app").fn
-    ctx = TaskContext(job_id, template, "app", spec.params["app"], test=spec.test)
+    ctx = TaskContext(job_id, template, "app", spec.params["app"], test=spec.test, storages=runtime.storages())
     pieces = store.load_pieces(job_id, start, stop)
     done: list[str] = []
     flushed_at, last_flush = start, time.monotonic()
@@ -231,7 +230,8 @@ def assemble(task: Task, job_id: str, template: str) -> Any:
     counts = store.fields(job_id, "pieces_total", "pieces_done")
     total, done = int(counts["pieces_total"]), int(counts["pieces_done"])
     ctx = TaskContext(job_id, template, "assembler", spec.params["assembler"], test=spec.test,
-                      source=Source(spec.source), destination=Destination(spec.destination))
+                      source=runtime.storages().source(spec.source),
+                      destination=runtime.storages().destination(spec.destination), storages=runtime.storages())
     try:
         if done != total:
             raise RuntimeError(f"{total - done} of {total} pieces have no result")

@@ -1,9 +1,15 @@
-"""``file://`` sources and destinations on a filesystem every worker can reach."""
+"""``file://`` sources and destinations on a filesystem every worker can reach, confined
+to ``RUNNER_FILE_ROOTS``: a job may not read ``/etc/shadow`` or write over a worker's code.
+
+Paths are resolved (``..`` collapsed, symlinks followed) before the check, so neither a
+``..`` nor a symlink pointing out of a root escapes it.
+"""
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote, urlparse
@@ -14,13 +20,15 @@ __all__ = ["FileStorage", "path_of"]
 
 
 def path_of(uri: str) -> Path:
-    """The local path of a ``file://`` URI (``file:///abs/path`` or ``file://relative``)."""
+    """The local path of a ``file://`` URI (``file:///abs/path``)."""
     parsed = urlparse(uri)
     if parsed.scheme != "file":
         raise SourceError(f"{uri!r} is not a file:// URI")
-    raw = unquote(parsed.netloc + parsed.path)
-    if not raw:
-        raise SourceError(f"{uri!r} names no path; use file:///absolute/path")
+    if parsed.netloc not in ("", "localhost"):
+        raise SourceError(f"{uri!r}: file URIs name a local absolute path, e.g. file:///data/in.txt")
+    raw = unquote(parsed.path)
+    if not raw.startswith("/"):
+        raise SourceError(f"{uri!r} names no absolute path; use file:///absolute/path")
     return Path(raw)
 
 
@@ -38,6 +46,8 @@ class _AtomicWriter:
         return self.file.write(data)
 
     def close(self, ok: bool = True) -> None:
+        if self.file.closed:
+            return
         self.file.close()
         if ok:
             os.replace(self.tmp, self.target)
@@ -52,10 +62,24 @@ class _AtomicWriter:
 
 
 class FileStorage:
-    schemes = ("file",)
+    """Local files under ``roots`` (every path is allowed when ``roots`` is empty)."""
+
+    def __init__(self, roots: Sequence[Path | str] = ()) -> None:
+        self.roots = [Path(root).resolve() for root in roots]
+
+    def _confined(self, uri: str) -> Path:
+        path = path_of(uri).resolve()
+        if self.roots and not any(path.is_relative_to(root) for root in self.roots):
+            allowed = ", ".join(str(root) for root in self.roots)
+            raise SourceError(f"{uri} is outside the allowed file roots ({allowed}); "
+                              f"add its directory to RUNNER_FILE_ROOTS to allow it")
+        return path
+
+    def check(self, uri: str) -> None:
+        self._confined(uri)
 
     def _existing(self, uri: str) -> Path:
-        path = path_of(uri)
+        path = self._confined(uri)
         if not path.exists():
             raise SourceError(f"source {uri} does not exist")
         if not os.access(path, os.R_OK):
@@ -65,7 +89,7 @@ class FileStorage:
     def open_read(self, uri: str) -> BinaryIO:
         path = self._existing(uri)
         if path.is_dir():
-            raise SourceError(f"source {uri} is a directory; use a partitioner that lists objects")
+            raise SourceError(f"source {uri} is a directory; use a partitioner that lists objects (objects)")
         return path.open("rb")
 
     def read_range(self, uri: str, start: int, end: int) -> bytes:
@@ -79,11 +103,12 @@ class FileStorage:
     def list(self, uri: str) -> list[str]:
         path = self._existing(uri)
         if path.is_file():
-            return [path.resolve().as_uri()]
-        return sorted(p.resolve().as_uri() for p in path.rglob("*") if p.is_file())
+            return [path.as_uri()]
+        found = (p.resolve() for p in path.rglob("*") if p.is_file())
+        return sorted(p.as_uri() for p in found if not self.roots or any(p.is_relative_to(r) for r in self.roots))
 
     def open_write(self, uri: str) -> BinaryIO:
-        path = path_of(uri)
+        path = self._confined(uri)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             return _AtomicWriter(path)  # type: ignore[return-value]
