@@ -1,5 +1,6 @@
-"""Built-in partitioners, registered like a user's own: lines, bytes, jsonl, replicas."""
+"""Built-in partitioners, registered like a user's own: lines, bytes, jsonl, objects,
+replicas, single."""
 
-from partitioners import bytes_ranges, jsonl, lines, replicas  # noqa: F401  (registers them)
+from partitioners import bytes_ranges, jsonl, lines, objects, replicas, single  # noqa: F401  (registers them)
 
-__all__ = ["bytes_ranges", "jsonl", "lines", "replicas"]
+__all__ = ["bytes_ranges", "jsonl", "lines", "objects", "replicas", "single"]

@@ -1,4 +1,11 @@
-"""``lines``: N lines of text per piece, streamed (the source is never read whole)."""
+"""``lines``: N lines of text per piece, streamed (the source is never read whole).
+
+Small sources ride inline: each piece is the text itself. Sources over
+``reference_threshold`` bytes become *text references* — ``{"$ref": "text", "uri", "start",
+"end", "encoding"}`` byte ranges of whole lines — which the worker reads and decodes just
+before calling the app, so the app still gets a ``str`` while gigabytes of text never
+pass through the partitioner's memory, the store or the broker.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +18,18 @@ from pydantic import BaseModel, Field, field_validator
 from runner.errors import SourceError
 from runner.registry import partitioner
 
+__all__ = ["LinesParams", "lines", "TEXT_REF"]
+
+TEXT_REF = "text"
+
 
 class LinesParams(BaseModel):
     lines_per_piece: int = Field(1000, ge=1, description="Lines in each piece (the last may have fewer).")
     encoding: str = Field("utf-8", description="Text encoding of the source.")
+    by_reference: bool | None = Field(
+        None, description="Pass pieces as byte ranges the app task reads; default: when the source is large."
+    )
+    reference_threshold: int = Field(64 * 1024 * 1024, ge=0, description="Size in bytes above which pieces go by reference.")
 
     @field_validator("encoding")
     @classmethod
@@ -27,10 +42,20 @@ class LinesParams(BaseModel):
 
 
 @partitioner("lines", params=LinesParams)
-def lines(source, ctx) -> Iterator[str]:
-    """Pieces are strings of ``lines_per_piece`` whole lines, newlines kept, so joining
-    the pieces gives back the source exactly."""
+def lines(source, ctx) -> Iterator[str | dict]:
+    """Pieces of ``lines_per_piece`` whole lines, newlines kept, so joining the pieces'
+    text gives back the source exactly."""
     params: LinesParams = ctx.params
+    by_reference = params.by_reference
+    if by_reference is None:
+        try:
+            by_reference = source.size() > params.reference_threshold
+        except SourceError:
+            by_reference = False  # no size known (e.g. no Content-Length): go inline
+    yield from (_references(source, params) if by_reference else _inline(source, params))
+
+
+def _inline(source, params: LinesParams) -> Iterator[str]:
     with source.open() as raw:
         text = io.TextIOWrapper(raw, encoding=params.encoding, newline="")
         chunk: list[str] = []
@@ -44,3 +69,18 @@ def lines(source, ctx) -> Iterator[str]:
             raise SourceError(f"source {source.uri} is not valid {params.encoding} text: {exc}") from None
         if chunk:
             yield "".join(chunk)
+
+
+def _references(source, params: LinesParams) -> Iterator[dict]:
+    """Byte ranges of whole lines, found by streaming the source in binary (a newline is
+    one byte ``\\n`` in every encoding this supports: UTF-8, Latin-1, ASCII …)."""
+    start = position = count = 0
+    with source.open() as raw:
+        for line in raw:
+            position += len(line)
+            count += 1
+            if count >= params.lines_per_piece:
+                yield {"$ref": TEXT_REF, "uri": source.uri, "start": start, "end": position, "encoding": params.encoding}
+                start, count = position, 0
+    if count:
+        yield {"$ref": TEXT_REF, "uri": source.uri, "start": start, "end": position, "encoding": params.encoding}

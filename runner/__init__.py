@@ -28,6 +28,7 @@ from runner.errors import (
 )
 from runner.models import JobState, JobStatus
 from runner.registry import Template, app, assembler, get_template, partitioner, template
+from runner.simple import SimpleJob
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -46,6 +47,7 @@ __all__ = [
     "JobState",
     "JobStatus",
     "local_cluster",
+    "SimpleJob",
     # configuration
     "Settings",
     "get_settings",

@@ -183,7 +183,8 @@ def demo(workers: int, source: str | None) -> None:
 
     path = Path(source) if source else Path(__file__).resolve().parent.parent / "examples" / "data" / "book.txt"
     console.print(f"starting a private Redis and {workers} worker processes …")
-    with local_cluster(workers=workers, include=["examples.wordcount"], file_roots=[path.resolve().parent]) as client:
+    roots = [Path.cwd(), path.resolve().parent]  # artifacts go to ./.runner/artifacts
+    with local_cluster(workers=workers, include=["examples.wordcount"], file_roots=roots) as client:
         job = client.submit("wordcount", source=path.resolve().as_uri(),
                             params={"partitioner": {"lines_per_piece": 4}, "assembler": {"top": 15}})
         console.print(f"submitted job [bold]{job.id}[/] over {path}")

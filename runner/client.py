@@ -10,13 +10,16 @@ from __future__ import annotations
 import secrets
 import time
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from celery import Celery
 
 from runner.config import Settings, get_settings
 from runner.dispatch import make_celery, send_partition, send_resume, stop_tasks
-from runner.errors import IllegalTransition, JobCancelled, JobFailed, JobTimedOut
+from runner.artifacts import ArtifactIO, artifact_prefix
+from runner.lifecycle import end_job
+from runner.errors import IllegalTransition, InvalidParams, JobCancelled, JobFailed, JobTimedOut
 from runner.models import JobState, JobStatus
 from runner.params import validate_params
 from runner.registry import Template, get_template, load_plugins, templates
@@ -52,13 +55,17 @@ class Job:
         return self.client.store.get(self.id, self.client.org)
 
     # -- the staged flow --------------------------------------------------------------
-    def set_datasource(self, source: str | None = None, destination: str | None = None) -> "Job":
-        """Set the draft job's source and/or destination URIs (checked at once)."""
-        fields = {}
+    def set_datasource(
+        self, source: str | None = None, destination: str | None = None, inputs: dict[str, str] | None = None
+    ) -> "Job":
+        """Set the draft job's source, destination and/or named inputs (checked at once)."""
+        fields: dict[str, Any] = {}
         if source is not None:
             fields["source"] = self.client.storages.check(source)
         if destination is not None:
             fields["destination"] = self.client.storages.check(destination)
+        if inputs is not None:
+            fields["inputs"] = {name: self.client.storages.check(uri) for name, uri in inputs.items()}
         self._update_draft(fields)
         return self
 
@@ -91,6 +98,7 @@ class Job:
             raise IllegalTransition(f"job {self.id} is {current.state.value}; only a draft job can be run")
         tmpl = get_template(current.template)
         params = validate_params(tmpl, current.params)
+        self.client._check_inputs(tmpl, current.inputs)
         self.client._queue(self.id, tmpl, params, current.queue, task_timeout, job_timeout, max_retries, test, draft=True)
         return self
 
@@ -150,6 +158,30 @@ class Job:
         """The job's events (state changes, progress) after the event id ``after``."""
         return self.client.store.read_events(self.id, after)
 
+    # -- artifacts ---------------------------------------------------------------------
+    @property
+    def _artifacts(self) -> ArtifactIO:
+        self.status()  # org check
+        return ArtifactIO(self.client.storages, artifact_prefix(self.client.settings, self.id))
+
+    def artifacts(self) -> list[str]:
+        """Names of the job's artifacts (``output.json`` once it has ended)."""
+        return self._artifacts.list()
+
+    def read_artifact(self, name: str) -> bytes:
+        """One artifact's content; raises SourceError if there is none by that name."""
+        return self._artifacts.read_file(name)
+
+    def download_artifacts(self, directory: str | Path) -> list[Path]:
+        """Copy every artifact under ``directory``; returns the local paths."""
+        io, paths = self._artifacts, []
+        for name in io.list():
+            target = Path(directory) / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(io.read_file(name))
+            paths.append(target)
+        return paths
+
 
 class _ProgressBar:
     """A rich progress bar driven by the job's counters."""
@@ -208,6 +240,7 @@ class Client:
         source: str = "bypass:",
         destination: str = "bypass:",
         params: dict[str, Any] | None = None,
+        inputs: dict[str, str] | None = None,
         name: str | None = None,
         task_timeout: float | None = None,
         job_timeout: float | None = None,
@@ -217,13 +250,15 @@ class Client:
     ) -> Job:
         """Validate and queue a job in one call.
 
-        Raises TemplateNotFound, InvalidParams (listing every bad field) or SourceError
-        before anything is written or queued.
+        ``inputs`` binds the template's named inputs to URIs. Raises TemplateNotFound,
+        InvalidParams (listing every bad field and input) or SourceError before anything
+        is written or queued.
         """
         tmpl = get_template(template)
         validated = validate_params(tmpl, params)
         record = self._record(tmpl, name, self.storages.check(source), self.storages.check(destination),
                               retention_hours)
+        record["inputs"] = self._check_inputs(tmpl, inputs)
         self._queue(record["id"], tmpl, validated, record["queue"], task_timeout, job_timeout, max_retries, test,
                     record=record)
         return Job(self, record["id"])
@@ -254,12 +289,9 @@ class Client:
         status = self.store.get(job_id, self.org)
         if status.is_final:
             return False
-        moved = self.store.transition(
-            job_id, JobState.CANCELLED, strict=False, finished_at=time.time(),
-            error={"stage": "cancel", "type": "JobCancelled", "message": "cancelled by request"},
-        )
+        moved = end_job(self.store, self.storages, self.settings, job_id, JobState.CANCELLED,
+                        error={"stage": "cancel", "type": "JobCancelled", "message": "cancelled by request"})
         if moved:
-            self.store.finish(job_id, status.retention_hours)
             stop_tasks(self.celery, self.store.tasks(job_id))
         return moved
 
@@ -294,6 +326,17 @@ class Client:
         return Job(self, job_id)
 
     # -- internals ---------------------------------------------------------------------
+    def _check_inputs(self, tmpl: Template, inputs: dict[str, str] | None) -> dict[str, str]:
+        """The job's named inputs, checked against the template's declared names."""
+        inputs = dict(inputs or {})
+        errors = [(f"inputs.{name}", "required input missing") for name in tmpl.inputs if name not in inputs]
+        declared = ", ".join(tmpl.inputs) or "none"
+        errors += [(f"inputs.{name}", f"unknown input; template {tmpl.ref} declares: {declared}")
+                   for name in inputs if name not in tmpl.inputs]
+        if errors:
+            raise InvalidParams(errors)
+        return {name: self.storages.check(uri) for name, uri in inputs.items()}
+
     def _record(
         self, tmpl: Template, name: str | None, source: str, destination: str, retention_hours: float | None
     ) -> dict[str, Any]:
@@ -306,6 +349,7 @@ class Client:
             "params": {},
             "source": source,
             "destination": destination,
+            "inputs": {},
             "test": False,
             "task_timeout": tmpl.task_timeout or self.settings.task_timeout,
             "job_timeout": tmpl.job_timeout or self.settings.job_timeout,

@@ -72,6 +72,7 @@ class JobStatus(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     source: str = "bypass:"
     destination: str = "bypass:"
+    inputs: dict[str, str] = Field(default_factory=dict)
     test: bool = False
     task_timeout: float
     job_timeout: float

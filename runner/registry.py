@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import inspect
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, TypeVar
@@ -53,7 +55,13 @@ class Function:
 
     @property
     def origin(self) -> str:
-        return f"{getattr(self.fn, '__module__', '?')}.{getattr(self.fn, '__qualname__', '?')}"
+        """Where the function is defined: its source file and qualified name, so a module
+        run as a script (``__main__``) and imported by name is one definition, not two."""
+        try:
+            where = os.path.realpath(inspect.getsourcefile(self.fn) or "")
+        except TypeError:
+            where = getattr(self.fn, "__module__", "?")
+        return f"{where}:{getattr(self.fn, '__qualname__', '?')}"
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,7 @@ class Template:
     queue: str | None = None
     test_pieces: int = 3
     batch_size: int | None = None
+    inputs: tuple[str, ...] = ()
     description: str = ""
 
     @property
@@ -141,15 +150,18 @@ def template(
     queue: str | None = None,
     test_pieces: int = 3,
     batch_size: int | None = None,
+    inputs: list[str] | tuple[str, ...] = (),
     description: str = "",
 ) -> Template:
     """Register the template ``name@version`` and return it.
 
     ``params`` holds default params per section (``{"partitioner": {...}}``); a job's
-    params override them field by field. Raises :class:`TemplateError` if a function is
+    params override them field by field. ``inputs`` names the extra sources every job of
+    the template must bind (``inputs={"model": "s3://…"}``), read as ``ctx.inputs[name]``. Raises :class:`TemplateError` if a function is
     unknown, the version is not a valid version, or ``name@version`` already means
     something else.
     """
+    _load_builtins()
     if not name or "@" in name:
         raise TemplateError(f"template name {name!r} must be non-empty and contain no '@'")
     try:
@@ -171,7 +183,7 @@ def template(
         name=name, version=version, partitioner=partitioner, app=app, assembler=assembler,
         params={k: dict(v) for k, v in (params or {}).items()}, task_timeout=task_timeout,
         job_timeout=job_timeout, max_retries=max_retries, queue=queue, test_pieces=test_pieces,
-        batch_size=batch_size, description=description,
+        batch_size=batch_size, inputs=tuple(inputs), description=description,
     )
     existing = _templates.get(name, {}).get(version)
     if existing is not None and existing.describe() != new.describe():
@@ -220,6 +232,13 @@ def templates() -> list[Template]:
         for name in sorted(_templates)
         for version in sorted(_templates[name], key=Version)
     ]
+
+
+def _load_builtins() -> None:
+    """Register the built-in partitioners and assemblers (a template may name them before
+    anything called :func:`load_plugins`, e.g. in a notebook)."""
+    importlib.import_module("partitioners")
+    importlib.import_module("assemblers")
 
 
 def load_plugins(include: list[str] | tuple[str, ...] = ()) -> None:

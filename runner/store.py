@@ -15,6 +15,7 @@ key                                   type    holds
 ``P:job:{id}:attempts``               hash    piece index -> times it failed (drives retries)
 ``P:job:{id}:deliveries``             hash    app task id:start -> times it started (poison cap)
 ``P:job:{id}:tasks``                  set     Celery task ids of the job (revoked on cancel/timeout)
+``P:job:{id}:metrics``                list    ``ctx.add_metric`` values as JSON ``{name, value, piece}``
 ``P:org:{org}:jobs``                  zset    job ids of one org, scored by creation time
 ``P:deadlines``                       zset    non-final job ids, scored by deadline (watchdog)
 ``P:workers``                         hash    hostname -> live worker info (queues, concurrency)
@@ -134,6 +135,9 @@ class StatusStore:
     def tasks_key(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}:tasks"
 
+    def metrics_key(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}:metrics"
+
     def org_jobs_key(self, org: str) -> str:
         return f"{self.prefix}:org:{org}:jobs"
 
@@ -148,6 +152,7 @@ class StatusStore:
             self.job_key(job_id), self.events_key(job_id), self.pieces_key(job_id),
             self.results_key(job_id), self.failed_key(job_id), self.result_key(job_id),
             self.attempts_key(job_id), self.deliveries_key(job_id), self.tasks_key(job_id),
+            self.metrics_key(job_id),
         ]
 
     # -- job records ----------------------------------------------------------------
@@ -307,6 +312,19 @@ class StatusStore:
 
     def tasks(self, job_id: str) -> list[str]:
         return sorted(self.redis.smembers(self.tasks_key(job_id)))
+
+    def add_metrics(self, job_id: str, items: list[dict[str, Any]]) -> None:
+        if items:
+            key = self.metrics_key(job_id)
+            with self.redis.pipeline(transaction=False) as pipe:
+                pipe.rpush(key, *(_encode(item) for item in items))
+                pipe.ttl(self.job_key(job_id))
+                _, ttl = pipe.execute()
+            if ttl and ttl > 0:
+                self.redis.expire(key, ttl)
+
+    def metrics(self, job_id: str) -> list[dict[str, Any]]:
+        return [json.loads(raw) for raw in self.redis.lrange(self.metrics_key(job_id), 0, -1)]
 
     def missing_pieces(self, job_id: str, total: int) -> list[int]:
         """Indices of pieces with no recorded result, ascending."""

@@ -12,7 +12,7 @@ import pytest
 from runner import Client, get_settings
 from workers.cluster import embedded_redis, worker_process
 
-TEST_MODULES = ["tests.jobs", "examples.wordcount"]
+TEST_MODULES = ["tests.jobs", "tests.simple_jobs", "examples.wordcount"]
 REPO = Path(__file__).resolve().parent.parent
 
 # A developer's RUNNER_* settings must not leak into the suite.

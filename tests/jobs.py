@@ -6,7 +6,7 @@ import time
 
 from pydantic import BaseModel, Field
 
-from runner import app, partitioner, template
+from runner import app, assembler, partitioner, template
 
 
 class EchoParams(BaseModel):
@@ -123,3 +123,34 @@ template("flaky", "1.0.0", partitioner="replicas", app="flaky", assembler="sum")
 template("not-json", "1.0.0", partitioner="replicas", app="not_json", assembler="sum")
 template("exploding", "1.0.0", partitioner="exploding", app="square", assembler="sum")
 template("slow-squares", "1.0.0", partitioner="replicas", app="slow_square", assembler="sum")
+
+
+@app("reads_model")
+def reads_model(piece: int, ctx) -> dict:
+    """Uses a named input, writes artifacts and metrics, and uses scratch space."""
+    model = ctx.inputs["model"].read_text()
+    scratch = ctx.temp_path("scratch/work.txt")
+    scratch.write_text(model * 2)
+    ctx.artifact_path(f"pieces/{piece}.txt").write_text(f"piece {piece} saw {model}")
+    ctx.add_metric("score", piece * 1.5)
+    ctx.add_metric("label", f"p{piece}")
+    return {"piece": piece, "model": model, "scratch": str(scratch), "scratch_existed": scratch.exists()}
+
+
+@assembler("notes_and_list")
+def notes_and_list(results, ctx) -> list:
+    ctx.io.write_file("notes/summary.txt", "assembled")
+    ctx.add_metric("assembled", 1)
+    return list(results)
+
+
+@app("object_size")
+def object_size(piece: dict, ctx) -> list:
+    return [piece["uri"].rsplit("/", 1)[-1], len(ctx.read(piece))]
+
+
+template("with-model", "1.0.0", partitioner="replicas", app="reads_model", assembler="notes_and_list",
+         inputs=["model"])
+template("object-sizes", "1.0.0", partitioner="objects", app="object_size", assembler="json_list")
+template("lines-by-ref", "1.0.0", partitioner="lines", app="echo", assembler="concat",
+         params={"partitioner": {"by_reference": True}})

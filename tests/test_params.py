@@ -65,7 +65,8 @@ def test_valid_params_return_every_section_with_defaults_filled_in(prompt_templa
     result = validate_params(prompt_template, {"app": {"prompt": "hi"}})
 
     assert result == {
-        "partitioner": {"lines_per_piece": 10, "encoding": "utf-8"},
+        "partitioner": {"lines_per_piece": 10, "encoding": "utf-8", "by_reference": None,
+                        "reference_threshold": 64 * 1024 * 1024},
         "app": {"prompt": "hi", "lowercase": True, "temperature": 0.5, "since": "2024-01-01"},
         "assembler": {"separator": "", "encoding": "utf-8"},
     }
@@ -81,7 +82,7 @@ def test_result_is_json_ready(prompt_template: Template) -> None:
 def test_job_params_override_template_defaults_field_by_field(prompt_template: Template) -> None:
     result = validate_params(prompt_template, {"partitioner": {"encoding": "latin-1"}, "app": {"prompt": "p"}})
 
-    assert result["partitioner"] == {"lines_per_piece": 10, "encoding": "latin-1"}
+    assert result["partitioner"]["lines_per_piece"] == 10 and result["partitioner"]["encoding"] == "latin-1"
 
 
 def test_a_job_value_wins_over_the_template_default(prompt_template: Template) -> None:

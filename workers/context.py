@@ -7,9 +7,17 @@ a partitioner or assembler. User code never needs to import Celery.
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
 from pydantic import BaseModel
 
+from runner.artifacts import ArtifactIO, check_name
 from runner.storage import Destination, Source, Storages
 
 __all__ = ["TaskContext"]
@@ -19,8 +27,13 @@ __all__ = ["TaskContext"]
 class TaskContext:
     """What a partitioner, app or assembler knows about the work in hand.
 
-    ``params`` is the function's own validated param model (``None`` if it takes none);
-    ``piece_index`` is set for apps; ``destination`` for assemblers.
+    - ``job_id``, ``template``, ``kind``, ``test``; ``piece_index`` for apps.
+    - ``params``: the function's own validated param model (``None`` if it takes none).
+    - ``inputs``: the job's named inputs as local paths (fetched once per process).
+    - ``log``: a logger whose records carry the job id and piece.
+    - ``temp_path(name)``: scratch space, removed after the piece (or task).
+    - ``artifact_path(name)`` / ``io``: files persisted with the job's artifacts.
+    - ``add_metric(name, value)``: gathered across tasks into ``output.json``.
     """
 
     job_id: str
@@ -32,23 +45,80 @@ class TaskContext:
     source: Source | None = None
     destination: Destination | None = None
     storages: Storages | None = None
+    inputs: Mapping[str, Path] = field(default_factory=dict)
+    io: ArtifactIO | None = None
     log: logging.LoggerAdapter = field(init=False)
+    _scratch: Path | None = field(default=None, init=False, repr=False)
+    _staged: Path | None = field(default=None, init=False, repr=False)
+    _metrics: list[dict[str, Any]] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.log = logging.LoggerAdapter(
-            logging.getLogger(f"runner.job.{self.kind}"), {"job_id": self.job_id, "template": self.template}
-        )
+        self.log = logging.LoggerAdapter(logging.getLogger(f"runner.job.{self.kind}"), {"job_id": self.job_id})
 
     def with_piece(self, index: int) -> "TaskContext":
         """This context, for piece ``index`` (cheap: apps get one per piece)."""
         self.piece_index = index
         return self
 
-    def read_range(self, piece: dict) -> bytes:
-        """The bytes of a ``bytes``-partitioner piece (``{"uri", "start", "end"}``)."""
+    def _storages(self) -> Storages:
         from workers import runtime
 
-        return (self.storages or runtime.storages()).read_range(piece)
+        return self.storages or runtime.storages()
+
+    def read_range(self, piece: dict) -> bytes:
+        """The bytes of a ``bytes``-partitioner piece (``{"uri", "start", "end"}``)."""
+        return self._storages().read_range(piece)
+
+    def open(self, piece: dict | str) -> BinaryIO:
+        """A stream of the object a piece names (``{"uri": …}``, as ``objects`` emits) or
+        of a URI; the same roots and address checks as the job's source apply."""
+        uri = piece["uri"] if isinstance(piece, dict) else piece
+        storages = self._storages()
+        return storages.backend(storages.check(uri)).open_read(uri)
+
+    def read(self, piece: dict | str) -> bytes:
+        """The whole object a piece names, in memory (use :meth:`open` for big ones)."""
+        with self.open(piece) as stream:
+            return stream.read()
+
+    def temp_path(self, name: str) -> Path:
+        """A path in scratch space private to this piece (task); removed afterwards."""
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix=f"runner-{self.job_id}-"))
+        path = self._scratch / check_name(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def artifact_path(self, name: str) -> Path:
+        """A local path to write artifact ``name`` to; it is uploaded to the job's
+        artifact location when the piece (task) ends, even if it then fails."""
+        if self._staged is None:
+            self._staged = Path(tempfile.mkdtemp(prefix=f"runner-{self.job_id}-artifacts-"))
+        path = self._staged / check_name(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def add_metric(self, name: str, value: Any) -> None:
+        """Record a metric value (a number, or any JSON value); summarized in output.json."""
+        self._metrics.append({"name": str(name), "value": value, "piece": self.piece_index, "t": time.time()})
+
+    def take_metrics(self) -> list[dict[str, Any]]:
+        taken, self._metrics = self._metrics, []
+        return taken
+
+    def close_piece(self) -> None:
+        """Upload staged artifacts and remove scratch space (after each piece / task)."""
+        if self._staged is not None:
+            staged, self._staged = self._staged, None
+            try:
+                if self.io is not None:
+                    for path in sorted(p for p in staged.rglob("*") if p.is_file()):
+                        self.io.upload(path.relative_to(staged).as_posix(), path)
+            finally:
+                shutil.rmtree(staged, ignore_errors=True)
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
 
     def __repr__(self) -> str:
         return f"TaskContext(job={self.job_id}, template={self.template}, kind={self.kind}, piece={self.piece_index})"

@@ -18,8 +18,9 @@ from runner.params import parse_section
 from runner.registry import Template, get_template
 from runner.storage import Storages
 from runner.store import StatusStore
+from workers.inputs import InputCache
 
-__all__ = ["JobSpec", "configure", "settings", "store", "storages", "job_spec", "deadline"]
+__all__ = ["JobSpec", "configure", "settings", "store", "storages", "input_cache", "job_spec", "deadline"]
 
 _settings: Settings | None = None
 
@@ -37,6 +38,7 @@ class JobSpec:
     retention_hours: float
     source: str
     destination: str
+    inputs: dict[str, str]
 
 
 def configure(new: Settings) -> None:
@@ -45,6 +47,7 @@ def configure(new: Settings) -> None:
     _settings = new
     store.cache_clear()
     storages.cache_clear()
+    input_cache.cache_clear()
 
 
 def settings() -> Settings:
@@ -64,12 +67,17 @@ def storages() -> Storages:
     return Storages(settings())
 
 
+@cache
+def input_cache() -> InputCache:
+    return InputCache(storages())
+
+
 @lru_cache(maxsize=256)
 def job_spec(job_id: str) -> JobSpec:
     """The job's spec, read from the store once per process."""
     raw: dict[str, Any] = store().fields(
         job_id, "template", "params", "test", "task_timeout", "max_retries", "retention_hours",
-        "source", "destination",
+        "source", "destination", "inputs",
     )
     template = get_template(raw["template"])
     params = {
@@ -80,6 +88,7 @@ def job_spec(job_id: str) -> JobSpec:
         job_id=job_id, template=template, params=params, test=bool(raw["test"]),
         task_timeout=float(raw["task_timeout"]), max_retries=int(raw["max_retries"]),
         retention_hours=float(raw["retention_hours"]), source=raw["source"], destination=raw["destination"],
+        inputs=dict(raw["inputs"] or {}),
     )
 
 

@@ -19,11 +19,15 @@ from typing import Any
 from celery import Celery, Task
 from celery.signals import task_failure
 
+from runner import lifecycle
+from runner.artifacts import ArtifactIO, artifact_prefix
 from runner.dispatch import APP, ASSEMBLE, PARTITION, RESUME, stop_tasks
 from runner.models import JobState
+from partitioners.lines import TEXT_REF
 from workers import runtime
 from workers.canvas import HARD_LIMIT_GRACE, job_canvas, plan_batches
 from workers.context import TaskContext
+from workers.inputs import Inputs
 from workers.limits import PieceTimeLimitExceeded, SoftTimeLimitExceeded, piece_timer
 
 __all__ = ["register_tasks", "fail_job", "end_job"]
@@ -50,9 +54,8 @@ def end_job(celery: Celery, job_id: str, target: JobState, error: dict[str, Any]
     """End the job in ``target`` (once: a lost race changes nothing), then revoke queued
     tasks and kill running ones. Returns whether this call ended it."""
     store = runtime.store()
-    if not store.transition(job_id, target, strict=False, finished_at=time.time(), error=error):
+    if not lifecycle.end_job(store, runtime.storages(), runtime.settings(), job_id, target, error=error):
         return False
-    store.finish(job_id, float(store.fields(job_id, "retention_hours")["retention_hours"] or 1))
     stop_tasks(celery, [t for t in store.tasks(job_id) if t != _current_task_id()])
     return True
 
@@ -65,6 +68,24 @@ def _current_task_id() -> str | None:
     from celery import current_task
 
     return current_task.request.id if current_task else None
+
+
+def _context(spec: runtime.JobSpec, kind: str, **extra: Any) -> TaskContext:
+    """The ``ctx`` for one of the job's functions."""
+    storages = runtime.storages()
+    return TaskContext(
+        spec.job_id, spec.template.ref, kind, spec.params[kind], test=spec.test, storages=storages,
+        inputs=Inputs(spec.inputs, runtime.input_cache()),
+        io=ArtifactIO(storages, artifact_prefix(runtime.settings(), spec.job_id)), **extra,
+    )
+
+
+def _close(ctx: TaskContext) -> None:
+    """Persist the context's artifacts and metrics, drop its scratch space."""
+    try:
+        ctx.close_piece()
+    finally:
+        runtime.store().add_metrics(ctx.job_id, ctx.take_metrics())
 
 
 def _claim(job_id: str, task_id: str, target: JobState, owner_field: str, **fields: Any) -> bool:
@@ -108,13 +129,15 @@ def partition(task: Task, job_id: str, template: str) -> Any:
                         runtime.settings().max_batch, spec.template.batch_size), 0)
     if not _claim(job_id, task.request.id, JobState.PARTITIONING, "partition_task", started_at=time.time()):
         return None
-    ctx = TaskContext(job_id, template, "partitioner", spec.params["partitioner"], test=spec.test,
-                      source=runtime.storages().source(spec.source), storages=runtime.storages())
     try:
-        pieces = spec.template.function("partitioner").fn(ctx.source, ctx)
-        limit = spec.template.test_pieces if spec.test else None
-        keep = runtime.deadline(job_id) - time.time() + spec.retention_hours * 3600
-        total = store.store_pieces(job_id, pieces, keep, limit)
+        ctx = _context(spec, "partitioner", source=runtime.storages().source(spec.source))
+        try:
+            pieces = spec.template.function("partitioner").fn(ctx.source, ctx)
+            limit = spec.template.test_pieces if spec.test else None
+            keep = runtime.deadline(job_id) - time.time() + spec.retention_hours * 3600
+            total = store.store_pieces(job_id, pieces, keep, limit)
+        finally:
+            _close(ctx)
     except Exception as exc:
         fail_job(task.app, job_id, _error("partition", exc))
         return None
@@ -171,7 +194,7 @@ def run_app(task: Task, job_id: str, template: str, start: int, stop: int) -> in
         return 0
     spec = runtime.job_spec(job_id)
     app = spec.template.function("app").fn
-    ctx = TaskContext(job_id, template, "app", spec.params["app"], test=spec.test, storages=runtime.storages())
+    ctx = _context(spec, "app")
     pieces = store.load_pieces(job_id, start, stop)
     done: list[str] = []
     flushed_at, last_flush = start, time.monotonic()
@@ -179,19 +202,25 @@ def run_app(task: Task, job_id: str, template: str, start: int, stop: int) -> in
         for index, piece in enumerate(pieces, start):
             timer.arm()
             try:
+                if type(piece) is dict and piece.get("$ref") == TEXT_REF:  # a claim check: read it here
+                    piece = ctx.read_range(piece).decode(piece["encoding"])
                 value = app(piece, ctx.with_piece(index))
                 timer.disarm()
                 done.append(json.dumps(value, separators=(",", ":")))
             except (Exception, PieceTimeLimitExceeded) as exc:
                 timer.disarm()
+                _close(ctx)
                 if done:
                     store.record_results(job_id, flushed_at, done)
                 return _piece_failed(task, spec, job_id, template, index, stop, exc)
+            ctx.close_piece()
             if time.monotonic() - last_flush >= FLUSH_SECONDS:
+                store.add_metrics(job_id, ctx.take_metrics())
                 state = store.record_results(job_id, flushed_at, done)
                 flushed_at, done, last_flush = index + 1, [], time.monotonic()
                 if state is None or state.is_final:
                     return index + 1 - start
+    _close(ctx)
     if done:
         store.record_results(job_id, flushed_at, done)
     return len(pieces)
@@ -229,13 +258,15 @@ def assemble(task: Task, job_id: str, template: str) -> Any:
     spec = runtime.job_spec(job_id)
     counts = store.fields(job_id, "pieces_total", "pieces_done")
     total, done = int(counts["pieces_total"]), int(counts["pieces_done"])
-    ctx = TaskContext(job_id, template, "assembler", spec.params["assembler"], test=spec.test,
-                      source=runtime.storages().source(spec.source),
-                      destination=runtime.storages().destination(spec.destination), storages=runtime.storages())
     try:
+        ctx = _context(spec, "assembler", source=runtime.storages().source(spec.source),
+                       destination=runtime.storages().destination(spec.destination))
         if done != total:
             raise RuntimeError(f"{total - done} of {total} pieces have no result")
-        output = spec.template.function("assembler").fn(store.iter_results(job_id, total), ctx)
+        try:
+            output = spec.template.function("assembler").fn(store.iter_results(job_id, total), ctx)
+        finally:
+            _close(ctx)
         encoded = json.dumps(output, separators=(",", ":"))
         limit = runtime.settings().result_max_bytes
         if len(encoded) > limit:
@@ -248,8 +279,7 @@ def assemble(task: Task, job_id: str, template: str) -> Any:
         return None
     store.set_result(job_id, encoded)
     summary = {"bytes": len(encoded), "type": type(output).__name__, "destination": spec.destination}
-    if store.transition(job_id, JobState.COMPLETED, strict=False, finished_at=time.time(), result_summary=summary):
-        store.finish(job_id, spec.retention_hours)
+    lifecycle.end_job(store, runtime.storages(), runtime.settings(), job_id, JobState.COMPLETED, result_summary=summary)
     return None
 
 

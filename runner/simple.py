@@ -1,0 +1,114 @@
+"""Single-task jobs: work that needs no partitioning, with the same context, status,
+timeouts and artifacts as any job.
+
+::
+
+    class Train(SimpleJob):
+        settings: TrainSettings          # a pydantic model
+        def run(self):
+            self.ctx.add_metric("loss", 0.1)
+            return {"accuracy": 0.93}
+
+    Train.submit(client, settings=TrainSettings(lr=0.1)).wait()
+    # or from a shell:  python train.py --lr 0.1 --optimizer.name adam
+
+A subclass registers the template ``name@version`` (partitioner ``single``, assembler
+``single``, and an app that runs it) when its class is defined, so workers that import
+the module run it like any other template.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from typing import Any, ClassVar, get_type_hints
+
+from pydantic import BaseModel
+from pydantic_settings import CliApp
+
+from runner.client import Client, Job
+from runner.errors import TemplateError
+from runner.registry import Template, app, template
+
+__all__ = ["SimpleJob"]
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
+
+
+class SimpleJob:
+    """Subclass, annotate ``settings: YourModel``, implement :meth:`run`.
+
+    Class attributes: ``name`` (default: the class name in kebab-case), ``version``
+    (default ``1.0.0``), and optional ``task_timeout``, ``job_timeout``, ``max_retries``,
+    ``queue``, ``inputs`` — the template's defaults.
+    """
+
+    name: ClassVar[str | None] = None
+    version: ClassVar[str] = "1.0.0"
+    task_timeout: ClassVar[float | None] = None
+    job_timeout: ClassVar[float | None] = None
+    max_retries: ClassVar[int | None] = None
+    queue: ClassVar[str | None] = None
+    inputs: ClassVar[tuple[str, ...]] = ()
+    settings_model: ClassVar[type[BaseModel]]
+    template: ClassVar[Template]
+
+    def __init__(self, settings: BaseModel, ctx: Any) -> None:
+        self.settings = settings
+        self.ctx = ctx
+
+    def run(self) -> Any:
+        """Do the work; the return value (JSON) is the job's result."""
+        raise NotImplementedError(f"{type(self).__name__}.run")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        model = get_type_hints(cls).get("settings")
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            raise TemplateError(f"{cls.__name__} must declare `settings: SomeModel` (a pydantic BaseModel)")
+        cls.settings_model = model
+        name = cls.name or _snake(cls.__name__)
+        fn_name = f"simple.{name}"
+
+        def run_job(piece: int, ctx: Any) -> Any:
+            return cls(ctx.params, ctx).run()
+
+        run_job.__qualname__ = f"{cls.__qualname__}.run_job"
+        run_job.__module__ = cls.__module__
+        app(fn_name, params=model)(run_job)
+        cls.template = template(
+            name, cls.version, partitioner="single", app=fn_name, assembler="single",
+            task_timeout=cls.task_timeout, job_timeout=cls.job_timeout, max_retries=cls.max_retries,
+            queue=cls.queue, inputs=cls.inputs, description=(cls.__doc__ or "").strip().split("\n")[0],
+        )
+
+    @classmethod
+    def submit(cls, client: Client, settings: BaseModel | dict[str, Any] | None = None, **options: Any) -> Job:
+        """Queue one run with ``settings`` (a model instance or a dict; validated).
+
+        ``options`` are :meth:`Client.submit`'s: ``task_timeout``, ``job_timeout``,
+        ``inputs``, ``name`` …
+        """
+        if isinstance(settings, BaseModel):
+            settings = settings.model_dump(mode="json")
+        return client.submit(cls.template.ref, params={"app": settings or {}}, **options)
+
+    @classmethod
+    def parse_args(cls, argv: list[str] | None = None) -> BaseModel:
+        """Settings from command-line arguments in dot notation (``--optimizer.name adam``;
+        dict and list fields take JSON). ``--help`` lists them."""
+        return CliApp.run(cls.settings_model, cli_args=sys.argv[1:] if argv is None else argv)
+
+    @classmethod
+    def main(cls, argv: list[str] | None = None, client: Client | None = None) -> Any:
+        """``python my_job.py --lr 0.1``: parse settings, submit to the configured fleet
+        (``RUNNER_*``), wait, print the result as JSON and return it."""
+        settings = cls.parse_args(argv)
+        job = cls.submit(client or Client(), settings)
+        print(f"submitted job {job.id} ({cls.template.ref})", file=sys.stderr)
+        result = job.wait()
+        print(json.dumps(result, indent=2))
+        return result
