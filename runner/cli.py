@@ -165,6 +165,21 @@ def retry(job_id: str, job_timeout: float | None, wait: bool, org: str | None) -
 
 
 @cli.command()
+@click.argument("job_id")
+@click.option("--download", type=click.Path(file_okay=False), default=None, help="Copy them into this directory.")
+@click.option("--org", default=None)
+def artifacts(job_id: str, download: str | None, org: str | None) -> None:
+    """List (or download) a job's artifacts, output.json included."""
+    job = _client(org=org).get(job_id)
+    if download:
+        for path in job.download_artifacts(download):
+            console.print(str(path))
+    else:
+        for name in job.artifacts():
+            console.print(name)
+
+
+@cli.command()
 @click.option("--include", "-I", multiple=True)
 def templates(include: tuple[str, ...]) -> None:
     """List the templates this installation knows."""
