@@ -166,6 +166,27 @@ def retry(job_id: str, job_timeout: float | None, wait: bool, org: str | None) -
 
 @cli.command()
 @click.argument("job_id")
+@click.option("--piece", type=int, default=None, help="Only the lines about this piece.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until the job ends.")
+@click.option("--org", default=None)
+def logs(job_id: str, piece: int | None, follow: bool, org: str | None) -> None:
+    """Print a job's log: its code's ctx.log lines and Runner's lifecycle lines."""
+    job = _client(org=org).get(job_id)
+    cursor = "-"
+    while True:
+        lines = job.logs(piece=None, after=cursor, block_ms=500 if follow and cursor != "-" else None)
+        for line in lines:
+            cursor = line.id
+            if piece is None or line.concerns(piece):
+                print(line.render())
+        if not follow or (not lines and job.status().is_final):
+            return
+        if cursor == "-":
+            cursor = "0-0"
+
+
+@cli.command()
+@click.argument("job_id")
 @click.option("--download", type=click.Path(file_okay=False), default=None, help="Copy them into this directory.")
 @click.option("--org", default=None)
 def artifacts(job_id: str, download: str | None, org: str | None) -> None:

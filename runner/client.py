@@ -20,7 +20,7 @@ from runner.dispatch import make_celery, send_partition, send_resume, stop_tasks
 from runner.artifacts import ArtifactIO, artifact_prefix
 from runner.lifecycle import end_job
 from runner.errors import IllegalTransition, InvalidParams, JobCancelled, JobFailed, JobTimedOut
-from runner.models import JobState, JobStatus
+from runner.models import JobState, JobStatus, LogLine
 from runner.params import validate_params
 from runner.registry import Template, get_template, load_plugins, templates
 from runner.storage import Storages
@@ -158,6 +158,15 @@ class Job:
         """The job's events (state changes, progress) after the event id ``after``."""
         return self.client.store.read_events(self.id, after)
 
+    def logs(self, piece: int | None = None, after: str = "-", block_ms: int | None = None) -> list[LogLine]:
+        """The job's log lines in order — user code's ``ctx.log`` lines and Runner's own
+        lifecycle lines (started, retried with the reason, failed with the traceback).
+        With ``piece``, only the lines about that piece."""
+        self.status()  # org check
+        raw = self.client.store.logs(self.id, after=after, block_ms=block_ms)
+        lines = [LogLine.model_validate({"id": line_id, **fields}) for line_id, fields in raw]
+        return [line for line in lines if piece is None or line.concerns(piece)]
+
     # -- artifacts ---------------------------------------------------------------------
     @property
     def _artifacts(self) -> ArtifactIO:
@@ -226,7 +235,7 @@ class Client:
         self.settings = settings
         self.org = org or settings.org
         load_plugins([*settings.include, *(include or [])])
-        self.store = StatusStore(settings.status_store_url, settings.key_prefix)
+        self.store = StatusStore.from_settings(settings)
         self.storages = Storages(settings)
 
     @cached_property

@@ -15,7 +15,7 @@ from __future__ import annotations
 import difflib
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -66,6 +66,8 @@ class Settings(BaseSettings):
         False, description="Allow http(s) sources on link-local / cloud-metadata addresses (169.254.0.0/16, fd00:ec2::254)."
     )
     http_timeout: float = Field(30.0, gt=0, description="Seconds to connect to / wait on an http(s) source.")
+    log_max_lines: int = Field(10_000, ge=100, description="Most log lines kept per job (older ones are dropped).")
+    log_format: Literal["text", "json"] = Field("text", description="Worker process log format (json: one object a line).")
 
     @field_validator("include", "file_roots", mode="before")
     @classmethod

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-__all__ = ["JobState", "JobStatus", "TRANSITIONS", "FINAL_STATES", "allowed_sources"]
+__all__ = ["JobState", "JobStatus", "LogLine", "TRANSITIONS", "FINAL_STATES", "allowed_sources"]
 
 
 class JobState(enum.StrEnum):
@@ -102,3 +102,27 @@ class JobStatus(BaseModel):
             return None
         end = self.finished_at or datetime.now(self.queued_at.tzinfo)
         return (end - self.queued_at).total_seconds()
+
+
+class LogLine(BaseModel):
+    """One line of a job's log: from user code (``ctx.log``) or Runner itself (``runner``)."""
+
+    id: str
+    t: datetime
+    level: str
+    source: str
+    msg: str
+    piece: int | None = None
+    start: int | None = None
+    stop: int | None = None
+
+    def concerns(self, piece: int) -> bool:
+        """Whether the line is about ``piece``: logged by it, or by the task that ran it."""
+        if self.piece is not None:
+            return self.piece == piece
+        return self.start is not None and self.stop is not None and self.start <= piece < self.stop
+
+    def render(self) -> str:
+        where = f"piece {self.piece}" if self.piece is not None else (
+            f"pieces {self.start}..{self.stop - 1}" if self.start is not None and self.stop is not None else "job")
+        return f"{self.t:%H:%M:%S.%f}"[:-3] + f" {self.level:<7} {self.source:<11} {where:<16} {self.msg}"

@@ -16,6 +16,7 @@ key                                   type    holds
 ``P:job:{id}:deliveries``             hash    app task id:start -> times it started (poison cap)
 ``P:job:{id}:tasks``                  set     Celery task ids of the job (revoked on cancel/timeout)
 ``P:job:{id}:metrics``                list    ``ctx.add_metric`` values as JSON ``{name, value, piece}``
+``P:job:{id}:logs``                   stream  ``ctx.log`` lines and Runner's lifecycle lines, capped
 ``P:org:{org}:jobs``                  zset    job ids of one org, scored by creation time
 ``P:deadlines``                       zset    non-final job ids, scored by deadline (watchdog)
 ``P:workers``                         hash    hostname -> live worker info (queues, concurrency)
@@ -38,6 +39,7 @@ from typing import Any
 
 import redis
 
+from runner.config import Settings
 from runner.errors import IllegalTransition, JobNotFound
 from runner.models import JobState, JobStatus, allowed_sources
 
@@ -99,13 +101,18 @@ def _encode(value: Any) -> str:
 class StatusStore:
     """Job records, pieces, results and events in one Redis."""
 
-    def __init__(self, url: str, prefix: str = "runner") -> None:
+    def __init__(self, url: str, prefix: str = "runner", log_max_lines: int = 10_000) -> None:
         self.url = url
         self.prefix = prefix
+        self.log_max_lines = log_max_lines
         self.redis: redis.Redis = redis.Redis.from_url(url, decode_responses=True)
         self._transition = self.redis.register_script(_TRANSITION)
         self._record_results = self.redis.register_script(_RECORD_RESULTS)
         self._record_failure = self.redis.register_script(_RECORD_FAILURE)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "StatusStore":
+        return cls(settings.status_store_url, settings.key_prefix, settings.log_max_lines)
 
     # -- keys -----------------------------------------------------------------------
     def job_key(self, job_id: str) -> str:
@@ -138,6 +145,9 @@ class StatusStore:
     def metrics_key(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}:metrics"
 
+    def logs_key(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}:logs"
+
     def org_jobs_key(self, org: str) -> str:
         return f"{self.prefix}:org:{org}:jobs"
 
@@ -152,7 +162,7 @@ class StatusStore:
             self.job_key(job_id), self.events_key(job_id), self.pieces_key(job_id),
             self.results_key(job_id), self.failed_key(job_id), self.result_key(job_id),
             self.attempts_key(job_id), self.deliveries_key(job_id), self.tasks_key(job_id),
-            self.metrics_key(job_id),
+            self.metrics_key(job_id), self.logs_key(job_id),
         ]
 
     # -- job records ----------------------------------------------------------------
@@ -291,15 +301,46 @@ class StatusStore:
         return int(self._record_failure(keys=keys, args=[EVENTS_MAXLEN, index, _encode(error)]))
 
     def begin_batch(self, job_id: str, delivery: str, event: dict[str, Any]) -> tuple[JobState | None, int]:
-        """Note that an app task starts (an event, and its delivery count) in one round
-        trip; returns the job's state and how often this delivery has started."""
+        """Note that an app task starts (an event, a log line and its delivery count) in
+        one round trip; returns the job's state and how often this delivery has started."""
+        line = {"level": "INFO", "source": "runner", "start": event["start"], "stop": event["stop"],
+                "msg": f"started on {event['host']} (pid {event['pid']})"}
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.hget(self.job_key(job_id), "state")
             pipe.hincrby(self.deliveries_key(job_id), delivery, 1)
             pipe.xadd(self.events_key(job_id), {"type": "batch", **{k: str(v) for k, v in event.items()}},
                       maxlen=EVENTS_MAXLEN)
-            state, deliveries, _ = pipe.execute()
+            self._xadd_logs(pipe, job_id, [line])
+            state, deliveries, *_ = pipe.execute()
         return (JobState(json.loads(state)) if state else None), int(deliveries)
+
+    def _xadd_logs(self, pipe: Any, job_id: str, lines: list[dict[str, Any]]) -> None:
+        now = time.time()
+        for line in lines:
+            fields = {k: str(v) for k, v in line.items() if v is not None}
+            fields.setdefault("t", f"{now:.6f}")
+            pipe.xadd(self.logs_key(job_id), fields, maxlen=self.log_max_lines, approximate=True)
+
+    def add_logs(self, job_id: str, lines: list[dict[str, Any]]) -> None:
+        """Append log lines (``level``, ``source``, ``msg``, ``piece`` or ``start``/``stop``)."""
+        if not lines:
+            return
+        with self.redis.pipeline(transaction=False) as pipe:
+            self._xadd_logs(pipe, job_id, lines)
+            pipe.ttl(self.job_key(job_id))
+            *_, ttl = pipe.execute()
+        if ttl and ttl > 0:
+            self.redis.expire(self.logs_key(job_id), ttl)
+
+    def logs(self, job_id: str, after: str = "-", count: int | None = None,
+             block_ms: int | None = None) -> list[tuple[str, dict[str, str]]]:
+        """Log lines in order: all (``after="-"``), or those after an id (waiting up to
+        ``block_ms`` for the first when given, for ``--follow``)."""
+        if block_ms is not None:
+            answer = self.redis.xread({self.logs_key(job_id): after}, block=block_ms, count=count)
+            return [(i, f) for _, entries in answer for i, f in entries]
+        start = after if after == "-" else f"({after}"
+        return self.redis.xrange(self.logs_key(job_id), start, "+", count=count)
 
     def count_attempt(self, job_id: str, index: int) -> int:
         """Count one more failed attempt of a piece; returns the total so far."""

@@ -146,7 +146,7 @@ def worker_process(
                                 stdout=subprocess.DEVNULL, stderr=log_path.with_suffix(".err").open("wb"))
         stack.callback(stop_process, proc)
         settings = get_settings(broker_url=broker_url, result_backend=broker_url, store_url=broker_url)
-        store = StatusStore(settings.status_store_url, settings.key_prefix)
+        store = StatusStore.from_settings(settings)
         name = hostname.replace("%h", socket.gethostname())
         _wait(lambda: name in store.live_workers(), f"worker {name}", proc, log_path.with_suffix(".err"))
         yield proc

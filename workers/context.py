@@ -10,6 +10,7 @@ import logging
 import shutil
 import tempfile
 import time
+import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,34 @@ from pydantic import BaseModel
 from runner.artifacts import ArtifactIO, check_name
 from runner.storage import Destination, Source, Storages
 
-__all__ = ["TaskContext"]
+__all__ = ["TaskContext", "JobLog"]
+
+
+class JobLog(logging.LoggerAdapter):
+    """``ctx.log``: a logger whose lines go to the worker's log *and* to the job's own
+    log (``job.logs()``, ``runner logs JOB``), tagged with the piece being processed."""
+
+    def __init__(self, ctx: "TaskContext") -> None:
+        super().__init__(logging.getLogger(f"runner.job.{ctx.kind}"), {"job_id": ctx.job_id})
+        self.ctx = ctx
+        self.lines: list[dict[str, Any]] = []
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        kwargs.setdefault("extra", {}).update(job_id=self.ctx.job_id, piece=self.ctx.piece_index)
+        return msg, kwargs
+
+    def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
+        if level >= logging.INFO or self.logger.isEnabledFor(level):
+            text = str(msg) % args if args else str(msg)
+            if kwargs.get("exc_info"):
+                text += "\n" + "".join(traceback.format_exc()).rstrip()
+            self.lines.append({"level": logging.getLevelName(level), "source": self.ctx.kind,
+                               "piece": self.ctx.piece_index, "msg": text, "t": f"{time.time():.6f}"})
+        super().log(level, msg, *args, **kwargs)
+
+    def take(self) -> list[dict[str, Any]]:
+        taken, self.lines = self.lines, []
+        return taken
 
 
 @dataclass
@@ -47,13 +75,13 @@ class TaskContext:
     storages: Storages | None = None
     inputs: Mapping[str, Path] = field(default_factory=dict)
     io: ArtifactIO | None = None
-    log: logging.LoggerAdapter = field(init=False)
+    log: JobLog = field(init=False)
     _scratch: Path | None = field(default=None, init=False, repr=False)
     _staged: Path | None = field(default=None, init=False, repr=False)
     _metrics: list[dict[str, Any]] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.log = logging.LoggerAdapter(logging.getLogger(f"runner.job.{self.kind}"), {"job_id": self.job_id})
+        self.log = JobLog(self)
 
     def with_piece(self, index: int) -> "TaskContext":
         """This context, for piece ``index`` (cheap: apps get one per piece)."""
@@ -102,9 +130,10 @@ class TaskContext:
         """Record a metric value (a number, or any JSON value); summarized in output.json."""
         self._metrics.append({"name": str(name), "value": value, "piece": self.piece_index, "t": time.time()})
 
-    def take_metrics(self) -> list[dict[str, Any]]:
-        taken, self._metrics = self._metrics, []
-        return taken
+    def take_records(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The metrics and log lines gathered since the last call (to flush to the store)."""
+        metrics, self._metrics = self._metrics, []
+        return metrics, self.log.take()
 
     def close_piece(self) -> None:
         """Upload staged artifacts and remove scratch space (after each piece / task)."""

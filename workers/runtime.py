@@ -59,7 +59,7 @@ def settings() -> Settings:
 
 @cache
 def store() -> StatusStore:
-    return StatusStore(settings().status_store_url, settings().key_prefix)
+    return StatusStore.from_settings(settings())
 
 
 @cache

@@ -80,12 +80,23 @@ def _context(spec: runtime.JobSpec, kind: str, **extra: Any) -> TaskContext:
     )
 
 
+def _flush_records(ctx: TaskContext) -> None:
+    """Send the metrics and log lines user code produced to the store."""
+    metrics, lines = ctx.take_records()
+    runtime.store().add_metrics(ctx.job_id, metrics)
+    runtime.store().add_logs(ctx.job_id, lines)
+
+
 def _close(ctx: TaskContext) -> None:
-    """Persist the context's artifacts and metrics, drop its scratch space."""
+    """Persist the context's artifacts, metrics and logs, drop its scratch space."""
     try:
         ctx.close_piece()
     finally:
-        runtime.store().add_metrics(ctx.job_id, ctx.take_metrics())
+        _flush_records(ctx)
+
+
+def _lifecycle(job_id: str, msg: str, level: str = "INFO", **where: Any) -> None:
+    runtime.store().add_logs(job_id, [{"level": level, "source": "runner", "msg": msg, **where}])
 
 
 def _claim(job_id: str, task_id: str, target: JobState, owner_field: str, **fields: Any) -> bool:
@@ -139,9 +150,12 @@ def partition(task: Task, job_id: str, template: str) -> Any:
         finally:
             _close(ctx)
     except Exception as exc:
-        fail_job(task.app, job_id, _error("partition", exc))
+        error = _error("partition", exc)
+        _lifecycle(job_id, f"partitioner failed: {error['type']}: {error['message']}", "ERROR")
+        fail_job(task.app, job_id, error)
         return None
     batches = plan_batches(total, _parallelism(queue), runtime.settings().max_batch, spec.template.batch_size)
+    _lifecycle(job_id, f"partitioned {spec.source} into {total} pieces, {len(batches)} app tasks on queue {queue}")
     if not store.transition(job_id, JobState.RUNNING, strict=False, expect=[JobState.PARTITIONING],
                             pieces_total=total, batches_total=len(batches)):
         return None
@@ -215,7 +229,7 @@ def run_app(task: Task, job_id: str, template: str, start: int, stop: int) -> in
                 return _piece_failed(task, spec, job_id, template, index, stop, exc)
             ctx.close_piece()
             if time.monotonic() - last_flush >= FLUSH_SECONDS:
-                store.add_metrics(job_id, ctx.take_metrics())
+                _flush_records(ctx)
                 state = store.record_results(job_id, flushed_at, done)
                 flushed_at, done, last_flush = index + 1, [], time.monotonic()
                 if state is None or state.is_final:
@@ -242,8 +256,12 @@ def _piece_failed(task: Task, spec: runtime.JobSpec, job_id: str, template: str,
         store.add_event(job_id, "piece_retry", piece=index, attempt=attempts,
                         error=f"{error['type']}: {error['message']}"[:500])
         backoff = min(60.0, RETRY_BACKOFF * 2 ** (attempts - 1))
+        _lifecycle(job_id, f"retrying in {backoff:g}s (attempt {attempts} of {spec.max_retries}): "
+                           f"{error['type']}: {error['message']}", "WARNING", piece=index)
         raise task.retry(args=[job_id, template, index, stop], countdown=backoff, max_retries=None, exc=exc)
     store.record_failure(job_id, index, error)
+    _lifecycle(job_id, f"failed after {attempts} attempt(s): {error['type']}: {error['message']}\n"
+                       + "\n".join(error["traceback"]), "ERROR", piece=index)
     fail_job(task.app, job_id, error)
     return 0
 
@@ -275,7 +293,9 @@ def assemble(task: Task, job_id: str, template: str) -> Any:
                 f"write it to a destination and return a summary instead"
             )
     except Exception as exc:
-        fail_job(task.app, job_id, _error("assemble", exc))
+        error = _error("assemble", exc)
+        _lifecycle(job_id, f"assembler failed: {error['type']}: {error['message']}", "ERROR")
+        fail_job(task.app, job_id, error)
         return None
     store.set_result(job_id, encoded)
     summary = {"bytes": len(encoded), "type": type(output).__name__, "destination": spec.destination}
