@@ -59,3 +59,34 @@ def settings(redis_url: str, file_roots: list[Path]):
 @pytest.fixture
 def client(settings, worker) -> Client:
     return Client(settings=settings)
+
+
+# -- S3: a real SeaweedFS server (tests/s3server.py) ---------------------------------------
+
+
+@pytest.fixture(scope="session")
+def s3(server_dir: Path):
+    """A SeaweedFS S3 server for the whole session (started only if a test asks for it)."""
+    from tests.s3server import seaweed_s3
+
+    directory = server_dir / "s3"
+    directory.mkdir()
+    with seaweed_s3(directory) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def s3_settings(s3):
+    """Settings pointing s3:// at the test server (and no file roots)."""
+    return get_settings(file_roots=[], s3_endpoint_url=s3.endpoint_url, s3_access_key_id=s3.access_key,
+                        s3_secret_access_key=s3.secret_key, s3_region="us-east-1")
+
+
+@pytest.fixture
+def bucket(s3) -> str:
+    """A fresh, empty bucket of its own for one test."""
+    import uuid
+
+    name = f"test-{uuid.uuid4().hex[:20]}"
+    s3.client().create_bucket(Bucket=name)
+    return name
