@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from rich.table import Table
 
 from runner.client import Client
 from runner.errors import JobError, RunnerError
+from runner.fleet import live_workers
 from runner.models import JobState, JobStatus
 
 console = Console()
@@ -105,6 +107,8 @@ def submit(template: str, source: str, destination: str, param: tuple[str, ...],
                         task_timeout=task_timeout, job_timeout=job_timeout, max_retries=max_retries, test=test,
                         name=name)
     console.print(f"submitted job [bold]{job.id}[/] ({template})")
+    for warning in job.status().warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
     if wait:
         result = job.wait(progress=True)
         print(json.dumps(result, indent=2))
@@ -198,6 +202,73 @@ def artifacts(job_id: str, download: str | None, org: str | None) -> None:
     else:
         for name in job.artifacts():
             console.print(name)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+def workers(as_json: bool) -> None:
+    """Live workers: their queues, concurrency and the pieces they are running."""
+    client = _client()
+    found = live_workers(client.store, client.celery)
+    if as_json:
+        print(json.dumps([w.model_dump() for w in found], indent=2))
+        return
+    table = Table("worker", "queues", "processes", "active", "heartbeat")
+    for w in found:
+        active = "\n".join(f"{a['job']} pieces {a['pieces'][0]}..{a['pieces'][1] - 1}" if a.get("pieces")
+                           else f"{a['task']} {a['job']}" for a in w.active) or "-"
+        table.add_row(w.hostname, ",".join(w.queues), str(w.concurrency), active, f"{w.seen_seconds_ago:g}s ago")
+    console.print(table if found else "no live workers")
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option("--org", default=None)
+def watch(job_id: str, org: str | None) -> None:
+    """Follow a job live: state, pieces done/failed/total, rate and ETA, to its end."""
+    from runner.watch import watch_job
+
+    status = watch_job(_client(org=org).get(job_id), console)
+    if status.state is not JobState.COMPLETED:
+        sys.exit(1)
+
+
+@cli.command()
+def doctor() -> None:
+    """Check the installation; print a fix for each problem; exit 1 if any."""
+    from runner.doctor import run_checks
+
+    checks = run_checks(_client().settings)
+    table = Table("check", "", "detail", "fix")
+    for check in checks:
+        table.add_row(check.name, "[green]ok" if check.ok else "[red]FAIL", check.detail, check.fix)
+    console.print(table)
+    if not all(check.ok for check in checks):
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--port", type=int, default=5555)
+@click.option("--address", default="127.0.0.1", help="Interface to listen on (default: loopback only).")
+@click.option("--unsafe-no-auth", is_flag=True, help="Run without authentication (its API can run tasks!).")
+@click.option("--url-prefix", default=None)
+def flower(port: int, address: str, unsafe_no_auth: bool, url_prefix: str | None) -> None:
+    """Run Flower on the configured broker, with basic auth and persistent state."""
+    from runner.dispatch import make_celery
+
+    settings = _client().settings
+    auth = settings.flower_basic_auth.get_secret_value() if settings.flower_basic_auth else None
+    if not auth and not unsafe_no_auth:
+        raise click.UsageError("set RUNNER_FLOWER_BASIC_AUTH=user:password (Flower can run tasks and stop "
+                               "workers), or pass --unsafe-no-auth")
+    if auth:
+        os.environ["FLOWER_BASIC_AUTH"] = auth  # not on the command line, where `ps` would show it
+    settings.flower_db.parent.mkdir(parents=True, exist_ok=True)
+    argv = ["flower", f"--port={port}", f"--address={address}", "--persistent=True", f"--db={settings.flower_db}",
+            "--state_save_interval=10000", "--tasks_columns=name,uuid,state,args,received,runtime,worker"]
+    if url_prefix:
+        argv.append(f"--url_prefix={url_prefix}")
+    make_celery(settings, main="runner-flower").start(argv)
 
 
 @cli.command()

@@ -15,11 +15,12 @@ from typing import Any
 
 from celery import Celery
 
+from runner.artifacts import ArtifactIO, artifact_prefix
 from runner.config import Settings, get_settings
 from runner.dispatch import make_celery, send_partition, send_resume, stop_tasks
-from runner.artifacts import ArtifactIO, artifact_prefix
-from runner.lifecycle import end_job
 from runner.errors import IllegalTransition, InvalidParams, JobCancelled, JobFailed, JobTimedOut
+from runner.fleet import unserved_queues
+from runner.lifecycle import end_job
 from runner.models import JobState, JobStatus, LogLine
 from runner.params import validate_params
 from runner.registry import Template, get_template, load_plugins, templates
@@ -268,6 +269,7 @@ class Client:
         record = self._record(tmpl, name, self.storages.check(source), self.storages.check(destination),
                               retention_hours)
         record["inputs"] = self._check_inputs(tmpl, inputs)
+        record["warnings"] = self._queue_warnings(record["queue"])
         self._queue(record["id"], tmpl, validated, record["queue"], task_timeout, job_timeout, max_retries, test,
                     record=record)
         return Job(self, record["id"])
@@ -335,6 +337,14 @@ class Client:
         return Job(self, job_id)
 
     # -- internals ---------------------------------------------------------------------
+    def _queue_warnings(self, queue: str) -> list[str]:
+        """Say so when no live worker serves the job's queues, instead of hanging silently."""
+        return [
+            f"no live worker consumes queue {q!r}: the job waits until one starts "
+            f"(runner worker --queues {q})"
+            for q in unserved_queues(self.store, [self.settings.control_queue, queue])
+        ]
+
     def _check_inputs(self, tmpl: Template, inputs: dict[str, str] | None) -> dict[str, str]:
         """The job's named inputs, checked against the template's declared names."""
         inputs = dict(inputs or {})

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     http_timeout: float = Field(30.0, gt=0, description="Seconds to connect to / wait on an http(s) source.")
     log_max_lines: int = Field(10_000, ge=100, description="Most log lines kept per job (older ones are dropped).")
     log_format: Literal["text", "json"] = Field("text", description="Worker process log format (json: one object a line).")
+    flower_basic_auth: SecretStr | None = Field(None, description="user:password that `runner flower` requires.")
+    flower_url: str | None = Field(None, description="Flower's URL, for `runner doctor` to check.")
+    flower_db: Path = Field(Path(".runner/flower.db"), description="Where `runner flower` keeps its state across restarts.")
 
     @field_validator("include", "file_roots", mode="before")
     @classmethod

@@ -90,6 +90,7 @@ class JobStatus(BaseModel):
     batches_total: int | None = None
     error: dict[str, Any] | None = None
     result_summary: dict[str, Any] | None = None
+    warnings: list[str] = Field(default_factory=list)
 
     @property
     def is_final(self) -> bool:

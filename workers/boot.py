@@ -9,12 +9,14 @@ the deadline watchdog (``workers/watchdog.py``).
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import threading
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import after_setup_logger, after_setup_task_logger, worker_ready, worker_shutdown
 
 from runner.config import Settings
 from runner.dispatch import make_celery
@@ -48,6 +50,33 @@ def _worker_info(consumer: Any) -> dict[str, Any]:
         "concurrency": consumer.controller.concurrency,
         "pid": os.getpid(),
     }
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object a line, for log shippers (``RUNNER_LOG_FORMAT=json``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "t": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
+            "level": record.levelname,
+            "logger": record.name,
+            "process": record.processName,
+            "msg": record.getMessage(),
+        }
+        for key in ("job_id", "piece"):
+            if getattr(record, key, None) is not None:
+                entry[key] = getattr(record, key)
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _log_format(logger: logging.Logger | None = None, **_: Any) -> None:
+    if logger is not None and runtime.settings().log_format == "json":
+        for handler in logger.handlers:
+            handler.setFormatter(JsonLogFormatter())
 
 
 @worker_ready.connect

@@ -1,0 +1,110 @@
+"""``runner doctor``: check an installation and say how to fix what is wrong.
+
+Each check returns a :class:`Check`; one failing check makes the command exit non-zero.
+They test the facts that silently break a Celery fleet: an evicting Redis drops queued
+pieces, a visibility timeout shorter than a task redelivers it while it still runs, a
+queue nobody consumes leaves jobs waiting forever.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+import redis
+from pydantic import BaseModel
+
+from runner.config import Settings
+from runner.registry import templates
+from runner.store import StatusStore
+
+__all__ = ["Check", "run_checks"]
+
+
+class Check(BaseModel):
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def _redis(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
+
+
+def check_broker(settings: Settings) -> Check:
+    try:
+        info = _redis(settings.broker_url).info("server")
+    except redis.RedisError as exc:
+        return Check(name="broker", ok=False, detail=f"cannot reach the broker: {exc}",
+                     fix="start Redis or point RUNNER_BROKER_URL at it")
+    return Check(name="broker", ok=True, detail=f"Redis {info.get('redis_version')} reachable")
+
+
+def check_eviction(settings: Settings) -> list[Check]:
+    checks = []
+    targets = {settings.broker_url: "broker"}
+    targets.setdefault(settings.status_store_url, "store")
+    for url, role in targets.items():
+        try:
+            policy = _redis(url).config_get("maxmemory-policy").get("maxmemory-policy", "?")
+        except redis.ResponseError:
+            checks.append(Check(name=f"{role} eviction", ok=True, detail="CONFIG is disabled; cannot verify the policy",
+                                fix="make sure maxmemory-policy is noeviction"))
+            continue
+        except redis.RedisError as exc:
+            checks.append(Check(name=f"{role} eviction", ok=False, detail=str(exc)))
+            continue
+        ok = policy == "noeviction"
+        checks.append(Check(
+            name=f"{role} eviction", ok=ok, detail=f"maxmemory-policy is {policy}",
+            fix="" if ok else "an evicting Redis silently drops queued pieces and results: "
+                              "set `maxmemory-policy noeviction` (redis.conf or CONFIG SET)"))
+    return checks
+
+
+def check_visibility(settings: Settings) -> Check:
+    longest = max([settings.job_timeout, *(t.job_timeout or 0 for t in templates())])
+    ok = settings.visibility_timeout > longest
+    return Check(
+        name="visibility timeout", ok=ok,
+        detail=f"RUNNER_VISIBILITY_TIMEOUT={settings.visibility_timeout}s, longest job timeout in use {longest:g}s",
+        fix="" if ok else f"set RUNNER_VISIBILITY_TIMEOUT above {longest:g}: a task running longer is redelivered "
+                          f"and runs twice")
+
+
+def check_queues(settings: Settings, store: StatusStore) -> list[Check]:
+    needed = {settings.control_queue, settings.default_queue, *(t.queue for t in templates() if t.queue)}
+    live = store.live_workers()
+    checks = []
+    for queue in sorted(needed):
+        serving = [name for name, info in live.items() if queue in info.get("queues", [])]
+        checks.append(Check(
+            name=f"queue {queue}", ok=bool(serving),
+            detail=f"consumed by {', '.join(serving)}" if serving else "no live worker consumes it",
+            fix="" if serving else f"start one: runner worker --queues {queue}"))
+    return checks
+
+
+def _reachable(name: str, url: str, fix: str) -> Check:
+    try:
+        answer = httpx.get(url, timeout=3)
+    except httpx.HTTPError as exc:
+        return Check(name=name, ok=False, detail=f"{url} unreachable: {exc}", fix=fix)
+    return Check(name=name, ok=answer.status_code < 500, detail=f"{url} answered HTTP {answer.status_code}", fix=fix)
+
+
+def run_checks(settings: Settings) -> list[Check]:
+    """Every check that applies to this configuration, in order."""
+    broker = check_broker(settings)
+    if not broker.ok:
+        return [broker]
+    store = StatusStore.from_settings(settings)
+    checks = [broker, *check_eviction(settings), check_visibility(settings), *check_queues(settings, store)]
+    optional: list[tuple[str | None, Callable[[str], Check]]] = [
+        (settings.flower_url, lambda url: _reachable("flower", url.rstrip("/") + "/healthcheck",
+                                                     "start it: runner flower")),
+        (settings.s3_endpoint_url, lambda url: _reachable("s3 endpoint", url, "check RUNNER_S3_ENDPOINT_URL")),
+    ]
+    checks += [make(url) for url, make in optional if url]
+    return checks
