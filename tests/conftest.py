@@ -12,7 +12,7 @@ import pytest
 from runner import Client, get_settings
 from workers.cluster import embedded_redis, worker_process
 
-TEST_MODULES = ["tests.jobs", "tests.simple_jobs", "examples.wordcount"]
+TEST_MODULES = ["tests.jobs", "tests.simple_jobs", "examples.wordcount", "examples.object_report"]
 REPO = Path(__file__).resolve().parent.parent
 
 # A developer's RUNNER_* settings must not leak into the suite.
@@ -44,16 +44,24 @@ def file_roots(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return [tmp_path_factory.getbasetemp().resolve(), REPO]
 
 
+def s3_env(s3) -> dict[str, str]:
+    """The RUNNER_S3_* settings that point a process at the test S3 server."""
+    return {"RUNNER_S3_ENDPOINT_URL": s3.endpoint_url, "RUNNER_S3_ACCESS_KEY_ID": s3.access_key,
+            "RUNNER_S3_SECRET_ACCESS_KEY": s3.secret_key, "RUNNER_S3_REGION": "us-east-1"}
+
+
 @pytest.fixture(scope="session")
-def worker(redis_url: str, worker_log: Path, file_roots: list[Path]) -> Iterator[None]:
-    with worker_process(redis_url, include=TEST_MODULES, concurrency=2, log_path=worker_log, file_roots=file_roots):
+def worker(redis_url: str, worker_log: Path, file_roots: list[Path], s3) -> Iterator[None]:
+    with worker_process(redis_url, include=TEST_MODULES, concurrency=2, log_path=worker_log, file_roots=file_roots,
+                        env=s3_env(s3)):
         yield
 
 
 @pytest.fixture(scope="session")
-def settings(redis_url: str, file_roots: list[Path]):
+def settings(redis_url: str, file_roots: list[Path], s3):
     return get_settings(broker_url=redis_url, result_backend=redis_url, store_url=redis_url, include=TEST_MODULES,
-                        file_roots=file_roots)
+                        file_roots=file_roots, s3_endpoint_url=s3.endpoint_url, s3_access_key_id=s3.access_key,
+                        s3_secret_access_key=s3.secret_key, s3_region="us-east-1")
 
 
 @pytest.fixture

@@ -154,3 +154,5 @@ template("with-model", "1.0.0", partitioner="replicas", app="reads_model", assem
 template("object-sizes", "1.0.0", partitioner="objects", app="object_size", assembler="json_list")
 template("lines-by-ref", "1.0.0", partitioner="lines", app="echo", assembler="concat",
          params={"partitioner": {"by_reference": True}})
+template("s3-artifacts", "1.0.0", partitioner="replicas", app="reads_model", assembler="notes_and_list",
+         inputs=["model"], queue="s3art")

@@ -55,7 +55,7 @@ def job_canvas(
     task_timeout: float,
     round_: int = 0,
 ) -> tuple[Signature, list[str]]:
-    """The job's fan-out and join, read top to bottom; also returns the app task ids.
+    """The job's fan-out and join, read top to bottom; also returns every task id in it.
 
     Every task carries the job's deadline as its expiry, so nothing of the job starts
     after it. Arguments are positional and short — job id, template, piece range — so
@@ -73,5 +73,6 @@ def job_canvas(
         )
         for start, stop in batches
     ]
-    assemble = signature(ASSEMBLE, args=(job_id, template), immutable=True).set(expires=expires)
-    return chord(group(apps), assemble), [sig.id for sig in apps]
+    assemble = signature(ASSEMBLE, args=(job_id, template), immutable=True).set(
+        expires=expires, task_id=f"{job_id}-{round_}-assemble")
+    return chord(group(apps), assemble), [*(sig.id for sig in apps), assemble.id]

@@ -115,13 +115,20 @@ def _parallelism(queue: str) -> int:
     return sum(int(info.get("concurrency", 1)) for info in live if queue in info.get("queues", [])) or 1
 
 
-def _fan_out(task: Task, job_id: str, template: str, pieces: list[tuple[int, int]], round_: int) -> Any:
-    """Replace ``task`` with the chord over ``pieces`` (batches) and record its task ids."""
+def _fan_out(task: Task, job_id: str, template: str, pieces: list[tuple[int, int]], round_: int) -> int:
+    """Send the chord over ``pieces`` (batches), its task ids recorded first so a cancel
+    can revoke them; returns how many app tasks were sent.
+
+    The chord is sent, not ``replace``-d in: Runner reads results from its store, never
+    from Celery's result of the root task, and a partition task that keeps its own id
+    stays visible as ``runner.partition`` in Flower.
+    """
     spec = runtime.job_spec(job_id)
     queue = spec.template.queue or runtime.settings().default_queue
     canvas, ids = job_canvas(job_id, template, pieces, queue, runtime.deadline(job_id), spec.task_timeout, round_)
     runtime.store().add_tasks(job_id, ids)
-    raise task.replace(canvas)
+    canvas.apply_async()
+    return len(ids) - 1
 
 
 def partition(task: Task, job_id: str, template: str) -> Any:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import BinaryIO, Protocol
+import io
+from typing import Any, BinaryIO, Protocol
 from urllib.parse import urlparse, urlunparse
 
-__all__ = ["Storage", "safe_uri"]
+__all__ = ["Storage", "AtomicWriter", "safe_uri"]
 
 
 def safe_uri(uri: str) -> str:
@@ -40,3 +41,67 @@ class Storage(Protocol):
     def open_write(self, uri: str) -> BinaryIO:
         """A binary stream whose content becomes the object when closed without error;
         closed after an error (used as a context manager), nothing is left behind."""
+
+
+class AtomicWriter(io.RawIOBase):
+    """A destination stream whose content becomes the object only on a clean ``close()``.
+
+    Leaving a ``with`` block by an exception aborts instead, and so does garbage
+    collection of a writer nobody closed: a half-written output is never published.
+    Subclasses implement ``_write``, ``_commit`` and ``_abort``. Being a real
+    ``io.RawIOBase``, it works under ``io.TextIOWrapper``, ``csv`` and ``shutil``.
+    """
+
+    def __init__(self, uri: str) -> None:
+        super().__init__()
+        self.uri = uri
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        if self.closed:
+            raise ValueError(f"write to closed destination {safe_uri(self.uri)}")
+        chunk = bytes(data)
+        self._write(chunk)
+        return len(chunk)
+
+    def close(self) -> None:
+        """Publish the content (once)."""
+        if self.closed:
+            return
+        try:
+            self._commit()
+        except BaseException:
+            self._abort()
+            raise
+        finally:
+            super().close()
+
+    def abort(self) -> None:
+        """Discard everything written; nothing is published."""
+        if self.closed:
+            return
+        try:
+            self._abort()
+        finally:
+            super().close()
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def __del__(self) -> None:
+        if not self.closed:
+            self.abort()
+
+    def _write(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def _commit(self) -> None:
+        raise NotImplementedError
+
+    def _abort(self) -> None:
+        raise NotImplementedError

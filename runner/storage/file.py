@@ -15,6 +15,7 @@ from typing import BinaryIO
 from urllib.parse import unquote, urlparse
 
 from runner.errors import SourceError
+from runner.storage.base import AtomicWriter
 
 __all__ = ["FileStorage", "path_of"]
 
@@ -32,33 +33,26 @@ def path_of(uri: str) -> Path:
     return Path(raw)
 
 
-class _AtomicWriter:
-    """Writes to a temp file beside the target and renames it on a clean close, so a
-    failed assembler never leaves a half-written destination behind."""
+class _FileWriter(AtomicWriter):
+    """Writes to a temp file beside the target and renames it over the target on commit."""
 
-    def __init__(self, target: Path) -> None:
+    def __init__(self, uri: str, target: Path) -> None:
+        super().__init__(uri)
         self.target = target
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
         self.tmp = Path(tmp)
         self.file: BinaryIO = os.fdopen(fd, "wb")
 
-    def write(self, data: bytes) -> int:
-        return self.file.write(data)
+    def _write(self, data: bytes) -> None:
+        self.file.write(data)
 
-    def close(self, ok: bool = True) -> None:
-        if self.file.closed:
-            return
+    def _commit(self) -> None:
         self.file.close()
-        if ok:
-            os.replace(self.tmp, self.target)
-        else:
-            self.tmp.unlink(missing_ok=True)
+        os.replace(self.tmp, self.target)
 
-    def __enter__(self) -> "_AtomicWriter":
-        return self
-
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        self.close(ok=exc_type is None)
+    def _abort(self) -> None:
+        self.file.close()
+        self.tmp.unlink(missing_ok=True)
 
 
 class FileStorage:
@@ -111,6 +105,6 @@ class FileStorage:
         path = self._confined(uri)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            return _AtomicWriter(path)  # type: ignore[return-value]
+            return _FileWriter(uri, path)  # type: ignore[return-value]
         except OSError as exc:
             raise SourceError(f"cannot write destination {uri}: {exc.strerror or exc}") from None

@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 
 from runner.config import Settings
 from runner.errors import SourceError
-from runner.storage.base import safe_uri
+from runner.storage.base import AtomicWriter, safe_uri
 
 __all__ = ["S3Storage", "split_uri"]
 
@@ -85,78 +85,47 @@ class _BodyStream(io.RawIOBase):
         super().close()
 
 
-class _S3Writer:
+class _S3Writer(AtomicWriter):
     """Buffers up to ``part_size`` bytes; an output that fits is one ``put_object``, a larger
-    one a multipart upload. Nothing becomes visible until a clean :meth:`close`, and
-    ``close(ok=False)`` (an exception in the ``with`` block) aborts the upload."""
+    one a multipart upload. Nothing becomes visible until a clean :meth:`close`; an abort
+    (an exception in the ``with`` block) aborts the multipart upload."""
 
     def __init__(self, storage: "S3Storage", uri: str, bucket: str, key: str, part_size: int) -> None:
+        super().__init__(uri)
         self._storage = storage
-        self.uri = uri
         self._bucket = bucket
         self._key = key
         self._part_size = part_size
         self._buffer = bytearray()
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
-        self.closed = False
-
-    @property
-    def multipart(self) -> bool:
-        """Whether this output went (or is going) up as a multipart upload."""
-        return self._upload_id is not None
+        self.multipart = False
 
     @property
     def parts(self) -> int:
         """How many parts were uploaded so far."""
         return len(self._parts)
 
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: bytes) -> int:
-        if self.closed:
-            raise ValueError(f"write to closed destination {safe_uri(self.uri)}")
+    def _write(self, data: bytes) -> None:
         self._buffer += data
         while len(self._buffer) >= self._part_size:
             self._upload_part(bytes(self._buffer[:self._part_size]))
             del self._buffer[:self._part_size]
-        return len(data)
-
-    def flush(self) -> None:
-        """Nothing to do: bytes leave in whole parts, and the object appears at close."""
 
     def _upload_part(self, data: bytes) -> None:
         client = self._storage.client()
         try:
             if self._upload_id is None:
                 self._upload_id = client.create_multipart_upload(Bucket=self._bucket, Key=self._key)["UploadId"]
+                self.multipart = True
             number = len(self._parts) + 1
             answer = client.upload_part(Bucket=self._bucket, Key=self._key, UploadId=self._upload_id,
                                         PartNumber=number, Body=data)
             self._parts.append({"PartNumber": number, "ETag": answer["ETag"]})
         except Exception as exc:
-            self._abort()
             raise self._storage._error(exc, self.uri, "writing") from None
 
-    def _abort(self) -> None:
-        """Abort the multipart upload, if any; best effort (a failed abort is left to the
-        bucket's lifecycle rule for incomplete uploads)."""
-        self.closed = True
-        self._buffer = bytearray()
-        if self._upload_id is not None:
-            upload_id, self._upload_id = self._upload_id, None
-            try:
-                self._storage.client().abort_multipart_upload(Bucket=self._bucket, Key=self._key, UploadId=upload_id)
-            except Exception:  # noqa: BLE001  (the original error matters more)
-                pass
-
-    def close(self, ok: bool = True) -> None:
-        if self.closed:
-            return
-        if not ok:
-            self._abort()
-            return
+    def _commit(self) -> None:
         try:
             if self._upload_id is None:
                 self._storage.client().put_object(Bucket=self._bucket, Key=self._key, Body=bytes(self._buffer))
@@ -169,16 +138,19 @@ class _S3Writer:
         except SourceError:
             raise
         except Exception as exc:
-            self._abort()
             raise self._storage._error(exc, self.uri, "writing") from None
-        self.closed = True
         self._buffer = bytearray()
 
-    def __enter__(self) -> "_S3Writer":
-        return self
-
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        self.close(ok=exc_type is None)
+    def _abort(self) -> None:
+        """Abort the multipart upload, if any; best effort (a failed abort is left to the
+        bucket's lifecycle rule for incomplete uploads)."""
+        self._buffer = bytearray()
+        if self._upload_id is not None:
+            upload_id, self._upload_id = self._upload_id, None
+            try:
+                self._storage.client().abort_multipart_upload(Bucket=self._bucket, Key=self._key, UploadId=upload_id)
+            except Exception:  # noqa: BLE001  (the original error matters more)
+                pass
 
 
 class S3Storage:
