@@ -156,3 +156,23 @@ template("lines-by-ref", "1.0.0", partitioner="lines", app="echo", assembler="co
          params={"partitioner": {"by_reference": True}})
 template("s3-artifacts", "1.0.0", partitioner="replicas", app="reads_model", assembler="notes_and_list",
          inputs=["model"], queue="s3art")
+
+
+class ChattyParams(BaseModel):
+    lines: int = 3
+
+
+@app("chatty", params=ChattyParams)
+def chatty(piece: int, ctx) -> int:
+    for i in range(ctx.params.lines):
+        ctx.log.info("piece %d says %d", piece, i)
+    return piece
+
+
+@app("host")
+def host(piece: int, ctx) -> int:
+    return piece
+
+
+template("chatty", "1.0.0", partitioner="replicas", app="chatty", assembler="sum")
+template("gpu-squares", "1.0.0", partitioner="replicas", app="square", assembler="sum", queue="gpu")
