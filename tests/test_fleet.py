@@ -162,3 +162,20 @@ def test_sigterm_is_a_warm_shutdown_and_the_job_still_completes_exactly(client: 
         leaving.wait(60)
     status = job.status()
     assert (status.pieces_done, status.pieces_failed) == (60, 0)
+
+
+def test_runner_workers_and_runner_watch(client: Client, redis_url, file_roots) -> None:
+    import json
+
+    env = {"RUNNER_BROKER_URL": redis_url, "RUNNER_FILE_ROOTS": ",".join(map(str, file_roots)),
+           "RUNNER_INCLUDE": ",".join(TEST_MODULES)}
+    listed = json.loads(run_cli("workers", "--json", env=env).stdout)
+    mine = [w for w in listed if "default" in w["queues"] and "control" in w["queues"]]
+    assert mine and all(w["concurrency"] == 2 for w in mine)
+
+    job = client.submit("slow-squares", params={"partitioner": {"count": 30}, "app": {"seconds": 0.02}})
+    watched = run_cli("watch", job.id, env=env)
+    assert watched.returncode == 0 and "completed" in watched.stdout and "30 done / 0 failed / 30 total" in watched.stdout
+    failed = client.submit("exploding")
+    watched = run_cli("watch", failed.id, env=env)
+    assert watched.returncode == 1 and "bad header" in watched.stdout
