@@ -100,7 +100,7 @@ class Job:
         tmpl = get_template(current.template)
         params = validate_params(tmpl, current.params)
         self.client._check_inputs(tmpl, current.inputs)
-        self.client._queue(self.id, tmpl, params, current.queue, task_timeout, job_timeout, max_retries, test, draft=True)
+        self.client._queue(self.id, tmpl, params, current.queue, task_timeout, job_timeout, max_retries, test)
         return self
 
     def _update_draft(self, fields: dict[str, Any]) -> None:
@@ -391,8 +391,8 @@ class Client:
         max_retries: int | None,
         test: bool,
         record: dict[str, Any] | None = None,
-        draft: bool = False,
     ) -> None:
+        """Queue a job: a new one from ``record``, or the stored draft ``job_id`` when None."""
         now = time.time()
         base = record or self.store.fields(job_id, "task_timeout", "job_timeout", "max_retries", "retention_hours")
         timing = {
@@ -408,7 +408,7 @@ class Client:
                 raise ValueError(f"{key} must be > 0 seconds, got {timing[key]}")
         timing["deadline"] = now + timing["job_timeout"]
         expire = timing["job_timeout"] + base["retention_hours"] * 3600
-        if draft:
+        if record is None:
             self.store.transition(job_id, JobState.QUEUED, **timing)
             self.store.keep_for(job_id, expire)
         else:

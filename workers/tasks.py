@@ -140,9 +140,10 @@ def partition(task: Task, job_id: str, template: str) -> Any:
     spec = runtime.job_spec(job_id)
     queue = spec.template.queue or runtime.settings().default_queue
     if state is JobState.RUNNING:  # redelivered after the pieces were stored: fan out again
-        if store.fields(job_id, "partition_task")["partition_task"] != task.request.id:
+        fields = store.fields(job_id, "partition_task", "pieces_total")
+        if fields["partition_task"] != task.request.id:
             return None
-        total = int(store.fields(job_id, "pieces_total")["pieces_total"])
+        total = int(fields["pieces_total"])
         return _fan_out(task, job_id, template, plan_batches(total, _parallelism(queue),
                         runtime.settings().max_batch, spec.template.batch_size), 0)
     if not _claim(job_id, task.request.id, JobState.PARTITIONING, "partition_task", started_at=time.time()):
