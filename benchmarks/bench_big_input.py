@@ -300,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from tests.s3server import seaweed_s3
-    from workers.cluster import embedded_redis
+    from runner.local import embedded_redis
 
     report: dict[str, Any] = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "cpus": os.cpu_count(),

@@ -56,7 +56,7 @@ from rich.table import Table  # noqa: E402
 
 from runner import Client, get_settings  # noqa: E402
 from runner.dispatch import make_celery  # noqa: E402
-from workers.cluster import embedded_redis, worker_process  # noqa: E402
+from runner.local import embedded_redis, worker_process  # noqa: E402
 
 INCLUDE = ["benchmarks.tasks"]
 TEMPLATE = "bench@1.0.0"

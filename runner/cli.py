@@ -77,11 +77,19 @@ def cli() -> None:
 @click.option("--concurrency", "-c", type=int, default=None, help="Worker processes (default: CPU count).")
 @click.pass_context
 def worker(ctx: click.Context, include: tuple[str, ...], queues: str | None, concurrency: int | None) -> None:
-    """Start a worker; any other `celery worker` option is passed through."""
-    from workers.boot import run_worker
+    """Start a worker; any other `celery worker` option is passed through.
 
-    modules = [m for item in include for m in item.split(",") if m]
-    run_worker(modules, queues.split(",") if queues else None, concurrency, list(ctx.args))
+    Replaces this process with ``python -m workers``: the worker side is its own program.
+    """
+    from runner.local import worker_command
+
+    argv = [*worker_command(), *(f"--include={item}" for item in include)]
+    if queues:
+        argv.append(f"--queues={queues}")
+    if concurrency:
+        argv.append(f"--concurrency={concurrency}")
+    sys.stdout.flush()
+    os.execv(argv[0], [*argv, *ctx.args])
 
 
 @cli.command()
@@ -286,7 +294,7 @@ def templates(include: tuple[str, ...]) -> None:
 @click.option("--source", default=None, help="Text file to count words in (default: the bundled example).")
 def demo(workers: int, source: str | None) -> None:
     """Run the word-count example on a private Redis and worker pool, then stop them."""
-    from workers.cluster import local_cluster
+    from runner.local import local_cluster
 
     path = Path(source) if source else Path(__file__).resolve().parent.parent / "examples" / "data" / "book.txt"
     console.print(f"starting a private Redis and {workers} worker processes …")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from runner import Client, get_settings
-from workers.cluster import embedded_redis, worker_process
+from runner.local import embedded_redis, worker_process
 
 TEST_MODULES = ["tests.jobs", "tests.simple_jobs", "examples.wordcount", "examples.object_report"]
 REPO = Path(__file__).resolve().parent.parent

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from workers.cluster import free_port
+from runner.local import free_port
 
 __all__ = ["LocalHttpServer", "Recorded", "http_server"]
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import ClusterError
-from workers.cluster import _wait, free_port, stop_process
+from runner.local import wait_until, free_port, stop_process
 
 __all__ = ["S3Server", "seaweed_s3", "weed_binary"]
 
@@ -130,5 +130,5 @@ def seaweed_s3(directory: str | Path) -> Iterator[S3Server]:
             except Exception:  # noqa: BLE001  (connection refused, 5xx while starting, ...)
                 return False
 
-        _wait(ready, f"SeaweedFS S3 on {server.endpoint_url}", proc, log, timeout=START_TIMEOUT)
+        wait_until(ready, f"SeaweedFS S3 on {server.endpoint_url}", proc, log, timeout=START_TIMEOUT)
         yield server

@@ -12,7 +12,7 @@ import yaml
 
 from runner import Client
 from tests.conftest import REPO, TEST_MODULES, s3_env
-from workers.cluster import embedded_redis, worker_process
+from runner.local import embedded_redis, worker_process
 
 RUNNER = [sys.executable, "-c", "from runner.cli import main; main()"]
 
@@ -88,7 +88,7 @@ def test_the_compose_file_defines_a_whole_installation_without_secrets() -> None
 def test_the_worker_service_command_really_starts_a_worker(redis_url, file_roots, s3) -> None:
     command = [part.replace("${WORKER_CONCURRENCY:-2}", "1") for part in compose()["services"]["worker"]["command"]]
     assert command[:2] == ["runner", "worker"]
-    from workers.cluster import _wait, stop_process
+    from runner.local import wait_until, stop_process
     from runner.store import StatusStore
     from runner import get_settings
 
@@ -98,7 +98,7 @@ def test_the_worker_service_command_really_starts_a_worker(redis_url, file_roots
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         store = StatusStore.from_settings(get_settings(broker_url=redis_url))
-        _wait(lambda: any(n.startswith("compose-worker@") for n in store.live_workers()), "compose worker", proc)
+        wait_until(lambda: any(n.startswith("compose-worker@") for n in store.live_workers()), "compose worker", proc)
     finally:
         stop_process(proc)
 
@@ -122,7 +122,7 @@ def _has_docker() -> bool:
 def test_the_flower_service_command_really_starts_flower(redis_url) -> None:
     import httpx
 
-    from workers.cluster import _wait, free_port, stop_process
+    from runner.local import wait_until, free_port, stop_process
 
     port = str(free_port())
     command = compose()["services"]["flower"]["command"]
@@ -140,7 +140,7 @@ def test_the_flower_service_command_really_starts_flower(redis_url) -> None:
             return False
 
     try:
-        _wait(healthy, "flower from the compose command", proc)
+        wait_until(healthy, "flower from the compose command", proc)
         assert httpx.get(f"http://127.0.0.1:{port}/api/workers", timeout=5).status_code == 401
     finally:
         stop_process(proc)

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from runner import Client
-from workers.cluster import _wait, free_port, stop_process
+from runner.local import wait_until, free_port, stop_process
 
 RUNNER = [sys.executable, "-c", "from runner.cli import main; main()"]
 REPO = Path(__file__).resolve().parent.parent
@@ -111,7 +111,7 @@ def flower(redis_url: str, runner_client: Client, tmp_path_factory: pytest.TempP
                 return server.get("/healthcheck", auth=False).status_code == 200
             return False
 
-        _wait(healthy, "flower", proc=proc, log=server.log, timeout=60)
+        wait_until(healthy, "flower", proc=proc, log=server.log, timeout=60)
         # /healthcheck answers before the event receiver listens: tasks sent in that gap
         # appear without name or args (or not at all). Send canaries until one is seen whole.
         deadline = time.monotonic() + 60

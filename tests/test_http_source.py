@@ -23,7 +23,7 @@ import runner
 from runner.errors import SourceError
 from runner.storage import Storages
 from tests.httpserver import LocalHttpServer, http_server
-from workers.cluster import free_port
+from runner.local import free_port
 
 METADATA = "http://169.254.169.254/latest/meta-data/"
 PASSWORD = "s3cr3t-Pa55"

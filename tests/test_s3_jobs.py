@@ -72,7 +72,7 @@ def test_artifacts_can_live_on_s3(settings, s3, bucket, redis_url, file_roots) -
     files, takes none of this job's tasks) runs the job.
     """
     from tests.conftest import TEST_MODULES, s3_env
-    from workers.cluster import worker_process
+    from runner.local import worker_process
 
     artifacts = f"s3://{bucket}/artifacts"
     client = Client(settings=settings.model_copy(update={"artifacts_url": artifacts, "control_queue": "s3art-control",

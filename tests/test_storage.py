@@ -20,7 +20,7 @@ from runner import get_settings
 from runner.errors import SourceError
 from runner.storage import Storages
 from runner.storage.s3 import S3Storage
-from workers.cluster import free_port
+from runner.local import free_port
 
 MIB = 1024 * 1024
 S3_PART = 5 * MIB  # S3's minimum part size: the smallest that still exercises multipart

@@ -1,8 +1,11 @@
-"""The embedded cluster: a private Redis server and a pool of real worker processes.
+"""Starting Runner's processes on this machine: a private Redis, worker processes, and
+the embedded cluster made of both.
 
 ``local_cluster`` is what ``runner demo``, notebooks and the tests use. It is the
 production code path on one machine — a real ``redis-server`` and a real prefork Celery
-worker in a child process — not a simulation. Everything it starts it stops by PID.
+worker in a child process (``python -m workers``) — not a simulation. Everything it
+starts it stops by PID. This is client-side tooling: it starts workers as processes and
+never imports ``workers/``.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import redis
@@ -26,7 +29,10 @@ from runner.config import get_settings
 from runner.errors import ClusterError
 from runner.store import StatusStore
 
-__all__ = ["local_cluster", "embedded_redis", "worker_process", "redis_server_binary", "free_port"]
+__all__ = [
+    "local_cluster", "embedded_redis", "worker_process", "worker_command", "redis_server_binary", "free_port",
+    "stop_process", "wait_until",
+]
 
 START_TIMEOUT = 60.0
 
@@ -54,8 +60,10 @@ def redis_server_binary() -> str:
     return found
 
 
-def _wait(predicate, what: str, proc: subprocess.Popen | None = None, log: Path | None = None,
-          timeout: float = START_TIMEOUT) -> None:
+def wait_until(predicate: Callable[[], object], what: str, proc: subprocess.Popen | None = None,
+               log: Path | None = None, timeout: float = START_TIMEOUT) -> None:
+    """Poll ``predicate`` until it is true; fail fast with the log's tail if ``proc`` exits,
+    and raise :class:`ClusterError` naming ``what`` once ``timeout`` seconds pass."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -79,6 +87,13 @@ def stop_process(proc: subprocess.Popen, timeout: float = 20.0) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(5)
+
+
+def worker_command() -> list[str]:
+    """The command that runs a worker: this Python, ``-m workers`` (what ``runner worker``
+    executes too). ``-m`` puts the current directory on ``sys.path``, as ``celery -A`` does,
+    so ``--include myjobs`` finds ``myjobs.py`` beside the caller."""
+    return [sys.executable, "-m", "workers"]
 
 
 @contextlib.contextmanager
@@ -109,7 +124,7 @@ def embedded_redis(directory: str | Path | None = None, extra: list[str] | None 
             except redis.ConnectionError:
                 return False
 
-        _wait(ready, f"redis-server on port {port}", proc, log)
+        wait_until(ready, f"redis-server on port {port}", proc, log)
         client.close()
         yield url
 
@@ -138,7 +153,7 @@ def worker_process(
             child_env["RUNNER_INCLUDE"] = ",".join(include)
         if file_roots:
             child_env["RUNNER_FILE_ROOTS"] = ",".join(str(root) for root in file_roots)
-        args = [sys.executable, "-m", "workers", "--concurrency", str(concurrency), "--hostname", hostname,
+        args = [*worker_command(), "--concurrency", str(concurrency), "--hostname", hostname,
                 "--loglevel", "INFO", "--logfile", str(log_path)]
         if queues:
             args += ["--queues", ",".join(queues)]
@@ -148,7 +163,7 @@ def worker_process(
         settings = get_settings(broker_url=broker_url, result_backend=broker_url, store_url=broker_url)
         store = StatusStore.from_settings(settings)
         name = hostname.replace("%h", socket.gethostname())
-        _wait(lambda: name in store.live_workers(), f"worker {name}", proc, log_path.with_suffix(".err"))
+        wait_until(lambda: name in store.live_workers(), f"worker {name}", proc, log_path.with_suffix(".err"))
         yield proc
 
 
