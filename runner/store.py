@@ -41,7 +41,8 @@ import redis
 
 from runner.config import Settings
 from runner.errors import IllegalTransition, JobNotFound
-from runner.models import JobState, JobStatus, allowed_sources
+from runner.models import JobState, JobStatus, WorkerInfo, allowed_sources
+from runner.pieces import to_stored
 
 __all__ = ["StatusStore", "EVENTS_MAXLEN"]
 
@@ -265,11 +266,12 @@ class StatusStore:
 
     # -- pieces and results ---------------------------------------------------------
     def store_pieces(self, job_id: str, pieces: Iterable[Any], expire_seconds: float, limit: int | None = None) -> int:
-        """Append pieces (JSON) to the job's piece list, streaming; returns how many."""
+        """Append pieces (JSON; a :class:`~runner.pieces.PieceRef` as its stored form) to the
+        job's piece list, streaming; returns how many."""
         key, count, chunk = self.pieces_key(job_id), 0, []
         self.redis.delete(key)  # a redelivered partition task starts over
         for piece in pieces:
-            chunk.append(_encode(piece))
+            chunk.append(_encode(to_stored(piece)))
             count += 1
             if len(chunk) >= _PIPELINE_CHUNK:
                 self.redis.rpush(key, *chunk)
@@ -411,14 +413,15 @@ class StatusStore:
         return [(event_id, fields) for _, entries in answer for event_id, fields in entries]
 
     # -- workers --------------------------------------------------------------------
-    def heartbeat_worker(self, hostname: str, info: dict[str, Any]) -> None:
-        self.redis.hset(self.workers_key(), hostname, _encode({**info, "seen": time.time()}))
+    def heartbeat_worker(self, info: WorkerInfo) -> None:
+        beat = info.model_copy(update={"seen": time.time()})
+        self.redis.hset(self.workers_key(), info.hostname, beat.model_dump_json(exclude={"active", "seen_seconds_ago"}))
 
     def forget_worker(self, hostname: str) -> None:
         self.redis.hdel(self.workers_key(), hostname)
 
-    def live_workers(self, max_age: float = 30.0) -> dict[str, dict[str, Any]]:
-        """Workers that sent a heartbeat in the last ``max_age`` seconds."""
+    def live_workers(self, max_age: float = 30.0) -> dict[str, WorkerInfo]:
+        """Workers that sent a heartbeat in the last ``max_age`` seconds, by hostname."""
         now = time.time()
-        workers = {name: json.loads(raw) for name, raw in self.redis.hgetall(self.workers_key()).items()}
-        return {name: info for name, info in workers.items() if now - info.get("seen", 0) <= max_age}
+        workers = [WorkerInfo.model_validate_json(raw) for raw in self.redis.hgetall(self.workers_key()).values()]
+        return {w.hostname: w for w in sorted(workers, key=lambda w: w.hostname) if now - w.seen <= max_age}
