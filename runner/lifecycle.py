@@ -58,10 +58,11 @@ def end_job(
     if result_summary is not None:
         fields["result_summary"] = result_summary
     write_output(store, services.storages, services.settings, job_id, state=target, **fields)
-    if not store.transition(job_id, target, strict=False, **fields):
+    retention = float(current["retention_hours"]) * 3600  # starts the moment the job is seen final
+    if not store.transition(job_id, target, strict=False, keep_seconds=retention, **fields):
         write_output(store, services.storages, services.settings, job_id)  # somebody else ended it
         return False
-    store.finish(job_id, float(current["retention_hours"]))
+    store.forget_deadline(job_id)
     store.add_logs(job_id, [_ending_line(target, error, fields["finished_at"] - (current["queued_at"] or 0))])
     if target is not JobState.COMPLETED:
         stop_tasks(services.celery, [task for task in store.tasks(job_id) if task != spare_task])
