@@ -22,6 +22,8 @@ key                                   type    holds
 ``P:org:{org}:jobs``                  zset    job ids of one org, scored by creation time
 ``P:deadlines``                       zset    non-final job ids, scored by deadline (watchdog)
 ``P:workers``                         hash    hostname -> its heartbeat, a ``WorkerInfo`` as JSON
+``P:leases``                          zset    running tasks ``[name, id, args]`` as JSON, scored by when
+                                              their worker last vouched for them (dead-work recovery)
 ====================================  ======  =================================================
 
 Every key of a job expires: at creation after its deadline plus retention (so nothing
@@ -81,6 +83,9 @@ class Keys:
 
     def workers_key(self) -> str:
         return f"{self.prefix}:workers"
+
+    def leases_key(self) -> str:
+        return f"{self.prefix}:leases"
 
     def _job_keys(self, job_id: str) -> list[str]:
         return [

@@ -22,13 +22,13 @@ from runner.config import Settings
 from runner.dispatch import make_celery
 from runner.models import WorkerInfo
 from runner.registry import load_plugins
-from workers import runtime
+from workers import leases, runtime
 from workers.tasks import register_tasks
 from workers.watchdog import start_watchdog
 
 __all__ = ["create_app", "run_worker", "HEARTBEAT_SECONDS"]
 
-HEARTBEAT_SECONDS = 5.0
+HEARTBEAT_SECONDS = leases.RENEW_SECONDS  # the heartbeat also vouches for the tasks the pool runs
 _stopping = threading.Event()
 
 
@@ -86,6 +86,7 @@ def _start_background(sender: Any = None, **_: Any) -> None:
         while True:
             try:
                 store.heartbeat_worker(info)
+                leases.renew()
             except Exception:  # the broker may be restarting; the next beat retries
                 pass
             if _stopping.wait(HEARTBEAT_SECONDS):

@@ -16,7 +16,7 @@ from celery import Celery
 
 from runner.lifecycle import end_job
 from runner.models import JobState
-from workers import runtime
+from workers import leases, runtime
 
 __all__ = ["sweep", "start_watchdog", "SWEEP_SECONDS"]
 
@@ -45,14 +45,16 @@ def sweep(celery: Celery, now: float | None = None) -> list[str]:
 
 
 def start_watchdog(celery: Celery, stop: threading.Event) -> threading.Thread:
-    """Sweep in a daemon thread until ``stop`` is set."""
+    """Sweep in a daemon thread until ``stop`` is set: overdue jobs, then stale leases
+    (work a dead or disconnected worker left behind, ``workers/leases.py``)."""
 
     def loop() -> None:
         while not stop.wait(SWEEP_SECONDS):
             try:
                 sweep(celery)
+                leases.recover(celery)
             except Exception:  # the store may be restarting: the next sweep retries
-                log.exception("deadline sweep failed")
+                log.exception("watchdog sweep failed")
 
     thread = threading.Thread(target=loop, name="runner-watchdog", daemon=True)
     thread.start()
