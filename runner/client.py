@@ -16,6 +16,7 @@ from typing import Any
 from celery import Celery
 
 from runner.artifacts import ArtifactIO, artifact_prefix
+from runner.catalog import TemplateInfo, all_templates, find_template
 from runner.config import Settings, get_settings
 from runner.dispatch import make_celery, send_partition, send_resume, stop_tasks
 from runner.errors import IllegalTransition, InvalidParams, JobCancelled, JobFailed, JobTimedOut
@@ -23,7 +24,7 @@ from runner.fleet import unserved_queues
 from runner.lifecycle import end_job
 from runner.models import JobState, JobStatus, LogLine
 from runner.params import validate_params
-from runner.registry import Template, get_template, load_plugins, templates
+from runner.registry import load_plugins
 from runner.storage import Storages
 from runner.store import StatusStore
 
@@ -82,7 +83,7 @@ class Job:
         for kind, section in (("app", app), ("partitioner", partitioner), ("assembler", assembler)):
             if section is not None:
                 params[kind] = section
-        validate_params(get_template(current.template), params)
+        validate_params(self.client.template(current.template), params)
         self._update_draft({"params": params})
         return self
 
@@ -97,7 +98,7 @@ class Job:
         current = self.status()
         if current.state is not JobState.DRAFT:
             raise IllegalTransition(f"job {self.id} is {current.state.value}; only a draft job can be run")
-        tmpl = get_template(current.template)
+        tmpl = self.client.template(current.template)
         params = validate_params(tmpl, current.params)
         self.client._check_inputs(tmpl, current.inputs)
         self.client._queue(self.id, tmpl, params, current.queue, task_timeout, job_timeout, max_retries, test)
@@ -219,8 +220,8 @@ class Client:
     """Submit and follow jobs on a Runner fleet.
 
     With no arguments everything comes from ``RUNNER_*`` settings; ``org`` scopes every
-    read and write. Modules in ``include`` (and ``RUNNER_INCLUDE``) are imported so their
-    templates can be validated here.
+    read and write. Templates the fleet published need no import; modules in ``include``
+    (and ``RUNNER_INCLUDE``) are imported so their templates validate with their own models.
     """
 
     def __init__(
@@ -264,7 +265,7 @@ class Client:
         InvalidParams (listing every bad field and input) or SourceError before anything
         is written or queued.
         """
-        tmpl = get_template(template)
+        tmpl = self.template(template)
         validated = validate_params(tmpl, params)
         record = self._record(tmpl, name, self.storages.check(source), self.storages.check(destination),
                               retention_hours)
@@ -276,7 +277,7 @@ class Client:
 
     def create(self, template: str, name: str | None = None, retention_hours: float | None = None) -> Job:
         """Create a draft job to configure step by step (``set_datasource``, ``set_params``, ``run``)."""
-        tmpl = get_template(template)
+        tmpl = self.template(template)
         record = self._record(tmpl, name, "bypass:", "bypass:", retention_hours)
         record["state"] = JobState.DRAFT.value
         self.store.create(record, expire_seconds=record["retention_hours"] * 3600)
@@ -291,9 +292,15 @@ class Client:
         """This org's jobs, newest first, optionally only those in ``state``."""
         return self.store.list_jobs(self.org, JobState(state) if state else None, limit)
 
-    def templates(self) -> list[Template]:
-        """Every template this process knows (built-ins, includes, plugins)."""
-        return templates()
+    def template(self, ref: str) -> TemplateInfo:
+        """The template ``ref`` names (``name``, ``name@1``, ``name@1.2``, ``name@1.2.3``):
+        imported here (its pydantic models validate) or published by the fleet (its JSON
+        Schemas do). Raises TemplateNotFound with the known refs and a hint."""
+        return find_template(ref, self.store)
+
+    def templates(self) -> list[TemplateInfo]:
+        """Every template the fleet published or this process imported, by name then version."""
+        return all_templates(self.store)
 
     def cancel(self, job_id: str) -> bool:
         """Cancel a job of this org. False (nothing changed) if it had already ended."""
@@ -345,7 +352,7 @@ class Client:
             for q in unserved_queues(self.store, [self.settings.control_queue, queue])
         ]
 
-    def _check_inputs(self, tmpl: Template, inputs: dict[str, str] | None) -> dict[str, str]:
+    def _check_inputs(self, tmpl: TemplateInfo, inputs: dict[str, str] | None) -> dict[str, str]:
         """The job's named inputs, checked against the template's declared names."""
         inputs = dict(inputs or {})
         errors = [(f"inputs.{name}", "required input missing") for name in tmpl.inputs if name not in inputs]
@@ -357,7 +364,7 @@ class Client:
         return {name: self.storages.check(uri) for name, uri in inputs.items()}
 
     def _record(
-        self, tmpl: Template, name: str | None, source: str, destination: str, retention_hours: float | None
+        self, tmpl: TemplateInfo, name: str | None, source: str, destination: str, retention_hours: float | None
     ) -> dict[str, Any]:
         return {
             "id": secrets.token_hex(8),
@@ -383,7 +390,7 @@ class Client:
     def _queue(
         self,
         job_id: str,
-        tmpl: Template,
+        tmpl: TemplateInfo,
         params: dict[str, Any],
         queue: str,
         task_timeout: float | None,

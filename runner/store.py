@@ -20,6 +20,7 @@ key                                   type    holds
 ``P:org:{org}:jobs``                  zset    job ids of one org, scored by creation time
 ``P:deadlines``                       zset    non-final job ids, scored by deadline (watchdog)
 ``P:workers``                         hash    hostname -> live worker info (queues, concurrency)
+``P:templates``                       hash    ref -> published template as JSON (never expires: ``catalog.py``)
 ====================================  ======  =================================================
 
 Every key of a job expires: at creation after its deadline plus retention (so nothing
@@ -156,6 +157,9 @@ class StatusStore:
 
     def workers_key(self) -> str:
         return f"{self.prefix}:workers"
+
+    def templates_key(self) -> str:
+        return f"{self.prefix}:templates"
 
     def _job_keys(self, job_id: str) -> list[str]:
         return [
@@ -422,3 +426,17 @@ class StatusStore:
         now = time.time()
         workers = {name: json.loads(raw) for name, raw in self.redis.hgetall(self.workers_key()).items()}
         return {name: info for name, info in workers.items() if now - info.get("seen", 0) <= max_age}
+
+    # -- published templates (runner/catalog.py) ------------------------------------
+    def publish_template(self, ref: str, encoded: str) -> str:
+        """Publish ``ref`` unless it already is (``HSETNX``, in one transaction with the
+        read): returns what is published under ``ref`` now, ours or the earlier one."""
+        with self.redis.pipeline() as pipe:
+            pipe.hsetnx(self.templates_key(), ref, encoded)
+            pipe.hget(self.templates_key(), ref)
+            _, current = pipe.execute()
+        return current
+
+    def published_templates(self) -> dict[str, str]:
+        """Every published template's JSON, by ref."""
+        return self.redis.hgetall(self.templates_key())
