@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from celery.exceptions import SoftTimeLimitExceeded
 
+from runner.catalog import TemplateInfo
 from runner.client import Client, Job
 from runner.config import Settings, get_settings
 from runner.errors import (
@@ -36,6 +37,7 @@ __all__ = [
     "assembler",
     "template",
     "Template",
+    "TemplateInfo",
     "get_template",
     # running it
     "Client",

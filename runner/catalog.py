@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
+from functools import lru_cache
 from typing import Any
 
 from packaging.version import Version
@@ -88,11 +89,13 @@ class TemplateInfo(BaseModel):
     hash: str = ""
 
     _local: Template | None = PrivateAttr(None)
-    _models: dict[str, type[BaseModel] | None] = PrivateAttr(default_factory=dict)
 
     @classmethod
     def from_template(cls, template: Template) -> "TemplateInfo":
         """The published form of a template this process registered (keeps its models)."""
+        cached = _from_template.get(template.ref)
+        if cached is not None and cached[0] is template:  # templates are immutable
+            return cached[1]
         data: dict[str, Any] = {
             "ref": template.ref, "name": template.name, "version": template.version,
             "partitioner": template.partitioner, "app": template.app, "assembler": template.assembler,
@@ -104,6 +107,7 @@ class TemplateInfo(BaseModel):
         }
         info = cls.model_validate({**data, "hash": _digest(cls.model_validate(data).model_dump(mode="json"))})
         info._local = template
+        _from_template[template.ref] = (template, info)
         return info
 
     @property
@@ -121,10 +125,8 @@ class TemplateInfo(BaseModel):
         from the published schema."""
         if self._local is not None:
             return self._local.params_model(kind)
-        if kind not in self._models:
-            schema = self.params_schema.get(kind)
-            self._models[kind] = None if schema is None else model_from_schema(schema, f"{kind}_params")
-        return self._models[kind]
+        schema = self.params_schema.get(kind)
+        return None if schema is None else _rebuilt_model(kind, json.dumps(schema))  # field order is error order
 
     def differences(self, other: "TemplateInfo") -> list[str]:
         """The parts in which two definitions differ, in words (``app params schema``)."""
@@ -138,6 +140,15 @@ class TemplateInfo(BaseModel):
             elif getattr(self, field) != getattr(other, field):
                 parts.append(field.replace("_", " "))
         return parts
+
+
+_from_template: dict[str, tuple[Template, TemplateInfo]] = {}
+
+
+@lru_cache(maxsize=512)
+def _rebuilt_model(kind: str, schema: str) -> type[BaseModel]:
+    """One rebuilt model per published schema (every submit of a template reuses it)."""
+    return model_from_schema(json.loads(schema), f"{kind}_params")
 
 
 def _digest(data: dict[str, Any]) -> str:

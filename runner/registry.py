@@ -284,8 +284,9 @@ def _load_builtins() -> None:
 def load_plugins(include: list[str] | tuple[str, ...] = ()) -> None:
     """Import the built-ins, the ``include`` modules and the ``runner.plugins`` entry points.
 
-    With ``include`` modules, the current directory goes on ``sys.path`` (last, so it
-    never shadows an installed package), as ``celery -A`` does, so ``--include myjobs`` finds ``myjobs.py`` where the command runs.
+    With ``include`` modules, the current directory goes on ``sys.path`` (last, so it never
+    shadows an installed package), as ``celery -A`` does: ``--include myjobs`` finds
+    ``myjobs.py`` where the command runs.
     Raises :class:`TemplateError` naming a module that cannot be imported.
     """
     if include and not {"", os.getcwd()} & set(sys.path):

@@ -325,6 +325,14 @@ def test_a_process_without_the_module_lists_and_shows_published_templates(
     assert refs["wordcount@1.0.0"]["params_schema"]["app"]["properties"]["min_length"]["default"] == 1
 
 
+def test_templates_with_none_published_says_how_to_publish_one(tmp_path: Path) -> None:
+    with embedded_redis() as url:
+        done = run([RUNNER, "templates"], client_env(url), tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    assert "no templates published yet" in done.stdout and "runner worker --include" in done.stdout
+
+
 def test_a_process_without_the_module_submits_by_name_and_gets_the_result(
     worker: None, redis_url: str, tmp_path: Path
 ) -> None:
