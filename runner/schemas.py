@@ -56,7 +56,10 @@ class SchemaModel(BaseModel):
 
 def model_from_schema(schema: dict[str, Any], name: str = "Params") -> type[BaseModel]:
     """A pydantic model that validates what ``schema`` (a model's JSON Schema) describes."""
-    return _Builder(schema.get("$defs", {})).model(schema, name)
+    defs = schema.get("$defs", {})
+    if "$ref" in schema and "properties" not in schema:  # a model that refers to itself
+        schema = defs.get(schema["$ref"].rsplit("/", 1)[-1], {})
+    return _Builder(defs).model(schema, name)
 
 
 class _Builder:

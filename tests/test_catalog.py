@@ -333,17 +333,23 @@ def test_templates_with_none_published_says_how_to_publish_one(tmp_path: Path) -
     assert "no templates published yet" in done.stdout and "runner worker --include" in done.stdout
 
 
-def test_a_process_without_the_module_submits_by_name_and_gets_the_result(
+def test_a_process_without_the_module_submits_and_runs_staged_jobs_by_name(
     worker: None, redis_url: str, tmp_path: Path
 ) -> None:
     book = tmp_path / "book.txt"
     book.write_text("The cat sat.\nthe CAT ran, a cat!\n")
     script = textwrap.dedent(f"""
         import json, sys
-        from runner import Client
+        from runner import Client, InvalidParams
         client = Client()
         job = client.submit("wordcount@1.0.0", source={book.as_uri()!r}, params={{"app": {{"min_length": 2}}}})
-        print(json.dumps({{"result": job.wait(timeout=90),
+        staged = client.create("wordcount@1").set_datasource(source={book.as_uri()!r})
+        try:
+            staged.set_params(app={{"min_lenght": 2}})
+        except InvalidParams as exc:
+            misspelt = exc.errors
+        staged.set_params(app={{"min_length": 3, "lowercase": False}}).run()
+        print(json.dumps({{"result": job.wait(timeout=90), "staged": staged.wait(timeout=90), "misspelt": misspelt,
                           "imported": [m for m in sys.modules if m.startswith("examples")]}}))
     """)
 
@@ -353,6 +359,8 @@ def test_a_process_without_the_module_submits_by_name_and_gets_the_result(
     answer = json.loads(done.stdout.strip().splitlines()[-1])
     assert answer["imported"] == []
     assert answer["result"] == {"cat": 3, "the": 2, "sat": 1, "ran": 1}
+    assert answer["staged"] == {"cat": 2, "The": 1, "sat": 1, "the": 1, "CAT": 1, "ran": 1}
+    assert answer["misspelt"] == [["app.min_lenght", "unexpected field; did you mean min_length?"]]
 
 
 def test_bad_params_from_a_process_without_the_module_name_every_field(
@@ -436,3 +444,17 @@ def test_a_client_command_imports_an_include_module_from_the_current_directory(
 
     assert done.returncode == 0, done.stderr
     assert [info["ref"] for info in json.loads(done.stdout)] == [f"{name}@1.0.0"]
+
+
+def test_a_model_that_refers_to_itself_validates_from_its_published_schema() -> None:
+    class Node(BaseModel):
+        value: int
+        children: list[Node] = []
+
+    info = TemplateInfo.from_template(make_template(Node))
+    params = {"app": {"value": "1", "children": [{"value": 2}]}}
+
+    assert validate_params(as_published(info), params) == validate_params(info, params)
+    with pytest.raises(InvalidParams) as excinfo:
+        validate_params(as_published(info), {"app": {"valu": 1}})
+    assert ("app.valu", "unexpected field; did you mean value?") in excinfo.value.errors
