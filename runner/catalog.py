@@ -147,8 +147,12 @@ _from_template: dict[str, tuple[Template, TemplateInfo]] = {}
 
 @lru_cache(maxsize=512)
 def _rebuilt_model(kind: str, schema: str) -> type[BaseModel]:
-    """One rebuilt model per published schema (every submit of a template reuses it)."""
-    return model_from_schema(json.loads(schema), f"{kind}_params")
+    """One rebuilt model per published schema (every submit of a template reuses it); a
+    schema it cannot express lets every field through, for the worker's model to check."""
+    try:
+        return model_from_schema(json.loads(schema), f"{kind}_params")
+    except Exception:
+        return model_from_schema(_OPEN_SCHEMA, f"{kind}_params")
 
 
 def _digest(data: dict[str, Any]) -> str:
