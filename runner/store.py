@@ -1,31 +1,7 @@
-"""The status store: every Redis key Runner writes, and every read and write of a job.
+"""The status store: every read and write Runner makes of a job, a worker and an org in Redis.
 
-Keys (``P`` is ``RUNNER_KEY_PREFIX``, default ``runner``); one builder function each below,
-and no key string anywhere else, Lua included (scripts take their keys as ``KEYS``):
-
-====================================  ======  =================================================
-key                                   type    holds
-====================================  ======  =================================================
-``P:job:{id}``                        hash    the job record; every value JSON-encoded
-``P:job:{id}:events``                 stream  state changes and progress, capped (``EVENTS_MAXLEN``)
-``P:job:{id}:pieces``                 list    every piece as JSON, in piece order (claim check)
-``P:job:{id}:results``                hash    piece index -> the app's result as JSON
-``P:job:{id}:failed``                 hash    piece index -> error of a piece that failed
-``P:job:{id}:result``                 string  the assembled output as JSON
-``P:job:{id}:attempts``               hash    piece index -> times it failed (drives retries)
-``P:job:{id}:deliveries``             hash    app task id:start -> times it started (poison cap)
-``P:job:{id}:tasks``                  set     Celery task ids of the job (revoked on cancel/timeout)
-``P:job:{id}:metrics``                list    ``ctx.add_metric`` values as JSON ``{name, value, piece}``
-``P:job:{id}:logs``                   stream  ``ctx.log`` lines and Runner's lifecycle lines, capped
-``P:org:{org}:jobs``                  zset    job ids of one org, scored by creation time
-``P:deadlines``                       zset    non-final job ids, scored by deadline (watchdog)
-``P:workers``                         hash    hostname -> live worker info (queues, concurrency)
-``P:templates``                       hash    ref -> published template as JSON (never expires: ``catalog.py``)
-====================================  ======  =================================================
-
-Every key of a job expires: at creation after its deadline plus retention (so nothing
-leaks if the whole fleet dies; keys made later copy the record's lifetime), and once
-final after ``retention_hours``.
+Every key it writes is built by :class:`runner.keys.Keys` (the key table is there); the
+store adds the reads and writes, Lua included (scripts take their keys as ``KEYS``).
 
 Counters are idempotent: a piece's result is a hash field, so a redelivered piece
 overwrites its result and ``pieces_done`` counts fields that were new, never calls.
@@ -42,30 +18,37 @@ import redis
 
 from runner.config import Settings
 from runner.errors import IllegalTransition, JobNotFound
-from runner.models import JobState, JobStatus, allowed_sources
+from runner.keys import Keys
+from runner.models import JobState, JobStatus, WorkerInfo, allowed_sources
+from runner.pieces import to_stored
 
 __all__ = ["StatusStore", "EVENTS_MAXLEN"]
 
 EVENTS_MAXLEN = 10_000
 _PIPELINE_CHUNK = 2_000
 
-# KEYS: job, events. ARGV: target, maxlen, n_allowed, allowed..., field, value, ...
+# KEYS: job, events[, every other key of the job, to expire]. ARGV: target, maxlen, expire seconds
+# (0: leave lifetimes alone), n_allowed, allowed..., field, value, ...
 _TRANSITION = """
 local current = redis.call('HGET', KEYS[1], 'state')
 if not current then return {0, ''} end
-local n = tonumber(ARGV[3])
+local n = tonumber(ARGV[4])
 local ok = false
-for i = 4, 3 + n do
+for i = 5, 4 + n do
   if ARGV[i] == current then ok = true end
 end
 if not ok then return {0, current} end
 redis.call('HSET', KEYS[1], 'state', ARGV[1])
-local i = 4 + n
+local i = 5 + n
 while i < #ARGV do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
   i = i + 2
 end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'type', 'state', 'state', cjson.decode(ARGV[1]))
+local expire = tonumber(ARGV[3])
+if expire > 0 then
+  for k = 1, #KEYS do redis.call('EXPIRE', KEYS[k], expire) end
+end
 return {1, current}
 """
 
@@ -99,12 +82,12 @@ def _encode(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-class StatusStore:
-    """Job records, pieces, results and events in one Redis."""
+class StatusStore(Keys):
+    """Job records, pieces, results and events in one Redis; key builders from :class:`Keys`."""
 
     def __init__(self, url: str, prefix: str = "runner", log_max_lines: int = 10_000) -> None:
+        super().__init__(prefix)
         self.url = url
-        self.prefix = prefix
         self.log_max_lines = log_max_lines
         self.redis: redis.Redis = redis.Redis.from_url(url, decode_responses=True)
         self._transition = self.redis.register_script(_TRANSITION)
@@ -114,60 +97,6 @@ class StatusStore:
     @classmethod
     def from_settings(cls, settings: Settings) -> "StatusStore":
         return cls(settings.status_store_url, settings.key_prefix, settings.log_max_lines)
-
-    # -- keys -----------------------------------------------------------------------
-    def job_key(self, job_id: str) -> str:
-        return f"{self.prefix}:job:{job_id}"
-
-    def events_key(self, job_id: str) -> str:
-        return f"{self.prefix}:job:{job_id}:events"
-
-    def pieces_key(self, job_id: str) -> str:
-        return f"{self.prefix}:job:{job_id}:pieces"
-
-    def results_key(self, job_id: str) -> str:
-        return f"{self.prefix}:job:{job_id}:results"
-
-    def failed_key(self, job_id: str) -> str:
-        return f"{self.prefix}:job:{job_id}:failed"
-
-    def result_key(self, job_id: str) -> str:
-        return f"{self.prefix}:job:{job_id}:result"
-
-    def attempts_key(self, job_id: str) -> str:
-        return f"{self.prefix}:job:{job_id}:attempts"
-
-    def deliveries_key(self, job_id: str) -> str:
-        return f"{self.prefix}:job:{job_id}:deliveries"
-
-    def tasks_key(self, job_id: str) -> str:
-        return f"{self.prefix}:job:{job_id}:tasks"
-
-    def metrics_key(self, job_id: str) -> str:
-        return f"{self.prefix}:job:{job_id}:metrics"
-
-    def logs_key(self, job_id: str) -> str:
-        return f"{self.prefix}:job:{job_id}:logs"
-
-    def org_jobs_key(self, org: str) -> str:
-        return f"{self.prefix}:org:{org}:jobs"
-
-    def deadlines_key(self) -> str:
-        return f"{self.prefix}:deadlines"
-
-    def workers_key(self) -> str:
-        return f"{self.prefix}:workers"
-
-    def templates_key(self) -> str:
-        return f"{self.prefix}:templates"
-
-    def _job_keys(self, job_id: str) -> list[str]:
-        return [
-            self.job_key(job_id), self.events_key(job_id), self.pieces_key(job_id),
-            self.results_key(job_id), self.failed_key(job_id), self.result_key(job_id),
-            self.attempts_key(job_id), self.deliveries_key(job_id), self.tasks_key(job_id),
-            self.metrics_key(job_id), self.logs_key(job_id),
-        ]
 
     # -- job records ----------------------------------------------------------------
     def create(self, record: dict[str, Any], expire_seconds: float) -> None:
@@ -209,10 +138,12 @@ class StatusStore:
         *,
         strict: bool = True,
         expect: Iterable[JobState] | None = None,
+        keep_seconds: float | None = None,
         **fields: Any,
     ) -> bool:
         """Move the job to ``target`` if the state machine allows it from its current state
-        (and that state is one of ``expect``, when given).
+        (and that state is one of ``expect``, when given); with ``keep_seconds``, every key
+        of the job then lives that long (a final state's retention starts with it).
 
         Atomic: of two racing writers only one wins. Returns whether it moved; with
         ``strict`` an illegal move raises :class:`IllegalTransition` instead.
@@ -221,10 +152,12 @@ class StatusStore:
         if expect is not None:
             allowed = [state for state in allowed if state in set(expect)]
         sources = [_encode(s.value) for s in allowed]
-        args: list[Any] = [_encode(target.value), EVENTS_MAXLEN, len(sources), *sources]
+        expire = int(keep_seconds) + 1 if keep_seconds else 0
+        args: list[Any] = [_encode(target.value), EVENTS_MAXLEN, expire, len(sources), *sources]
         for key, value in fields.items():
             args += [key, _encode(value)]
-        moved, current = self._transition(keys=[self.job_key(job_id), self.events_key(job_id)], args=args)
+        keys = self._job_keys(job_id) if expire else [self.job_key(job_id), self.events_key(job_id)]
+        moved, current = self._transition(keys=keys, args=args)
         if moved:
             return True
         if not current:
@@ -262,18 +195,14 @@ class StatusStore:
         """Job ids whose deadline has passed: one range query for the watchdog."""
         return self.redis.zrangebyscore(self.deadlines_key(), "-inf", now or time.time())
 
-    def finish(self, job_id: str, retention_hours: float) -> None:
-        """Start the retention clock on every key of a job that just became final."""
-        self.keep_for(job_id, retention_hours * 3600)
-        self.forget_deadline(job_id)
-
     # -- pieces and results ---------------------------------------------------------
     def store_pieces(self, job_id: str, pieces: Iterable[Any], expire_seconds: float, limit: int | None = None) -> int:
-        """Append pieces (JSON) to the job's piece list, streaming; returns how many."""
+        """Append pieces (JSON; a :class:`~runner.pieces.PieceRef` as its stored form) to the
+        job's piece list, streaming; returns how many."""
         key, count, chunk = self.pieces_key(job_id), 0, []
         self.redis.delete(key)  # a redelivered partition task starts over
         for piece in pieces:
-            chunk.append(_encode(piece))
+            chunk.append(_encode(to_stored(piece)))
             count += 1
             if len(chunk) >= _PIPELINE_CHUNK:
                 self.redis.rpush(key, *chunk)
@@ -415,17 +344,18 @@ class StatusStore:
         return [(event_id, fields) for _, entries in answer for event_id, fields in entries]
 
     # -- workers --------------------------------------------------------------------
-    def heartbeat_worker(self, hostname: str, info: dict[str, Any]) -> None:
-        self.redis.hset(self.workers_key(), hostname, _encode({**info, "seen": time.time()}))
+    def heartbeat_worker(self, info: WorkerInfo) -> None:
+        beat = info.model_copy(update={"seen": time.time()})
+        self.redis.hset(self.workers_key(), info.hostname, beat.model_dump_json(exclude={"active", "seen_seconds_ago"}))
 
     def forget_worker(self, hostname: str) -> None:
         self.redis.hdel(self.workers_key(), hostname)
 
-    def live_workers(self, max_age: float = 30.0) -> dict[str, dict[str, Any]]:
-        """Workers that sent a heartbeat in the last ``max_age`` seconds."""
+    def live_workers(self, max_age: float = 30.0) -> dict[str, WorkerInfo]:
+        """Workers that sent a heartbeat in the last ``max_age`` seconds, by hostname."""
         now = time.time()
-        workers = {name: json.loads(raw) for name, raw in self.redis.hgetall(self.workers_key()).items()}
-        return {name: info for name, info in workers.items() if now - info.get("seen", 0) <= max_age}
+        workers = [WorkerInfo.model_validate_json(raw) for raw in self.redis.hgetall(self.workers_key()).values()]
+        return {w.hostname: w for w in sorted(workers, key=lambda w: w.hostname) if now - w.seen <= max_age}
 
     # -- published templates (runner/catalog.py) ------------------------------------
     def publish_template(self, ref: str, encoded: str) -> str:

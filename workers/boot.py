@@ -29,6 +29,7 @@ from runner.catalog import TemplateInfo, publish
 from runner.config import Settings
 from runner.errors import ClusterError
 from runner.dispatch import make_celery
+from runner.models import WorkerInfo
 from runner.registry import load_plugins, templates
 from runner.store import StatusStore
 from workers import runtime
@@ -75,12 +76,9 @@ def publish_templates(settings: Settings) -> None:
         store.redis.close()
 
 
-def _worker_info(consumer: Any) -> dict[str, Any]:
-    return {
-        "queues": sorted(consumer.app.amqp.queues.consume_from),
-        "concurrency": consumer.controller.concurrency,
-        "pid": os.getpid(),
-    }
+def _worker_info(consumer: Any) -> WorkerInfo:
+    return WorkerInfo(hostname=consumer.hostname, queues=sorted(consumer.app.amqp.queues.consume_from),
+                      concurrency=consumer.controller.concurrency, pid=os.getpid())
 
 
 class JsonLogFormatter(logging.Formatter):
@@ -112,13 +110,13 @@ def _log_format(logger: logging.Logger | None = None, **_: Any) -> None:
 
 @worker_ready.connect
 def _start_background(sender: Any = None, **_: Any) -> None:
-    hostname, info = sender.hostname, _worker_info(sender)
+    info = _worker_info(sender)
     store = runtime.store()
 
     def beat() -> None:
         while True:
             try:
-                store.heartbeat_worker(hostname, info)
+                store.heartbeat_worker(info)
             except Exception:  # the broker may be restarting; the next beat retries
                 pass
             if _stopping.wait(HEARTBEAT_SECONDS):

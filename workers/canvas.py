@@ -17,6 +17,7 @@ from celery import chord, group, signature
 from celery.canvas import Signature
 
 from runner.dispatch import APP, ASSEMBLE
+from workers.runtime import JobSpec
 
 __all__ = ["plan_batches", "job_canvas"]
 
@@ -47,13 +48,7 @@ def batch_task_id(job_id: str, round_: int, start: int) -> str:
 
 
 def job_canvas(
-    job_id: str,
-    template: str,
-    batches: list[tuple[int, int]],
-    queue: str,
-    deadline: float,
-    task_timeout: float,
-    round_: int = 0,
+    spec: JobSpec, batches: list[tuple[int, int]], deadline: float, round_: int = 0
 ) -> tuple[Signature, list[str]]:
     """The job's fan-out and join, read top to bottom; also returns every task id in it.
 
@@ -64,15 +59,16 @@ def job_canvas(
     however many pieces the job has. A batch's Celery hard limit is a backstop for code
     stuck where the per-piece limits (``workers/limits.py``) cannot reach it.
     """
+    job_id, template = spec.job_id, spec.template.ref
     expires = datetime.fromtimestamp(deadline, tz=timezone.utc)
-    per_piece = task_timeout + HARD_LIMIT_GRACE
+    per_piece = spec.task_timeout + HARD_LIMIT_GRACE
     apps = [
         signature(APP, args=(job_id, template, start, stop)).set(
-            queue=queue, expires=expires, task_id=batch_task_id(job_id, round_, start),
+            queue=spec.queue, expires=expires, task_id=batch_task_id(job_id, round_, start),
             time_limit=per_piece * (stop - start) + HARD_LIMIT_GRACE,
         )
         for start, stop in batches
     ]
-    assemble = signature(ASSEMBLE, args=(job_id, template), immutable=True).set(
+    assemble = signature(ASSEMBLE, args=(job_id,), immutable=True).set(
         expires=expires, task_id=f"{job_id}-{round_}-assemble")
     return chord(group(apps), assemble), [*(sig.id for sig in apps), assemble.id]

@@ -19,18 +19,18 @@ from typing import Any
 from celery import Celery, Task
 from celery.signals import task_failure
 
-from runner import lifecycle
 from runner.artifacts import ArtifactIO, artifact_prefix
-from runner.dispatch import APP, ASSEMBLE, PARTITION, RESUME, stop_tasks
+from runner.dispatch import APP, ASSEMBLE, PARTITION, RESUME
+from runner.lifecycle import end_job
 from runner.models import JobState
-from partitioners.lines import TEXT_REF
+from runner.pieces import resolve
 from workers import runtime
 from workers.canvas import HARD_LIMIT_GRACE, job_canvas, plan_batches
 from workers.context import TaskContext
 from workers.inputs import Inputs
 from workers.limits import PieceTimeLimitExceeded, SoftTimeLimitExceeded, piece_timer
 
-__all__ = ["register_tasks", "fail_job", "end_job"]
+__all__ = ["register_tasks", "fail_job"]
 
 FLUSH_SECONDS = 0.5  # how often a long batch publishes results (progress, less redo, sees cancel)
 TRACEBACK_LINES = 15
@@ -50,24 +50,9 @@ def _error(stage: str, exc: BaseException, piece: int | None = None, **extra: An
     }
 
 
-def end_job(celery: Celery, job_id: str, target: JobState, error: dict[str, Any]) -> bool:
-    """End the job in ``target`` (once: a lost race changes nothing), then revoke queued
-    tasks and kill running ones. Returns whether this call ended it."""
-    store = runtime.store()
-    if not lifecycle.end_job(store, runtime.storages(), runtime.settings(), job_id, target, error=error):
-        return False
-    stop_tasks(celery, [t for t in store.tasks(job_id) if t != _current_task_id()])
-    return True
-
-
-def fail_job(celery: Celery, job_id: str, error: dict[str, Any]) -> bool:
-    return end_job(celery, job_id, JobState.FAILED, error)
-
-
-def _current_task_id() -> str | None:
-    from celery import current_task
-
-    return current_task.request.id if current_task else None
+def fail_job(celery: Celery, job_id: str, error: dict[str, Any], task_id: str | None) -> bool:
+    """Fail the job (see :func:`runner.lifecycle.end_job`), sparing the calling task."""
+    return end_job(runtime.services(celery), job_id, JobState.FAILED, error=error, spare_task=task_id)
 
 
 def _context(spec: runtime.JobSpec, kind: str, **extra: Any) -> TaskContext:
@@ -112,10 +97,10 @@ def _claim(job_id: str, task_id: str, target: JobState, owner_field: str, **fiel
 def _parallelism(queue: str) -> int:
     """Worker processes consuming ``queue`` now, from the workers' heartbeats."""
     live = runtime.store().live_workers().values()
-    return sum(int(info.get("concurrency", 1)) for info in live if queue in info.get("queues", [])) or 1
+    return sum(worker.concurrency for worker in live if worker.serves(queue)) or 1
 
 
-def _fan_out(task: Task, job_id: str, template: str, pieces: list[tuple[int, int]], round_: int) -> int:
+def _fan_out(job_id: str, pieces: list[tuple[int, int]], round_: int) -> int:
     """Send the chord over ``pieces`` (batches), its task ids recorded first so a cancel
     can revoke them; returns how many app tasks were sent.
 
@@ -123,28 +108,28 @@ def _fan_out(task: Task, job_id: str, template: str, pieces: list[tuple[int, int
     from Celery's result of the root task, and a partition task that keeps its own id
     stays visible as ``runner.partition`` in Flower.
     """
-    spec = runtime.job_spec(job_id)
-    queue = spec.template.queue or runtime.settings().default_queue
-    canvas, ids = job_canvas(job_id, template, pieces, queue, runtime.deadline(job_id), spec.task_timeout, round_)
+    canvas, ids = job_canvas(runtime.job_spec(job_id), pieces, runtime.deadline(job_id), round_)
     runtime.store().add_tasks(job_id, ids)
     canvas.apply_async()
     return len(ids) - 1
 
 
 def partition(task: Task, job_id: str, template: str) -> Any:
-    """Stream the source through the partitioner into the store, then fan out."""
+    """Stream the source through the partitioner into the store, then fan out.
+
+    ``template`` rides in the message only so Flower shows it; the worker reads the job's
+    template, like every other fact of the job, from its record."""
     store = runtime.store()
     state = store.state(job_id)
     if state not in (JobState.QUEUED, JobState.PARTITIONING, JobState.RUNNING):
         return None
     spec = runtime.job_spec(job_id)
-    queue = spec.template.queue or runtime.settings().default_queue
     if state is JobState.RUNNING:  # redelivered after the pieces were stored: fan out again
         fields = store.fields(job_id, "partition_task", "pieces_total")
         if fields["partition_task"] != task.request.id:
             return None
         total = int(fields["pieces_total"])
-        return _fan_out(task, job_id, template, plan_batches(total, _parallelism(queue),
+        return _fan_out(job_id, plan_batches(total, _parallelism(spec.queue),
                         runtime.settings().max_batch, spec.template.batch_size), 0)
     if not _claim(job_id, task.request.id, JobState.PARTITIONING, "partition_task", started_at=time.time()):
         return None
@@ -160,14 +145,14 @@ def partition(task: Task, job_id: str, template: str) -> Any:
     except Exception as exc:
         error = _error("partition", exc)
         _lifecycle(job_id, f"partitioner failed: {error['type']}: {error['message']}", "ERROR")
-        fail_job(task.app, job_id, error)
+        fail_job(task.app, job_id, error, task.request.id)
         return None
-    batches = plan_batches(total, _parallelism(queue), runtime.settings().max_batch, spec.template.batch_size)
-    _lifecycle(job_id, f"partitioned {spec.source} into {total} pieces, {len(batches)} app tasks on queue {queue}")
+    batches = plan_batches(total, _parallelism(spec.queue), runtime.settings().max_batch, spec.template.batch_size)
+    _lifecycle(job_id, f"partitioned {spec.source} into {total} pieces, {len(batches)} app tasks on queue {spec.queue}")
     if not store.transition(job_id, JobState.RUNNING, strict=False, expect=[JobState.PARTITIONING],
                             pieces_total=total, batches_total=len(batches)):
         return None
-    return _fan_out(task, job_id, template, batches, 0)
+    return _fan_out(job_id, batches, 0)
 
 
 def resume(task: Task, job_id: str, template: str) -> Any:
@@ -178,13 +163,12 @@ def resume(task: Task, job_id: str, template: str) -> Any:
     fields = store.fields(job_id, "pieces_total", "round")
     missing = store.missing_pieces(job_id, int(fields["pieces_total"]))
     spec = runtime.job_spec(job_id)
-    queue = spec.template.queue or runtime.settings().default_queue
     batches: list[tuple[int, int]] = []
     for first, last in _runs(missing):
         batches += [(first + a, first + b) for a, b in plan_batches(
-            last - first, _parallelism(queue), runtime.settings().max_batch, spec.template.batch_size)]
+            last - first, _parallelism(spec.queue), runtime.settings().max_batch, spec.template.batch_size)]
     store.add_event(job_id, "resume", pieces=len(missing), batches=len(batches))
-    return _fan_out(task, job_id, template, batches, int(fields["round"] or 1))
+    return _fan_out(job_id, batches, int(fields["round"] or 1))
 
 
 def _runs(indices: list[int]) -> list[tuple[int, int]]:
@@ -208,7 +192,7 @@ def run_app(task: Task, job_id: str, template: str, start: int, stop: int) -> in
     if state is None or state.is_final:
         return 0
     if deliveries > MAX_DELIVERIES:
-        fail_job(task.app, job_id, {
+        fail_job(task.app, job_id, task_id=task.request.id, error={
             "stage": "app", "piece": start, "type": "WorkerLost",
             "message": f"pieces {start}..{stop - 1} were started {deliveries - 1} times and never finished: "
                        f"a piece kills its worker process (out of memory? a crash in native code?)",
@@ -217,6 +201,7 @@ def run_app(task: Task, job_id: str, template: str, start: int, stop: int) -> in
     spec = runtime.job_spec(job_id)
     app = spec.template.function("app").fn
     ctx = _context(spec, "app")
+    storages = runtime.storages()
     pieces = store.load_pieces(job_id, start, stop)
     done: list[str] = []
     flushed_at, last_flush = start, time.monotonic()
@@ -224,9 +209,7 @@ def run_app(task: Task, job_id: str, template: str, start: int, stop: int) -> in
         for index, piece in enumerate(pieces, start):
             timer.arm()
             try:
-                if type(piece) is dict and piece.get("$ref") == TEXT_REF:  # a claim check: read it here
-                    piece = ctx.read_range(piece).decode(piece["encoding"])
-                value = app(piece, ctx.with_piece(index))
+                value = app(resolve(piece, storages), ctx.with_piece(index))
                 timer.disarm()
                 done.append(json.dumps(value, separators=(",", ":")))
             except (Exception, PieceTimeLimitExceeded) as exc:
@@ -270,11 +253,11 @@ def _piece_failed(task: Task, spec: runtime.JobSpec, job_id: str, template: str,
     store.record_failure(job_id, index, error)
     _lifecycle(job_id, f"failed after {attempts} attempt(s): {error['type']}: {error['message']}\n"
                        + "\n".join(error["traceback"]), "ERROR", piece=index)
-    fail_job(task.app, job_id, error)
+    fail_job(task.app, job_id, error, task.request.id)
     return 0
 
 
-def assemble(task: Task, job_id: str, template: str) -> Any:
+def assemble(task: Task, job_id: str) -> Any:
     """Stream every result in piece order to the assembler; store the output; complete."""
     store = runtime.store()
     if time.time() > runtime.deadline(job_id):
@@ -303,11 +286,11 @@ def assemble(task: Task, job_id: str, template: str) -> Any:
     except Exception as exc:
         error = _error("assemble", exc)
         _lifecycle(job_id, f"assembler failed: {error['type']}: {error['message']}", "ERROR")
-        fail_job(task.app, job_id, error)
+        fail_job(task.app, job_id, error, task.request.id)
         return None
     store.set_result(job_id, encoded)
     summary = {"bytes": len(encoded), "type": type(output).__name__, "destination": spec.destination}
-    lifecycle.end_job(store, runtime.storages(), runtime.settings(), job_id, JobState.COMPLETED, result_summary=summary)
+    end_job(runtime.services(task.app), job_id, JobState.COMPLETED, result_summary=summary)
     return None
 
 
@@ -325,7 +308,7 @@ def _on_task_failure(sender: Task | None = None, task_id: str | None = None, exc
     if sender.name == APP and len(args) > 3:
         error["message"] = f"pieces {args[2]}..{args[3] - 1}: {error['message']}"
     try:
-        fail_job(sender.app, job_id, error)
+        fail_job(sender.app, job_id, error, task_id)
     except Exception:  # the store may be unreachable; the deadline still ends the job
         pass
 

@@ -14,9 +14,9 @@ import time
 
 from celery import Celery
 
+from runner.lifecycle import end_job
 from runner.models import JobState
 from workers import runtime
-from workers.tasks import end_job
 
 __all__ = ["sweep", "start_watchdog", "SWEEP_SECONDS"]
 
@@ -38,7 +38,7 @@ def sweep(celery: Celery, now: float | None = None) -> list[str]:
             continue
         error = {"stage": "deadline", "type": "JobTimedOut",
                  "message": f"job_timeout of {fields['job_timeout']:g}s passed"}
-        if end_job(celery, job_id, JobState.TIMED_OUT, error):
+        if end_job(runtime.services(celery), job_id, JobState.TIMED_OUT, error=error):
             log.warning("job %s timed out (job_timeout=%ss)", job_id, fields["job_timeout"])
             ended.append(job_id)
     return ended
