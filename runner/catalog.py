@@ -11,6 +11,9 @@ means (an atomic ``HSETNX``); a worker whose definition hashes differently refus
 start, naming the template and the differing part. The hash covers function names,
 schemas, defaults and options — never file paths, which differ from host to host — and not
 the code itself, which a hash of names cannot see: change behaviour, change the version.
+The schemas are pydantic's, so the hosts of one fleet should run one pydantic version: a
+different one may word a schema differently, and its workers refuse to start, naming the
+``params schema`` that differs.
 
 Entries never expire. A template is immutable, so an entry is never stale in meaning;
 jobs keep naming their template for their whole retention (``retry_failed`` included); and
@@ -225,7 +228,7 @@ def param_fields(info: TemplateInfo, kind: Kind) -> list[tuple[str, str, str, st
             default = json.dumps(info.defaults[kind][name])
         else:
             default = json.dumps(prop["default"]) if "default" in prop else "required" if name in required else "-"
-        rows.append((name, _type_name(prop), default, prop.get("description", "")))
+        rows.append((name, _type_name(prop, schema.get("$defs", {})), default, prop.get("description", "")))
     return rows
 
 
@@ -233,21 +236,23 @@ _LIMITS = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusive
            "minLength": "len >=", "maxLength": "len <=", "minItems": "len >=", "maxItems": "len <="}
 
 
-def _type_name(prop: dict[str, Any]) -> str:
-    """A short readable type for a JSON Schema property: ``integer >= 1``, ``list[string]``."""
+def _type_name(prop: dict[str, Any], defs: dict[str, Any]) -> str:
+    """A short readable type for a JSON Schema property: ``integer >= 1``, ``list[string]``,
+    ``one of "red", "blue"`` (an enum, even behind a ``$ref``)."""
     if "$ref" in prop:
-        return prop["$ref"].rsplit("/", 1)[-1]
+        name = prop["$ref"].rsplit("/", 1)[-1]
+        return _type_name(defs[name], defs) if "enum" in defs.get(name, {}) else name
     if "enum" in prop:
         return "one of " + ", ".join(json.dumps(v) for v in prop["enum"])
     if "const" in prop:
         return json.dumps(prop["const"])
     if "anyOf" in prop:
-        return " | ".join(_type_name(option) for option in prop["anyOf"]).replace("null", "None")
+        return " | ".join(_type_name(option, defs) for option in prop["anyOf"]).replace("null", "None")
     kind = prop.get("type", "any")
     if kind == "array":
-        name = f"list[{_type_name(prop.get('items', {}))}]"
+        name = f"list[{_type_name(prop.get('items', {}), defs)}]"
     elif kind == "object" and isinstance(prop.get("additionalProperties"), dict):
-        name = f"dict[string, {_type_name(prop['additionalProperties'])}]"
+        name = f"dict[string, {_type_name(prop['additionalProperties'], defs)}]"
     else:
         name = prop.get("format", kind)
     limits = [f"{sign} {prop[key]}" for key, sign in _LIMITS.items() if key in prop]

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 import assemblers  # noqa: F401  (registers the built-ins)
 import partitioners  # noqa: F401  (registers the built-ins)
 from runner import Client, get_settings
-from runner.catalog import TemplateInfo, find_template, publish, published
+from runner.catalog import TemplateInfo, find_template, param_fields, publish, published
 from runner.errors import ClusterError, InvalidParams, TemplateError, TemplateNotFound
 from runner.local import embedded_redis, stop_process, wait_until, worker_process
 from runner.params import validate_params
@@ -129,6 +129,19 @@ def test_the_hash_names_the_definition_not_where_it_lives() -> None:
 
     assert as_published(info).hash == info.hash
     assert str(Path(__file__).parent) not in info.model_dump_json()  # hosts differ in paths
+
+
+def test_param_fields_give_name_type_default_and_description_per_section() -> None:
+    info = TemplateInfo.from_template(make_template(RichParams, params={"app": {"temperature": 1.5}}))
+
+    rows = {row[0]: row[1:] for row in param_fields(info, "app")}
+
+    assert rows["prompt"] == ("string", "required", "")
+    assert rows["temperature"] == ("number >= 0 <= 2", "1.5", "Sampling temperature.")  # the template's default
+    assert rows["colour"] == ('one of "red", "blue"', '"red"', "")
+    assert rows["inner"][0] == "Inner | None" and rows["tags"] == ("list[string]", "[]", "")
+    assert rows["maxTokens"][:2] == ("integer", "10")
+    assert param_fields(TemplateInfo.from_template(make_template(None)), "app") == []
 
 
 def test_differences_name_the_parts_that_differ() -> None:
