@@ -38,7 +38,7 @@ from runner.schemas import model_from_schema
 from runner.store import StatusStore
 
 __all__ = [
-    "TemplateInfo", "params_schema", "publish", "published", "find_template", "all_templates", "param_fields", "KINDS",
+    "TemplateInfo", "schema_of", "publish", "published", "find_template", "all_templates", "param_fields", "KINDS",
 ]
 
 # a model whose schema cannot be generated (arbitrary types): the client lets every field
@@ -46,7 +46,7 @@ __all__ = [
 _OPEN_SCHEMA = {"type": "object", "additionalProperties": True, "description": "no JSON Schema could be made"}
 
 
-def params_schema(model: type[BaseModel] | None) -> dict[str, Any] | None:
+def schema_of(model: type[BaseModel] | None) -> dict[str, Any] | None:
     """The JSON Schema of a params model, with ``default_factory`` defaults written in (so
     a client without the model fills them in as the model would)."""
     if model is None:
@@ -102,7 +102,7 @@ class TemplateInfo(BaseModel):
         data: dict[str, Any] = {
             "ref": template.ref, "name": template.name, "version": template.version,
             "partitioner": template.partitioner, "app": template.app, "assembler": template.assembler,
-            "params_schema": {kind: params_schema(template.params_model(kind)) for kind in KINDS},
+            "params_schema": {kind: schema_of(template.params_model(kind)) for kind in KINDS},
             "defaults": template.params, "task_timeout": template.task_timeout,
             "job_timeout": template.job_timeout, "max_retries": template.max_retries, "queue": template.queue,
             "test_pieces": template.test_pieces, "batch_size": template.batch_size,
