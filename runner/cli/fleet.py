@@ -1,0 +1,130 @@
+"""Commands about the fleet and the installation: worker, workers, doctor, flower,
+templates, demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from runner.cli.common import console, make_client
+from runner.cli.render import status_table
+from runner.fleet import live_workers
+
+__all__ = ["COMMANDS"]
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.option("--include", "-I", multiple=True, help="Module(s) defining templates (comma-separated).")
+@click.option("--queues", "-Q", default=None, help="Queues to consume (the control queue is always added).")
+@click.option("--concurrency", "-c", type=int, default=None, help="Worker processes (default: CPU count).")
+@click.pass_context
+def worker(ctx: click.Context, include: tuple[str, ...], queues: str | None, concurrency: int | None) -> None:
+    """Start a worker; any other `celery worker` option is passed through.
+
+    Replaces this process with ``python -m workers``: the worker side is its own program.
+    """
+    from runner.local import worker_command
+
+    argv = [*worker_command(), *(f"--include={item}" for item in include)]
+    if queues:
+        argv.append(f"--queues={queues}")
+    if concurrency:
+        argv.append(f"--concurrency={concurrency}")
+    sys.stdout.flush()
+    os.execv(argv[0], [*argv, *ctx.args])
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True)
+def workers(as_json: bool) -> None:
+    """Live workers: their queues, concurrency and the pieces they are running."""
+    client = make_client()
+    found = live_workers(client.store, client.celery)
+    if as_json:
+        print(json.dumps([w.model_dump() for w in found], indent=2))
+        return
+    table = Table("worker", "queues", "processes", "active", "heartbeat")
+    for w in found:
+        active = "\n".join(f"{a['job']} pieces {a['pieces'][0]}..{a['pieces'][1] - 1}" if a.get("pieces")
+                           else f"{a['task']} {a['job']}" for a in w.active) or "-"
+        table.add_row(w.hostname, ",".join(w.queues), str(w.concurrency), active, f"{w.seen_seconds_ago:g}s ago")
+    console.print(table if found else "no live workers")
+
+
+@click.command()
+def doctor() -> None:
+    """Check the installation; print a fix for each problem; exit 1 if any."""
+    from runner.doctor import run_checks
+
+    checks = run_checks(make_client().settings)
+    table = Table("check", "", "detail", "fix")
+    for check in checks:
+        table.add_row(check.name, "[green]ok" if check.ok else "[red]FAIL", check.detail, check.fix)
+    console.print(table)
+    if not all(check.ok for check in checks):
+        sys.exit(1)
+
+
+@click.command()
+@click.option("--port", type=int, default=5555)
+@click.option("--address", default="127.0.0.1", help="Interface to listen on (default: loopback only).")
+@click.option("--unsafe-no-auth", is_flag=True, help="Run without authentication (its API can run tasks!).")
+@click.option("--url-prefix", default=None)
+def flower(port: int, address: str, unsafe_no_auth: bool, url_prefix: str | None) -> None:
+    """Run Flower on the configured broker, with basic auth and persistent state."""
+    from runner.dispatch import make_celery
+
+    settings = make_client().settings
+    auth = settings.flower_basic_auth.get_secret_value() if settings.flower_basic_auth else None
+    if not auth and not unsafe_no_auth:
+        raise click.UsageError("set RUNNER_FLOWER_BASIC_AUTH=user:password (Flower can run tasks and stop "
+                               "workers), or pass --unsafe-no-auth")
+    if auth:
+        os.environ["FLOWER_BASIC_AUTH"] = auth  # not on the command line, where `ps` would show it
+    settings.flower_db.parent.mkdir(parents=True, exist_ok=True)
+    argv = ["flower", f"--port={port}", f"--address={address}", "--persistent=True", f"--db={settings.flower_db}",
+            "--state_save_interval=10000", "--tasks_columns=name,uuid,state,args,received,runtime,worker"]
+    if url_prefix:
+        argv.append(f"--url_prefix={url_prefix}")
+    make_celery(settings, main="runner-flower").start(argv)
+
+
+@click.command()
+@click.option("--include", "-I", multiple=True)
+def templates(include: tuple[str, ...]) -> None:
+    """List the templates this installation knows."""
+    table = Table("template", "partitioner", "app", "assembler", "queue", "description")
+    for tmpl in make_client(include).templates():
+        table.add_row(tmpl.ref, tmpl.partitioner, tmpl.app, tmpl.assembler, tmpl.queue or "default", tmpl.description)
+    console.print(table)
+
+
+@click.command()
+@click.option("--workers", "-w", type=int, default=2, help="Worker processes to start.")
+@click.option("--source", default=None, help="Text file to count words in (default: the bundled example).")
+def demo(workers: int, source: str | None) -> None:
+    """Run the word-count example on a private Redis and worker pool, then stop them."""
+    from runner.local import local_cluster
+
+    path = Path(source) if source else Path(__file__).resolve().parents[2] / "examples" / "data" / "book.txt"
+    console.print(f"starting a private Redis and {workers} worker processes …")
+    roots = [Path.cwd(), path.resolve().parent]  # artifacts go to ./.runner/artifacts
+    with local_cluster(workers=workers, include=["examples.wordcount"], file_roots=roots) as client:
+        job = client.submit("wordcount", source=path.resolve().as_uri(),
+                            params={"partitioner": {"lines_per_piece": 4}, "assembler": {"top": 15}})
+        console.print(f"submitted job [bold]{job.id}[/] over {path}")
+        counts = job.wait(progress=True, timeout=300)
+        table = Table("word", "count", title="most frequent words")
+        for word, count in counts.items():
+            table.add_row(word, str(count))
+        console.print(table)
+        console.print(status_table(job.status()))
+
+
+
+COMMANDS = [worker, workers, doctor, flower, templates, demo]
