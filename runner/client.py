@@ -15,7 +15,9 @@ from typing import Any
 
 from celery import Celery
 
+from runner import joblog
 from runner.artifacts import ArtifactIO, artifact_prefix
+from runner.checks import SourceReport, check_job, source_report
 from runner.config import Settings, get_settings
 from runner.dispatch import make_celery, send_partition, send_resume, stop_tasks
 from runner.errors import IllegalTransition, InvalidParams, JobCancelled, JobFailed, JobTimedOut
@@ -100,6 +102,7 @@ class Job:
         tmpl = get_template(current.template)
         params = validate_params(tmpl, current.params)
         self.client._check_inputs(tmpl, current.inputs)
+        check_job(self.client.storages, tmpl, current.source, current.destination)
         self.client._queue(self.id, tmpl, params, current.queue, task_timeout, job_timeout, max_retries, test)
         return self
 
@@ -262,10 +265,12 @@ class Client:
 
         ``inputs`` binds the template's named inputs to URIs. Raises TemplateNotFound,
         InvalidParams (listing every bad field and input) or SourceError before anything
-        is written or queued.
+        is written or queued; SourceError too for a source or destination the template
+        cannot use (``runner.checks.check_job``).
         """
         tmpl = get_template(template)
         validated = validate_params(tmpl, params)
+        check_job(self.storages, tmpl, source, destination)
         record = self._record(tmpl, name, self.storages.check(source), self.storages.check(destination),
                               retention_hours)
         record["inputs"] = self._check_inputs(tmpl, inputs)
@@ -287,9 +292,14 @@ class Client:
         self.store.get(job_id, self.org)
         return Job(self, job_id)
 
-    def jobs(self, state: JobState | str | None = None, limit: int = 50) -> list[JobStatus]:
-        """This org's jobs, newest first, optionally only those in ``state``."""
-        return self.store.list_jobs(self.org, JobState(state) if state else None, limit)
+    def jobs(self, state: JobState | str | None = None, limit: int = 50, template: str | None = None) -> list[JobStatus]:
+        """This org's jobs, newest first, optionally only those in ``state`` and of
+        ``template`` (``name`` or ``name@version``)."""
+        return self.store.list_jobs(self.org, JobState(state) if state else None, limit, template)
+
+    def check_source(self, uri: str, first: int = 10) -> SourceReport:
+        """What a job would read from ``uri``: object count, total bytes, first names."""
+        return source_report(self.storages, uri, first)
 
     def templates(self) -> list[Template]:
         """Every template this process knows (built-ins, includes, plugins)."""
@@ -301,7 +311,7 @@ class Client:
         if status.is_final:
             return False
         moved = end_job(self.store, self.storages, self.settings, job_id, JobState.CANCELLED,
-                        error={"stage": "cancel", "type": "JobCancelled", "message": "cancelled by request"})
+                        error={"stage": "cancel", "type": "JobCancelled", "message": f"cancelled by {joblog.who()}"})
         if moved:
             stop_tasks(self.celery, self.store.tasks(job_id))
         return moved
@@ -334,6 +344,7 @@ class Client:
         else:
             task_id = send_partition(self.celery, job_id, status.template, self.settings.control_queue, deadline)
         self.store.add_tasks(job_id, [task_id])
+        self.store.add_logs(job_id, [joblog.line(f"retry round {round_}: re-running the pieces without a result")])
         return Job(self, job_id)
 
     # -- internals ---------------------------------------------------------------------
@@ -398,14 +409,15 @@ class Client:
         timing = {
             "params": params,
             "test": bool(test),
-            "task_timeout": float(task_timeout or base["task_timeout"]),
-            "job_timeout": float(job_timeout or base["job_timeout"]),
+            "task_timeout": float(base["task_timeout"] if task_timeout is None else task_timeout),
+            "job_timeout": float(base["job_timeout"] if job_timeout is None else job_timeout),
             "max_retries": int(max_retries if max_retries is not None else base["max_retries"]),
             "queued_at": now,
         }
-        for key in ("task_timeout", "job_timeout"):
-            if timing[key] <= 0:
-                raise ValueError(f"{key} must be > 0 seconds, got {timing[key]}")
+        bad = [(key, f"must be > 0 seconds, got {timing[key]:g}") for key in ("task_timeout", "job_timeout")
+               if not 0 < timing[key] < float("inf")]
+        if bad:
+            raise InvalidParams(bad)
         timing["deadline"] = now + timing["job_timeout"]
         expire = timing["job_timeout"] + base["retention_hours"] * 3600
         if record is None:
@@ -417,6 +429,8 @@ class Client:
         try:
             task_id = send_partition(self.celery, job_id, tmpl.ref, self.settings.control_queue, timing["deadline"])
             self.store.add_tasks(job_id, [task_id])
+            self.store.add_logs(job_id, [joblog.line(f"queued by {joblog.who()}: task_timeout={timing['task_timeout']:g}s, "
+                                                     f"job_timeout={timing['job_timeout']:g}s")])
         except Exception as exc:
             self.store.transition(
                 job_id, JobState.FAILED, strict=False, finished_at=time.time(),

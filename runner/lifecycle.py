@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from runner import joblog
 from runner.artifacts import write_output
 from runner.config import Settings
 from runner.models import JobState
@@ -29,5 +30,7 @@ def end_job(
     if not store.transition(job_id, target, strict=False, **fields):
         write_output(store, storages, settings, job_id)  # somebody else ended it: report what really happened
         return False
-    store.finish(job_id, store.get(job_id).retention_hours)
+    status = store.get(job_id)
+    store.finish(job_id, status.retention_hours)
+    store.add_logs(job_id, [joblog.ending_line(status)])
     return True

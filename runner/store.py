@@ -233,8 +233,10 @@ class StatusStore:
         raw = self.redis.hget(self.job_key(job_id), "state")
         return JobState(json.loads(raw)) if raw else None
 
-    def list_jobs(self, org: str, state: JobState | None = None, limit: int = 50) -> list[JobStatus]:
-        """The org's newest jobs first; expired ones are pruned from the index on the way."""
+    def list_jobs(self, org: str, state: JobState | None = None, limit: int = 50,
+                  template: str | None = None) -> list[JobStatus]:
+        """The org's newest jobs first, optionally only those in ``state`` and of
+        ``template`` (a name or ``name@version``); expired ones are pruned from the index."""
         found: list[JobStatus] = []
         for job_id in self.redis.zrevrange(self.org_jobs_key(org), 0, -1):
             try:
@@ -242,7 +244,8 @@ class StatusStore:
             except JobNotFound:
                 self.redis.zrem(self.org_jobs_key(org), job_id)
                 continue
-            if state is None or status.state == state:
+            if (state is None or status.state == state) and template in (None, status.template,
+                                                                         status.template.partition("@")[0]):
                 found.append(status)
             if len(found) >= limit:
                 break

@@ -7,20 +7,18 @@ Runner's errors into one clear line.
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from runner.cli import fleet, jobs
-from runner.cli.common import console
-from runner.errors import JobError, RunnerError
+from runner.cli.errors import exit_on_error
 
 __all__ = ["cli", "main"]
 
 
 @click.group()
 @click.version_option(package_name="runner")
-def cli() -> None:
+@click.option("--debug", is_flag=True, help="Print the traceback of an error (or set RUNNER_DEBUG=1).")
+def cli(debug: bool) -> None:
     """Runner: partition / app / assemble jobs on Celery and Redis."""
 
 
@@ -31,17 +29,7 @@ for _command in [*jobs.COMMANDS, *fleet.COMMANDS]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: Runner's errors become one clear line and exit status 1."""
-    try:
+    """Console entry point: every error becomes one clear line and an exit status
+    (2: usage, 1: failure, 130: Ctrl-C); see :mod:`runner.cli.errors`."""
+    with exit_on_error(argv):
         cli.main(args=argv, standalone_mode=False)
-    except click.exceptions.Abort:
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except JobError as exc:
-        console.print(f"[red]{exc}")
-        sys.exit(1)
-    except RunnerError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        sys.exit(1)

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import click
 from rich.table import Table
+from rich.text import Text
 
-from runner.cli.common import console, make_client
+from runner.cli.common import console, make_client, say
 from runner.cli.render import status_table
 from runner.fleet import live_workers
 
@@ -62,9 +63,11 @@ def doctor() -> None:
     from runner.doctor import run_checks
 
     checks = run_checks(make_client().settings)
-    table = Table("check", "", "detail", "fix")
+    failed = [check for check in checks if not check.ok]
+    table = Table("check", "", "detail", *(["fix"] if failed else []))
     for check in checks:
-        table.add_row(check.name, "[green]ok" if check.ok else "[red]FAIL", check.detail, check.fix)
+        fix = [Text(check.fix)] if failed else []
+        table.add_row(check.name, "[green]ok" if check.ok else "[red]FAIL", Text(check.detail), *fix)
     console.print(table)
     if not all(check.ok for check in checks):
         sys.exit(1)
@@ -124,6 +127,7 @@ def demo(workers: int, source: str | None) -> None:
             table.add_row(word, str(count))
         console.print(table)
         console.print(status_table(job.status()))
+    say("next: write your own templates (README: Your own templates), or run a fleet: runner worker --include MODULE")
 
 
 
