@@ -215,8 +215,10 @@ def watch(job_id: str, org: str | None) -> None:
     """Follow a job live: state, pieces done/failed/total, rate and ETA, to its end."""
     from runner.watch import watch_job
 
+    job = make_client(org=org).get(job_id)
+    say(f"watching job {job_id} (Ctrl-C stops watching, not the job)")
     with still_running_hint(job_id):
-        status = watch_job(make_client(org=org).get(job_id), console)
+        status = watch_job(job, console)
     if status.state is not JobState.COMPLETED:
         sys.exit(1)
 

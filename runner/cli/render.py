@@ -36,7 +36,7 @@ def _error_rows(error: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def status_table(status: JobStatus) -> Table:
-    table = Table(show_header=False, box=None)
+    table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")
     for key, value in status.model_dump(exclude={"params", "error"}).items():
