@@ -219,6 +219,8 @@ def watch(job_id: str, org: str | None) -> None:
     say(f"watching job {job_id} (Ctrl-C stops watching, not the job)")
     with still_running_hint(job_id):
         status = watch_job(job, console)
+    if not sys.stdout.isatty():
+        print()  # the last frame, when piped, ends without a newline
     if status.state is not JobState.COMPLETED:
         sys.exit(1)
 
