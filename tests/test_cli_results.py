@@ -115,9 +115,9 @@ def test_logs_tell_queued_partitioned_and_completed(env, client) -> None:
     job = client.submit("squares", params={"partitioner": {"count": 5}})
     ended(job)
     log = _log(env, job.id)
-    assert re.search(r"queued by \S+@\S+ \(pid \d+\): task_timeout=\d+s, job_timeout=\d+s", log), log
+    assert re.search(r"queued by \S+@\S+ \(pid \d+\)", log), log
     assert "partitioned bypass: into 5 pieces" in log
-    assert re.search(r"completed in \d+\.\d+s: 5 pieces", log), log
+    assert re.search(r"completed after \d+\.\d+s", log), log
 
 
 def test_logs_tell_a_piece_timing_out_and_each_retry(env, client) -> None:
@@ -126,15 +126,16 @@ def test_logs_tell_a_piece_timing_out_and_each_retry(env, client) -> None:
     ended(job, timeout=90)
     log = _log(env, job.id)
     assert "timed out; retry 1 of 1" in log and "exceeded task_timeout=0.5s" in log
-    assert re.search(r"failed in \d+\.\d+s: \[app\] piece 1: \w+: .*piece 1 exceeded task_timeout=0.5s", log), log
+    assert re.search(r"failed after \d+\.\d+s: \[app\] piece 1: \w+: .*piece 1 exceeded task_timeout=0.5s", log), log
 
 
 def test_logs_tell_who_cancelled_and_a_job_timing_out(env, client) -> None:
     cancelled = client.submit("sleepy", params={"partitioner": {"count": 1}, "app": {"seconds": 30}})
     wait_until(lambda: cancelled.status().state.value == "running", "job running", timeout=60)
     run_cli("cancel", cancelled.id, env=env)
-    assert re.search(r"cancelled by \S+@\S+ \(pid \d+\) in \d+\.\d+s", _log(env, cancelled.id))
+    assert re.search(r"cancelled after \d+\.\d+s: \[cancel\] JobCancelled: cancelled by \S+@\S+ \(pid \d+\)",
+                     _log(env, cancelled.id))
 
     late = client.submit("sleepy", params={"partitioner": {"count": 1}, "app": {"seconds": 30}}, job_timeout=2)
     assert ended(late, timeout=60).state.value == "timed_out"
-    assert re.search(r"timed_out in \d+\.\d+s: \[\w+\]", _log(env, late.id))
+    assert re.search(r"timed out after \d+\.\d+s: \[\w+\]", _log(env, late.id))
