@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     max_timeout_seconds: float = Field(
         30 * 86400.0, gt=0, description="Largest task_timeout / job_timeout a job may ask for."
     )
+    redis_master_name: str = Field(
+        "mymaster", description="The Sentinel group's master name, when a URL is sentinel://host:26379;sentinel://…"
+    )
     redis_outage_seconds: float = Field(
         60.0, ge=0, description="Seconds every Redis call rides out an outage (restart, failover) before failing."
     )

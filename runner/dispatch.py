@@ -14,6 +14,7 @@ from typing import Any
 from celery import Celery
 
 from runner.config import Settings
+from runner.redis_connect import is_sentinel
 
 __all__ = [
     "PARTITION", "APP", "ASSEMBLE", "RESUME", "TASKS",
@@ -43,7 +44,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
       by the batch that records the last piece, not by a chord. (The result backend
       setting stays for Celery's own use, e.g. benchmarks of a plain chord.)
     """
-    transport = {"visibility_timeout": settings.visibility_timeout}
+    transport: dict[str, Any] = {"visibility_timeout": settings.visibility_timeout}
+    if is_sentinel(settings.broker_url) or is_sentinel(settings.backend_url):
+        transport["master_name"] = settings.redis_master_name  # Celery's sentinel:// transport needs it
     publish_retries = max(3, int(settings.redis_outage_seconds / 0.5))
     return {
         "broker_url": settings.broker_url,

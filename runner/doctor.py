@@ -16,6 +16,7 @@ import redis
 from pydantic import BaseModel
 
 from runner.config import Settings
+from runner.redis_connect import connect
 from runner.registry import templates
 from runner.storage import redact_url
 from runner.store import StatusStore
@@ -37,13 +38,13 @@ class Check(BaseModel):
             self.fix = ""
 
 
-def _redis(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
+def _redis(url: str, settings: Settings) -> redis.Redis:
+    return connect(url, settings.redis_master_name, outage_seconds=0, socket_timeout=3)
 
 
 def check_broker(settings: Settings) -> Check:
     try:
-        info = _redis(settings.broker_url).info("server")
+        info = _redis(settings.broker_url, settings).info("server")
     except redis.RedisError as exc:
         return Check(name="broker", ok=False, detail=f"cannot reach the broker at {redact_url(settings.broker_url)}: {exc}",
                      fix="start Redis or point RUNNER_BROKER_URL at it")
@@ -56,7 +57,7 @@ def check_eviction(settings: Settings) -> list[Check]:
     targets.setdefault(settings.status_store_url, "store")
     for url, role in targets.items():
         try:
-            policy = _redis(url).config_get("maxmemory-policy").get("maxmemory-policy", "?")
+            policy = _redis(url, settings).config_get("maxmemory-policy").get("maxmemory-policy", "?")
         except redis.ResponseError:
             checks.append(Check(name=f"{role} eviction", ok=True,
                                 detail="CONFIG is disabled, so the policy cannot be verified: make sure "

@@ -21,7 +21,7 @@ from runner.config import Settings
 from runner.errors import IllegalTransition, JobNotFound
 from runner.keys import Keys
 from runner.models import JobState, JobStatus, WorkerInfo, allowed_sources
-from runner.outage import redis_options
+from runner.redis_connect import connect
 from runner.pieces import to_stored
 
 __all__ = ["StatusStore", "Progress", "EVENTS_MAXLEN"]
@@ -110,11 +110,11 @@ class StatusStore(Keys):
     """Job records, pieces, results and events in one Redis; key builders from :class:`Keys`."""
 
     def __init__(self, url: str, prefix: str = "runner", log_max_lines: int = 10_000,
-                 outage_seconds: float = 60.0, patient: bool = False) -> None:
+                 outage_seconds: float = 60.0, patient: bool = False, master_name: str = "mymaster") -> None:
         super().__init__(prefix)
         self.url = url
         self.log_max_lines = log_max_lines
-        self.redis: redis.Redis = redis.Redis.from_url(url, decode_responses=True, **redis_options(outage_seconds, patient))
+        self.redis: redis.Redis = connect(url, master_name, outage_seconds, patient, decode_responses=True)
         self._transition = self.redis.register_script(_TRANSITION)
         self._record_results = self.redis.register_script(_RECORD_RESULTS)
         self._record_failure = self.redis.register_script(_RECORD_FAILURE)
@@ -123,7 +123,7 @@ class StatusStore(Keys):
     def from_settings(cls, settings: Settings, patient: bool = False) -> "StatusStore":
         """The store of ``settings``; ``patient`` (workers) waits for a Redis not up yet."""
         return cls(settings.status_store_url, settings.key_prefix, settings.log_max_lines,
-                   settings.redis_outage_seconds, patient)
+                   settings.redis_outage_seconds, patient, settings.redis_master_name)
 
     # -- job records ----------------------------------------------------------------
     def create(self, record: dict[str, Any], expire_seconds: float) -> None:

@@ -1,4 +1,12 @@
-"""Riding out a Redis outage: the options every Runner Redis client is built with.
+"""Connecting to Redis: one plain server or a Sentinel-managed group, riding out outages.
+
+Every Redis client Runner makes comes from :func:`connect`. A URL is either
+``redis://[:password@]host:port/db`` or a list of Sentinels,
+``sentinel://[:password@]host:26379[/db];sentinel://host2:26379`` with the group's name in
+``RUNNER_REDIS_MASTER_NAME`` — the same URLs Celery's Redis and Sentinel transports take,
+so the broker, the result backend and the status store can all move to a highly available
+Redis by changing URLs only. With Sentinels, a failover is one more outage to ride out:
+the client asks the Sentinels for the new master when the old one stops answering.
 
 A restart, a failover or a network blip of up to ``RUNNER_REDIS_OUTAGE_SECONDS`` is a
 pause, not a failure: every command is retried on connection errors and while Redis
@@ -16,12 +24,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import unquote, urlparse
 
+import redis
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
 from redis.retry import Retry
 
-__all__ = ["OutageRetry", "redis_options"]
+__all__ = ["OutageRetry", "redis_options", "connect", "is_sentinel", "sentinel_hosts"]
 
 T = TypeVar("T")
 RETRYABLE = (ConnectionError, TimeoutError, BusyLoadingError, OSError)
@@ -59,3 +69,30 @@ def redis_options(outage_seconds: float, patient: bool = False) -> dict[str, Any
         "socket_connect_timeout": 2,
         "socket_keepalive": True,
     }
+
+
+def is_sentinel(url: str) -> bool:
+    return url.startswith("sentinel://")
+
+
+def sentinel_hosts(url: str) -> tuple[list[tuple[str, int]], str | None, int]:
+    """The Sentinels' ``(host, port)`` list, the password and the db of a sentinel URL."""
+    hosts, password, db = [], None, 0
+    for part in url.split(";"):
+        parsed = urlparse(part.strip())
+        hosts.append((parsed.hostname or "127.0.0.1", parsed.port or 26379))
+        password = unquote(parsed.password) if parsed.password else password
+        db = int(parsed.path.strip("/") or db)
+    return hosts, password, db
+
+
+def connect(url: str, master_name: str = "mymaster", outage_seconds: float = 60.0, patient: bool = False,
+            **extra: Any) -> redis.Redis:
+    """A client for ``url`` (a Redis or a Sentinel list) that rides out outages and
+    failovers of up to ``outage_seconds``; ``patient`` waits for a Redis never reached."""
+    options = {**redis_options(outage_seconds, patient), **extra}
+    if not is_sentinel(url):
+        return redis.Redis.from_url(url, **options)
+    hosts, password, db = sentinel_hosts(url)
+    sentinels = redis.Sentinel(hosts, socket_connect_timeout=2, password=None)
+    return sentinels.master_for(master_name, password=password, db=db, **options)
