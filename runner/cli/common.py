@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 import click
+import redis
 from rich.console import Console
 
 from runner.cli.errors import err_console
@@ -30,7 +31,16 @@ def say(message: str) -> None:
 
 
 def make_client(include: tuple[str, ...] = (), org: str | None = None) -> Client:
-    return Client(org=org, include=[m for item in include for m in item.split(",") if m])
+    """The client of a command, after one quick ping: a Redis that is down when a command
+    starts is one line at once, not a minute of riding out an outage (which the client
+    still does for one that goes away mid-command, e.g. during --wait)."""
+    client = Client(org=org, include=[m for item in include for m in item.split(",") if m])
+    probe = redis.Redis.from_url(client.settings.status_store_url, socket_connect_timeout=3, socket_timeout=3)
+    try:
+        probe.ping()
+    finally:
+        probe.close()
+    return client
 
 
 def _parse_param(item: str) -> tuple[list[str], Any]:
