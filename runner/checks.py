@@ -12,22 +12,24 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from runner.errors import SourceError, TemplateNotFound
-from runner.registry import Function, Kind, Template
+from runner.catalog import TemplateInfo
+from runner.registry import Function, Kind, Template, get_function
 from runner.storage import Storages, safe_uri, scheme_of
 
 __all__ = ["check_job", "SourceReport", "source_report"]
 
 
-def _function(tmpl: Template, kind: Kind) -> Function | None:
+def _function(tmpl: Template | TemplateInfo, kind: Kind) -> Function | None:
     """The template's function, or None when this process does not have its code (a
-    client submitting by name to the fleet): then the fleet's checks are the only ones."""
+    client submitting by name to the fleet a template of user functions): then the
+    fleet's checks are the only ones. Built-ins are always here."""
     try:
-        return tmpl.function(kind)
+        return get_function(kind, getattr(tmpl, kind))
     except TemplateNotFound:
         return None
 
 
-def check_job(storages: Storages, tmpl: Template, source: str, destination: str) -> None:
+def check_job(storages: Storages, tmpl: Template | TemplateInfo, source: str, destination: str) -> None:
     """Refuse a job whose source or destination cannot work with ``tmpl``.
 
     Raises :class:`SourceError` naming the reason and the fix: a partitioner that reads

@@ -24,6 +24,7 @@ key                                   type    holds
 ``P:workers``                         hash    hostname -> its heartbeat, a ``WorkerInfo`` as JSON
 ``P:leases``                          zset    running tasks ``[name, id, args]`` as JSON, scored by when
                                               their worker last vouched for them (dead-work recovery)
+``P:templates``                       hash    ref -> published template as JSON (never expires: ``catalog.py``)
 ====================================  ======  =================================================
 
 Every key of a job expires: at creation after its deadline plus retention (so nothing
@@ -86,6 +87,9 @@ class Keys:
 
     def leases_key(self) -> str:
         return f"{self.prefix}:leases"
+
+    def templates_key(self) -> str:
+        return f"{self.prefix}:templates"
 
     def _job_keys(self, job_id: str) -> list[str]:
         return [
