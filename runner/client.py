@@ -165,7 +165,8 @@ class Client:
         if self.store.get(job_id, self.org).is_final:
             return False
         return end_job(self.services, job_id, JobState.CANCELLED,
-                       error={"stage": "cancel", "type": "JobCancelled", "message": f"cancelled by {joblog.who()}"})
+                       error={"stage": "cancel", "type": "JobCancelled",
+                              "message": f"cancelled by request from {joblog.who()}"})
 
     def retry_failed(self, job_id: str, job_timeout: float | None = None) -> Job:
         """Re-run only the pieces of a failed or timed-out job that have no result, reusing

@@ -33,9 +33,9 @@ def _active(celery: Celery, timeout: float) -> dict[str, list[dict[str, Any]]]:
 
 def live_workers(store: StatusStore, celery: Celery | None = None, timeout: float = 1.0) -> list[WorkerInfo]:
     """Workers with a recent heartbeat, by hostname; with ``celery``, their active pieces."""
-    active = _active(celery, timeout) if celery is not None else {}
-    return [worker.model_copy(update={"active": active.get(name, [])})
-            for name, worker in store.live_workers().items()]
+    workers = store.live_workers()  # first: an unreachable Redis fails here at once, not in Celery's retries
+    active = _active(celery, timeout) if celery is not None and workers else {}
+    return [worker.model_copy(update={"active": active.get(name, [])}) for name, worker in workers.items()]
 
 
 def unserved_queues(store: StatusStore, queues: list[str]) -> list[str]:

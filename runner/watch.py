@@ -8,6 +8,7 @@ from collections import deque
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from runner.job import Job, describe_error
 from runner.models import JobStatus
@@ -27,9 +28,9 @@ def _view(status: JobStatus, rate: float | None) -> Table:
     if status.duration is not None:
         table.add_row("[bold]elapsed", f"{status.duration:,.1f}s")
     for warning in status.warnings:
-        table.add_row("[yellow]warning", warning)
+        table.add_row("[yellow]warning", Text(warning))
     if status.error:
-        table.add_row("[red]error", describe_error(status))
+        table.add_row("[red]error", Text(describe_error(status)))  # plain text: "[app]" is no markup
     return table
 
 

@@ -127,6 +127,8 @@ def test_an_error_message_keeps_its_brackets_and_single_spaces(env, settings) ->
     message = one_line_error(done)
     assert f"job {job.id} failed: [partition] ValueError: cannot split this source: bad header" in message
     assert "  " not in message.splitlines()[0]
+    watched = run_cli("watch", job.id, env=env, status=1).stdout
+    assert f"job {job.id} failed: [partition] ValueError: cannot split this source" in watched
 
 
 def test_status_renders_the_error_as_fields_and_the_traceback_as_text(env, settings, tmp_path: Path) -> None:

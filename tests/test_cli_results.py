@@ -133,8 +133,8 @@ def test_logs_tell_who_cancelled_and_a_job_timing_out(env, client) -> None:
     cancelled = client.submit("sleepy", params={"partitioner": {"count": 1}, "app": {"seconds": 30}})
     wait_until(lambda: cancelled.status().state.value == "running", "job running", timeout=60)
     run_cli("cancel", cancelled.id, env=env)
-    assert re.search(r"cancelled after \d+\.\d+s: \[cancel\] JobCancelled: cancelled by \S+@\S+ \(pid \d+\)",
-                     _log(env, cancelled.id))
+    assert re.search(r"cancelled after \d+\.\d+s: \[cancel\] JobCancelled: "
+                     r"cancelled by request from \S+@\S+ \(pid \d+\)", _log(env, cancelled.id))
 
     late = client.submit("sleepy", params={"partitioner": {"count": 1}, "app": {"seconds": 30}}, job_timeout=2)
     assert ended(late, timeout=60).state.value == "timed_out"

@@ -30,6 +30,8 @@ def say(message: str) -> None:
 
 
 def make_client(include: tuple[str, ...] = (), org: str | None = None) -> Client:
+    """The client of a command. A Redis it never reached fails at once (one line); one
+    that goes away mid-command, e.g. during --wait, is ridden out (runner/outage.py)."""
     return Client(org=org, include=[m for item in include for m in item.split(",") if m])
 
 

@@ -14,7 +14,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import click
+import redis
+from kombu.exceptions import OperationalError
 from rich.console import Console
+
+from runner.config import Settings, get_settings
 
 from runner.errors import ConfigError, InvalidParams, JobError, RunnerError, TemplateNotFound
 from runner.storage import redact_url
@@ -29,8 +33,6 @@ err_console = Console(stderr=True, soft_wrap=True, highlight=False)
 
 def _settings_urls() -> tuple[str, str]:
     """The broker and store URLs of the current settings (defaults if they are broken)."""
-    from runner.config import Settings, get_settings
-
     try:
         settings = get_settings()
     except ConfigError:
@@ -52,9 +54,6 @@ def _unreachable(exc: BaseException) -> str:
 
 
 def _is_connection_error(exc: BaseException) -> bool:
-    import redis
-    from kombu.exceptions import OperationalError
-
     return isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OperationalError,
                             ConnectionError))
 
@@ -63,7 +62,8 @@ def _job_error(exc: JobError) -> str:
     error = exc.error or {}
     hint = ""
     if error.get("type") == "TemplateNotFound" and "--include" not in str(exc):
-        hint = "\n  hint: no worker imports the module defining the template: start one with runner worker --include MODULE"
+        hint = ("\n  hint: no worker imports the module defining the template: "
+                "start one with runner worker --include MODULE")
     job_id = getattr(exc.status, "id", None)
     if job_id and error.get("type") != "JobCancelled":
         hint += f"\n  next: runner status {job_id} · runner logs {job_id}"
@@ -76,9 +76,7 @@ def describe(exc: BaseException) -> tuple[str, int]:
     """The message and exit status the command line shows for ``exc``."""
     if isinstance(exc, JobError):
         return _job_error(exc), FAILED
-    if isinstance(exc, (InvalidParams, ConfigError)):
-        return f"error: {exc}", USAGE
-    if isinstance(exc, TemplateNotFound):
+    if isinstance(exc, (InvalidParams, ConfigError, TemplateNotFound)):
         return f"error: {exc}", USAGE
     if isinstance(exc, RunnerError):
         return f"error: {exc}", FAILED
@@ -94,8 +92,6 @@ def describe(exc: BaseException) -> tuple[str, int]:
 
 def debug_requested(argv: list[str] | None) -> bool:
     """``--debug`` on the command line or ``RUNNER_DEBUG=1`` in the settings."""
-    from runner.config import get_settings
-
     if "--debug" in (sys.argv[1:] if argv is None else argv):
         return True
     try:

@@ -216,8 +216,8 @@ def watch(job_id: str, org: str | None) -> None:
     from runner.watch import watch_job
 
     job = make_client(org=org).get(job_id)
-    say(f"watching job {job_id} (Ctrl-C stops watching, not the job)")
     with still_running_hint(job_id):
+        say(f"watching job {job_id} (Ctrl-C stops watching, not the job)")
         status = watch_job(job, console)
     if not sys.stdout.isatty():
         print()  # the last frame, when piped, ends without a newline
