@@ -22,11 +22,13 @@ should say so at once, not after a minute of retries — unless the process is *
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
 
 import redis
+import redis.sentinel
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
 from redis.retry import Retry
@@ -39,26 +41,38 @@ RETRYABLE = (ConnectionError, TimeoutError, BusyLoadingError, OSError)
 
 class OutageRetry(Retry):
     """redis-py's ``Retry``, shared by every connection of one client (so that reaching
-    the server once counts for all of them), failing fast until the server was reached."""
+    the server once counts for all of them), failing fast until the server was reached.
+
+    Only the outermost retrying call in a thread retries: redis-py nests them (a command
+    connects, a Sentinel-managed connect connects to the address it was given), and an
+    inner loop would keep knocking on a dead master's address instead of letting the
+    outer one ask the Sentinels where the master is now."""
 
     def __init__(self, outage_seconds: float, patient: bool = False) -> None:
         retries = max(1, int(outage_seconds / 0.5))  # sleeps average half the 1 s cap once reached
         super().__init__(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries, RETRYABLE)
         self.reached = patient
+        self._local = threading.local()
 
     def __deepcopy__(self, memo: dict[int, Any]) -> "OutageRetry":
         return self  # redis-py copies the retry into each connection: keep one, shared
 
     def call_with_retry(self, do: Callable[[], T], fail: Callable[..., Any], *args: Any, **kwargs: Any) -> T:
-        if self.reached:
-            return super().call_with_retry(do, fail, *args, **kwargs)
+        if getattr(self._local, "active", False):
+            return do()  # nested (a connect inside a command): the outermost call does the retrying
+        self._local.active = True
         try:
-            result = do()
-        except RETRYABLE as error:
-            fail(error, 1) if kwargs.get("with_failure_count") else fail(error)
-            raise
-        self.reached = True
-        return result
+            if self.reached:
+                return super().call_with_retry(do, fail, *args, **kwargs)
+            try:
+                result = do()
+            except RETRYABLE as error:
+                fail(error, 1) if kwargs.get("with_failure_count") else fail(error)
+                raise
+            self.reached = True
+            return result
+        finally:
+            self._local.active = False
 
 
 def redis_options(outage_seconds: float, patient: bool = False) -> dict[str, Any]:
@@ -86,6 +100,17 @@ def sentinel_hosts(url: str) -> tuple[list[tuple[str, int]], str | None, int]:
     return hosts, password, db
 
 
+class _MasterFollowingConnection(redis.sentinel.SentinelManagedConnection):
+    """A Sentinel-managed connection that asks where the master is on every reconnect.
+    redis-py's own reconnects the command path makes (``send_packed_command``) go back to
+    the address it last had — a dead master's, after a failover."""
+
+    def connect_check_health(self, check_health: bool = True, retry_socket_connect: bool = True) -> None:
+        if self._sock is None and self.connection_pool.is_master:
+            self.host, self.port = self.connection_pool.get_master_address()
+        super().connect_check_health(check_health=check_health, retry_socket_connect=retry_socket_connect)
+
+
 def connect(url: str, master_name: str = "mymaster", outage_seconds: float = 60.0, patient: bool = False,
             **extra: Any) -> redis.Redis:
     """A client for ``url`` (a Redis or a Sentinel list) that rides out outages and
@@ -95,4 +120,5 @@ def connect(url: str, master_name: str = "mymaster", outage_seconds: float = 60.
         return redis.Redis.from_url(url, **options)
     hosts, password, db = sentinel_hosts(url)
     sentinels = redis.Sentinel(hosts, socket_connect_timeout=2, password=None)
-    return sentinels.master_for(master_name, password=password, db=db, **options)
+    return sentinels.master_for(master_name, password=password, db=db, connection_class=_MasterFollowingConnection,
+                                **options)
