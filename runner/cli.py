@@ -311,6 +311,12 @@ def demo(workers: int, source: str | None) -> None:
         console.print(_status_table(job.status()))
 
 
+from runner.api.cli import api as _api_command, keys as _keys_command  # noqa: E402
+
+cli.add_command(_api_command)
+cli.add_command(_keys_command)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: Runner's errors become one clear line and exit status 1."""
     try:

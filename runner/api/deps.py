@@ -1,0 +1,83 @@
+"""FastAPI dependencies shared by every route family: who is calling, and a ``Client``
+bound to their org.
+
+``principal`` reads ``Authorization: <token>`` (ByteNite's clients send the token bare)
+or ``Authorization: Bearer <token>``, checks it and counts the request against the
+key's rate limit, in one Redis round trip. ``client_for`` gives the ``Client`` of the
+principal's org — one per org, cached for the process — so the org of every read and
+write is the key's and never a request body's.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader
+
+from runner.api.keys import ApiKeys, Principal, RateLimit, Unauthorized
+from runner.client import Client
+from runner.config import Settings
+from runner.store import StatusStore
+
+__all__ = ["ApiState", "api_state", "principal", "client_for", "CurrentPrincipal", "OrgClient"]
+
+# Declares the header in the OpenAPI document (the "Authorize" button of /docs).
+_authorization = APIKeyHeader(name="Authorization", auto_error=False,
+                              description="An access token from POST /v1/auth/access_token, bare or as `Bearer <token>`.")
+
+
+class ApiState:
+    """What one API process shares between requests: settings, store, keys, clients."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = StatusStore.from_settings(settings)
+        self.keys = ApiKeys(self.store, settings.api_token_seconds)
+        self.limit = RateLimit.parse(settings.api_rate_limit)
+        self._clients: dict[str, Client] = {}
+        self._lock = threading.Lock()
+
+    def client(self, org: str) -> Client:
+        """The ``Client`` of ``org`` (made once per process)."""
+        with self._lock:
+            found = self._clients.get(org)
+            if found is None:
+                found = self._clients[org] = Client(settings=self.settings, org=org)
+            return found
+
+
+def api_state(request: Request) -> ApiState:
+    return request.app.state.api
+
+
+def bearer_token(header: str | None) -> str:
+    """The token of an ``Authorization`` header, bare or ``Bearer``; else Unauthorized."""
+    value = (header or "").strip()
+    scheme, _, rest = value.partition(" ")
+    if scheme.lower() == "bearer":
+        value = rest.strip()
+    if not value or " " in value:
+        raise Unauthorized("missing access token: send 'Authorization: Bearer <token>' "
+                           "(token from POST /v1/auth/access_token)")
+    return value
+
+
+def principal(request: Request, authorization: Annotated[str | None, Depends(_authorization)] = None) -> Principal:
+    """The caller, from their token; raises Unauthorized (401) or RateLimited (429)."""
+    state = api_state(request)
+    found = state.keys.authenticate(bearer_token(authorization), state.limit)
+    request.state.principal = found
+    return found
+
+
+CurrentPrincipal = Annotated[Principal, Depends(principal)]
+
+
+def client_for(request: Request, who: CurrentPrincipal) -> Client:
+    """A ``Client`` bound to the caller's org."""
+    return api_state(request).client(who.org)
+
+
+OrgClient = Annotated[Client, Depends(client_for)]
