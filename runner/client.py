@@ -306,6 +306,13 @@ class Client:
             stop_tasks(self.celery, self.store.tasks(job_id))
         return moved
 
+    def delete(self, job_id: str) -> None:
+        """Delete a job of this org: cancel it if it has not ended, then remove its record,
+        pieces, results, logs, events and artifacts. Raises JobNotFound."""
+        self.cancel(job_id)
+        ArtifactIO(self.storages, artifact_prefix(self.settings, job_id)).delete_all()
+        self.store.delete_job(job_id, self.org)
+
     def retry_failed(self, job_id: str, job_timeout: float | None = None) -> Job:
         """Re-run only the pieces of a failed or timed-out job that have no result, reusing
         every stored result, then assemble — under a new deadline.

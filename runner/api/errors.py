@@ -62,15 +62,16 @@ class Problem:
     message: str
     fields: list[FieldError] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # more members of Runner's ``error`` object
 
 
 class ApiError(RunnerError):
     """Raised by route handlers: rendered as ``status`` in the family's error shape."""
 
     def __init__(self, status: int, code: str, message: str, fields: Sequence[FieldError] = (),
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None) -> None:
         super().__init__(message)
-        self.problem = Problem(status, code, message, list(fields), dict(headers or {}))
+        self.problem = Problem(status, code, message, list(fields), dict(headers or {}), dict(extra or {}))
 
 
 class BodyTooLarge(RunnerError):
@@ -95,7 +96,7 @@ def _runner_shape(problem: Problem, rid: str) -> dict[str, Any]:
     return {"ok": False, "message": problem.message,
             "error": {"code": problem.code, "message": problem.message, "description": description,
                       "fields": [{"field": f.path, "message": f.msg, "type": f.type} for f in problem.fields],
-                      "request_id": rid}}
+                      "request_id": rid, **problem.extra}}
 
 
 def _bytenite_shape(problem: Problem, rid: str) -> dict[str, Any]:

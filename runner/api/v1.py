@@ -1,20 +1,227 @@
 """Runner's own routes (``/v1``): jobs and templates, as the ``Client`` sees them.
 
 Bodies take the ``Client``'s arguments; a job reads as ``runner status --json`` shows it.
+Every route acts through the caller's org's ``Client``, so another org's job is a 404
+everywhere and in no list. Bad input is refused, naming the field, before anything is
+written or queued.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import mimetypes
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi.responses import StreamingResponse
 
 from runner.api.deps import OrgClient
+from runner.api.errors import ApiError, FieldError
+from runner.api.events import event_stream
 from runner.api.templates import template_view, template_views
+from runner.api.v1_models import (
+    ERROR_RESPONSES, ArtifactList, JobCreate, JobPage, JobPatch, JobResult, JobRetry, JobRun, LogPage,
+)
+from runner.client import Client, Job
+from runner.errors import InvalidParams, SourceError, TemplateNotFound
+from runner.models import JobState, JobStatus
+from runner.params import validate_params
+from runner.registry import get_template
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1", tags=["runner"])
+router = APIRouter(prefix="/v1", tags=["runner"], responses=ERROR_RESPONSES)
+
+EVENT_ID = r"^\d{1,20}-\d{1,20}$"
+JobId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="The job's id.")]
+
+
+def _checked_uris(client: Client, fields: dict[str, str | None]) -> None:
+    """Raise 422 naming every URI field the storages refuse (scheme, roots, credentials)."""
+    problems = []
+    for name, uri in fields.items():
+        if uri is None:
+            continue
+        try:
+            client.storages.check(uri)
+        except SourceError as exc:
+            problems.append(FieldError(tuple(name.split(".")), str(exc), "invalid_uri"))
+    if problems:
+        raise ApiError(422, "invalid_uri", "; ".join(f"{p.path}: {p.msg}" for p in problems), problems)
+
+
+def _template(ref: str) -> Any:
+    try:
+        return get_template(ref)
+    except TemplateNotFound as exc:
+        raise ApiError(422, "unknown_template", str(exc), [FieldError(("template",), str(exc), "unknown_template")])
+
+
+def _uri_fields(source: str | None, destination: str | None, inputs: dict[str, str] | None) -> dict[str, str | None]:
+    return {"source": source, "destination": destination, **{f"inputs.{k}": v for k, v in (inputs or {}).items()}}
+
+
+def _view(job: Job) -> JobStatus:
+    return job.status()
+
+
+@router.post("/jobs", status_code=201, response_model=JobStatus)
+def create_job(body: JobCreate, client: OrgClient) -> JobStatus:
+    """Submit a job (queued at once), or with ``draft: true`` create a draft to configure."""
+    tmpl = _template(body.template)
+    _checked_uris(client, _uri_fields(body.source, body.destination, body.inputs))
+    if not body.draft:
+        job = client.submit(tmpl.ref, source=body.source, destination=body.destination, params=body.params,
+                            inputs=body.inputs, name=body.name, task_timeout=body.task_timeout,
+                            job_timeout=body.job_timeout, max_retries=body.max_retries,
+                            retention_hours=body.retention_hours, test=body.test)
+        return _view(job)
+    if body.params:
+        validate_params(tmpl, body.params)
+    if body.inputs:
+        client._check_inputs(tmpl, body.inputs)
+    job = client.create(tmpl.ref, name=body.name, retention_hours=body.retention_hours)
+    job.set_datasource(source=body.source, destination=body.destination, inputs=body.inputs)
+    if body.params:
+        job.set_params(**body.params)
+    return _view(job)
+
+
+@router.get("/jobs", response_model=JobPage)
+def list_jobs(
+    client: OrgClient,
+    state: Annotated[JobState | None, Query(description="Only jobs in this state.")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> JobPage:
+    """The caller's org's jobs, newest first, a page at a time."""
+    items, total = client.store.page_jobs(client.org, state, limit, offset)
+    return JobPage(items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get("/jobs/{job_id}", response_model=JobStatus)
+def get_job(job_id: JobId, client: OrgClient) -> JobStatus:
+    """A job of the caller's org, as ``runner status --json`` shows it; 404 for any other."""
+    return _view(client.get(job_id))
+
+
+@router.patch("/jobs/{job_id}", response_model=JobStatus)
+def patch_job(job_id: JobId, body: JobPatch, client: OrgClient) -> JobStatus:
+    """Change a draft's source, destination, inputs, params (validated at once) or name; 409
+    for a job that is no longer a draft."""
+    job = client.get(job_id)
+    current = job.status()
+    if current.state is not JobState.DRAFT:
+        raise ApiError(409, "not_a_draft", f"job {job_id} is {current.state.value}; only a draft job can be changed",
+                       extra={"state": current.state.value})
+    _checked_uris(client, _uri_fields(body.source, body.destination, body.inputs))
+    if body.params is not None:
+        validate_params(get_template(current.template), {**current.params, **body.params})
+    if body.inputs is not None:
+        unknown = [FieldError(("inputs", name), f"unknown input; template {current.template} declares: "
+                              f"{', '.join(get_template(current.template).inputs) or 'none'}", "unknown_input")
+                   for name in body.inputs if name not in get_template(current.template).inputs]
+        if unknown:
+            raise ApiError(422, "invalid_inputs", unknown[0].msg, unknown)
+    if body.source is not None or body.destination is not None or body.inputs is not None:
+        job.set_datasource(source=body.source, destination=body.destination, inputs=body.inputs)
+    if body.params is not None:
+        job.set_params(**body.params)
+    if "name" in body.model_fields_set:
+        client.store.update(job_id, name=body.name)
+    return _view(job)
+
+
+@router.post("/jobs/{job_id}/run", response_model=JobStatus)
+def run_job(job_id: JobId, client: OrgClient, body: JobRun | None = None) -> JobStatus:
+    """Queue a draft (its params and inputs checked first); 409 for any other state."""
+    body = body or JobRun()
+    job = client.get(job_id)
+    job.run(task_timeout=body.task_timeout, job_timeout=body.job_timeout, test=body.test,
+            max_retries=body.max_retries)
+    return _view(job)
+
+
+@router.post("/jobs/{job_id}/cancel", response_model=JobStatus)
+def cancel_job(job_id: JobId, client: OrgClient) -> JobStatus:
+    """Cancel a job; one that has already ended is returned unchanged."""
+    job = client.get(job_id)
+    job.cancel()
+    return _view(job)
+
+
+@router.post("/jobs/{job_id}/retry", response_model=JobStatus)
+def retry_job(job_id: JobId, client: OrgClient, body: JobRetry | None = None) -> JobStatus:
+    """Re-run only the failed pieces of a failed or timed-out job (409 otherwise)."""
+    return _view(client.retry_failed(client.get(job_id).id, (body or JobRetry()).job_timeout))
+
+
+@router.delete("/jobs/{job_id}", status_code=204, response_class=Response)
+def delete_job(job_id: JobId, client: OrgClient) -> Response:
+    """Cancel the job if it has not ended, then delete its record, results, logs and
+    artifacts; afterwards it is a 404."""
+    client.get(job_id)
+    client.delete(job_id)
+    return Response(status_code=204)
+
+
+@router.get("/jobs/{job_id}/result", response_model=JobResult)
+def job_result(job_id: JobId, client: OrgClient) -> JobResult:
+    """The assembled result once the job completed; else 409 with its state and error."""
+    status = client.get(job_id).status()
+    if status.state is not JobState.COMPLETED:
+        error = status.error or {}
+        why = f": {error.get('message')}" if error.get("message") else ""
+        raise ApiError(409, "not_completed", f"job {job_id} is {status.state.value}{why}",
+                       extra={"state": status.state.value, "job_error": status.error})
+    return JobResult(result=client.store.get_result(job_id))
+
+
+@router.get("/jobs/{job_id}/logs", response_model=LogPage)
+def job_logs(
+    job_id: JobId,
+    client: OrgClient,
+    piece: Annotated[int | None, Query(ge=0, description="Only the lines about this piece.")] = None,
+    after: Annotated[str | None, Query(pattern=EVENT_ID, description="A line id: only newer lines.")] = None,
+) -> LogPage:
+    """The job's log lines in order: its code's ``ctx.log`` lines and Runner's own."""
+    lines = client.get(job_id).logs(piece=piece, after=after or "-")
+    items = [line.model_dump(mode="json") for line in lines]
+    return LogPage(items=items, next=lines[-1].id if lines else (after or "0-0"))
+
+
+@router.get("/jobs/{job_id}/artifacts", response_model=ArtifactList)
+def job_artifacts(job_id: JobId, client: OrgClient) -> ArtifactList:
+    """Names of the job's artifacts (``output.json`` once it has ended)."""
+    return ArtifactList(items=client.get(job_id).artifacts())
+
+
+@router.get("/jobs/{job_id}/artifacts/{name:path}", response_class=Response,
+            responses={200: {"content": {"application/octet-stream": {}}}})
+def job_artifact(job_id: JobId, name: str, client: OrgClient) -> Response:
+    """One artifact's content."""
+    job = client.get(job_id)
+    try:
+        data = job.read_artifact(name)
+    except ValueError as exc:
+        raise ApiError(422, "invalid_name", str(exc), [FieldError(("name",), str(exc))]) from None
+    except SourceError:
+        raise ApiError(404, "not_found", f"job {job_id} has no artifact {name!r}") from None
+    kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return Response(data, media_type=kind)
+
+
+@router.get("/jobs/{job_id}/events", response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}}}})
+def job_events(
+    job_id: JobId,
+    client: OrgClient,
+    last_event_id: Annotated[str | None, Header(pattern=EVENT_ID)] = None,
+    after: Annotated[str | None, Query(pattern=EVENT_ID, description="Resume after this event id.")] = None,
+) -> StreamingResponse:
+    """Server-sent events from the job's events stream (state changes, progress), resuming
+    after ``Last-Event-ID`` (or ``after``); the stream ends after the job's final state."""
+    client.get(job_id)
+    return event_stream(client.store, job_id, last_event_id or after)
 
 
 @router.get("/templates")
@@ -24,12 +231,6 @@ def list_templates(client: OrgClient) -> list[dict[str, Any]]:
 
 
 @router.get("/templates/{ref}")
-def get_template(ref: str, client: OrgClient) -> dict[str, Any]:
+def get_template_route(ref: Annotated[str, Path(max_length=200)], client: OrgClient) -> dict[str, Any]:
     """One template (``name@version``, or ``name`` for the newest)."""
     return template_view(client, ref)
-
-
-@router.get("/jobs/{job_id}")
-def get_job(job_id: str, client: OrgClient) -> dict[str, Any]:
-    """A job of the caller's org, as ``runner status --json`` shows it; 404 for any other."""
-    return client.get(job_id).status().model_dump(mode="json")

@@ -1,0 +1,57 @@
+"""A job's events stream as server-sent events (``GET /v1/jobs/{id}/events``).
+
+Each Redis stream entry becomes one SSE message whose ``id`` is the entry id, so a
+client that reconnects with ``Last-Event-ID`` resumes exactly after the last one it
+saw. The response ends after the job's final state; a comment line every
+``KEEPALIVE_SECONDS`` keeps proxies from closing an idle stream.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+from fastapi.responses import StreamingResponse
+
+from runner.models import FINAL_STATES
+from runner.store import StatusStore
+
+__all__ = ["event_stream"]
+
+BLOCK_MS = 1000
+KEEPALIVE_SECONDS = 15
+_FINAL = {state.value for state in FINAL_STATES}
+
+
+def _frame(event_id: str, fields: dict[str, str]) -> str:
+    return f"id: {event_id}\nevent: {fields.get('type', 'message')}\ndata: {json.dumps(fields)}\n\n"
+
+
+def _frames(store: StatusStore, job_id: str, after: str) -> Iterator[str]:
+    cursor, idle = after, 0
+    while True:
+        events = store.read_events(job_id, cursor, block_ms=BLOCK_MS)
+        for event_id, fields in events:
+            cursor = event_id
+            yield _frame(event_id, fields)
+            if fields.get("type") == "state" and fields.get("state") in _FINAL:
+                return
+        if events:
+            idle = 0
+            continue
+        state = store.state(job_id)
+        if state is None or state.is_final:  # ended before `after`, or deleted: drain and stop
+            for event_id, fields in store.read_events(job_id, cursor):
+                yield _frame(event_id, fields)
+            return
+        idle += 1
+        if idle * BLOCK_MS >= KEEPALIVE_SECONDS * 1000:
+            idle = 0
+            yield ": keep-alive\n\n"
+
+
+def event_stream(store: StatusStore, job_id: str, after: str | None) -> StreamingResponse:
+    """The SSE response for ``job_id``'s events after ``after`` (all when None). The
+    caller has already checked that the job belongs to the caller's org."""
+    return StreamingResponse(_frames(store, job_id, after or "0-0"), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
