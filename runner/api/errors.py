@@ -148,6 +148,8 @@ def to_problem(exc: Exception) -> Problem | None:
         fields = field_errors(exc.errors())
         return Problem(422, "invalid_request", "invalid request: " + "; ".join(f"{f.path}: {f.msg}" for f in fields),
                        fields)
+    if isinstance(exc, StarletteHTTPException) and isinstance(exc.__cause__, BodyTooLarge):
+        exc = exc.__cause__  # FastAPI wraps errors raised while it reads the body in a 400
     if isinstance(exc, StarletteHTTPException):
         return Problem(exc.status_code, f"http_{exc.status_code}", str(exc.detail), headers=dict(exc.headers or {}))
     if isinstance(exc, Unauthorized):
