@@ -101,8 +101,9 @@ def _runner_shape(problem: Problem, rid: str) -> dict[str, Any]:
 
 def _bytenite_shape(problem: Problem, rid: str) -> dict[str, Any]:
     description = "; ".join(f"{f.path}: {f.msg}" for f in problem.fields) or problem.message
+    # ByteNite's ``error.code`` is an integer (the HTTP status); their typed clients parse it as one
     return {"ok": False, "message": problem.message,
-            "error": {"code": problem.code, "message": problem.message, "description": description}}
+            "error": {"code": problem.status, "message": problem.message, "description": description}}
 
 
 def _prediction_shape(problem: Problem, rid: str) -> dict[str, Any]:

@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from runner.client import Client
+from runner.params import validate_params
 from runner.registry import KINDS, Template, get_template
 
-__all__ = ["template_view", "template_views"]
+__all__ = ["template_view", "template_views", "check_params"]
 
 
 def _view(tmpl: Template) -> dict[str, Any]:
@@ -39,3 +40,9 @@ def template_view(client: Client, ref: str) -> dict[str, Any]:
 def template_views(client: Client) -> list[dict[str, Any]]:
     """Every template the API knows, by name then version."""
     return [_view(tmpl) for tmpl in client.templates()]
+
+
+def check_params(client: Client, ref: str, params: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """``params`` validated against template ``ref``'s param models (merged over its
+    defaults), before anything is written. Raises InvalidParams or TemplateNotFound."""
+    return validate_params(get_template(ref), params)
