@@ -283,6 +283,8 @@ BAD_CREATES = [
     ({"templateId": "echo-list", "dataSource": {"dataSourceDescriptor": "url",
                                                 "params": {"url": "http://169.254.169.254/latest"}}},
      "dataSource.params.url"),
+    ({"templateId": "echo-list", "dataSource": {"dataSourceDescriptor": "url", "params": {"url": "http://[::1"}}},
+     "dataSource.params.url"),
     ({"templateId": "echo-list", "dataDestination": {"dataSourceDescriptor": "s3", "params": {"bucketName": "b"}}},
      "dataDestination.params.name"),
     ({"templateId": "echo-list", "dataDestination": {"dataSourceDescriptor": "bucket",

@@ -87,7 +87,7 @@ def descriptor_uri(client: Client, source: DataSource, field: str) -> Descriptor
     if kind == "url":
         uri = _param(source.params, (field,), "url")
         where: tuple[str, ...] = (field, "params", "url")
-        if urlparse(uri).scheme not in ("http", "https"):
+        if uri.partition(":")[0].lower() not in ("http", "https"):
             raise _bad(where, f"{uri!r} is not an http(s) URL")
     else:  # s3 / aws, with the fleet's credentials
         bucket = _param(source.params, (field,), "bucketName", "bucket")
@@ -99,7 +99,7 @@ def descriptor_uri(client: Client, source: DataSource, field: str) -> Descriptor
                             "(RUNNER_S3_*)")
     try:
         return Descriptor(client.storages.check(uri), warnings)
-    except SourceError as exc:
+    except (SourceError, ValueError) as exc:  # urlparse raises ValueError ("http://[::1")
         raise _bad(where, str(exc), "invalid_uri") from None
 
 

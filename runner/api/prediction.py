@@ -192,8 +192,8 @@ def _inputs(client: Client, view: dict[str, Any], bindings: list[RoleBinding], r
             raise _error(422, "duplicate_role", (*root, index, "role"), f"role {binding.role!r} is bound twice")
         try:
             inputs[binding.role] = client.storages.check(binding.input_id)
-        except SourceError as exc:
-            raise _error(422, "invalid_uri", (*root, index, "input_id"), str(exc)) from None
+        except (SourceError, ValueError) as exc:  # urlparse raises ValueError ("http://[::1")
+            raise _error(422, "invalid_uri", (*root, index, "input_id"), f"{binding.input_id!r}: {exc}") from None
         if binding.input_type:
             types[binding.role] = binding.input_type
     missing = [role for role in declared if role not in inputs]
