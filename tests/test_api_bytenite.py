@@ -257,6 +257,7 @@ def test_another_orgs_job_is_404_on_every_route_and_never_listed(api_client):
              ("PATCH", f"/jobs/{job_id}/params", {"partitioner": {"count": 2}}),
              ("POST", f"/jobs/{job_id}/run", {}), ("POST", f"/jobs/{job_id}/abort", None),
              ("GET", f"/jobs/{job_id}/results", None), ("POST", "/logs", {"jobId": job_id}),
+             ("POST", "/jobs", {"jobId": job_id, "templateId": "echo-list", "name": "theirs"}),
              ("DELETE", f"/jobs/{job_id}", None)]
     for method, path, body in calls:
         answer = other.request(method, CUSTOMER + path, json=body)
@@ -350,3 +351,20 @@ def test_a_job_that_has_run_cannot_be_changed(bytenite, worker):
     assert_bytenite_error(bytenite.patch(f"{CUSTOMER}/jobs/{job['id']}/params", json={"partitioner": {"count": 2}}),
                           409)
     assert_bytenite_error(bytenite.patch(f"{CUSTOMER}/jobs/{job['id']}/datasource", json={}), 409)
+
+
+def test_create_with_the_id_of_a_new_job_updates_it(bytenite):
+    job = create(bytenite, name="first", description="kept")
+    again = bytenite.post(f"{CUSTOMER}/jobs", json={"jobId": job["id"], "templateId": "echo-list", "name": "second",
+                                                   "params": {"partitioner": {"count": 3}}})
+    assert again.status_code == 200, again.text
+    updated = again.json()["job"]
+    assert updated["id"] == job["id"] and updated["name"] == "second" and updated["description"] == "kept"
+    assert updated["params"]["partitioner"] == {"count": 3} and job_count(bytenite) == 1
+    fresh = bytenite.post(f"{CUSTOMER}/jobs", json={"jobId": None, "templateId": "echo-list"})
+    assert fresh.status_code == 200 and fresh.json()["job"]["id"] != job["id"] and job_count(bytenite) == 2
+    assert_bytenite_error(bytenite.post(f"{CUSTOMER}/jobs", json={"jobId": "nope", "templateId": "echo-list"}), 404,
+                          "jobId")
+    assert_bytenite_error(bytenite.post(f"{CUSTOMER}/jobs", json={"jobId": job["id"], "templateId": "squares"}), 409,
+                          "templateId")
+    assert bytenite.get(f"{CUSTOMER}/jobs/{job['id']}").json()["job"] == updated and job_count(bytenite) == 2

@@ -109,26 +109,48 @@ def _envelope(client: Client, job_id: str) -> JobEnvelope:
 
 # -- jobs ---------------------------------------------------------------------------
 
+def _existing_draft(client: Client, job_id: str, ref: str) -> tuple[Job, JobStatus]:
+    """The new job a create names by ``jobId`` (ByteNite updates it): 404 naming ``jobId``
+    if there is none in the org (as for every other route; Runner makes the ids), 409 once
+    it has run or if its template is not ``templateId``."""
+    try:
+        job, status = _draft(client, job_id)
+    except JobNotFound:
+        raise ApiError(404, "not_found", f"jobId: no job {job_id!r} here; omit jobId to create a job",
+                       [FieldError(("jobId",), f"no job {job_id!r}; omit jobId to create one", "not_found")]) from None
+    if status.template != ref:
+        raise ApiError(409, "conflict", f"templateId: job {job_id} runs {status.template}, not {ref}",
+                       [FieldError(("templateId",), f"job {job_id} runs {status.template}", "conflict")])
+    return job, status
+
+
 @router.post("/jobs", response_model=JobEnvelope)
 def create_job(body: JobCreateBody, client: OrgClient) -> JobEnvelope:
-    """Create a new job (JOB_STATE_NEW) from a template; data source, destination, params
-    and config may come now or later. Everything is checked before the job is written."""
+    """Create a new job (JOB_STATE_NEW) from a template — or, with ``jobId``, update one not
+    yet run; data source, destination, params and config may come now or later.
+    Everything is checked before anything is written."""
     ref = _template_ref(client, body.templateId)
+    existing = _existing_draft(client, body.jobId, ref) if body.jobId else None
     found = _descriptors(client, body)
     params = body.params.sections() if body.params else {}
     if params:
-        _check_params(client, ref, params, ("params",))
-    job = client.create(ref, name=body.name)
-    status = job.status()
+        _check_params(client, ref, {**(existing[1].params if existing else {}), **params}, ("params",))
+    if existing:
+        job, status = existing
+    else:
+        job = client.create(ref, name=body.name)
+        status = job.status()
     _apply_descriptors(client, job, status, found)
     if params:
         job.set_params(**params)
-    fields: dict[str, Any] = {"description": body.description}
+    fields: dict[str, Any] = {k: v for k, v in body.model_dump(include={"name", "description"}).items()
+                              if k in body.model_fields_set or not existing}
     if body.config:
         fields.update({k: v for k, v in (("task_timeout", body.config.taskTimeout),
                                          ("job_timeout", body.config.jobTimeout),
                                          ("test", body.config.isTestJob)) if v is not None})
-    client.store.update(job.id, **fields)
+    if fields:
+        client.store.update(job.id, **fields)
     return _envelope(client, job.id)
 
 

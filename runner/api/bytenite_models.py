@@ -64,6 +64,8 @@ class JobConfig(_Body):
 
 
 class JobCreateBody(_Body):
+    jobId: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{0,64}$",
+                              description="An existing new job of yours to update; omit (or null) to create one.")
     templateId: str = Field(..., min_length=1, max_length=200, description="`name@version`, or `name` for the newest.")
     name: str | None = Field(None, max_length=200)
     description: str | None = Field(None, max_length=2000)
