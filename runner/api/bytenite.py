@@ -15,9 +15,11 @@ import json
 import logging
 import mimetypes
 import posixpath
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
 
 from runner.api.bytenite_models import (
     ERROR_RESPONSES, DataSourceBody, GenericResponse, JobCreateBody, JobEnvelope, JobList, JobParams, LogsBody,
@@ -29,6 +31,7 @@ from runner.api.bytenite_views import (
 from runner.api.deps import OrgClient, api_state
 from runner.api.errors import ApiError, FieldError, params_errors
 from runner.api.templates import check_params, template_view
+from runner.artifacts import check_name
 from runner.client import Client, Job
 from runner.errors import InvalidParams, JobNotFound, SourceError, TemplateNotFound
 from runner.models import JobState, JobStatus
@@ -40,6 +43,7 @@ router = APIRouter(prefix="/v1/customer", tags=["bytenite"], responses=ERROR_RES
 
 JobId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="The job's id.")]
 OUTPUT = "output/"
+CHUNK = 1024 * 1024
 
 
 # -- helpers ------------------------------------------------------------------------
@@ -256,19 +260,28 @@ def job_results(jobId: JobId, request: Request, client: OrgClient) -> Results:
     return Results(results=links)
 
 
-def _read_result(client: Client, job: Job, status: JobStatus, name: str) -> tuple[bytes, str]:
-    """The content of result ``name`` and its media type; SourceError if there is none."""
+def _open_result(client: Client, job: Job, status: JobStatus, name: str) -> Response:
+    """Result ``name`` as a response, streamed from storage (a job's output may be large);
+    raises SourceError (or ValueError for a bad name) if there is none."""
     if status.destination == "bypass:":
         if name != RESULT_JSON:
             raise SourceError(name)
-        return json.dumps(client.store.get_result(job.id)).encode(), "application/json"
-    kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        return Response(json.dumps(client.store.get_result(job.id)), media_type="application/json")
     if status.destination.startswith(output_prefix(client, job.id) + "/"):
-        return job.read_artifact(OUTPUT + name), kind
-    if name != posixpath.basename(status.destination.rstrip("/")):
+        uri = f"{output_prefix(client, job.id)}/{check_name(name)}"
+    elif name == posixpath.basename(status.destination.rstrip("/")):
+        uri = status.destination
+    else:
         raise SourceError(name)
-    with client.storages.backend(status.destination).open_read(status.destination) as stream:
-        return stream.read(), kind
+    stream = client.storages.backend(uri).open_read(uri)  # opened here: a missing file is a 404, not a broken 200
+
+    def chunks() -> Iterator[bytes]:
+        with stream:
+            while block := stream.read(CHUNK):
+                yield block
+
+    kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return StreamingResponse(chunks(), media_type=kind)
 
 
 @router.get("/results/{jobId}/{name:path}", name="bytenite_result", response_class=Response,
@@ -286,13 +299,11 @@ def download_result(
         raise ApiError(403, "bad_link", "result link invalid or expired: get a new one from "
                        f"GET /v1/customer/jobs/{jobId}/results")
     try:
-        org = state.store.get(jobId).org
-        client = state.client(org)
+        client = state.client(state.store.get(jobId).org)
         job = client.get(jobId)
-        data, kind = _read_result(client, job, job.status(), name)
+        return _open_result(client, job, job.status(), name)
     except (JobNotFound, SourceError, ValueError):
         raise ApiError(404, "not_found", f"job {jobId} has no result {name!r} (it may have been deleted)") from None
-    return Response(data, media_type=kind)
 
 
 # -- logs ---------------------------------------------------------------------------

@@ -202,7 +202,7 @@ def _inputs(client: Client, view: dict[str, Any], bindings: list[RoleBinding], r
     return inputs, types
 
 
-def _view(client: Client, status: JobStatus, extra: dict[str, Any]) -> PredictionJob:
+def _view(status: JobStatus, extra: dict[str, Any]) -> PredictionJob:
     types = extra.get("input_types") or {}
     hint = extra.get("schedule_hint") or {}
     return PredictionJob(
@@ -217,7 +217,7 @@ def _view(client: Client, status: JobStatus, extra: dict[str, Any]) -> Predictio
 
 def _read(client: Client, job_id: str) -> PredictionJob:
     status = client.get(job_id).status()
-    return _view(client, status, client.store.fields(job_id, *EXTRA))
+    return _view(status, client.store.fields(job_id, *EXTRA))
 
 
 @router.post("/jobs/setup", status_code=201, response_model=PredictionJob)
@@ -252,7 +252,7 @@ def list_jobs(
 ) -> list[PredictionJob]:
     """The caller's org's jobs, newest first."""
     items, _ = client.store.page_jobs(client.org, None, limit, offset)
-    return [_view(client, status, client.store.fields(status.id, *EXTRA)) for status in items]
+    return [_view(status, client.store.fields(status.id, *EXTRA)) for status in items]
 
 
 @router.get("/jobs/{job_id}", response_model=PredictionJob)
@@ -275,7 +275,8 @@ def put_job(job_id: JobId, body: JobPut, client: OrgClient) -> PredictionJob:
         types = client.store.fields(job_id, "input_types")["input_types"] or {}
         bindings = [RoleBinding(role=r, input_id=u, input_type=types.get(r)) for r, u in status.inputs.items()]
     inputs, types = _inputs(client, view, bindings, ("role_bindings",), bool(body.active))
-    fields: dict[str, Any] = {"inputs": inputs, "input_types": types}
+    job.set_datasource(inputs=inputs)
+    fields: dict[str, Any] = {"input_types": types}
     if "name" in body.model_fields_set:
         fields["name"] = body.name
     if "expectedintervalminutes" in body.model_fields_set:
