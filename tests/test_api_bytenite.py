@@ -368,3 +368,21 @@ def test_create_with_the_id_of_a_new_job_updates_it(bytenite):
     assert_bytenite_error(bytenite.post(f"{CUSTOMER}/jobs", json={"jobId": job["id"], "templateId": "squares"}), 409,
                           "templateId")
     assert bytenite.get(f"{CUSTOMER}/jobs/{job['id']}").json()["job"] == updated and job_count(bytenite) == 2
+
+
+def test_running_a_job_whose_template_needs_an_input_is_refused_and_queues_nothing(bytenite):
+    job = create(bytenite, templateId="with-model")
+    answer = bytenite.post(f"{CUSTOMER}/jobs/{job['id']}/run", json={"isTestJob": "true"})
+    assert_bytenite_error(answer, 422, "inputs.model")
+    after = bytenite.get(f"{CUSTOMER}/jobs/{job['id']}").json()["job"]
+    assert after["state"] == "JOB_STATE_NEW" and after == job
+    assert bytenite.get(f"/v1/jobs/{job['id']}").json()["queued_at"] is None
+
+
+def test_aborting_a_job_that_has_ended_leaves_it_as_it_was(bytenite, worker):
+    job = create(bytenite, params={"partitioner": {"count": 1}})
+    bytenite.post(f"{CUSTOMER}/jobs/{job['id']}/run")
+    done = wait_bytenite(bytenite, job["id"], {"JOB_STATE_COMPLETE"})
+    answer = bytenite.post(f"{CUSTOMER}/jobs/{job['id']}/abort")
+    assert answer.status_code == 200 and "already ended" in answer.json()["message"]
+    assert bytenite.get(f"{CUSTOMER}/jobs/{job['id']}").json()["job"] == done
