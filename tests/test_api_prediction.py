@@ -231,3 +231,20 @@ def test_a_bad_put_is_refused_naming_the_field_and_leaves_the_draft_as_it_was(ap
 def test_bad_queries_and_no_token(api, api_server):
     assert_detail(api.get(f"{API}/jobs", params={"limit": 0}), 422, ["query", "limit"])
     assert_detail(httpx.get(f"{api_server.url}{API}/jobs", timeout=30), 401)
+
+
+def test_a_job_submitted_through_v1_reads_in_every_family(api, tmp_path):
+    deep = tmp_path / ("d" * 200) / ("e" * 200)
+    deep.mkdir(parents=True)
+    (deep / "model.txt").write_text("m")
+    uri = (deep / "model.txt").as_uri()
+    answer = api.post("/v1/jobs", json={"template": "with-model", "draft": True, "inputs": {"model": uri},
+                                        "name": "native", "task_timeout": 0.2})
+    assert answer.status_code == 201, answer.text
+    job_id = answer.json()["id"]
+    prediction = api.get(f"{API}/jobs/{job_id}").json()
+    assert prediction["role_bindings"] == [{"role": "model", "input_id": uri, "input_type": None}]
+    assert prediction["active"] is False and prediction["name"] == "native"
+    bytenite = api.get(f"/v1/customer/jobs/{job_id}").json()["job"]
+    assert bytenite["state"] == "JOB_STATE_NEW" and bytenite["config"]["taskTimeout"] == 1
+    assert [job["id"] for job in api.get(f"{API}/jobs").json()] == [job_id]

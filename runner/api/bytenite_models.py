@@ -16,7 +16,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 __all__ = [
     "DataSource", "JobParams", "JobConfig", "JobCreateBody", "DataSourceBody", "RunBody", "LogsBody",
-    "ByteNiteJob", "TemplateInfo", "JobEnvelope", "Pagination", "JobList", "ResultLink", "Results",
+    "ByteNiteJob", "DataSourceOut", "JobConfigOut", "TemplateInfo", "JobEnvelope", "Pagination", "JobList", "ResultLink", "Results",
     "GenericResponse", "LogEntry", "StageLogs", "LogsResponse", "ByteNiteErrorBody", "ERROR_RESPONSES",
 ]
 
@@ -110,6 +110,19 @@ class TemplateInfo(BaseModel):
     assembler: str
 
 
+class DataSourceOut(BaseModel):
+    """A descriptor as read back (unconstrained: a response never fails validation)."""
+
+    dataSourceDescriptor: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class JobConfigOut(BaseModel):
+    taskTimeout: int
+    jobTimeout: int
+    isTestJob: bool
+
+
 class ByteNiteJob(BaseModel):
     """A Runner job as ByteNite's clients read it (``runnerState`` is Runner's own state)."""
 
@@ -119,9 +132,9 @@ class ByteNiteJob(BaseModel):
     description: str | None = None
     state: str
     runnerState: str
-    config: JobConfig
-    dataSource: DataSource
-    dataDestination: DataSource
+    config: JobConfigOut
+    dataSource: DataSourceOut
+    dataDestination: DataSourceOut
     params: dict[str, dict[str, Any]]
     createdAt: str
     startedAt: str | None = None

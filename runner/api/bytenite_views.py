@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlparse
 
-from runner.api.bytenite_models import ByteNiteJob, DataSource, JobConfig, LogEntry
+from runner.api.bytenite_models import ByteNiteJob, DataSource, DataSourceOut, JobConfigOut, LogEntry
 from runner.api.errors import ApiError, FieldError
 from runner.artifacts import artifact_prefix, check_name
 from runner.client import Client, describe_error
@@ -103,20 +103,20 @@ def descriptor_uri(client: Client, source: DataSource, field: str) -> Descriptor
         raise _bad(where, str(exc), "invalid_uri") from None
 
 
-def uri_descriptor(client: Client, job_id: str, uri: str) -> DataSource:
+def uri_descriptor(client: Client, job_id: str, uri: str) -> DataSourceOut:
     """A stored URI read back as ByteNite's descriptor."""
     parsed = urlparse(uri)
     out = output_prefix(client, job_id) + "/"
     if uri in ("bypass:", "bypass", ""):
-        return DataSource(dataSourceDescriptor="bypass")
+        return DataSourceOut(dataSourceDescriptor="bypass")
     if uri.startswith(out):
-        return DataSource(dataSourceDescriptor="bucket", params={"name": uri[len(out):]})
+        return DataSourceOut(dataSourceDescriptor="bucket", params={"name": uri[len(out):]})
     if parsed.scheme in ("http", "https"):
-        return DataSource(dataSourceDescriptor="url", params={"url": uri})
+        return DataSourceOut(dataSourceDescriptor="url", params={"url": uri})
     if parsed.scheme == "s3":
-        return DataSource(dataSourceDescriptor="s3", params={"bucketName": parsed.netloc,
+        return DataSourceOut(dataSourceDescriptor="s3", params={"bucketName": parsed.netloc,
                                                              "name": parsed.path.lstrip("/")})
-    return DataSource(dataSourceDescriptor=parsed.scheme or "uri", params={"uri": uri})
+    return DataSourceOut(dataSourceDescriptor=parsed.scheme or "uri", params={"uri": uri})
 
 
 def bytenite_state(state: JobState) -> str:
@@ -143,7 +143,7 @@ def job_view(client: Client, status: JobStatus, description: str | None) -> Byte
     return ByteNiteJob(
         id=status.id, templateId=status.template, name=status.name, description=description,
         state=bytenite_state(status.state), runnerState=status.state.value,
-        config=JobConfig(taskTimeout=max(1, round(status.task_timeout)), jobTimeout=max(1, round(status.job_timeout)),
+        config=JobConfigOut(taskTimeout=max(1, round(status.task_timeout)), jobTimeout=max(1, round(status.job_timeout)),
                          isTestJob=status.test),
         dataSource=uri_descriptor(client, status.id, status.source),
         dataDestination=uri_descriptor(client, status.id, status.destination),

@@ -21,7 +21,7 @@ from fastapi import APIRouter, Path, Query, Response
 from runner.api.deps import CurrentPrincipal, OrgClient
 from runner.api.errors import ApiError, FieldError
 from runner.api.prediction_models import (
-    ERROR_RESPONSES, RESULT_ROLE, JobPut, PredictionJob, Role, RoleBinding, SetupBody, Source, SourceBody,
+    ERROR_RESPONSES, RESULT_ROLE, Binding, JobPut, PredictionJob, Role, RoleBinding, SetupBody, Source, SourceBody,
     SourceVersion, SourceVersionBody,
 )
 from runner.api.templates import template_view, template_views
@@ -208,7 +208,7 @@ def _view(status: JobStatus, extra: dict[str, Any]) -> PredictionJob:
     return PredictionJob(
         id=status.id, name=status.name, active=status.state is not JobState.DRAFT, organisation_id=status.org,
         source_id=status.template.partition("@")[0], source_version_id=status.template,
-        role_bindings=[RoleBinding(role=role, input_id=uri, input_type=types.get(role))
+        role_bindings=[Binding(role=role, input_id=uri, input_type=types.get(role))
                        for role, uri in status.inputs.items()],
         state=status.state.value, created_at=status.created_at.astimezone(timezone.utc).isoformat(),
         retention_hours=status.retention_hours, expectedintervalminutes=hint.get("expected_interval_minutes"),

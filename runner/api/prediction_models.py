@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Role", "Source", "SourceVersion", "SourceBody", "SourceVersionBody", "RoleBinding", "SetupJob",
+__all__ = ["Binding", "Role", "Source", "SourceVersion", "SourceBody", "SourceVersionBody", "RoleBinding", "SetupJob",
            "SetupSource", "SetupSourceVersion", "SetupBody", "JobPut", "PredictionJob", "ERROR_RESPONSES",
            "RESULT_ROLE"]
 
@@ -110,6 +110,14 @@ class JobPut(_Body):
     expectedintervalminutes: int | None = _Minutes
 
 
+class Binding(BaseModel):
+    """A role binding as read back (unconstrained: a response never fails validation)."""
+
+    role: str
+    input_id: str
+    input_type: str | None = None
+
+
 class PredictionJob(BaseModel):
     id: str
     name: str | None = None
@@ -117,7 +125,7 @@ class PredictionJob(BaseModel):
     organisation_id: str
     source_id: str
     source_version_id: str
-    role_bindings: list[RoleBinding]
+    role_bindings: list[Binding]
     state: str = Field(description="Runner's state: draft, queued, running, ..., completed, failed.")
     created_at: str
     retention_hours: float
