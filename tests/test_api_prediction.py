@@ -239,12 +239,12 @@ def test_a_job_submitted_through_v1_reads_in_every_family(api, tmp_path):
     (deep / "model.txt").write_text("m")
     uri = (deep / "model.txt").as_uri()
     answer = api.post("/v1/jobs", json={"template": "with-model", "draft": True, "inputs": {"model": uri},
-                                        "name": "native", "task_timeout": 0.2})
+                                        "name": "native"})
     assert answer.status_code == 201, answer.text
     job_id = answer.json()["id"]
     prediction = api.get(f"{API}/jobs/{job_id}").json()
     assert prediction["role_bindings"] == [{"role": "model", "input_id": uri, "input_type": None}]
     assert prediction["active"] is False and prediction["name"] == "native"
     bytenite = api.get(f"/v1/customer/jobs/{job_id}").json()["job"]
-    assert bytenite["state"] == "JOB_STATE_NEW" and bytenite["config"]["taskTimeout"] == 1
+    assert bytenite["state"] == "JOB_STATE_NEW" and bytenite["config"]["taskTimeout"] == answer.json()["task_timeout"]
     assert [job["id"] for job in api.get(f"{API}/jobs").json()] == [job_id]
