@@ -125,3 +125,29 @@ def test_errors_carry_a_request_id(api_a):
     answer = api_a.get("/v1/jobs/0000000000000000")
     assert answer.status_code == 404
     assert answer.json()["error"]["request_id"] == answer.headers["x-request-id"]
+
+
+def test_an_unexpected_error_is_a_500_with_a_request_id_and_no_traceback(api_env, server_dir, tmp_path):
+    """Redis going away under a running API is no client's fault: 500, an id to quote, no internals."""
+    import contextlib
+
+    from runner.local import embedded_redis
+
+    redis_server = contextlib.ExitStack()
+    url = redis_server.enter_context(embedded_redis(tmp_path))
+    env = {**api_env, "RUNNER_BROKER_URL": url, "RUNNER_RESULT_BACKEND": url, "RUNNER_STORE_URL": url}
+    try:
+        with run_api(env, server_dir / "api-redis-gone.log") as server:
+            with server.client(server.token(server.create_key("acme")["key"])) as api:
+                assert api.get("/v1/jobs").status_code == 200
+                redis_server.close()
+                answer = api.get("/v1/jobs")
+                health = httpx.get(f"{server.url}/healthz")
+    finally:
+        redis_server.close()
+    assert answer.status_code == 500, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "internal_error" and error["request_id"] == answer.headers["x-request-id"]
+    assert error["request_id"] in answer.json()["message"]
+    assert "Traceback" not in answer.text and "redis" not in answer.text.lower()
+    assert health.status_code == 503
