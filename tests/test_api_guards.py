@@ -4,7 +4,6 @@ nothing written or queued."""
 from __future__ import annotations
 
 import socket
-import time
 from urllib.parse import urlparse
 
 import httpx

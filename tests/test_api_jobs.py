@@ -12,6 +12,9 @@ import redis
 from runner.store import StatusStore
 
 
+LIVE = {"queued", "partitioning", "running", "assembling", "completed"}  # a fast worker may be ahead of us
+
+
 def wait_state(api: httpx.Client, job_id: str, states: set[str], timeout: float = 60) -> dict:
     """Poll GET /v1/jobs/{id} until its state is one of ``states``."""
     deadline = time.monotonic() + timeout
@@ -47,7 +50,7 @@ def sse_events(api: httpx.Client, job_id: str, headers: dict | None = None) -> l
 
 def test_native_submit_completes_with_the_right_result(api_a, worker, org_a):
     job = submit(api_a, template="squares@1.0.0", params={"partitioner": {"count": 20}}, name="sq")
-    assert job["state"] == "queued" and job["org"] == org_a and job["name"] == "sq"
+    assert job["state"] in LIVE and job["org"] == org_a and job["name"] == "sq"
     done = wait_state(api_a, job["id"], {"completed", "failed"})
     assert done["state"] == "completed" and done["pieces_done"] == 20
     assert api_a.get(f"/v1/jobs/{job['id']}/result").json() == {"result": sum(i * i for i in range(20))}
@@ -61,7 +64,7 @@ def test_staged_flow_creates_patches_and_runs_a_draft(api_a, worker):
     assert answer.json()["params"]["partitioner"] == {"count": 3} and answer.json()["name"] == "second"
     assert api_a.get(f"/v1/jobs/{draft['id']}/result").json()["error"]["state"] == "draft"
     ran = api_a.post(f"/v1/jobs/{draft['id']}/run", json={"job_timeout": 120})
-    assert ran.status_code == 200 and ran.json()["state"] == "queued" and ran.json()["job_timeout"] == 120
+    assert ran.status_code == 200 and ran.json()["state"] in LIVE and ran.json()["job_timeout"] == 120
     wait_state(api_a, draft["id"], {"completed"})
     assert api_a.get(f"/v1/jobs/{draft['id']}/result").json() == {"result": [0, 1, 2]}
     late = api_a.patch(f"/v1/jobs/{draft['id']}", json={"name": "too late"})

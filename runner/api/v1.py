@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import StreamingResponse
 
+from runner.api.checks import check_uris, find_template
 from runner.api.deps import OrgClient
 from runner.api.errors import ApiError, FieldError
 from runner.api.events import event_stream
@@ -21,8 +22,8 @@ from runner.api.templates import template_view, template_views
 from runner.api.v1_models import (
     ERROR_RESPONSES, ArtifactList, JobCreate, JobPage, JobPatch, JobResult, JobRetry, JobRun, LogPage,
 )
-from runner.client import Client, Job
-from runner.errors import InvalidParams, SourceError, TemplateNotFound
+from runner.client import Job
+from runner.errors import SourceError
 from runner.models import JobState, JobStatus
 from runner.params import validate_params
 from runner.registry import get_template
@@ -35,29 +36,9 @@ EVENT_ID = r"^\d{1,20}-\d{1,20}$"
 JobId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="The job's id.")]
 
 
-def _checked_uris(client: Client, fields: dict[str, str | None]) -> None:
-    """Raise 422 naming every URI field the storages refuse (scheme, roots, credentials)."""
-    problems = []
-    for name, uri in fields.items():
-        if uri is None:
-            continue
-        try:
-            client.storages.check(uri)
-        except SourceError as exc:
-            problems.append(FieldError(tuple(name.split(".")), str(exc), "invalid_uri"))
-    if problems:
-        raise ApiError(422, "invalid_uri", "; ".join(f"{p.path}: {p.msg}" for p in problems), problems)
-
-
-def _template(ref: str) -> Any:
-    try:
-        return get_template(ref)
-    except TemplateNotFound as exc:
-        raise ApiError(422, "unknown_template", str(exc), [FieldError(("template",), str(exc), "unknown_template")])
-
-
-def _uri_fields(source: str | None, destination: str | None, inputs: dict[str, str] | None) -> dict[str, str | None]:
-    return {"source": source, "destination": destination, **{f"inputs.{k}": v for k, v in (inputs or {}).items()}}
+def _uri_fields(source: str | None, destination: str | None, inputs: dict[str, str] | None) -> dict:
+    return {("source",): source, ("destination",): destination,
+            **{("inputs", name): uri for name, uri in (inputs or {}).items()}}
 
 
 def _view(job: Job) -> JobStatus:
@@ -67,8 +48,8 @@ def _view(job: Job) -> JobStatus:
 @router.post("/jobs", status_code=201, response_model=JobStatus)
 def create_job(body: JobCreate, client: OrgClient) -> JobStatus:
     """Submit a job (queued at once), or with ``draft: true`` create a draft to configure."""
-    tmpl = _template(body.template)
-    _checked_uris(client, _uri_fields(body.source, body.destination, body.inputs))
+    tmpl = find_template(body.template)
+    check_uris(client, _uri_fields(body.source, body.destination, body.inputs))
     if not body.draft:
         job = client.submit(tmpl.ref, source=body.source, destination=body.destination, params=body.params,
                             inputs=body.inputs, name=body.name, task_timeout=body.task_timeout,
@@ -113,7 +94,7 @@ def patch_job(job_id: JobId, body: JobPatch, client: OrgClient) -> JobStatus:
     if current.state is not JobState.DRAFT:
         raise ApiError(409, "not_a_draft", f"job {job_id} is {current.state.value}; only a draft job can be changed",
                        extra={"state": current.state.value})
-    _checked_uris(client, _uri_fields(body.source, body.destination, body.inputs))
+    check_uris(client, _uri_fields(body.source, body.destination, body.inputs))
     if body.params is not None:
         validate_params(get_template(current.template), {**current.params, **body.params})
     if body.inputs is not None:
