@@ -50,6 +50,8 @@ def test_over_the_rate_limit_gets_429_with_retry_after(api_env, server_dir, org_
             limited = api.get("/v1/templates")
             assert limited.status_code == 429 and 1 <= int(limited.headers["Retry-After"]) <= 60
             assert limited.json()["error"]["code"] == "rate_limited"
+        guess = httpx.post(f"{server.url}/v1/auth/access_token", json={"apiKey": f"rk_{key['id']}_guess"})
+        assert guess.status_code == 429  # guesses at a key count too: no unbounded slow hashing
         other = server.create_key(org_a)  # the limit is per key
         with server.client(server.token(other["key"])) as api:
             assert api.get("/v1/templates").status_code == 200

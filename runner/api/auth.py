@@ -31,6 +31,5 @@ class AccessToken(BaseModel):
 def access_token(body: AccessTokenRequest, request: Request) -> AccessToken:
     """A new access token for a valid API key (401 otherwise)."""
     state = api_state(request)
-    token, who = state.keys.exchange(body.apiKey)
-    state.keys.authenticate(token, state.limit)  # an exchange counts against the key's limit (429)
+    token, who = state.keys.exchange(body.apiKey, state.limit)  # counts against the key's limit (429)
     return AccessToken(token=token, expiresIn=str(state.settings.api_token_seconds), scope=f"org:{who.org}")

@@ -11,11 +11,11 @@ from __future__ import annotations
 import mimetypes
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from runner.api.checks import check_uris, find_template
-from runner.api.deps import OrgClient
+from runner.api.deps import OrgClient, api_state
 from runner.api.errors import ApiError, FieldError
 from runner.api.events import event_stream
 from runner.api.templates import template_view, template_views
@@ -196,13 +196,14 @@ def job_artifact(job_id: JobId, name: str, client: OrgClient) -> Response:
 def job_events(
     job_id: JobId,
     client: OrgClient,
+    request: Request,
     last_event_id: Annotated[str | None, Header(pattern=EVENT_ID)] = None,
     after: Annotated[str | None, Query(pattern=EVENT_ID, description="Resume after this event id.")] = None,
 ) -> StreamingResponse:
     """Server-sent events from the job's events stream (state changes, progress), resuming
     after ``Last-Event-ID`` (or ``after``); the stream ends after the job's final state."""
     client.get(job_id)
-    return event_stream(client.store, job_id, last_event_id or after)
+    return event_stream(api_state(request).async_redis, client.store, job_id, last_event_id or after)
 
 
 @router.get("/templates")
