@@ -136,7 +136,8 @@ def test_an_unexpected_error_is_a_500_with_a_request_id_and_no_traceback(api_env
 
     redis_server = contextlib.ExitStack()
     url = redis_server.enter_context(embedded_redis(tmp_path))
-    env = {**api_env, "RUNNER_BROKER_URL": url, "RUNNER_RESULT_BACKEND": url, "RUNNER_STORE_URL": url}
+    env = {**api_env, "RUNNER_BROKER_URL": url, "RUNNER_RESULT_BACKEND": url, "RUNNER_STORE_URL": url,
+           "RUNNER_REDIS_OUTAGE_SECONDS": "1"}
     try:
         with run_api(env, server_dir / "api-redis-gone.log") as server:
             with server.client(server.token(server.create_key("acme")["key"])) as api:
