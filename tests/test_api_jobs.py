@@ -218,3 +218,16 @@ def test_another_orgs_jobs_are_never_listed(api_a, api_b):
     listed = api_b.get("/v1/jobs", params={"limit": 500}).json()
     assert job["id"] not in [j["id"] for j in listed["items"]]
     assert all(j["org"] != api_a.get(f"/v1/jobs/{job['id']}").json()["org"] for j in listed["items"])
+
+
+def test_a_draft_refuses_an_undeclared_input_but_may_lack_a_declared_one(api_a, tmp_path):
+    (tmp_path / "m").write_text("M")
+    draft = submit(api_a, template="with-model", draft=True)
+    assert draft["inputs"] == {}
+    wrong = api_a.patch(f"/v1/jobs/{draft['id']}", json={"inputs": {"modle": (tmp_path / "m").as_uri()}})
+    assert wrong.status_code == 422 and wrong.json()["error"]["fields"][0]["field"] == "inputs.modle"
+    missing = api_a.post(f"/v1/jobs/{draft['id']}/run")
+    assert missing.status_code == 422 and "inputs.model" in [f["field"] for f in missing.json()["error"]["fields"]]
+    assert api_a.get(f"/v1/jobs/{draft['id']}").json()["state"] == "draft"  # nothing queued
+    right = api_a.patch(f"/v1/jobs/{draft['id']}", json={"inputs": {"model": (tmp_path / "m").as_uri()}})
+    assert right.status_code == 200 and right.json()["inputs"] == {"model": (tmp_path / "m").as_uri()}

@@ -22,11 +22,11 @@ from runner.api.templates import template_view, template_views
 from runner.api.v1_models import (
     ERROR_RESPONSES, ArtifactList, JobCreate, JobPage, JobPatch, JobResult, JobRetry, JobRun, LogPage,
 )
-from runner.client import Job
+from runner.job import Job
 from runner.errors import SourceError
 from runner.models import JobState, JobStatus
 from runner.params import validate_params
-from runner.registry import get_template
+from runner.registry import Template, get_template
 
 __all__ = ["router"]
 
@@ -39,6 +39,15 @@ JobId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="The 
 def _uri_fields(source: str | None, destination: str | None, inputs: dict[str, str] | None) -> dict:
     return {("source",): source, ("destination",): destination,
             **{("inputs", name): uri for name, uri in (inputs or {}).items()}}
+
+
+def _check_input_names(tmpl: Template, inputs: dict[str, str] | None) -> None:
+    """422 naming each input the template does not declare (a draft may still lack some)."""
+    declared = ", ".join(tmpl.inputs) or "none"
+    unknown = [FieldError(("inputs", name), f"unknown input; template {tmpl.ref} declares: {declared}",
+                          "unknown_input") for name in (inputs or {}) if name not in tmpl.inputs]
+    if unknown:
+        raise ApiError(422, "invalid_inputs", "; ".join(f"{f.path}: {f.msg}" for f in unknown), unknown)
 
 
 def _view(job: Job) -> JobStatus:
@@ -58,8 +67,7 @@ def create_job(body: JobCreate, client: OrgClient) -> JobStatus:
         return _view(job)
     if body.params:
         validate_params(tmpl, body.params)
-    if body.inputs:
-        client._check_inputs(tmpl, body.inputs)
+    _check_input_names(tmpl, body.inputs)
     job = client.create(tmpl.ref, name=body.name, retention_hours=body.retention_hours)
     job.set_datasource(source=body.source, destination=body.destination, inputs=body.inputs)
     if body.params:
@@ -94,15 +102,11 @@ def patch_job(job_id: JobId, body: JobPatch, client: OrgClient) -> JobStatus:
     if current.state is not JobState.DRAFT:
         raise ApiError(409, "not_a_draft", f"job {job_id} is {current.state.value}; only a draft job can be changed",
                        extra={"state": current.state.value})
+    tmpl = get_template(current.template)
     check_uris(client, _uri_fields(body.source, body.destination, body.inputs))
+    _check_input_names(tmpl, body.inputs)
     if body.params is not None:
-        validate_params(get_template(current.template), {**current.params, **body.params})
-    if body.inputs is not None:
-        unknown = [FieldError(("inputs", name), f"unknown input; template {current.template} declares: "
-                              f"{', '.join(get_template(current.template).inputs) or 'none'}", "unknown_input")
-                   for name in body.inputs if name not in get_template(current.template).inputs]
-        if unknown:
-            raise ApiError(422, "invalid_inputs", unknown[0].msg, unknown)
+        validate_params(tmpl, {**current.params, **body.params})
     if body.source is not None or body.destination is not None or body.inputs is not None:
         job.set_datasource(source=body.source, destination=body.destination, inputs=body.inputs)
     if body.params is not None:
