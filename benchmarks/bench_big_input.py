@@ -17,7 +17,7 @@ call to the last piece stored. The child then reads ``getrusage(RUSAGE_SELF).ru_
 
 - ``bytes``: ranges are contiguous, cover ``[0, size)``, each ``piece_size`` long but the
   last; a sample of pieces is read back with ``ctx.read_range`` (what an app does).
-- ``lines``: the pieces are ``{"$ref": "text"}`` ranges (the file is over 64 MiB), are
+- ``lines``: the pieces are text ``PieceRef`` ranges (the file is over 64 MiB), are
   contiguous and cover ``[0, size)``; for ~50 sampled pieces the byte before each end is
   ``\\n`` (no line is split; the last piece may end without one), and a few sampled
   pieces hold exactly ``lines_per_piece`` lines.
@@ -121,7 +121,7 @@ def _check_ranges(pieces: list[dict], size: int, uri: str, ref: bool) -> list[st
         return ["no pieces"]
     position = 0
     for index, piece in enumerate(pieces):
-        if ref and piece.get("$ref") != "text":
+        if ref and piece.get("as_") != "text":
             problems.append(f"piece {index} is not a text reference: {str(piece)[:120]}")
         if piece.get("uri") != uri:
             problems.append(f"piece {index} names {piece.get('uri')!r}, not {uri!r}")
@@ -175,7 +175,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     size = source.size()
     pieces: list[dict] = []
     for first in range(0, count, 5_000):
-        pieces += store.load_pieces(job_id, first, min(count, first + 5_000))
+        pieces += [piece["$piece"] for piece in store.load_pieces(job_id, first, min(count, first + 5_000))]
     ref = spec["partitioner"] == "lines"
     problems = _check_ranges(pieces, size, source.uri, ref)
     if not problems and pieces:

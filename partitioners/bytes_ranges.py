@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 from pydantic import BaseModel, Field
 
+from runner.pieces import PieceRef
 from runner.registry import partitioner
 
 
@@ -18,9 +19,9 @@ class BytesParams(BaseModel):
 
 
 @partitioner("bytes", params=BytesParams)
-def byte_ranges(source, ctx) -> Iterator[dict]:
-    """Pieces are ``{"uri", "start", "end"}`` with ``end`` exclusive."""
+def byte_ranges(source, ctx) -> Iterator[PieceRef]:
+    """Pieces are ranges; the app receives ``{"uri", "start", "end"}`` (``end`` exclusive)."""
     size = source.size()
     step = ctx.params.piece_size
     for start in range(0, size, step):
-        yield {"uri": source.uri, "start": start, "end": min(size, start + step)}
+        yield PieceRef(source.uri, start, min(size, start + step))

@@ -1,8 +1,8 @@
 """``lines``: N lines of text per piece, streamed (the source is never read whole).
 
 Small sources ride inline: each piece is the text itself. Sources over
-``reference_threshold`` bytes become *text references* — ``{"$ref": "text", "uri", "start",
-"end", "encoding"}`` byte ranges of whole lines — which the worker reads and decodes just
+``reference_threshold`` bytes become *text references* — :class:`~runner.pieces.PieceRef`
+byte ranges of whole lines, ``as_="text"`` — which the worker reads and decodes just
 before calling the app, so the app still gets a ``str`` while gigabytes of text never
 pass through the partitioner's memory, the store or the broker.
 """
@@ -16,11 +16,11 @@ from collections.abc import Iterator
 from pydantic import BaseModel, Field, field_validator
 
 from runner.errors import SourceError
+from runner.pieces import PieceRef
 from runner.registry import partitioner
 
-__all__ = ["LinesParams", "lines", "TEXT_REF"]
+__all__ = ["LinesParams", "lines"]
 
-TEXT_REF = "text"
 _BLOCK = 1024 * 1024
 
 
@@ -43,7 +43,7 @@ class LinesParams(BaseModel):
 
 
 @partitioner("lines", params=LinesParams)
-def lines(source, ctx) -> Iterator[str | dict]:
+def lines(source, ctx) -> Iterator[str | PieceRef]:
     """Pieces of ``lines_per_piece`` whole lines, newlines kept, so joining the pieces'
     text gives back the source exactly."""
     params: LinesParams = ctx.params
@@ -72,15 +72,15 @@ def _inline(source, params: LinesParams) -> Iterator[str]:
             yield "".join(chunk)
 
 
-def _references(source, params: LinesParams) -> Iterator[dict]:
+def _references(source, params: LinesParams) -> Iterator[PieceRef]:
     """Byte ranges of whole lines, found by scanning the source in fixed-size blocks (a
     newline is the byte ``\\n`` in every encoding this supports: UTF-8, Latin-1, ASCII …).
     Memory stays at one block whatever the line lengths — a 2 GB file without a single
     newline is one piece, never 2 GB in memory."""
     start = position = count = 0
 
-    def piece(end: int) -> dict:
-        return {"$ref": TEXT_REF, "uri": source.uri, "start": start, "end": end, "encoding": params.encoding}
+    def piece(end: int) -> PieceRef:
+        return PieceRef(source.uri, start, end, as_="text", encoding=params.encoding)
 
     with source.open() as raw:
         while block := raw.read(_BLOCK):

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 from pydantic import BaseModel, Field
 
+from runner.pieces import PieceRef
 from runner.registry import partitioner
 
 
@@ -14,9 +15,9 @@ class ObjectsParams(BaseModel):
 
 
 @partitioner("objects", params=ObjectsParams)
-def objects(source, ctx) -> Iterator[dict]:
-    """Pieces are ``{"uri": ...}``, sorted by URI; the app opens its own with
+def objects(source, ctx) -> Iterator[PieceRef]:
+    """The app receives ``{"uri": ...}`` pieces, sorted by URI; the app opens its own with
     ``ctx.open(piece)`` (streamed) or reads it whole with ``ctx.read(piece)``."""
     for uri in source.list():
         if uri.endswith(ctx.params.suffix):
-            yield {"uri": uri}
+            yield PieceRef(uri)

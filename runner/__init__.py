@@ -5,8 +5,6 @@ User code imports everything from here and never imports Celery.
 
 from __future__ import annotations
 
-from celery.exceptions import SoftTimeLimitExceeded
-
 from runner.client import Client, Job
 from runner.config import Settings, get_settings
 from runner.errors import (
@@ -17,14 +15,17 @@ from runner.errors import (
     JobCancelled,
     JobError,
     JobFailed,
+    JobNotFinished,
     JobNotFound,
     JobTimedOut,
     RunnerError,
+    SoftTimeLimitExceeded,
     SourceError,
     TemplateError,
     TemplateNotFound,
 )
 from runner.models import JobState, JobStatus
+from runner.pieces import PieceRef
 from runner.registry import Template, app, assembler, get_template, partitioner, template
 from runner.local import local_cluster
 from runner.simple import SimpleJob
@@ -44,6 +45,7 @@ __all__ = [
     "JobStatus",
     "local_cluster",
     "SimpleJob",
+    "PieceRef",
     # configuration
     "Settings",
     "get_settings",
@@ -56,6 +58,7 @@ __all__ = [
     "SourceError",
     "JobNotFound",
     "IllegalTransition",
+    "JobNotFinished",
     "ClusterError",
     "JobError",
     "JobFailed",

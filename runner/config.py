@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     retention_hours: float = Field(168.0, gt=0, description="Hours a finished job stays in the store.")
     max_batch: int = Field(1000, ge=1, description="Most pieces one app task carries.")
     result_max_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest assembled result kept in the store.")
+    redis_outage_seconds: float = Field(
+        60.0, ge=0, description="Seconds every Redis call rides out an outage (restart, failover) before failing."
+    )
+    worker_dead_seconds: float = Field(
+        15.0, ge=3, description="Seconds without a word from a worker before its running tasks are re-run elsewhere."
+    )
     visibility_timeout: int = Field(
         7200, ge=60, description="Seconds before the Redis transport redelivers an unacknowledged task."
     )

@@ -7,6 +7,7 @@ transport settings can never drift apart between a client and the fleet.
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime, timezone
 from typing import Any
 
@@ -15,14 +16,15 @@ from celery import Celery
 from runner.config import Settings
 
 __all__ = [
-    "PARTITION", "APP", "ASSEMBLE", "RESUME",
-    "celery_config", "make_celery", "send_partition", "send_resume", "stop_tasks",
+    "PARTITION", "APP", "ASSEMBLE", "RESUME", "TASKS",
+    "celery_config", "make_celery", "send_partition", "send_resume", "send_assemble", "resend", "stop_tasks",
 ]
 
 PARTITION = "runner.partition"
 APP = "runner.app"
 ASSEMBLE = "runner.assemble"
 RESUME = "runner.resume"
+TASKS = (PARTITION, APP, ASSEMBLE, RESUME)
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -32,8 +34,17 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     - Late acks and reject-on-worker-lost: a piece whose worker dies is redelivered.
     - Prefetch 1: pieces are batched already; prefetching more starves idle workers.
     - Task events on: Flower fills without extra flags.
+    - Publishing retries through a Redis outage of ``redis_outage_seconds``, and workers
+      reconnect for as long as it takes: an outage is a pause, not a failure. Tasks a
+      worker cancels when its connection drops (they could not be acknowledged) are
+      re-run by the lease sweep (``workers/leases.py``) instead of waiting for the
+      visibility timeout.
+    - No Celery results: every result lives in Runner's store, and the assembly is sent
+      by the batch that records the last piece, not by a chord. (The result backend
+      setting stays for Celery's own use, e.g. benchmarks of a plain chord.)
     """
     transport = {"visibility_timeout": settings.visibility_timeout}
+    publish_retries = max(3, int(settings.redis_outage_seconds / 0.5))
     return {
         "broker_url": settings.broker_url,
         "result_backend": settings.backend_url,
@@ -56,6 +67,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_transport_options": transport,
         "result_backend_transport_options": transport,
         "broker_connection_retry_on_startup": True,
+        "broker_connection_max_retries": None,
+        "task_publish_retry_policy": {"max_retries": publish_retries, "interval_start": 0,
+                                      "interval_step": 0.2, "interval_max": 0.5},
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "result_expires": int(settings.retention_hours * 3600),
         "worker_hijack_root_logger": False,
@@ -85,6 +99,25 @@ def send_resume(celery: Celery, job_id: str, template: str, queue: str, deadline
     """Queue a task that re-runs the job's pieces that have no result, then assembles."""
     expires = datetime.fromtimestamp(deadline, tz=timezone.utc)
     return celery.send_task(RESUME, args=[job_id, template], queue=queue, expires=expires).id
+
+
+def send_assemble(celery: Celery, job_id: str, deadline: float) -> str:
+    """Queue the job's assembly (sent by the batch that recorded the last piece)."""
+    expires = datetime.fromtimestamp(deadline, tz=timezone.utc)
+    task_id = f"{job_id}-assemble-{secrets.token_hex(3)}"
+    return celery.send_task(ASSEMBLE, args=[job_id], queue=_control_queue(celery), expires=expires,
+                            task_id=task_id).id
+
+
+def resend(celery: Celery, name: str, task_id: str, args: list[Any], queue: str, deadline: float) -> None:
+    """Send a task again under its own id (a dead worker's task, re-run elsewhere): the
+    task recognises itself, so a late redelivery of the original finds nothing to do."""
+    expires = datetime.fromtimestamp(deadline, tz=timezone.utc)
+    celery.send_task(name, args=args, queue=queue, expires=expires, task_id=task_id)
+
+
+def _control_queue(celery: Celery) -> str:
+    return celery.conf.task_routes[ASSEMBLE]["queue"]
 
 
 def stop_tasks(celery: Celery, task_ids: list[str]) -> None:

@@ -78,7 +78,7 @@ def check_queues(settings: Settings, store: StatusStore) -> list[Check]:
     live = store.live_workers()
     checks = []
     for queue in sorted(needed):
-        serving = [name for name, info in live.items() if queue in info.get("queues", [])]
+        serving = [name for name, worker in live.items() if worker.serves(queue)]
         checks.append(Check(
             name=f"queue {queue}", ok=bool(serving),
             detail=f"consumed by {', '.join(serving)}" if serving else "no live worker consumes it",

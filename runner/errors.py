@@ -10,7 +10,9 @@
     ├── SourceError            a source / destination URI cannot be read or written
     ├── JobNotFound            no such job in this org (or it expired)
     ├── IllegalTransition      a state change the state machine forbids
+    ├── JobNotFinished         a result was asked of a job that has not ended
     ├── ClusterError           the embedded Redis / worker pool could not start
+    ├── SoftTimeLimitExceeded  raised inside a piece at ``task_timeout``; catch it to clean up
     └── JobError               a job ended without a result
         ├── JobFailed          a piece, the partitioner or the assembler failed
         ├── JobTimedOut        the job's deadline passed
@@ -23,6 +25,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from billiard.exceptions import SoftTimeLimitExceeded as _CelerySoftTimeLimit
+
 __all__ = [
     "RunnerError",
     "ConfigError",
@@ -32,7 +36,9 @@ __all__ = [
     "SourceError",
     "JobNotFound",
     "IllegalTransition",
+    "JobNotFinished",
     "ClusterError",
+    "SoftTimeLimitExceeded",
     "JobError",
     "JobFailed",
     "JobTimedOut",
@@ -75,6 +81,16 @@ class JobNotFound(RunnerError):
 
 class IllegalTransition(RunnerError):
     """A job state change that the state machine forbids."""
+
+
+class JobNotFinished(RunnerError):
+    """The job's result was asked for while it is still queued or running: wait() first."""
+
+
+class SoftTimeLimitExceeded(RunnerError, _CelerySoftTimeLimit):
+    """A piece ran past ``task_timeout``. Raised inside the app so it can clean up; a hard
+    stop follows if it keeps running. Also a Celery ``SoftTimeLimitExceeded``, so code
+    written against Celery's class catches it too."""
 
 
 class ClusterError(RunnerError):

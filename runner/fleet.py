@@ -3,26 +3,15 @@ queues nobody serves (a job there would otherwise wait in silence)."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from celery import Celery
-from pydantic import BaseModel
 
+from runner.dispatch import APP
+from runner.models import WorkerInfo
 from runner.store import StatusStore
 
 __all__ = ["WorkerInfo", "live_workers", "unserved_queues"]
-
-
-class WorkerInfo(BaseModel):
-    """One live worker: from its heartbeat, plus what it is running right now."""
-
-    hostname: str
-    queues: list[str]
-    concurrency: int
-    pid: int | None = None
-    seen_seconds_ago: float
-    active: list[dict[str, Any]] = []
 
 
 def _active(celery: Celery, timeout: float) -> dict[str, list[dict[str, Any]]]:
@@ -36,7 +25,7 @@ def _active(celery: Celery, timeout: float) -> dict[str, list[dict[str, Any]]]:
         for task in tasks:
             args = task.get("args") or []
             entry = {"task": task.get("name"), "job": args[0] if args else None}
-            if task.get("name") == "runner.app" and len(args) >= 4:
+            if task.get("name") == APP and len(args) >= 4:
                 entry["pieces"] = [args[2], args[3]]
             active.setdefault(hostname, []).append(entry)
     return active
@@ -44,17 +33,12 @@ def _active(celery: Celery, timeout: float) -> dict[str, list[dict[str, Any]]]:
 
 def live_workers(store: StatusStore, celery: Celery | None = None, timeout: float = 1.0) -> list[WorkerInfo]:
     """Workers with a recent heartbeat, by hostname; with ``celery``, their active pieces."""
-    now = time.time()
     active = _active(celery, timeout) if celery is not None else {}
-    return [
-        WorkerInfo(hostname=name, queues=info.get("queues", []), concurrency=int(info.get("concurrency", 0)),
-                   pid=info.get("pid"), seen_seconds_ago=round(now - info.get("seen", now), 1),
-                   active=active.get(name, []))
-        for name, info in sorted(store.live_workers().items())
-    ]
+    return [worker.model_copy(update={"active": active.get(name, [])})
+            for name, worker in store.live_workers().items()]
 
 
 def unserved_queues(store: StatusStore, queues: list[str]) -> list[str]:
     """Those of ``queues`` that no live worker consumes."""
-    served = {q for info in store.live_workers().values() for q in info.get("queues", [])}
+    served = {q for worker in store.live_workers().values() for q in worker.queues}
     return [q for q in dict.fromkeys(queues) if q not in served]

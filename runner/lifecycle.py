@@ -1,33 +1,84 @@
-"""Ending a job: the one path every final state takes (completed, failed, cancelled,
-timed out), from a worker or a client alike."""
+"""Ending a job: the one path every final state takes — completed, failed, cancelled,
+timed out — from a worker, the watchdog or a client alike.
+
+Ending is four things, always in this order: ``output.json`` in place before anyone can
+see the final state; one compare-and-set to the final state (of racing enders exactly one
+wins); a lifecycle line in the job's log; and, unless the job completed, its other tasks
+stopped (queued ones revoked, running ones killed). Keeping them in one function is what
+makes every ending look the same to a user, whichever process ended the job.
+"""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
+
+from celery import Celery
 
 from runner.artifacts import write_output
 from runner.config import Settings
+from runner.dispatch import stop_tasks
 from runner.models import JobState
 from runner.storage import Storages
 from runner.store import StatusStore
 
-__all__ = ["end_job"]
+__all__ = ["Services", "end_job"]
+
+
+@dataclass(frozen=True)
+class Services:
+    """What ending a job touches: the store, the storages (for ``output.json``), the
+    settings, and Celery (to stop the job's tasks)."""
+
+    store: StatusStore
+    storages: Storages
+    settings: Settings
+    celery: Celery
 
 
 def end_job(
-    store: StatusStore, storages: Storages, settings: Settings, job_id: str, target: JobState, **fields: Any
+    services: Services,
+    job_id: str,
+    target: JobState,
+    *,
+    error: dict[str, Any] | None = None,
+    result_summary: dict[str, Any] | None = None,
+    spare_task: str | None = None,
 ) -> bool:
-    """Move the job to the final state ``target`` — once: of racing enders one wins — with
-    its ``output.json`` already in place when anyone can see the final state. Starts the
-    retention clock. Returns whether this call ended the job."""
-    current = store.state(job_id)
-    if current is None or current.is_final:
+    """Move the job to the final state ``target`` — once — and stop its tasks (all but
+    ``spare_task``, the caller's own). Returns whether this call ended the job."""
+    store = services.store
+    current = store.fields(job_id, "state", "queued_at", "retention_hours")
+    if current["state"] is None or JobState(current["state"]).is_final:
         return False
-    fields.setdefault("finished_at", time.time())
-    write_output(store, storages, settings, job_id, state=target, **fields)
-    if not store.transition(job_id, target, strict=False, **fields):
-        write_output(store, storages, settings, job_id)  # somebody else ended it: report what really happened
+    fields: dict[str, Any] = {"finished_at": time.time()}
+    if error is not None:
+        fields["error"] = error
+    if result_summary is not None:
+        fields["result_summary"] = result_summary
+    write_output(store, services.storages, services.settings, job_id, state=target, **fields)
+    retention = float(current["retention_hours"]) * 3600  # starts the moment the job is seen final
+    if not store.transition(job_id, target, strict=False, keep_seconds=retention, **fields):
+        write_output(store, services.storages, services.settings, job_id)  # somebody else ended it
         return False
-    store.finish(job_id, store.get(job_id).retention_hours)
+    store.forget_deadline(job_id)
+    store.add_logs(job_id, [_ending_line(target, error, fields["finished_at"] - (current["queued_at"] or 0))])
+    if target is not JobState.COMPLETED:
+        stop_tasks(services.celery, [task for task in store.tasks(job_id) if task != spare_task])
     return True
+
+
+def _ending_line(target: JobState, error: dict[str, Any] | None, seconds: float) -> dict[str, Any]:
+    """The lifecycle log line of an ending: what happened, why, and after how long."""
+    took = f" after {seconds:.2f}s" if 0 < seconds < 10 * 365 * 86400 else ""
+    if target is JobState.COMPLETED:
+        return {"level": "INFO", "source": "runner", "msg": f"completed{took}"}
+    why = ""
+    if error:
+        where = f"[{error['stage']}] " if error.get("stage") else ""
+        piece = f"piece {error['piece']}: " if error.get("piece") is not None else ""
+        kind = f"{error['type']}: " if error.get("type") else ""
+        why = f": {where}{piece}{kind}{error.get('message', '')}"
+    level = "WARNING" if target is JobState.CANCELLED else "ERROR"
+    return {"level": level, "source": "runner", "msg": f"{target.value.replace('_', ' ')}{took}{why}"}

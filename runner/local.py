@@ -132,6 +132,7 @@ def embedded_redis(directory: str | Path | None = None, extra: list[str] | None 
 @contextlib.contextmanager
 def worker_process(
     broker_url: str,
+    *,
     include: list[str] | tuple[str, ...] = (),
     concurrency: int = 2,
     queues: list[str] | None = None,

@@ -11,12 +11,15 @@ cannot both win, and an illegal change is refused instead of silently applied.
 from __future__ import annotations
 
 import enum
+import time
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError, computed_field
 
-__all__ = ["JobState", "JobStatus", "LogLine", "TRANSITIONS", "FINAL_STATES", "allowed_sources"]
+from runner.errors import InvalidParams
+
+__all__ = ["JobState", "JobStatus", "LogLine", "RunOptions", "WorkerInfo", "TRANSITIONS", "FINAL_STATES", "allowed_sources"]
 
 
 class JobState(enum.StrEnum):
@@ -127,3 +130,42 @@ class LogLine(BaseModel):
         where = f"piece {self.piece}" if self.piece is not None else (
             f"pieces {self.start}..{self.stop - 1}" if self.start is not None and self.stop is not None else "job")
         return f"{self.t:%H:%M:%S.%f}"[:-3] + f" {self.level:<7} {self.source:<11} {where:<16} {self.msg}"
+
+
+class WorkerInfo(BaseModel):
+    """One worker as its heartbeat describes it (``seen``: when, epoch seconds), plus what
+    it is running when asked (``active``, from Celery's remote control)."""
+
+    hostname: str
+    queues: list[str] = Field(default_factory=list)
+    concurrency: int = 1
+    pid: int | None = None
+    seen: float = 0.0
+    active: list[dict[str, Any]] = Field(default_factory=list)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def seen_seconds_ago(self) -> float:
+        return round(max(0.0, time.time() - self.seen), 1)
+
+    def serves(self, queue: str) -> bool:
+        return queue in self.queues
+
+
+class RunOptions(BaseModel):
+    """How a job runs once queued; ``None`` keeps the template's (else the settings') value."""
+
+    task_timeout: float | None = Field(None, gt=0, allow_inf_nan=False)
+    job_timeout: float | None = Field(None, gt=0, allow_inf_nan=False)
+    max_retries: int | None = Field(None, ge=0)
+    test: bool = False
+
+    @classmethod
+    def checked(cls, **values: Any) -> "RunOptions":
+        """The options, or :class:`InvalidParams` naming each bad one and its value."""
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise InvalidParams([
+                (".".join(map(str, e["loc"])), f"{e['msg']}, got {e.get('input')!r}") for e in exc.errors()
+            ]) from None

@@ -1,35 +1,7 @@
-"""The status store: every Redis key Runner writes, and every read and write of a job.
+"""The status store: every read and write Runner makes of a job, a worker and an org in Redis.
 
-Keys (``P`` is ``RUNNER_KEY_PREFIX``, default ``runner``); one builder function each below,
-and no key string anywhere else, Lua included (scripts take their keys as ``KEYS``):
-
-====================================  ======  =================================================
-key                                   type    holds
-====================================  ======  =================================================
-``P:job:{id}``                        hash    the job record; every value JSON-encoded
-``P:job:{id}:events``                 stream  state changes and progress, capped (``EVENTS_MAXLEN``)
-``P:job:{id}:pieces``                 list    every piece as JSON, in piece order (claim check)
-``P:job:{id}:results``                hash    piece index -> the app's result as JSON
-``P:job:{id}:failed``                 hash    piece index -> error of a piece that failed
-``P:job:{id}:result``                 string  the assembled output as JSON
-``P:job:{id}:attempts``               hash    piece index -> times it failed (drives retries)
-``P:job:{id}:deliveries``             hash    app task id:start -> times it started (poison cap)
-``P:job:{id}:tasks``                  set     Celery task ids of the job (revoked on cancel/timeout)
-``P:job:{id}:metrics``                list    ``ctx.add_metric`` values as JSON ``{name, value, piece}``
-``P:job:{id}:logs``                   stream  ``ctx.log`` lines and Runner's lifecycle lines, capped
-``P:org:{org}:jobs``                  zset    job ids of one org, scored by creation time
-``P:deadlines``                       zset    non-final job ids, scored by deadline (watchdog)
-``P:workers``                         hash    hostname -> live worker info (queues, concurrency)
-``P:api:key:{id}``                    hash    an HTTP API key: org, argon2 hash of its secret, created_at
-``P:api:org:{org}:keys``              set     ids of an org's API keys
-``P:api:token:{sha256}``              string  an access token's key id; expires with the token
-``P:api:rate:{key id}:{window}``      string  requests of one key in one rate-limit window
-``P:api:link_secret``                 string  the HMAC secret of signed result links (shared by API processes)
-====================================  ======  =================================================
-
-Every key of a job expires: at creation after its deadline plus retention (so nothing
-leaks if the whole fleet dies; keys made later copy the record's lifetime), and once
-final after ``retention_hours``.
+Every key it writes is built by :class:`runner.keys.Keys` (the key table is there); the
+store adds the reads and writes, Lua included (scripts take their keys as ``KEYS``).
 
 Counters are idempotent: a piece's result is a hash field, so a redelivered piece
 overwrites its result and ``pieces_done`` counts fields that were new, never calls.
@@ -38,42 +10,59 @@ overwrites its result and ``pieces_done`` counts fields that were new, never cal
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
+from redis.retry import Retry
 
 from runner.config import Settings
 from runner.errors import IllegalTransition, JobNotFound
-from runner.models import JobState, JobStatus, allowed_sources
+from runner.keys import Keys
+from runner.models import JobState, JobStatus, WorkerInfo, allowed_sources
+from runner.pieces import to_stored
 
-__all__ = ["StatusStore", "EVENTS_MAXLEN"]
+__all__ = ["StatusStore", "Progress", "EVENTS_MAXLEN"]
 
 EVENTS_MAXLEN = 10_000
 _PIPELINE_CHUNK = 2_000
 
-# KEYS: job, events. ARGV: target, maxlen, n_allowed, allowed..., field, value, ...
+# KEYS: job, events[, every other key of the job, to expire]. ARGV: target, maxlen, expire seconds
+# (0: leave lifetimes alone), token, n_allowed, allowed..., field, value, ...
+# The token makes a replay safe: a retry of a call whose reply was lost finds its own
+# token on the record and reports the move it already made.
 _TRANSITION = """
 local current = redis.call('HGET', KEYS[1], 'state')
 if not current then return {0, ''} end
-local n = tonumber(ARGV[3])
+if current == ARGV[1] and redis.call('HGET', KEYS[1], 'transition_token') == ARGV[4] then
+  return {1, current}
+end
+local n = tonumber(ARGV[5])
 local ok = false
-for i = 4, 3 + n do
+for i = 6, 5 + n do
   if ARGV[i] == current then ok = true end
 end
 if not ok then return {0, current} end
-redis.call('HSET', KEYS[1], 'state', ARGV[1])
-local i = 4 + n
+redis.call('HSET', KEYS[1], 'state', ARGV[1], 'transition_token', ARGV[4])
+local i = 6 + n
 while i < #ARGV do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
   i = i + 2
 end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'type', 'state', 'state', cjson.decode(ARGV[1]))
+local expire = tonumber(ARGV[3])
+if expire > 0 then
+  for k = 1, #KEYS do redis.call('EXPIRE', KEYS[k], expire) end
+end
 return {1, current}
 """
 
 # KEYS: job, results, failed, events. ARGV: maxlen, index, result, index, result, ...
+# Returns {state, pieces done, pieces total, how many of these results were new}.
 _RECORD_RESULTS = """
 local new, unfailed = 0, 0
 for i = 2, #ARGV, 2 do
@@ -85,7 +74,8 @@ if ttl > 0 and redis.call('TTL', KEYS[2]) == -1 then redis.call('EXPIRE', KEYS[2
 local done = redis.call('HINCRBY', KEYS[1], 'pieces_done', new)
 if unfailed > 0 then redis.call('HINCRBY', KEYS[1], 'pieces_failed', -unfailed) end
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[1], '*', 'type', 'progress', 'done', done)
-return redis.call('HGET', KEYS[1], 'state')
+local state = redis.call('HMGET', KEYS[1], 'state', 'pieces_total')
+return {state[1] or '', done, state[2] or '-1', new}
 """
 
 # KEYS: job, failed, events. ARGV: maxlen, index, error
@@ -99,92 +89,58 @@ return failed
 """
 
 
+class Progress(NamedTuple):
+    """What recording results tells the batch: the job's state and its counters."""
+
+    state: JobState | None
+    done: int
+    total: int  # -1 until partitioned
+    new: int  # of the results just recorded, how many were not recorded before
+
+    @property
+    def completes_job(self) -> bool:
+        """These results were the last the job needed: send the assembly (exactly one
+        caller sees this, since the count is one atomic increment)."""
+        return self.new > 0 and self.done == self.total
+
+
+def riding_out(outage_seconds: float) -> dict[str, Any]:
+    """redis-py options that turn a Redis outage of up to ``outage_seconds`` (a restart, a
+    failover, a blip) into a pause: every command is retried on connection errors and
+    while Redis loads its data back, with exponential backoff and jitter (at most 1 s
+    apart). Every write Runner makes is safe to replay: hash fields and set members are
+    idempotent, and each Lua script checks what a first, unanswered run already did."""
+    backoff = ExponentialWithJitterBackoff(base=0.05, cap=1.0)
+    retries = max(1, int(outage_seconds / 0.5))  # sleeps average half the cap once it is reached
+    return {
+        "retry": Retry(backoff, retries, (ConnectionError, TimeoutError, BusyLoadingError, OSError)),
+        "health_check_interval": 10,
+        "socket_connect_timeout": 2,
+        "socket_keepalive": True,
+    }
+
+
 def _encode(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-class StatusStore:
-    """Job records, pieces, results and events in one Redis."""
+class StatusStore(Keys):
+    """Job records, pieces, results and events in one Redis; key builders from :class:`Keys`."""
 
-    def __init__(self, url: str, prefix: str = "runner", log_max_lines: int = 10_000) -> None:
+    def __init__(self, url: str, prefix: str = "runner", log_max_lines: int = 10_000,
+                 outage_seconds: float = 60.0) -> None:
+        super().__init__(prefix)
         self.url = url
-        self.prefix = prefix
         self.log_max_lines = log_max_lines
-        self.redis: redis.Redis = redis.Redis.from_url(url, decode_responses=True)
+        self.redis: redis.Redis = redis.Redis.from_url(url, decode_responses=True, **riding_out(outage_seconds))
         self._transition = self.redis.register_script(_TRANSITION)
         self._record_results = self.redis.register_script(_RECORD_RESULTS)
         self._record_failure = self.redis.register_script(_RECORD_FAILURE)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "StatusStore":
-        return cls(settings.status_store_url, settings.key_prefix, settings.log_max_lines)
-
-    # -- keys -----------------------------------------------------------------------
-    def job_key(self, job_id: str) -> str:
-        return f"{self.prefix}:job:{job_id}"
-
-    def events_key(self, job_id: str) -> str:
-        return f"{self.prefix}:job:{job_id}:events"
-
-    def pieces_key(self, job_id: str) -> str:
-        return f"{self.prefix}:job:{job_id}:pieces"
-
-    def results_key(self, job_id: str) -> str:
-        return f"{self.prefix}:job:{job_id}:results"
-
-    def failed_key(self, job_id: str) -> str:
-        return f"{self.prefix}:job:{job_id}:failed"
-
-    def result_key(self, job_id: str) -> str:
-        return f"{self.prefix}:job:{job_id}:result"
-
-    def attempts_key(self, job_id: str) -> str:
-        return f"{self.prefix}:job:{job_id}:attempts"
-
-    def deliveries_key(self, job_id: str) -> str:
-        return f"{self.prefix}:job:{job_id}:deliveries"
-
-    def tasks_key(self, job_id: str) -> str:
-        return f"{self.prefix}:job:{job_id}:tasks"
-
-    def metrics_key(self, job_id: str) -> str:
-        return f"{self.prefix}:job:{job_id}:metrics"
-
-    def logs_key(self, job_id: str) -> str:
-        return f"{self.prefix}:job:{job_id}:logs"
-
-    def org_jobs_key(self, org: str) -> str:
-        return f"{self.prefix}:org:{org}:jobs"
-
-    def deadlines_key(self) -> str:
-        return f"{self.prefix}:deadlines"
-
-    def workers_key(self) -> str:
-        return f"{self.prefix}:workers"
-
-    # HTTP API (runner/api/): keys, tokens, rate limits, signed links
-    def api_key_key(self, key_id: str) -> str:
-        return f"{self.prefix}:api:key:{key_id}"
-
-    def api_org_keys_key(self, org: str) -> str:
-        return f"{self.prefix}:api:org:{org}:keys"
-
-    def api_token_key(self, digest: str) -> str:
-        return f"{self.prefix}:api:token:{digest}"
-
-    def api_rate_key(self, key_id: str, window: int) -> str:
-        return f"{self.prefix}:api:rate:{key_id}:{window}"
-
-    def api_link_secret_key(self) -> str:
-        return f"{self.prefix}:api:link_secret"
-
-    def _job_keys(self, job_id: str) -> list[str]:
-        return [
-            self.job_key(job_id), self.events_key(job_id), self.pieces_key(job_id),
-            self.results_key(job_id), self.failed_key(job_id), self.result_key(job_id),
-            self.attempts_key(job_id), self.deliveries_key(job_id), self.tasks_key(job_id),
-            self.metrics_key(job_id), self.logs_key(job_id),
-        ]
+        return cls(settings.status_store_url, settings.key_prefix, settings.log_max_lines,
+                   settings.redis_outage_seconds)
 
     # -- job records ----------------------------------------------------------------
     def create(self, record: dict[str, Any], expire_seconds: float) -> None:
@@ -226,10 +182,12 @@ class StatusStore:
         *,
         strict: bool = True,
         expect: Iterable[JobState] | None = None,
+        keep_seconds: float | None = None,
         **fields: Any,
     ) -> bool:
         """Move the job to ``target`` if the state machine allows it from its current state
-        (and that state is one of ``expect``, when given).
+        (and that state is one of ``expect``, when given); with ``keep_seconds``, every key
+        of the job then lives that long (a final state's retention starts with it).
 
         Atomic: of two racing writers only one wins. Returns whether it moved; with
         ``strict`` an illegal move raises :class:`IllegalTransition` instead.
@@ -238,10 +196,13 @@ class StatusStore:
         if expect is not None:
             allowed = [state for state in allowed if state in set(expect)]
         sources = [_encode(s.value) for s in allowed]
-        args: list[Any] = [_encode(target.value), EVENTS_MAXLEN, len(sources), *sources]
+        expire = int(keep_seconds) + 1 if keep_seconds else 0
+        token = _encode(secrets.token_hex(8))
+        args: list[Any] = [_encode(target.value), EVENTS_MAXLEN, expire, token, len(sources), *sources]
         for key, value in fields.items():
             args += [key, _encode(value)]
-        moved, current = self._transition(keys=[self.job_key(job_id), self.events_key(job_id)], args=args)
+        keys = self._job_keys(job_id) if expire else [self.job_key(job_id), self.events_key(job_id)]
+        moved, current = self._transition(keys=keys, args=args)
         if moved:
             return True
         if not current:
@@ -309,18 +270,14 @@ class StatusStore:
         """Job ids whose deadline has passed: one range query for the watchdog."""
         return self.redis.zrangebyscore(self.deadlines_key(), "-inf", now or time.time())
 
-    def finish(self, job_id: str, retention_hours: float) -> None:
-        """Start the retention clock on every key of a job that just became final."""
-        self.keep_for(job_id, retention_hours * 3600)
-        self.forget_deadline(job_id)
-
     # -- pieces and results ---------------------------------------------------------
     def store_pieces(self, job_id: str, pieces: Iterable[Any], expire_seconds: float, limit: int | None = None) -> int:
-        """Append pieces (JSON) to the job's piece list, streaming; returns how many."""
+        """Append pieces (JSON; a :class:`~runner.pieces.PieceRef` as its stored form) to the
+        job's piece list, streaming; returns how many."""
         key, count, chunk = self.pieces_key(job_id), 0, []
         self.redis.delete(key)  # a redelivered partition task starts over
         for piece in pieces:
-            chunk.append(_encode(piece))
+            chunk.append(_encode(to_stored(piece)))
             count += 1
             if len(chunk) >= _PIPELINE_CHUNK:
                 self.redis.rpush(key, *chunk)
@@ -336,34 +293,46 @@ class StatusStore:
         """Pieces ``start`` (inclusive) to ``stop`` (exclusive)."""
         return [json.loads(p) for p in self.redis.lrange(self.pieces_key(job_id), start, stop - 1)]
 
-    def record_results(self, job_id: str, start: int, results: list[str]) -> JobState | None:
-        """Record already JSON-encoded results of pieces ``start``...; returns the job's
-        state, so a long batch learns on its way that the job was cancelled."""
+    def record_results(self, job_id: str, results: list[tuple[int, str]]) -> Progress:
+        """Record already JSON-encoded results ``(piece index, result)``; returns the job's
+        state (a long batch learns on its way that the job was cancelled) and whether
+        these results completed the job's pieces (then the caller sends the assembly).
+        Replaying it (a retried call after a lost reply) changes nothing."""
         args: list[Any] = [EVENTS_MAXLEN]
-        for offset, encoded in enumerate(results):
-            args += [start + offset, encoded]
+        for index, encoded in results:
+            args += [index, encoded]
         keys = [self.job_key(job_id), self.results_key(job_id), self.failed_key(job_id), self.events_key(job_id)]
-        state = self._record_results(keys=keys, args=args)
-        return JobState(json.loads(state)) if state else None
+        state, done, total, new = self._record_results(keys=keys, args=args)
+        return Progress(JobState(json.loads(state)) if state else None, int(done), int(json.loads(total)), int(new))
+
+    def done_pieces(self, job_id: str, start: int, stop: int) -> set[int]:
+        """Which of pieces ``start``..``stop`` already have a result (a redelivered batch
+        skips them)."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for index in range(start, stop):
+                pipe.hexists(self.results_key(job_id), index)
+            found = pipe.execute()
+        return {index for index, present in zip(range(start, stop), found) if present}
 
     def record_failure(self, job_id: str, index: int, error: dict[str, Any]) -> int:
         """Record that a piece failed for good; returns pieces failed."""
         keys = [self.job_key(job_id), self.failed_key(job_id), self.events_key(job_id)]
         return int(self._record_failure(keys=keys, args=[EVENTS_MAXLEN, index, _encode(error)]))
 
-    def begin_batch(self, job_id: str, delivery: str, event: dict[str, Any]) -> tuple[JobState | None, int]:
+    def begin_batch(self, job_id: str, delivery: str, event: dict[str, Any]) -> tuple[JobState | None, int, float]:
         """Note that an app task starts (an event, a log line and its delivery count) in
-        one round trip; returns the job's state and how often this delivery has started."""
+        one round trip; returns the job's state, how often this delivery has started and
+        the job's deadline."""
         line = {"level": "INFO", "source": "runner", "start": event["start"], "stop": event["stop"],
                 "msg": f"started on {event['host']} (pid {event['pid']})"}
         with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hget(self.job_key(job_id), "state")
+            pipe.hmget(self.job_key(job_id), "state", "deadline")
             pipe.hincrby(self.deliveries_key(job_id), delivery, 1)
             pipe.xadd(self.events_key(job_id), {"type": "batch", **{k: str(v) for k, v in event.items()}},
                       maxlen=EVENTS_MAXLEN)
             self._xadd_logs(pipe, job_id, [line])
-            state, deliveries, *_ = pipe.execute()
-        return (JobState(json.loads(state)) if state else None), int(deliveries)
+            (state, deadline), deliveries, *_ = pipe.execute()
+        return (JobState(json.loads(state)) if state else None), int(deliveries), float(json.loads(deadline or "0"))
 
     def _xadd_logs(self, pipe: Any, job_id: str, lines: list[dict[str, Any]]) -> None:
         now = time.time()
@@ -462,14 +431,35 @@ class StatusStore:
         return [(event_id, fields) for _, entries in answer for event_id, fields in entries]
 
     # -- workers --------------------------------------------------------------------
-    def heartbeat_worker(self, hostname: str, info: dict[str, Any]) -> None:
-        self.redis.hset(self.workers_key(), hostname, _encode({**info, "seen": time.time()}))
+    def heartbeat_worker(self, info: WorkerInfo) -> None:
+        beat = info.model_copy(update={"seen": time.time()})
+        self.redis.hset(self.workers_key(), info.hostname, beat.model_dump_json(exclude={"active", "seen_seconds_ago"}))
+
+    # -- leases: running tasks, vouched for by their worker --------------------------
+    def lease(self, member: str, at: float) -> None:
+        self.redis.zadd(self.leases_key(), {member: at})
+
+    def drop_lease(self, member: str) -> None:
+        self.redis.zrem(self.leases_key(), member)
+
+    def renew_leases(self, members: list[str], at: float) -> None:
+        """Vouch for running tasks; only leases that exist are renewed (a task that just
+        ended is not brought back)."""
+        if members:
+            self.redis.zadd(self.leases_key(), dict.fromkeys(members, at), xx=True)
+
+    def stale_leases(self, before: float) -> list[str]:
+        return self.redis.zrangebyscore(self.leases_key(), "-inf", before)
+
+    def claim_lease(self, member: str) -> bool:
+        """Take a stale lease for recovery: exactly one of several sweepers gets it."""
+        return bool(self.redis.zrem(self.leases_key(), member))
 
     def forget_worker(self, hostname: str) -> None:
         self.redis.hdel(self.workers_key(), hostname)
 
-    def live_workers(self, max_age: float = 30.0) -> dict[str, dict[str, Any]]:
-        """Workers that sent a heartbeat in the last ``max_age`` seconds."""
+    def live_workers(self, max_age: float = 30.0) -> dict[str, WorkerInfo]:
+        """Workers that sent a heartbeat in the last ``max_age`` seconds, by hostname."""
         now = time.time()
-        workers = {name: json.loads(raw) for name, raw in self.redis.hgetall(self.workers_key()).items()}
-        return {name: info for name, info in workers.items() if now - info.get("seen", 0) <= max_age}
+        workers = [WorkerInfo.model_validate_json(raw) for raw in self.redis.hgetall(self.workers_key()).values()]
+        return {w.hostname: w for w in sorted(workers, key=lambda w: w.hostname) if now - w.seen <= max_age}

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from runner.client import Job, describe_error
+from runner.job import Job, describe_error
 from runner.models import JobStatus
 
 __all__ = ["watch_job"]

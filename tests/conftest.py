@@ -74,7 +74,8 @@ def client(settings, worker) -> Client:
 
 @pytest.fixture(scope="session")
 def s3(server_dir: Path):
-    """A SeaweedFS S3 server for the whole session (started only if a test asks for it)."""
+    """A SeaweedFS S3 server for the whole session. Every worker test depends on it (the
+    session worker gets its settings), so it starts with the first test that needs a worker."""
     from tests.s3server import seaweed_s3
 
     directory = server_dir / "s3"

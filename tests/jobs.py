@@ -176,3 +176,22 @@ def host(piece: int, ctx) -> int:
 
 template("chatty", "1.0.0", partitioner="replicas", app="chatty", assembler="sum")
 template("gpu-squares", "1.0.0", partitioner="replicas", app="square", assembler="sum", queue="gpu")
+
+
+@partitioner("halves")
+def halves(source, ctx):
+    """A user partitioner passing pieces by reference: each half of the source, as bytes."""
+    from runner import PieceRef
+
+    size = source.size()
+    yield PieceRef(source.uri, 0, size // 2, as_="bytes")
+    yield PieceRef(source.uri, size // 2, size, as_="bytes")
+
+
+@app("describe")
+def describe(piece, ctx) -> list:
+    """What the app received: its type and content, as text."""
+    return [type(piece).__name__, piece.decode() if isinstance(piece, bytes) else piece]
+
+
+template("halves", "1.0.0", partitioner="halves", app="describe", assembler="json_list")

@@ -4,7 +4,6 @@ nothing written or queued."""
 from __future__ import annotations
 
 import socket
-import time
 from urllib.parse import urlparse
 
 import httpx
@@ -51,6 +50,8 @@ def test_over_the_rate_limit_gets_429_with_retry_after(api_env, server_dir, org_
             limited = api.get("/v1/templates")
             assert limited.status_code == 429 and 1 <= int(limited.headers["Retry-After"]) <= 60
             assert limited.json()["error"]["code"] == "rate_limited"
+        guess = httpx.post(f"{server.url}/v1/auth/access_token", json={"apiKey": f"rk_{key['id']}_guess"})
+        assert guess.status_code == 429  # guesses at a key count too: no unbounded slow hashing
         other = server.create_key(org_a)  # the limit is per key
         with server.client(server.token(other["key"])) as api:
             assert api.get("/v1/templates").status_code == 200
@@ -125,3 +126,30 @@ def test_errors_carry_a_request_id(api_a):
     answer = api_a.get("/v1/jobs/0000000000000000")
     assert answer.status_code == 404
     assert answer.json()["error"]["request_id"] == answer.headers["x-request-id"]
+
+
+def test_an_unexpected_error_is_a_500_with_a_request_id_and_no_traceback(api_env, server_dir, tmp_path):
+    """Redis going away under a running API is no client's fault: 500, an id to quote, no internals."""
+    import contextlib
+
+    from runner.local import embedded_redis
+
+    redis_server = contextlib.ExitStack()
+    url = redis_server.enter_context(embedded_redis(tmp_path))
+    env = {**api_env, "RUNNER_BROKER_URL": url, "RUNNER_RESULT_BACKEND": url, "RUNNER_STORE_URL": url,
+           "RUNNER_REDIS_OUTAGE_SECONDS": "1"}
+    try:
+        with run_api(env, server_dir / "api-redis-gone.log") as server:
+            with server.client(server.token(server.create_key("acme")["key"])) as api:
+                assert api.get("/v1/jobs").status_code == 200
+                redis_server.close()
+                answer = api.get("/v1/jobs")
+                health = httpx.get(f"{server.url}/healthz")
+    finally:
+        redis_server.close()
+    assert answer.status_code == 500, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "internal_error" and error["request_id"] == answer.headers["x-request-id"]
+    assert error["request_id"] in answer.json()["message"]
+    assert "Traceback" not in answer.text and "redis" not in answer.text.lower()
+    assert health.status_code == 503

@@ -17,6 +17,7 @@ from runner.errors import SourceError
 from runner.registry import get_function
 from runner.config import get_settings
 from runner.storage import Storages
+from runner.pieces import resolve, to_stored
 from workers.context import TaskContext
 
 STORAGES = Storages(get_settings(file_roots=[]))  # unconfined: these tests use tmp_path
@@ -33,8 +34,10 @@ def make_ctx(kind: str, name: str, destination: str | None = None, **params: Any
 
 
 def partition(name: str, uri: str, **params: Any) -> list[Any]:
-    """Every piece the partitioner ``name`` yields for ``uri``."""
-    return list(get_function("partitioner", name).fn(STORAGES.source(uri), make_ctx("partitioner", name, **params)))
+    """Every piece the partitioner ``name`` yields for ``uri``, as its app receives it
+    (stored, then resolved the way the worker does)."""
+    pieces = get_function("partitioner", name).fn(STORAGES.source(uri), make_ctx("partitioner", name, **params))
+    return [resolve(to_stored(piece), STORAGES) for piece in pieces]
 
 
 def assemble(name: str, results: Any, destination: str | None = "bypass:", **params: Any) -> Any:

@@ -81,7 +81,7 @@ def test_lines_by_reference_reach_the_app_as_text(client: Client, tmp_path: Path
                         params={"partitioner": {"lines_per_piece": 100}})
     assert job.wait(timeout=60) == text
     stored = client.store.load_pieces(job.id, 0, 1)[0]
-    assert stored["$ref"] == "text" and stored["start"] == 0  # the store holds a range, not the text
+    assert stored["$piece"]["as_"] == "text" and stored["$piece"]["start"] == 0  # a range, not the text
 
 
 def test_a_single_task_job_runs_from_python(client: Client) -> None:

@@ -164,8 +164,7 @@ def test_flower_refuses_to_start_without_auth(redis_url: str, tmp_path: Path) ->
 
 
 def test_tasks_page_in_a_real_browser(flower: Flower, runner_client: Client, tmp_path: Path) -> None:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed: apt-get install chromium")
+    assert Path(CHROMIUM).exists(), "Debian's chromium is not installed: apt-get install chromium (.ci/run does)"
     from playwright.sync_api import sync_playwright  # a test dependency: an ImportError fails the test
 
     job = runner_client.submit("squares", params={"partitioner": {"count": 4}})

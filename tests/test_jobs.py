@@ -16,6 +16,7 @@ from runner import (
     Client,
     IllegalTransition,
     InvalidParams,
+    Job,
     JobCancelled,
     JobNotFound,
     JobState,
@@ -184,9 +185,11 @@ def test_an_org_never_sees_another_orgs_jobs(settings, worker) -> None:
     assert theirs.jobs() == []
     with pytest.raises(JobNotFound):
         theirs.get(job.id)
-    assert theirs.cancel is not None
     with pytest.raises(JobNotFound):
         theirs.cancel(job.id)
+    with pytest.raises(JobNotFound):
+        Job(theirs, job.id).result()  # a handle made by hand still reads nothing of theirs
+    assert mine.get(job.id).status().state is JobState.COMPLETED  # their attempts changed nothing
 
 
 def test_finished_jobs_expire_after_their_retention(settings, worker) -> None:

@@ -20,14 +20,15 @@ from celery.signals import after_setup_logger, after_setup_task_logger, worker_r
 
 from runner.config import Settings
 from runner.dispatch import make_celery
+from runner.models import WorkerInfo
 from runner.registry import load_plugins
-from workers import runtime
+from workers import leases, runtime
 from workers.tasks import register_tasks
 from workers.watchdog import start_watchdog
 
 __all__ = ["create_app", "run_worker", "HEARTBEAT_SECONDS"]
 
-HEARTBEAT_SECONDS = 5.0
+HEARTBEAT_SECONDS = leases.RENEW_SECONDS  # the heartbeat also vouches for the tasks the pool runs
 _stopping = threading.Event()
 
 
@@ -44,12 +45,9 @@ def create_app(settings: Settings | None = None) -> Celery:
     return celery
 
 
-def _worker_info(consumer: Any) -> dict[str, Any]:
-    return {
-        "queues": sorted(consumer.app.amqp.queues.consume_from),
-        "concurrency": consumer.controller.concurrency,
-        "pid": os.getpid(),
-    }
+def _worker_info(consumer: Any) -> WorkerInfo:
+    return WorkerInfo(hostname=consumer.hostname, queues=sorted(consumer.app.amqp.queues.consume_from),
+                      concurrency=consumer.controller.concurrency, pid=os.getpid())
 
 
 class JsonLogFormatter(logging.Formatter):
@@ -81,13 +79,14 @@ def _log_format(logger: logging.Logger | None = None, **_: Any) -> None:
 
 @worker_ready.connect
 def _start_background(sender: Any = None, **_: Any) -> None:
-    hostname, info = sender.hostname, _worker_info(sender)
+    info = _worker_info(sender)
     store = runtime.store()
 
     def beat() -> None:
         while True:
             try:
-                store.heartbeat_worker(hostname, info)
+                store.heartbeat_worker(info)
+                leases.renew()
             except Exception:  # the broker may be restarting; the next beat retries
                 pass
             if _stopping.wait(HEARTBEAT_SECONDS):

@@ -1,5 +1,8 @@
-"""The job's Celery canvas: ``chord(group(app batches), assemble)``, and how pieces are
-batched into app tasks.
+"""The job's Celery canvas: ``group(app batches)``, and how pieces are batched into app
+tasks. The assembly is not a chord body: the batch that records the job's last piece
+sends it (``workers/tasks.py``). A chord would tie the join to Celery's result backend and
+to the original task ids — a batch re-run elsewhere after its worker died could never
+complete it — and cost a result-backend round trip per task.
 
 Batching is the main lever on speed: a Celery task costs a few milliseconds of broker
 and result-backend round trips, so tiny pieces ride several to a task. Batch sizes follow
@@ -13,10 +16,11 @@ from __future__ import annotations
 import math
 from datetime import datetime, timezone
 
-from celery import chord, group, signature
+from celery import group, signature
 from celery.canvas import Signature
 
-from runner.dispatch import APP, ASSEMBLE
+from runner.dispatch import APP
+from workers.runtime import JobSpec
 
 __all__ = ["plan_batches", "job_canvas"]
 
@@ -47,32 +51,23 @@ def batch_task_id(job_id: str, round_: int, start: int) -> str:
 
 
 def job_canvas(
-    job_id: str,
-    template: str,
-    batches: list[tuple[int, int]],
-    queue: str,
-    deadline: float,
-    task_timeout: float,
-    round_: int = 0,
+    spec: JobSpec, batches: list[tuple[int, int]], deadline: float, round_: int = 0
 ) -> tuple[Signature, list[str]]:
-    """The job's fan-out and join, read top to bottom; also returns every task id in it.
+    """The job's fan-out; also returns every task id in it.
 
     Every task carries the job's deadline as its expiry, so nothing of the job starts
     after it. Arguments are positional and short — job id, template, piece range — so
-    Flower shows them legibly. The assemble task is immutable (``si``): results travel
-    through the status store, never through the chord, so the body's message stays small
-    however many pieces the job has. A batch's Celery hard limit is a backstop for code
-    stuck where the per-piece limits (``workers/limits.py``) cannot reach it.
+    Flower shows them legibly. A batch's Celery hard limit is a backstop for code stuck
+    where the per-piece limits (``workers/limits.py``) cannot reach it.
     """
+    job_id, template = spec.job_id, spec.template.ref
     expires = datetime.fromtimestamp(deadline, tz=timezone.utc)
-    per_piece = task_timeout + HARD_LIMIT_GRACE
+    per_piece = spec.task_timeout + HARD_LIMIT_GRACE
     apps = [
         signature(APP, args=(job_id, template, start, stop)).set(
-            queue=queue, expires=expires, task_id=batch_task_id(job_id, round_, start),
+            queue=spec.queue, expires=expires, task_id=batch_task_id(job_id, round_, start),
             time_limit=per_piece * (stop - start) + HARD_LIMIT_GRACE,
         )
         for start, stop in batches
     ]
-    assemble = signature(ASSEMBLE, args=(job_id, template), immutable=True).set(
-        expires=expires, task_id=f"{job_id}-{round_}-assemble")
-    return chord(group(apps), assemble), [*(sig.id for sig in apps), assemble.id]
+    return group(apps), [sig.id for sig in apps]

@@ -2,10 +2,10 @@
 
 Celery's own time limits apply to a whole task, and a task here is a batch of pieces;
 ``task_timeout`` is promised per piece. So each piece gets a ``SIGALRM`` timer: at
-``task_timeout`` it raises :class:`SoftTimeLimitExceeded` (Celery's class, which user code
-may catch to clean up); if the piece is still running ``grace`` seconds later it raises
-:class:`PieceTimeLimitExceeded`, a ``BaseException`` so that ``except Exception`` in user
-code cannot swallow it. Code stuck in C that never returns to Python is caught by the
+``task_timeout`` it raises :class:`runner.SoftTimeLimitExceeded` (a ``RunnerError`` that is
+also Celery's class, so user code may catch either to clean up); if the piece is still
+running ``grace`` seconds later it raises :class:`PieceTimeLimitExceeded`, a
+``BaseException`` so that ``except Exception`` in user code cannot swallow it. Code stuck in C that never returns to Python is caught by the
 batch's Celery hard limit, enforced by the pool's parent process.
 """
 
@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-from celery.exceptions import SoftTimeLimitExceeded
+from runner.errors import SoftTimeLimitExceeded
 
 __all__ = ["SoftTimeLimitExceeded", "PieceTimeLimitExceeded", "PieceTimer", "piece_timer"]
 

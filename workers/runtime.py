@@ -11,16 +11,20 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Any
 
+from celery import Celery
 from pydantic import BaseModel
 
 from runner.config import Settings, get_settings
+from runner.lifecycle import Services
 from runner.params import parse_section
 from runner.registry import Template, get_template
 from runner.storage import Storages
 from runner.store import StatusStore
 from workers.inputs import InputCache
 
-__all__ = ["JobSpec", "configure", "settings", "store", "storages", "input_cache", "job_spec", "deadline"]
+__all__ = [
+    "JobSpec", "configure", "settings", "store", "storages", "services", "input_cache", "job_spec", "deadline",
+]
 
 _settings: Settings | None = None
 
@@ -36,6 +40,7 @@ class JobSpec:
     task_timeout: float
     max_retries: int
     retention_hours: float
+    queue: str
     source: str
     destination: str
     inputs: dict[str, str]
@@ -67,6 +72,11 @@ def storages() -> Storages:
     return Storages(settings())
 
 
+def services(celery: Celery) -> Services:
+    """What ending a job needs, for this process and the worker's Celery app."""
+    return Services(store(), storages(), settings(), celery)
+
+
 @cache
 def input_cache() -> InputCache:
     return InputCache(storages())
@@ -76,7 +86,7 @@ def input_cache() -> InputCache:
 def job_spec(job_id: str) -> JobSpec:
     """The job's spec, read from the store once per process."""
     raw: dict[str, Any] = store().fields(
-        job_id, "template", "params", "test", "task_timeout", "max_retries", "retention_hours",
+        job_id, "template", "params", "test", "task_timeout", "max_retries", "retention_hours", "queue",
         "source", "destination", "inputs",
     )
     template = get_template(raw["template"])
@@ -87,7 +97,7 @@ def job_spec(job_id: str) -> JobSpec:
     return JobSpec(
         job_id=job_id, template=template, params=params, test=bool(raw["test"]),
         task_timeout=float(raw["task_timeout"]), max_retries=int(raw["max_retries"]),
-        retention_hours=float(raw["retention_hours"]), source=raw["source"], destination=raw["destination"],
+        retention_hours=float(raw["retention_hours"]), queue=raw["queue"], source=raw["source"], destination=raw["destination"],
         inputs=dict(raw["inputs"] or {}),
     )
 

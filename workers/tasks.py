@@ -19,20 +19,21 @@ from typing import Any
 from celery import Celery, Task
 from celery.signals import task_failure
 
-from runner import lifecycle
 from runner.artifacts import ArtifactIO, artifact_prefix
-from runner.dispatch import APP, ASSEMBLE, PARTITION, RESUME, stop_tasks
+from runner.dispatch import APP, ASSEMBLE, PARTITION, RESUME, send_assemble
+from runner.lifecycle import end_job
 from runner.models import JobState
-from partitioners.lines import TEXT_REF
-from workers import runtime
+from runner.pieces import resolve
+from workers import leases, runtime
 from workers.canvas import HARD_LIMIT_GRACE, job_canvas, plan_batches
 from workers.context import TaskContext
 from workers.inputs import Inputs
 from workers.limits import PieceTimeLimitExceeded, SoftTimeLimitExceeded, piece_timer
 
-__all__ = ["register_tasks", "fail_job", "end_job"]
+__all__ = ["register_tasks", "fail_job"]
 
 FLUSH_SECONDS = 0.5  # how often a long batch publishes results (progress, less redo, sees cancel)
+STATE_CHECK_SECONDS = 0.05  # how stale a batch's idea of its job's state may be before a piece starts
 TRACEBACK_LINES = 15
 MAX_DELIVERIES = 5  # starts of one batch before its pieces count as killing their worker
 RETRY_BACKOFF = 0.5  # seconds before the first retry; doubles each time, at most 60 s
@@ -50,24 +51,9 @@ def _error(stage: str, exc: BaseException, piece: int | None = None, **extra: An
     }
 
 
-def end_job(celery: Celery, job_id: str, target: JobState, error: dict[str, Any]) -> bool:
-    """End the job in ``target`` (once: a lost race changes nothing), then revoke queued
-    tasks and kill running ones. Returns whether this call ended it."""
-    store = runtime.store()
-    if not lifecycle.end_job(store, runtime.storages(), runtime.settings(), job_id, target, error=error):
-        return False
-    stop_tasks(celery, [t for t in store.tasks(job_id) if t != _current_task_id()])
-    return True
-
-
-def fail_job(celery: Celery, job_id: str, error: dict[str, Any]) -> bool:
-    return end_job(celery, job_id, JobState.FAILED, error)
-
-
-def _current_task_id() -> str | None:
-    from celery import current_task
-
-    return current_task.request.id if current_task else None
+def fail_job(celery: Celery, job_id: str, error: dict[str, Any], task_id: str | None) -> bool:
+    """Fail the job (see :func:`runner.lifecycle.end_job`), sparing the calling task."""
+    return end_job(runtime.services(celery), job_id, JobState.FAILED, error=error, spare_task=task_id)
 
 
 def _context(spec: runtime.JobSpec, kind: str, **extra: Any) -> TaskContext:
@@ -112,40 +98,49 @@ def _claim(job_id: str, task_id: str, target: JobState, owner_field: str, **fiel
 def _parallelism(queue: str) -> int:
     """Worker processes consuming ``queue`` now, from the workers' heartbeats."""
     live = runtime.store().live_workers().values()
-    return sum(int(info.get("concurrency", 1)) for info in live if queue in info.get("queues", [])) or 1
+    return sum(worker.concurrency for worker in live if worker.serves(queue)) or 1
 
 
-def _fan_out(task: Task, job_id: str, template: str, pieces: list[tuple[int, int]], round_: int) -> int:
-    """Send the chord over ``pieces`` (batches), its task ids recorded first so a cancel
-    can revoke them; returns how many app tasks were sent.
+def _fan_out(celery: Celery, job_id: str, pieces: list[tuple[int, int]], round_: int) -> int:
+    """Send the app batches over ``pieces``, their task ids recorded first so a cancel can
+    revoke them; with no pieces, send the assembly at once. Returns how many were sent.
 
-    The chord is sent, not ``replace``-d in: Runner reads results from its store, never
-    from Celery's result of the root task, and a partition task that keeps its own id
+    The group is sent, not ``replace``-d in, so the partition task keeps its own id and
     stays visible as ``runner.partition`` in Flower.
     """
-    spec = runtime.job_spec(job_id)
-    queue = spec.template.queue or runtime.settings().default_queue
-    canvas, ids = job_canvas(job_id, template, pieces, queue, runtime.deadline(job_id), spec.task_timeout, round_)
+    if not pieces:
+        _assemble_now(celery, job_id)
+        return 0
+    canvas, ids = job_canvas(runtime.job_spec(job_id), pieces, runtime.deadline(job_id), round_)
     runtime.store().add_tasks(job_id, ids)
     canvas.apply_async()
-    return len(ids) - 1
+    return len(ids)
+
+
+def _assemble_now(celery: Celery, job_id: str) -> None:
+    """Send the job's assembly (its task id recorded, so a cancel revokes it too)."""
+    runtime.store().add_tasks(job_id, [send_assemble(celery, job_id, runtime.deadline(job_id))])
 
 
 def partition(task: Task, job_id: str, template: str) -> Any:
-    """Stream the source through the partitioner into the store, then fan out."""
+    """Stream the source through the partitioner into the store, then fan out.
+
+    ``template`` rides in the message only so Flower shows it; the worker reads the job's
+    template, like every other fact of the job, from its record."""
     store = runtime.store()
     state = store.state(job_id)
     if state not in (JobState.QUEUED, JobState.PARTITIONING, JobState.RUNNING):
         return None
     spec = runtime.job_spec(job_id)
-    queue = spec.template.queue or runtime.settings().default_queue
-    if state is JobState.RUNNING:  # redelivered after the pieces were stored: fan out again
-        fields = store.fields(job_id, "partition_task", "pieces_total")
-        if fields["partition_task"] != task.request.id:
+    if state is JobState.RUNNING:  # re-run after the pieces were stored: fan out if that never happened
+        fields = store.fields(job_id, "partition_task", "pieces_total", "fanned_out")
+        if fields["partition_task"] != task.request.id or fields["fanned_out"]:
             return None
         total = int(fields["pieces_total"])
-        return _fan_out(task, job_id, template, plan_batches(total, _parallelism(queue),
+        sent = _fan_out(task.app, job_id, plan_batches(total, _parallelism(spec.queue),
                         runtime.settings().max_batch, spec.template.batch_size), 0)
+        store.update(job_id, fanned_out=True)
+        return sent
     if not _claim(job_id, task.request.id, JobState.PARTITIONING, "partition_task", started_at=time.time()):
         return None
     try:
@@ -160,14 +155,16 @@ def partition(task: Task, job_id: str, template: str) -> Any:
     except Exception as exc:
         error = _error("partition", exc)
         _lifecycle(job_id, f"partitioner failed: {error['type']}: {error['message']}", "ERROR")
-        fail_job(task.app, job_id, error)
+        fail_job(task.app, job_id, error, task.request.id)
         return None
-    batches = plan_batches(total, _parallelism(queue), runtime.settings().max_batch, spec.template.batch_size)
-    _lifecycle(job_id, f"partitioned {spec.source} into {total} pieces, {len(batches)} app tasks on queue {queue}")
+    batches = plan_batches(total, _parallelism(spec.queue), runtime.settings().max_batch, spec.template.batch_size)
+    _lifecycle(job_id, f"partitioned {spec.source} into {total} pieces, {len(batches)} app tasks on queue {spec.queue}")
     if not store.transition(job_id, JobState.RUNNING, strict=False, expect=[JobState.PARTITIONING],
                             pieces_total=total, batches_total=len(batches)):
         return None
-    return _fan_out(task, job_id, template, batches, 0)
+    sent = _fan_out(task.app, job_id, batches, 0)
+    store.update(job_id, fanned_out=True)
+    return sent
 
 
 def resume(task: Task, job_id: str, template: str) -> Any:
@@ -178,13 +175,12 @@ def resume(task: Task, job_id: str, template: str) -> Any:
     fields = store.fields(job_id, "pieces_total", "round")
     missing = store.missing_pieces(job_id, int(fields["pieces_total"]))
     spec = runtime.job_spec(job_id)
-    queue = spec.template.queue or runtime.settings().default_queue
     batches: list[tuple[int, int]] = []
     for first, last in _runs(missing):
         batches += [(first + a, first + b) for a, b in plan_batches(
-            last - first, _parallelism(queue), runtime.settings().max_batch, spec.template.batch_size)]
+            last - first, _parallelism(spec.queue), runtime.settings().max_batch, spec.template.batch_size)]
     store.add_event(job_id, "resume", pieces=len(missing), batches=len(batches))
-    return _fan_out(task, job_id, template, batches, int(fields["round"] or 1))
+    return _fan_out(task.app, job_id, batches, int(fields["round"] or 1))
 
 
 def _runs(indices: list[int]) -> list[tuple[int, int]]:
@@ -200,56 +196,100 @@ def _runs(indices: list[int]) -> list[tuple[int, int]]:
 
 def run_app(task: Task, job_id: str, template: str, start: int, stop: int) -> int:
     """Run the app over pieces ``start``..``stop``, one call per piece, each under its own
-    time limit; a failing piece is retried from where it failed, with backoff."""
+    time limit; a failing piece is retried from where it failed, with backoff. The batch
+    that records the job's last piece sends the assembly."""
     store = runtime.store()
     event = {"task": task.request.id, "start": start, "stop": stop, "host": task.request.hostname or socket.gethostname(),
              "pid": os.getpid()}
-    state, deliveries = store.begin_batch(job_id, f"{task.request.id}:{start}", event)
+    state, deliveries, deadline = store.begin_batch(job_id, f"{task.request.id}:{start}", event)
     if state is None or state.is_final:
         return 0
     if deliveries > MAX_DELIVERIES:
-        fail_job(task.app, job_id, {
+        fail_job(task.app, job_id, task_id=task.request.id, error={
             "stage": "app", "piece": start, "type": "WorkerLost",
             "message": f"pieces {start}..{stop - 1} were started {deliveries - 1} times and never finished: "
                        f"a piece kills its worker process (out of memory? a crash in native code?)",
         })
         return 0
-    spec = runtime.job_spec(job_id)
-    app = spec.template.function("app").fn
-    ctx = _context(spec, "app")
-    pieces = store.load_pieces(job_id, start, stop)
-    done: list[str] = []
-    flushed_at, last_flush = start, time.monotonic()
-    with piece_timer(spec.task_timeout, HARD_LIMIT_GRACE) as timer:
-        for index, piece in enumerate(pieces, start):
-            timer.arm()
-            try:
-                if type(piece) is dict and piece.get("$ref") == TEXT_REF:  # a claim check: read it here
-                    piece = ctx.read_range(piece).decode(piece["encoding"])
-                value = app(piece, ctx.with_piece(index))
-                timer.disarm()
-                done.append(json.dumps(value, separators=(",", ":")))
-            except (Exception, PieceTimeLimitExceeded) as exc:
-                timer.disarm()
-                _close(ctx)
-                if done:
-                    store.record_results(job_id, flushed_at, done)
-                return _piece_failed(task, spec, job_id, template, index, stop, exc)
-            ctx.close_piece()
-            if time.monotonic() - last_flush >= FLUSH_SECONDS:
-                _flush_records(ctx)
-                state = store.record_results(job_id, flushed_at, done)
-                flushed_at, done, last_flush = index + 1, [], time.monotonic()
-                if state is None or state.is_final:
-                    return index + 1 - start
-    _close(ctx)
-    if done:
-        store.record_results(job_id, flushed_at, done)
-    return len(pieces)
+    batch = _Batch(task, job_id, start, stop, deadline)
+    if deliveries > 1:  # a re-run (redelivery, or re-sent after its worker died): skip what is done
+        batch.skip = store.done_pieces(job_id, start, stop)
+    return batch.run()
 
 
-def _piece_failed(task: Task, spec: runtime.JobSpec, job_id: str, template: str, index: int, stop: int,
-                  exc: BaseException) -> int:
+class _Batch:
+    """One app task's pieces, run in order, results flushed to the store as they come.
+
+    Between pieces it stops when the job has ended: at once when the deadline has passed
+    (known from the start), and within ``STATE_CHECK_SECONDS`` of a cancel or a failure."""
+
+    def __init__(self, task: Task, job_id: str, start: int, stop: int, deadline: float) -> None:
+        self.task, self.job_id, self.start, self.stop, self.deadline = task, job_id, start, stop, deadline
+        self.skip: set[int] = set()
+        self.checked_at = time.monotonic()  # the job's state was read just now (begin_batch)
+        self.done: list[tuple[int, str]] = []
+        self.spec = runtime.job_spec(job_id)
+        self.ctx = _context(self.spec, "app")
+
+    def run(self) -> int:
+        store, storages = runtime.store(), runtime.storages()
+        app = self.spec.template.function("app").fn
+        pieces = store.load_pieces(self.job_id, self.start, self.stop)
+        ran, last_flush = 0, time.monotonic()
+        with piece_timer(self.spec.task_timeout, HARD_LIMIT_GRACE) as timer:
+            for index, piece in enumerate(pieces, self.start):
+                if index in self.skip:
+                    continue
+                if not self._job_goes_on():
+                    break
+                timer.arm()
+                try:
+                    value = app(resolve(piece, storages), self.ctx.with_piece(index))
+                    timer.disarm()
+                    self.done.append((index, json.dumps(value, separators=(",", ":"))))
+                except (Exception, PieceTimeLimitExceeded) as exc:
+                    timer.disarm()
+                    _close(self.ctx)
+                    self._flush()
+                    return _piece_failed(self.task, self.spec, self.job_id, index, self.stop, exc)
+                ran += 1
+                self.ctx.close_piece()
+                if time.monotonic() - last_flush >= FLUSH_SECONDS:
+                    _flush_records(self.ctx)
+                    last_flush = time.monotonic()
+                    if not self._flush():
+                        return ran
+        _close(self.ctx)
+        self._flush(finished=True)
+        return ran
+
+    def _job_goes_on(self) -> bool:
+        if time.time() >= self.deadline:
+            return False  # the watchdog is ending the job; start nothing more
+        if time.monotonic() - self.checked_at < STATE_CHECK_SECONDS:
+            return True
+        self.checked_at = time.monotonic()
+        state = runtime.store().state(self.job_id)
+        return state is not None and not state.is_final
+
+    def _flush(self, finished: bool = False) -> bool:
+        """Record the results so far; send the assembly if they were the job's last.
+        Returns whether the job goes on."""
+        store = runtime.store()
+        if self.done:
+            progress = store.record_results(self.job_id, self.done)
+            self.done = []
+            if progress.completes_job:
+                _assemble_now(self.task.app, self.job_id)
+            return progress.state is not None and not progress.state.is_final
+        if finished and self.skip:  # a re-run that found its pieces done: the assembly may be lost too
+            fields = store.fields(self.job_id, "state", "pieces_done", "pieces_total")
+            if fields["state"] == JobState.RUNNING.value and fields["pieces_done"] == fields["pieces_total"]:
+                _assemble_now(self.task.app, self.job_id)
+        return True
+
+
+def _piece_failed(task: Task, spec: runtime.JobSpec, job_id: str, index: int, stop: int, exc: BaseException) -> int:
     """Retry the batch from the failed piece, or fail the job once its retries are spent."""
     store = runtime.store()
     if isinstance(exc, TypeError) and "JSON serializable" in str(exc):
@@ -266,15 +306,17 @@ def _piece_failed(task: Task, spec: runtime.JobSpec, job_id: str, template: str,
         backoff = min(60.0, RETRY_BACKOFF * 2 ** (attempts - 1))
         _lifecycle(job_id, f"retrying in {backoff:g}s (attempt {attempts} of {spec.max_retries}): "
                            f"{error['type']}: {error['message']}", "WARNING", piece=index)
-        raise task.retry(args=[job_id, template, index, stop], countdown=backoff, max_retries=None, exc=exc)
+        args = [job_id, spec.template.ref, index, stop]
+        leases.expect(APP, task.request.id, args, time.time() + backoff)  # re-run if its worker dies meanwhile
+        raise task.retry(args=args, countdown=backoff, max_retries=None, exc=exc)
     store.record_failure(job_id, index, error)
     _lifecycle(job_id, f"failed after {attempts} attempt(s): {error['type']}: {error['message']}\n"
                        + "\n".join(error["traceback"]), "ERROR", piece=index)
-    fail_job(task.app, job_id, error)
+    fail_job(task.app, job_id, error, task.request.id)
     return 0
 
 
-def assemble(task: Task, job_id: str, template: str) -> Any:
+def assemble(task: Task, job_id: str) -> Any:
     """Stream every result in piece order to the assembler; store the output; complete."""
     store = runtime.store()
     if time.time() > runtime.deadline(job_id):
@@ -303,11 +345,11 @@ def assemble(task: Task, job_id: str, template: str) -> Any:
     except Exception as exc:
         error = _error("assemble", exc)
         _lifecycle(job_id, f"assembler failed: {error['type']}: {error['message']}", "ERROR")
-        fail_job(task.app, job_id, error)
+        fail_job(task.app, job_id, error, task.request.id)
         return None
     store.set_result(job_id, encoded)
     summary = {"bytes": len(encoded), "type": type(output).__name__, "destination": spec.destination}
-    lifecycle.end_job(store, runtime.storages(), runtime.settings(), job_id, JobState.COMPLETED, result_summary=summary)
+    end_job(runtime.services(task.app), job_id, JobState.COMPLETED, result_summary=summary)
     return None
 
 
@@ -325,14 +367,12 @@ def _on_task_failure(sender: Task | None = None, task_id: str | None = None, exc
     if sender.name == APP and len(args) > 3:
         error["message"] = f"pieces {args[2]}..{args[3] - 1}: {error['message']}"
     try:
-        fail_job(sender.app, job_id, error)
+        fail_job(sender.app, job_id, error, task_id)
     except Exception:  # the store may be unreachable; the deadline still ends the job
         pass
 
 
 def register_tasks(celery: Celery) -> None:
     """Register Runner's tasks on ``celery`` under their public names."""
-    celery.task(bind=True, name=PARTITION)(partition)
-    celery.task(bind=True, name=APP)(run_app)
-    celery.task(bind=True, name=ASSEMBLE)(assemble)
-    celery.task(bind=True, name=RESUME)(resume)
+    for name, fn in ((PARTITION, partition), (APP, run_app), (ASSEMBLE, assemble), (RESUME, resume)):
+        celery.task(bind=True, name=name, ignore_result=True)(fn)  # results live in Runner's store

@@ -14,9 +14,9 @@ import time
 
 from celery import Celery
 
+from runner.lifecycle import end_job
 from runner.models import JobState
-from workers import runtime
-from workers.tasks import end_job
+from workers import leases, runtime
 
 __all__ = ["sweep", "start_watchdog", "SWEEP_SECONDS"]
 
@@ -38,21 +38,23 @@ def sweep(celery: Celery, now: float | None = None) -> list[str]:
             continue
         error = {"stage": "deadline", "type": "JobTimedOut",
                  "message": f"job_timeout of {fields['job_timeout']:g}s passed"}
-        if end_job(celery, job_id, JobState.TIMED_OUT, error):
+        if end_job(runtime.services(celery), job_id, JobState.TIMED_OUT, error=error):
             log.warning("job %s timed out (job_timeout=%ss)", job_id, fields["job_timeout"])
             ended.append(job_id)
     return ended
 
 
 def start_watchdog(celery: Celery, stop: threading.Event) -> threading.Thread:
-    """Sweep in a daemon thread until ``stop`` is set."""
+    """Sweep in a daemon thread until ``stop`` is set: overdue jobs, then stale leases
+    (work a dead or disconnected worker left behind, ``workers/leases.py``)."""
 
     def loop() -> None:
         while not stop.wait(SWEEP_SECONDS):
             try:
                 sweep(celery)
+                leases.recover(celery)
             except Exception:  # the store may be restarting: the next sweep retries
-                log.exception("deadline sweep failed")
+                log.exception("watchdog sweep failed")
 
     thread = threading.Thread(target=loop, name="runner-watchdog", daemon=True)
     thread.start()

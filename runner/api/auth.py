@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from runner.api.deps import api_state
+from runner.api.v1_models import ERROR_RESPONSES
 
 __all__ = ["router"]
 
@@ -27,10 +28,10 @@ class AccessToken(BaseModel):
     scope: str = Field(description="`org:<org>`: the org every request with this token acts for.")
 
 
-@router.post("/access_token", response_model=AccessToken, responses={401: {"description": "invalid API key"}})
+@router.post("/access_token", response_model=AccessToken,
+             responses={code: ERROR_RESPONSES[code] for code in (401, 413, 422, 429)})
 def access_token(body: AccessTokenRequest, request: Request) -> AccessToken:
     """A new access token for a valid API key (401 otherwise)."""
     state = api_state(request)
-    token, who = state.keys.exchange(body.apiKey)
-    state.keys.authenticate(token, state.limit)  # an exchange counts against the key's limit (429)
+    token, who = state.keys.exchange(body.apiKey, state.limit)  # counts against the key's limit (429)
     return AccessToken(token=token, expiresIn=str(state.settings.api_token_seconds), scope=f"org:{who.org}")

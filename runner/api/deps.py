@@ -11,8 +11,10 @@ write is the key's and never a request body's.
 from __future__ import annotations
 
 import threading
+from functools import cached_property
 from typing import Annotated
 
+import redis.asyncio as aredis
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
 
@@ -38,6 +40,11 @@ class ApiState:
         self.limit = RateLimit.parse(settings.api_rate_limit)
         self._clients: dict[str, Client] = {}
         self._lock = threading.Lock()
+
+    @cached_property
+    def async_redis(self) -> aredis.Redis:
+        """The store's Redis for async routes (server-sent events), made in the event loop."""
+        return aredis.Redis.from_url(self.store.url, decode_responses=True)
 
     def client(self, org: str) -> Client:
         """The ``Client`` of ``org`` (made once per process)."""

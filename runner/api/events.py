@@ -4,13 +4,17 @@ Each Redis stream entry becomes one SSE message whose ``id`` is the entry id, so
 client that reconnects with ``Last-Event-ID`` resumes exactly after the last one it
 saw. The response ends after the job's final state; a comment line every
 ``KEEPALIVE_SECONDS`` keeps proxies from closing an idle stream.
+
+The loop is async (``redis.asyncio``): a blocking read per open stream would hold one of
+the threadpool's 40 threads each, and 40 watchers would stall every other route.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 
+import redis.asyncio as aredis
 from fastapi.responses import StreamingResponse
 
 from runner.models import FINAL_STATES
@@ -27,10 +31,15 @@ def _frame(event_id: str, fields: dict[str, str]) -> str:
     return f"id: {event_id}\nevent: {fields.get('type', 'message')}\ndata: {json.dumps(fields)}\n\n"
 
 
-def _frames(store: StatusStore, job_id: str, after: str) -> Iterator[str]:
-    cursor, idle = after, 0
+async def _read(conn: aredis.Redis, key: str, after: str, block: int | None) -> list[tuple[str, dict[str, str]]]:
+    answer = await conn.xread({key: after}, block=block, count=1000)
+    return [(event_id, fields) for _, entries in answer for event_id, fields in entries]
+
+
+async def _frames(conn: aredis.Redis, store: StatusStore, job_id: str, after: str) -> AsyncIterator[str]:
+    key, cursor, idle = store.events_key(job_id), after, 0
     while True:
-        events = store.read_events(job_id, cursor, block_ms=BLOCK_MS)
+        events = await _read(conn, key, cursor, BLOCK_MS)
         for event_id, fields in events:
             cursor = event_id
             yield _frame(event_id, fields)
@@ -39,9 +48,9 @@ def _frames(store: StatusStore, job_id: str, after: str) -> Iterator[str]:
         if events:
             idle = 0
             continue
-        state = store.state(job_id)
-        if state is None or state.is_final:  # ended before `after`, or deleted: drain and stop
-            for event_id, fields in store.read_events(job_id, cursor):
+        raw = await conn.hget(store.job_key(job_id), "state")
+        if raw is None or json.loads(raw) in _FINAL:  # ended before `after`, or deleted: drain and stop
+            for event_id, fields in await _read(conn, key, cursor, None):
                 yield _frame(event_id, fields)
             return
         idle += 1
@@ -50,8 +59,8 @@ def _frames(store: StatusStore, job_id: str, after: str) -> Iterator[str]:
             yield ": keep-alive\n\n"
 
 
-def event_stream(store: StatusStore, job_id: str, after: str | None) -> StreamingResponse:
+def event_stream(conn: aredis.Redis, store: StatusStore, job_id: str, after: str | None) -> StreamingResponse:
     """The SSE response for ``job_id``'s events after ``after`` (all when None). The
     caller has already checked that the job belongs to the caller's org."""
-    return StreamingResponse(_frames(store, job_id, after or "0-0"), media_type="text/event-stream",
+    return StreamingResponse(_frames(conn, store, job_id, after or "0-0"), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

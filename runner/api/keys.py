@@ -156,10 +156,16 @@ class ApiKeys:
         return True
 
     # -- tokens ----------------------------------------------------------------------
-    def exchange(self, api_key: str) -> tuple[str, Principal]:
-        """A new access token for a valid key; raises :class:`Unauthorized` otherwise."""
+    def exchange(self, api_key: str, limit: RateLimit | None = None) -> tuple[str, Principal]:
+        """A new access token for a valid key; raises :class:`Unauthorized` otherwise.
+
+        Every attempt on an existing key id counts against that key's ``limit`` *before*
+        the slow hash is checked, so guessing cannot make the server hash without bound.
+        """
         key_id = _split(api_key or "", KEY_PREFIX)
         record = self.redis.hgetall(self.store.api_key_key(key_id)) if key_id else {}
+        if record and limit is not None:
+            self._count(key_id, limit)  # type: ignore[arg-type]
         try:
             if not record or not self.hasher.verify(record["hash"], api_key):
                 raise Unauthorized("invalid API key")
@@ -188,6 +194,16 @@ class ApiKeys:
         if int(answer[2]) > limit.requests:
             raise RateLimited(f"rate limit of {limit.requests} requests per {limit.seconds}s exceeded", retry_after)
         return Principal(answer[1], key_id)
+
+    def _count(self, key_id: str, limit: RateLimit) -> None:
+        window, retry_after = limit.window(time.time())
+        key = self.store.api_rate_key(key_id, window)
+        with self.redis.pipeline() as pipe:
+            pipe.incr(key)
+            pipe.expire(key, limit.seconds + 1)
+            count, _ = pipe.execute()
+        if count > limit.requests:
+            raise RateLimited(f"rate limit of {limit.requests} requests per {limit.seconds}s exceeded", retry_after)
 
     # -- signed links ----------------------------------------------------------------
     def link_secret(self) -> bytes:

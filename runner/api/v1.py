@@ -11,21 +11,22 @@ from __future__ import annotations
 import mimetypes
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from runner.api.deps import OrgClient
+from runner.api.checks import check_uris, find_template
+from runner.api.deps import OrgClient, api_state
 from runner.api.errors import ApiError, FieldError
 from runner.api.events import event_stream
 from runner.api.templates import template_view, template_views
 from runner.api.v1_models import (
     ERROR_RESPONSES, ArtifactList, JobCreate, JobPage, JobPatch, JobResult, JobRetry, JobRun, LogPage,
 )
-from runner.client import Client, Job
-from runner.errors import InvalidParams, SourceError, TemplateNotFound
+from runner.job import Job
+from runner.errors import SourceError
 from runner.models import JobState, JobStatus
 from runner.params import validate_params
-from runner.registry import get_template
+from runner.registry import Template, get_template
 
 __all__ = ["router"]
 
@@ -35,29 +36,18 @@ EVENT_ID = r"^\d{1,20}-\d{1,20}$"
 JobId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="The job's id.")]
 
 
-def _checked_uris(client: Client, fields: dict[str, str | None]) -> None:
-    """Raise 422 naming every URI field the storages refuse (scheme, roots, credentials)."""
-    problems = []
-    for name, uri in fields.items():
-        if uri is None:
-            continue
-        try:
-            client.storages.check(uri)
-        except SourceError as exc:
-            problems.append(FieldError(tuple(name.split(".")), str(exc), "invalid_uri"))
-    if problems:
-        raise ApiError(422, "invalid_uri", "; ".join(f"{p.path}: {p.msg}" for p in problems), problems)
+def _uri_fields(source: str | None, destination: str | None, inputs: dict[str, str] | None) -> dict:
+    return {("source",): source, ("destination",): destination,
+            **{("inputs", name): uri for name, uri in (inputs or {}).items()}}
 
 
-def _template(ref: str) -> Any:
-    try:
-        return get_template(ref)
-    except TemplateNotFound as exc:
-        raise ApiError(422, "unknown_template", str(exc), [FieldError(("template",), str(exc), "unknown_template")])
-
-
-def _uri_fields(source: str | None, destination: str | None, inputs: dict[str, str] | None) -> dict[str, str | None]:
-    return {"source": source, "destination": destination, **{f"inputs.{k}": v for k, v in (inputs or {}).items()}}
+def _check_input_names(tmpl: Template, inputs: dict[str, str] | None) -> None:
+    """422 naming each input the template does not declare (a draft may still lack some)."""
+    declared = ", ".join(tmpl.inputs) or "none"
+    unknown = [FieldError(("inputs", name), f"unknown input; template {tmpl.ref} declares: {declared}",
+                          "unknown_input") for name in (inputs or {}) if name not in tmpl.inputs]
+    if unknown:
+        raise ApiError(422, "invalid_inputs", "; ".join(f"{f.path}: {f.msg}" for f in unknown), unknown)
 
 
 def _view(job: Job) -> JobStatus:
@@ -67,8 +57,8 @@ def _view(job: Job) -> JobStatus:
 @router.post("/jobs", status_code=201, response_model=JobStatus)
 def create_job(body: JobCreate, client: OrgClient) -> JobStatus:
     """Submit a job (queued at once), or with ``draft: true`` create a draft to configure."""
-    tmpl = _template(body.template)
-    _checked_uris(client, _uri_fields(body.source, body.destination, body.inputs))
+    tmpl = find_template(body.template)
+    check_uris(client, _uri_fields(body.source, body.destination, body.inputs))
     if not body.draft:
         job = client.submit(tmpl.ref, source=body.source, destination=body.destination, params=body.params,
                             inputs=body.inputs, name=body.name, task_timeout=body.task_timeout,
@@ -77,8 +67,7 @@ def create_job(body: JobCreate, client: OrgClient) -> JobStatus:
         return _view(job)
     if body.params:
         validate_params(tmpl, body.params)
-    if body.inputs:
-        client._check_inputs(tmpl, body.inputs)
+    _check_input_names(tmpl, body.inputs)
     job = client.create(tmpl.ref, name=body.name, retention_hours=body.retention_hours)
     job.set_datasource(source=body.source, destination=body.destination, inputs=body.inputs)
     if body.params:
@@ -113,15 +102,11 @@ def patch_job(job_id: JobId, body: JobPatch, client: OrgClient) -> JobStatus:
     if current.state is not JobState.DRAFT:
         raise ApiError(409, "not_a_draft", f"job {job_id} is {current.state.value}; only a draft job can be changed",
                        extra={"state": current.state.value})
-    _checked_uris(client, _uri_fields(body.source, body.destination, body.inputs))
+    tmpl = get_template(current.template)
+    check_uris(client, _uri_fields(body.source, body.destination, body.inputs))
+    _check_input_names(tmpl, body.inputs)
     if body.params is not None:
-        validate_params(get_template(current.template), {**current.params, **body.params})
-    if body.inputs is not None:
-        unknown = [FieldError(("inputs", name), f"unknown input; template {current.template} declares: "
-                              f"{', '.join(get_template(current.template).inputs) or 'none'}", "unknown_input")
-                   for name in body.inputs if name not in get_template(current.template).inputs]
-        if unknown:
-            raise ApiError(422, "invalid_inputs", unknown[0].msg, unknown)
+        validate_params(tmpl, {**current.params, **body.params})
     if body.source is not None or body.destination is not None or body.inputs is not None:
         job.set_datasource(source=body.source, destination=body.destination, inputs=body.inputs)
     if body.params is not None:
@@ -215,13 +200,14 @@ def job_artifact(job_id: JobId, name: str, client: OrgClient) -> Response:
 def job_events(
     job_id: JobId,
     client: OrgClient,
+    request: Request,
     last_event_id: Annotated[str | None, Header(pattern=EVENT_ID)] = None,
     after: Annotated[str | None, Query(pattern=EVENT_ID, description="Resume after this event id.")] = None,
 ) -> StreamingResponse:
     """Server-sent events from the job's events stream (state changes, progress), resuming
     after ``Last-Event-ID`` (or ``after``); the stream ends after the job's final state."""
     client.get(job_id)
-    return event_stream(client.store, job_id, last_event_id or after)
+    return event_stream(api_state(request).async_redis, client.store, job_id, last_event_id or after)
 
 
 @router.get("/templates")

@@ -1,0 +1,117 @@
+"""Every Redis key Runner writes, one builder each, under a configurable prefix.
+
+No key string exists anywhere else in Runner, Lua included (scripts take their keys as
+``KEYS``), so the whole schema reads here:
+
+``P`` is ``RUNNER_KEY_PREFIX`` (default ``runner``).
+
+====================================  ======  =================================================
+key                                   type    holds
+====================================  ======  =================================================
+``P:job:{id}``                        hash    the job record; every value JSON-encoded
+``P:job:{id}:events``                 stream  state changes and progress, capped (``EVENTS_MAXLEN``)
+``P:job:{id}:pieces``                 list    every piece as JSON, in piece order (claim check)
+``P:job:{id}:results``                hash    piece index -> the app's result as JSON
+``P:job:{id}:failed``                 hash    piece index -> error of a piece that failed
+``P:job:{id}:result``                 string  the assembled output as JSON
+``P:job:{id}:attempts``               hash    piece index -> times it failed (drives retries)
+``P:job:{id}:deliveries``             hash    app task id:start -> times it started (poison cap)
+``P:job:{id}:tasks``                  set     Celery task ids of the job (revoked on cancel/timeout)
+``P:job:{id}:metrics``                list    ``ctx.add_metric`` values as JSON ``{name, value, piece}``
+``P:job:{id}:logs``                   stream  ``ctx.log`` lines and Runner's lifecycle lines, capped
+``P:org:{org}:jobs``                  zset    job ids of one org, scored by creation time
+``P:deadlines``                       zset    non-final job ids, scored by deadline (watchdog)
+``P:workers``                         hash    hostname -> its heartbeat, a ``WorkerInfo`` as JSON
+``P:leases``                          zset    running tasks ``[name, id, args]`` as JSON, scored by when
+                                              their worker last vouched for them (dead-work recovery)
+``P:api:key:{id}``                    hash    an HTTP API key: org, argon2 hash of its secret, created_at
+``P:api:org:{org}:keys``              set     ids of an org's HTTP API keys
+``P:api:token:{sha256}``              string  an access token's key id; expires with the token
+``P:api:rate:{key id}:{window}``      string  requests of one API key in one rate-limit window
+``P:api:link_secret``                 string  the HMAC secret of signed result links (shared by API processes)
+====================================  ======  =================================================
+
+Every key of a job expires: at creation after its deadline plus retention (so nothing
+leaks if the whole fleet dies; keys made later copy the record's lifetime), and once
+final after ``retention_hours``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Keys"]
+
+
+class Keys:
+    """Builds the keys of one Runner installation (``prefix``)."""
+
+    def __init__(self, prefix: str = "runner") -> None:
+        self.prefix = prefix
+
+    def job_key(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}"
+
+    def events_key(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}:events"
+
+    def pieces_key(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}:pieces"
+
+    def results_key(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}:results"
+
+    def failed_key(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}:failed"
+
+    def result_key(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}:result"
+
+    def attempts_key(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}:attempts"
+
+    def deliveries_key(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}:deliveries"
+
+    def tasks_key(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}:tasks"
+
+    def metrics_key(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}:metrics"
+
+    def logs_key(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}:logs"
+
+    def org_jobs_key(self, org: str) -> str:
+        return f"{self.prefix}:org:{org}:jobs"
+
+    def deadlines_key(self) -> str:
+        return f"{self.prefix}:deadlines"
+
+    def workers_key(self) -> str:
+        return f"{self.prefix}:workers"
+
+    def leases_key(self) -> str:
+        return f"{self.prefix}:leases"
+
+    # HTTP API (runner/api/): API keys, tokens, rate limits, signed links
+    def api_key_key(self, key_id: str) -> str:
+        return f"{self.prefix}:api:key:{key_id}"
+
+    def api_org_keys_key(self, org: str) -> str:
+        return f"{self.prefix}:api:org:{org}:keys"
+
+    def api_token_key(self, digest: str) -> str:
+        return f"{self.prefix}:api:token:{digest}"
+
+    def api_rate_key(self, key_id: str, window: int) -> str:
+        return f"{self.prefix}:api:rate:{key_id}:{window}"
+
+    def api_link_secret_key(self) -> str:
+        return f"{self.prefix}:api:link_secret"
+
+    def _job_keys(self, job_id: str) -> list[str]:
+        return [
+            self.job_key(job_id), self.events_key(job_id), self.pieces_key(job_id),
+            self.results_key(job_id), self.failed_key(job_id), self.result_key(job_id),
+            self.attempts_key(job_id), self.deliveries_key(job_id), self.tasks_key(job_id),
+            self.metrics_key(job_id), self.logs_key(job_id),
+        ]

@@ -1,0 +1,91 @@
+"""Leases: how the fleet notices work that nobody is doing any more, and runs it again
+within seconds instead of after the broker's visibility timeout (hours).
+
+Every Runner task holds a lease while it runs — a member ``[name, id, args]`` of one
+sorted set, scored by when its worker last vouched for it. The task takes the lease when
+it starts and drops it when it returns; the worker's main process renews the leases of
+the tasks its pool is running every couple of seconds. A lease that goes unrenewed for
+``RUNNER_WORKER_DEAD_SECONDS`` means the task is gone: its worker died or lost its host,
+or Celery cancelled it because the connection to Redis dropped (such a task cannot be
+acknowledged, and its message would otherwise sit unacknowledged until the visibility
+timeout). Every worker's watchdog sweeps for stale leases; one sweeper claims each (an
+atomic ``ZREM``) and sends the task again under its own id. Tasks are replay-safe — a
+batch skips pieces that already have results, partition and assemble claim the job with
+their task id — so a late redelivery of the original finds nothing left to do, and a
+worker that comes back after being given up for dead counts nothing twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from celery import Celery
+from celery.signals import task_postrun, task_prerun
+
+from runner.dispatch import APP, TASKS, resend
+from runner.models import JobState
+from workers import runtime
+
+__all__ = ["member", "expect", "renew", "recover", "RENEW_SECONDS"]
+
+RENEW_SECONDS = 2.0  # how often a worker vouches for its running tasks
+log = logging.getLogger("runner.leases")
+
+
+def member(name: str, task_id: str, args: Any) -> str:
+    """The lease of one task run: the same text in the task and in its worker's main process."""
+    return json.dumps([name, task_id, list(args or [])], separators=(",", ":"))
+
+
+def expect(name: str, task_id: str, args: list[Any], at: float) -> None:
+    """Lease a task that is due to start at ``at`` (a retry after its backoff), so that it
+    is re-run if the worker holding it dies while it waits."""
+    runtime.store().lease(member(name, task_id, args), at)
+
+
+@task_prerun.connect
+def _take(sender: Any = None, task_id: str | None = None, args: Any = None, **_: Any) -> None:
+    if sender is not None and sender.name in TASKS and task_id:
+        runtime.store().lease(member(sender.name, task_id, args), time.time())
+
+
+@task_postrun.connect
+def _release(sender: Any = None, task_id: str | None = None, args: Any = None, **_: Any) -> None:
+    if sender is not None and sender.name in TASKS and task_id:
+        runtime.store().drop_lease(member(sender.name, task_id, args))
+
+
+def renew() -> None:
+    """Vouch for every Runner task this worker's pool is running (main process)."""
+    from celery.worker import state
+
+    running = [member(r.task_name, r.id, r.args) for r in list(state.active_requests) if r.task_name in TASKS]
+    runtime.store().renew_leases(running, time.time())
+
+
+def recover(celery: Celery, now: float | None = None) -> list[str]:
+    """Send again every task whose lease went stale, once across the fleet; returns the
+    leases this call recovered."""
+    store, settings = runtime.store(), runtime.settings()
+    now = now or time.time()
+    recovered = []
+    for raw in store.stale_leases(now - settings.worker_dead_seconds):
+        if not store.claim_lease(raw):
+            continue  # another worker's sweep took it
+        name, task_id, args = json.loads(raw)
+        fields = store.fields(args[0], "state", "deadline", "queue")
+        if fields["state"] is None or JobState(fields["state"]).is_final or (fields["deadline"] or 0) <= now:
+            continue  # the job ended (or is ending at its deadline): nothing to re-run
+        queue = fields["queue"] if name == APP else settings.control_queue
+        resend(celery, name, task_id, args, queue, fields["deadline"])
+        what = f"pieces {args[2]}..{args[3] - 1}" if name == APP else name
+        store.add_logs(args[0], [{"level": "WARNING", "source": "runner", "msg":
+                                  f"{what} re-sent: no worker has vouched for task {task_id} for "
+                                  f"{settings.worker_dead_seconds:g}s (worker dead or disconnected)"}])
+        log.warning("re-sent %s %s of job %s: its lease went stale", name, task_id, args[0])
+        recovered.append(raw)
+    return recovered
+
