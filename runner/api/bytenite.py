@@ -32,7 +32,8 @@ from runner.api.deps import OrgClient, api_state
 from runner.api.errors import ApiError, FieldError, params_errors
 from runner.api.templates import check_params, template_view
 from runner.artifacts import check_name
-from runner.client import Client, Job
+from runner.client import Client
+from runner.job import Job
 from runner.errors import InvalidParams, JobNotFound, SourceError, TemplateNotFound
 from runner.models import JobState, JobStatus
 

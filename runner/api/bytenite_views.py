@@ -21,7 +21,8 @@ from urllib.parse import urlparse
 from runner.api.bytenite_models import ByteNiteJob, DataSource, DataSourceOut, JobConfigOut, LogEntry
 from runner.api.errors import ApiError, FieldError
 from runner.artifacts import artifact_prefix, check_name
-from runner.client import Client, describe_error
+from runner.client import Client
+from runner.job import describe_error
 from runner.errors import SourceError
 from runner.models import JobState, JobStatus, LogLine
 
