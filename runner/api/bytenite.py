@@ -30,6 +30,7 @@ from runner.api.bytenite_views import (
 )
 from runner.api.deps import OrgClient, api_state
 from runner.api.errors import ApiError, FieldError, params_errors
+from runner.api.records import extra_fields
 from runner.api.templates import check_params, template_view
 from runner.artifacts import check_name
 from runner.client import Client
@@ -167,8 +168,8 @@ def list_jobs(
 ) -> JobList:
     """The caller's org's jobs, newest first, a page at a time."""
     items, total = client.store.page_jobs(client.org, None, limit, offset)
-    data = [job_view(client, status, client.store.fields(status.id, "description")["description"])
-            for status in items]
+    extras = extra_fields(client, [status.id for status in items], "description")
+    data = [job_view(client, status, extra["description"]) for status, extra in zip(items, extras)]
     page = Pagination(total=total, offset=offset, hasPrevious=offset > 0, hasNext=offset + len(items) < total)
     return JobList(pagination=page, data=data)
 

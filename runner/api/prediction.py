@@ -20,6 +20,7 @@ from fastapi import APIRouter, Path, Query, Response
 
 from runner.api.deps import CurrentPrincipal, OrgClient
 from runner.api.errors import ApiError, FieldError
+from runner.api.records import extra_fields
 from runner.api.prediction_models import (
     ERROR_RESPONSES, RESULT_ROLE, Binding, JobPut, PredictionJob, Role, RoleBinding, SetupBody, Source, SourceBody,
     SourceVersion, SourceVersionBody,
@@ -35,7 +36,7 @@ router = APIRouter(prefix="/api/v1", tags=["prediction"], responses=ERROR_RESPON
 
 JobId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="The job's id.")]
 Loc = tuple[str | int, ...]
-EXTRA = ("schedule_hint", "input_types")  # this family's fields on the job record (JSON)
+EXTRA = ("schedule_hint", "input_types")  # this family's fields on the job record (records.py)
 
 
 def _error(status: int, kind: str, loc: Loc, msg: str) -> ApiError:
@@ -252,7 +253,8 @@ def list_jobs(
 ) -> list[PredictionJob]:
     """The caller's org's jobs, newest first."""
     items, _ = client.store.page_jobs(client.org, None, limit, offset)
-    return [_view(status, client.store.fields(status.id, *EXTRA)) for status in items]
+    extras = extra_fields(client, [status.id for status in items], *EXTRA)
+    return [_view(status, extra) for status, extra in zip(items, extras)]
 
 
 @router.get("/jobs/{job_id}", response_model=PredictionJob)
