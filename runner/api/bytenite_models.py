@@ -36,7 +36,7 @@ class _Body(BaseModel):
 
 
 class DataSource(_Body):
-    """``{dataSourceDescriptor, params}``: ``bypass``, ``url`` (``params.url``), ``s3``/``aws``
+    """``{dataSourceDescriptor, params}``: ``bypass``, ``url`` (``params.url``, input only), ``s3``/``aws``
     (``params.bucketName``, ``params.name``), or ``bucket`` for output (the job's artifacts,
     under ``output/``, named ``params.name`` or ``result``)."""
 

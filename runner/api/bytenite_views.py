@@ -32,7 +32,7 @@ __all__ = ["Descriptor", "descriptor_uri", "uri_descriptor", "bytenite_state", "
 DEFAULT_OUTPUT_NAME = "result"
 RESULT_JSON = "result.json"
 _INPUTS = ("bypass", "url", "s3", "aws")
-_OUTPUTS = (*_INPUTS, "bucket")
+_OUTPUTS = ("bypass", "s3", "aws", "bucket")  # ByteNite's url (HTTP) was input-only, as Runner's http(s) is
 
 
 class Descriptor:
