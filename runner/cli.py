@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from runner.client import Client
 from runner.errors import JobError, RunnerError
@@ -280,13 +280,35 @@ def flower(port: int, address: str, unsafe_no_auth: bool, url_prefix: str | None
 
 
 @cli.command()
-@click.option("--include", "-I", multiple=True)
-def templates(include: tuple[str, ...]) -> None:
-    """List the templates this installation knows."""
-    table = Table("template", "partitioner", "app", "assembler", "queue", "description")
-    for tmpl in _client(include).templates():
-        table.add_row(tmpl.ref, tmpl.partitioner, tmpl.app, tmpl.assembler, tmpl.queue or "default", tmpl.description)
-    console.print(table)
+@click.argument("ref", required=False)
+@click.option("--include", "-I", multiple=True, help="Also import these module(s) (comma-separated).")
+@click.option("--json", "as_json", is_flag=True, help="The TemplateInfo list as JSON.")
+def templates(ref: str | None, include: tuple[str, ...], as_json: bool) -> None:
+    """List the templates the fleet published (and any imported here), or with
+    NAME[@VERSION] show one template's params: every field, its type, default and meaning."""
+    from runner.catalog import KINDS, TemplateInfo, param_fields
+
+    client = _client(include)
+    found: list[TemplateInfo] = [client.template(ref)] if ref else client.templates()
+    if as_json:
+        print(json.dumps([info.model_dump(mode="json") for info in found], indent=2))
+    elif ref:
+        info = found[0]
+        console.print(f"[bold]{info.ref}[/]  {info.description}\n  inputs: {', '.join(info.inputs) or 'none'}"
+                      f"   queue: {info.queue or 'default'}")
+        for kind in KINDS:
+            table = Table("field", "type", "default", "description", title=f"{kind} {getattr(info, kind)}",
+                          title_justify="left")
+            for row in param_fields(info, kind):
+                table.add_row(*row)
+            console.print(table if table.rows else f"{kind} {getattr(info, kind)}: no params")
+    else:
+        table = Table(Column("template", no_wrap=True), "partitioner", "app", "assembler", "queue", "description")
+        for tmpl in found:
+            table.add_row(tmpl.ref, tmpl.partitioner, tmpl.app, tmpl.assembler, tmpl.queue or "default",
+                          tmpl.description)
+        console.print(table if found else "no templates published yet: start a worker with the module that "
+                      "defines yours (`runner worker --include myjobs`, run where myjobs.py is); it publishes them")
 
 
 @cli.command()

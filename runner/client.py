@@ -16,6 +16,7 @@ from typing import Any
 from celery import Celery
 
 from runner.artifacts import ArtifactIO, artifact_prefix
+from runner.catalog import TemplateInfo, all_templates, find_template
 from runner.config import Settings, get_settings
 from runner.dispatch import make_celery, send_partition, send_resume
 from runner.errors import IllegalTransition, InvalidParams
@@ -24,7 +25,7 @@ from runner.job import Job
 from runner.lifecycle import Services, end_job
 from runner.models import JobState, JobStatus, RunOptions
 from runner.params import validate_params
-from runner.registry import Template, get_template, load_plugins, templates
+from runner.registry import load_plugins
 from runner.storage import Storages
 from runner.store import StatusStore
 
@@ -35,8 +36,8 @@ class Client:
     """Submit and follow jobs on a Runner fleet.
 
     With no arguments everything comes from ``RUNNER_*`` settings; ``org`` scopes every
-    read and write. Modules in ``include`` (and ``RUNNER_INCLUDE``) are imported so their
-    templates can be validated here.
+    read and write. Templates the fleet published need no import; modules in ``include``
+    (and ``RUNNER_INCLUDE``) are imported so their templates validate with their own models.
     """
 
     def __init__(
@@ -84,7 +85,7 @@ class Client:
         InvalidParams (listing every bad field and input) or SourceError before anything
         is written or queued.
         """
-        tmpl = get_template(template)
+        tmpl = self.template(template)
         options = RunOptions.checked(task_timeout=task_timeout, job_timeout=job_timeout, max_retries=max_retries,
                                      test=test)
         validated = validate_params(tmpl, params)
@@ -111,7 +112,7 @@ class Client:
         status = self.store.get(job_id, self.org)
         if status.state is not JobState.DRAFT:
             raise IllegalTransition(f"job {job_id} is {status.state.value}; only a draft job can be run")
-        tmpl = get_template(status.template)
+        tmpl = self.template(status.template)
         options = RunOptions.checked(task_timeout=task_timeout, job_timeout=job_timeout, max_retries=max_retries,
                                      test=test)
         timing = _timing(status.model_dump(), validate_params(tmpl, status.params), options)
@@ -123,7 +124,7 @@ class Client:
 
     def create(self, template: str, name: str | None = None, retention_hours: float | None = None) -> Job:
         """Create a draft job to configure step by step (``set_datasource``, ``set_params``, ``run``)."""
-        tmpl = get_template(template)
+        tmpl = self.template(template)
         record = self._record(tmpl, name, "bypass:", "bypass:", retention_hours)
         record["state"] = JobState.DRAFT.value
         self.store.create(record, expire_seconds=record["retention_hours"] * 3600)
@@ -138,9 +139,15 @@ class Client:
         """This org's jobs, newest first, optionally only those in ``state``."""
         return self.store.list_jobs(self.org, JobState(state) if state else None, limit)
 
-    def templates(self) -> list[Template]:
-        """Every template this process knows (built-ins, includes, plugins)."""
-        return templates()
+    def template(self, ref: str) -> TemplateInfo:
+        """The template ``ref`` names (``name``, ``name@1``, ``name@1.2``, ``name@1.2.3``):
+        imported here (its pydantic models validate) or published by the fleet (its JSON
+        Schemas do). Raises TemplateNotFound with the known refs and a hint."""
+        return find_template(ref, self.store)
+
+    def templates(self) -> list[TemplateInfo]:
+        """Every template the fleet published or this process imported, by name then version."""
+        return all_templates(self.store)
 
     def cancel(self, job_id: str) -> bool:
         """Cancel a job of this org. False (nothing changed) if it had already ended."""
@@ -195,7 +202,7 @@ class Client:
             for q in unserved_queues(self.store, [self.settings.control_queue, queue])
         ]
 
-    def _check_inputs(self, tmpl: Template, inputs: dict[str, str] | None) -> dict[str, str]:
+    def _check_inputs(self, tmpl: TemplateInfo, inputs: dict[str, str] | None) -> dict[str, str]:
         """The job's named inputs, checked against the template's declared names."""
         inputs = dict(inputs or {})
         errors = [(f"inputs.{name}", "required input missing") for name in tmpl.inputs if name not in inputs]
@@ -207,7 +214,7 @@ class Client:
         return {name: self.storages.check(uri) for name, uri in inputs.items()}
 
     def _record(
-        self, tmpl: Template, name: str | None, source: str, destination: str, retention_hours: float | None
+        self, tmpl: TemplateInfo, name: str | None, source: str, destination: str, retention_hours: float | None
     ) -> dict[str, Any]:
         return {
             "id": secrets.token_hex(8),

@@ -463,3 +463,17 @@ class StatusStore(Keys):
         now = time.time()
         workers = [WorkerInfo.model_validate_json(raw) for raw in self.redis.hgetall(self.workers_key()).values()]
         return {w.hostname: w for w in sorted(workers, key=lambda w: w.hostname) if now - w.seen <= max_age}
+
+    # -- published templates (runner/catalog.py) ------------------------------------
+    def publish_template(self, ref: str, encoded: str) -> str:
+        """Publish ``ref`` unless it already is (``HSETNX``, in one transaction with the
+        read): returns what is published under ``ref`` now, ours or the earlier one."""
+        with self.redis.pipeline() as pipe:
+            pipe.hsetnx(self.templates_key(), ref, encoded)
+            pipe.hget(self.templates_key(), ref)
+            _, current = pipe.execute()
+        return current
+
+    def published_templates(self) -> dict[str, str]:
+        """Every published template's JSON, by ref."""
+        return self.redis.hgetall(self.templates_key())

@@ -231,3 +231,20 @@ def test_a_draft_refuses_an_undeclared_input_but_may_lack_a_declared_one(api_a, 
     assert api_a.get(f"/v1/jobs/{draft['id']}").json()["state"] == "draft"  # nothing queued
     right = api_a.patch(f"/v1/jobs/{draft['id']}", json={"inputs": {"model": (tmp_path / "m").as_uri()}})
     assert right.status_code == 200 and right.json()["inputs"] == {"model": (tmp_path / "m").as_uri()}
+
+
+def test_the_api_needs_no_import_of_user_code(api_env, server_dir, worker, org_a):
+    """Without RUNNER_INCLUDE the API lists, validates and submits the templates the fleet published."""
+    from tests.api_fixtures import run_api
+
+    env = {key: value for key, value in api_env.items() if key != "RUNNER_INCLUDE"}
+    with run_api(env, server_dir / "api-no-include.log") as server:
+        with server.client(server.token(server.create_key(org_a)["key"])) as api:
+            squares = api.get("/v1/templates/squares@1.0.0").json()
+            assert squares["params_schema"]["partitioner"]["properties"]["count"]["type"] == "integer"
+            assert "with-model@1.0.0" in {t["ref"] for t in api.get("/v1/templates").json()}
+            bad = api.post("/v1/jobs", json={"template": "squares", "params": {"partitioner": {"count": "x"}}})
+            assert bad.status_code == 422 and bad.json()["error"]["fields"][0]["field"] == "partitioner.count"
+            job = submit(api, template="squares", params={"partitioner": {"count": 5}})
+            wait_state(api, job["id"], {"completed"})
+            assert api.get(f"/v1/jobs/{job['id']}/result").json() == {"result": 30}

@@ -375,4 +375,4 @@ def _on_task_failure(sender: Task | None = None, task_id: str | None = None, exc
 def register_tasks(celery: Celery) -> None:
     """Register Runner's tasks on ``celery`` under their public names."""
     for name, fn in ((PARTITION, partition), (APP, run_app), (ASSEMBLE, assemble), (RESUME, resume)):
-        celery.task(bind=True, name=name, ignore_result=True)(fn)  # results live in Runner's store
+        celery.task(bind=True, name=name, ignore_result=True)(leases.leased(fn))  # results live in Runner's store

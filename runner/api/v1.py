@@ -26,7 +26,7 @@ from runner.job import Job
 from runner.errors import SourceError
 from runner.models import JobState, JobStatus
 from runner.params import validate_params
-from runner.registry import Template, get_template
+from runner.catalog import TemplateInfo
 
 __all__ = ["router"]
 
@@ -41,7 +41,7 @@ def _uri_fields(source: str | None, destination: str | None, inputs: dict[str, s
             **{("inputs", name): uri for name, uri in (inputs or {}).items()}}
 
 
-def _check_input_names(tmpl: Template, inputs: dict[str, str] | None) -> None:
+def _check_input_names(tmpl: TemplateInfo, inputs: dict[str, str] | None) -> None:
     """422 naming each input the template does not declare (a draft may still lack some)."""
     declared = ", ".join(tmpl.inputs) or "none"
     unknown = [FieldError(("inputs", name), f"unknown input; template {tmpl.ref} declares: {declared}",
@@ -57,7 +57,7 @@ def _view(job: Job) -> JobStatus:
 @router.post("/jobs", status_code=201, response_model=JobStatus)
 def create_job(body: JobCreate, client: OrgClient) -> JobStatus:
     """Submit a job (queued at once), or with ``draft: true`` create a draft to configure."""
-    tmpl = find_template(body.template)
+    tmpl = find_template(client, body.template)
     check_uris(client, _uri_fields(body.source, body.destination, body.inputs))
     if not body.draft:
         job = client.submit(tmpl.ref, source=body.source, destination=body.destination, params=body.params,
@@ -102,7 +102,7 @@ def patch_job(job_id: JobId, body: JobPatch, client: OrgClient) -> JobStatus:
     if current.state is not JobState.DRAFT:
         raise ApiError(409, "not_a_draft", f"job {job_id} is {current.state.value}; only a draft job can be changed",
                        extra={"state": current.state.value})
-    tmpl = get_template(current.template)
+    tmpl = client.template(current.template)
     check_uris(client, _uri_fields(body.source, body.destination, body.inputs))
     _check_input_names(tmpl, body.inputs)
     if body.params is not None:
