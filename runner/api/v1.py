@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from runner.api.checks import check_uris, find_template
 from runner.api.deps import OrgClient, api_state
@@ -141,11 +142,12 @@ def retry_job(job_id: JobId, client: OrgClient, body: JobRetry | None = None) ->
 
 
 @router.delete("/jobs/{job_id}", status_code=204, response_class=Response)
-def delete_job(job_id: JobId, client: OrgClient) -> Response:
+async def delete_job(job_id: JobId, client: OrgClient, request: Request) -> Response:
     """Cancel the job if it has not ended, then delete its record, results, logs and
     artifacts; afterwards it is a 404."""
-    client.get(job_id)
-    client.delete(job_id)
+    await run_in_threadpool(client.get, job_id)
+    await run_in_threadpool(client.delete, job_id)
+    api_state(request).sweep_later(client, job_id)
     return Response(status_code=204)
 
 
