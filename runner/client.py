@@ -17,6 +17,8 @@ from celery import Celery
 
 from runner.artifacts import ArtifactIO, artifact_prefix
 from runner.catalog import TemplateInfo, all_templates, find_template
+from runner import joblog
+from runner.checks import SourceReport, check_job, source_report
 from runner.config import Settings, get_settings
 from runner.dispatch import make_celery, send_partition, send_resume
 from runner.errors import IllegalTransition, InvalidParams
@@ -83,12 +85,14 @@ class Client:
 
         ``inputs`` binds the template's named inputs to URIs. Raises TemplateNotFound,
         InvalidParams (listing every bad field and input) or SourceError before anything
-        is written or queued.
+        is written or queued; SourceError too for a source or destination the template
+        cannot use (``runner.checks.check_job``).
         """
         tmpl = self.template(template)
         options = RunOptions.checked(task_timeout=task_timeout, job_timeout=job_timeout, max_retries=max_retries,
                                      test=test)
         validated = validate_params(tmpl, params)
+        check_job(self.storages, tmpl, source, destination)
         record = self._record(tmpl, name, self.storages.check(source), self.storages.check(destination),
                               retention_hours)
         record["inputs"] = self._check_inputs(tmpl, inputs)
@@ -117,6 +121,7 @@ class Client:
                                      test=test)
         timing = _timing(status.model_dump(), validate_params(tmpl, status.params), options)
         self._check_inputs(tmpl, status.inputs)
+        check_job(self.storages, tmpl, status.source, status.destination)
         self.store.transition(job_id, JobState.QUEUED, expect=[JobState.DRAFT], **timing)
         self.store.keep_for(job_id, _lifetime({**status.model_dump(), **timing}))
         self._send(job_id, tmpl.ref, timing["deadline"])
@@ -135,9 +140,14 @@ class Client:
         self.store.get(job_id, self.org)
         return Job(self, job_id)
 
-    def jobs(self, state: JobState | str | None = None, limit: int = 50) -> list[JobStatus]:
-        """This org's jobs, newest first, optionally only those in ``state``."""
-        return self.store.list_jobs(self.org, JobState(state) if state else None, limit)
+    def jobs(self, state: JobState | str | None = None, limit: int = 50, template: str | None = None) -> list[JobStatus]:
+        """This org's jobs, newest first, optionally only those in ``state`` and of
+        ``template`` (``name`` or ``name@version``)."""
+        return self.store.list_jobs(self.org, JobState(state) if state else None, limit, template)
+
+    def check_source(self, uri: str, first: int = 10) -> SourceReport:
+        """What a job would read from ``uri``: object count, total bytes, first names."""
+        return source_report(self.storages, uri, first)
 
     def template(self, ref: str) -> TemplateInfo:
         """The template ``ref`` names (``name``, ``name@1``, ``name@1.2``, ``name@1.2.3``):
@@ -154,7 +164,7 @@ class Client:
         if self.store.get(job_id, self.org).is_final:
             return False
         return end_job(self.services, job_id, JobState.CANCELLED,
-                       error={"stage": "cancel", "type": "JobCancelled", "message": "cancelled by request"})
+                       error={"stage": "cancel", "type": "JobCancelled", "message": f"cancelled by {joblog.who()}"})
 
     def delete(self, job_id: str) -> None:
         """Delete a job of this org: cancel it if it has not ended, then remove its record,
@@ -191,6 +201,7 @@ class Client:
         else:
             task_id = send_partition(self.celery, job_id, status.template, self.settings.control_queue, deadline)
         self.store.add_tasks(job_id, [task_id])
+        self.store.add_logs(job_id, [joblog.line(f"retry round {round_}: re-running the pieces without a result")])
         return Job(self, job_id)
 
     # -- internals ---------------------------------------------------------------------
@@ -248,6 +259,7 @@ class Client:
                 "stage": "submit", "type": type(exc).__name__, "message": f"cannot reach the broker: {exc}"})
             raise
         self.store.add_tasks(job_id, [task_id])
+        self.store.add_logs(job_id, [joblog.line(f"queued by {joblog.who()}")])
 
 
 def _timing(base: dict[str, Any], params: dict[str, Any], options: RunOptions) -> dict[str, Any]:

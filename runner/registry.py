@@ -63,6 +63,8 @@ class Function:
     fn: Callable[..., Any]
     params: type[BaseModel] | None = None
     engine: str = "python"
+    needs_source: bool = False  # a partitioner that reads the job's source (refused without one)
+    writes: str | None = None  # an assembler that writes the destination: its file name under a prefix
 
     @property
     def origin(self) -> str:
@@ -116,12 +118,12 @@ _functions: dict[Kind, dict[str, Function]] = {kind: {} for kind in KINDS}
 _templates: dict[str, dict[str, Template]] = {}
 
 
-def _register_function(kind: Kind, name: str | None, params: type[BaseModel] | None, fn: F) -> F:
+def _register_function(kind: Kind, name: str | None, params: type[BaseModel] | None, fn: F, **traits: Any) -> F:
     if not callable(fn):
         raise TemplateError(f"@{kind} must decorate a function, got {fn!r}")
     if params is not None and not (isinstance(params, type) and issubclass(params, BaseModel)):
         raise TemplateError(f"{kind} {name or fn.__name__!r}: params must be a pydantic BaseModel class, got {params!r}")
-    entry = Function(kind=kind, name=name or fn.__name__, fn=fn, params=params)
+    entry = Function(kind=kind, name=name or fn.__name__, fn=fn, params=params, **traits)
     existing = _functions[kind].get(entry.name)
     if existing is not None and existing.origin != entry.origin:
         raise TemplateError(
@@ -133,14 +135,22 @@ def _register_function(kind: Kind, name: str | None, params: type[BaseModel] | N
 
 
 def _decorator(kind: Kind) -> Callable[..., Any]:
-    def decorate(name: str | Callable[..., Any] | None = None, *, params: type[BaseModel] | None = None) -> Any:
+    def decorate(name: str | Callable[..., Any] | None = None, *, params: type[BaseModel] | None = None,
+                 **traits: Any) -> Any:
+        allowed = {"partitioner": {"needs_source"}, "assembler": {"writes"}}.get(kind, set())
+        if set(traits) - allowed:
+            raise TemplateError(f"@{kind} does not take {', '.join(sorted(set(traits) - allowed))}=; "
+                                f"it takes params=" + "".join(f", {name}=" for name in sorted(allowed)))
         if callable(name):  # used bare: @app
-            return _register_function(kind, None, params, name)
-        return lambda fn: _register_function(kind, name, params, fn)
+            return _register_function(kind, None, params, name, **traits)
+        return lambda fn: _register_function(kind, name, params, fn, **traits)
 
     decorate.__name__ = kind
     decorate.__doc__ = (
         f"Register a {kind}: ``@{kind}``, ``@{kind}('name')`` or ``@{kind}('name', params=Model)``.\n\n"
+        f"A partitioner that reads the job's source says ``needs_source=True`` (a job without one is\n"
+        f"refused at submit); an assembler that writes the destination says ``writes='result.json'``\n"
+        f"(its file name under a prefix destination; a destination is refused for one that does not).\n\n"
         f"Raises TemplateError when the name is already taken by another function."
     )
     return decorate

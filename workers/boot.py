@@ -61,7 +61,7 @@ def publish_templates(settings: Settings) -> None:
     Raises TemplateError on a conflicting definition, ClusterError if the store stays
     unreachable."""
     infos = [TemplateInfo.from_template(t) for t in templates()]
-    store = StatusStore.from_settings(settings)  # its own client: the pool forks later
+    store = StatusStore.from_settings(settings, patient=True)  # its own client: the pool forks later
     try:
         publish(store, infos)
     except redis.ConnectionError as exc:
