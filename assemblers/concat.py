@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from assemblers.output import TEXT_NAME, target, wants_output
 from runner.registry import assembler
 
 
@@ -15,21 +16,23 @@ class ConcatParams(BaseModel):
     encoding: str = Field("utf-8", description="Encoding of the destination file.")
 
 
-@assembler("concat", params=ConcatParams)
+@assembler("concat", params=ConcatParams, writes=TEXT_NAME)
 def concat(results: Iterable[Any], ctx) -> Any:
-    """Streams to the destination (never holding the whole output) and returns
-    ``{"destination", "bytes", "pieces"}``; with no destination returns the joined string."""
+    """Streams to the destination (``result.txt`` under a prefix; never holding the whole
+    output) and returns ``{"destination", "bytes", "pieces"}``; with no destination
+    returns the joined string."""
     params: ConcatParams = ctx.params
-    if ctx.destination is None or ctx.destination.is_bypass:
+    if not wants_output(ctx):
         return params.separator.join(_text(r, i) for i, r in enumerate(results))
     written = pieces = 0
-    with ctx.destination.open() as out:
+    destination = target(ctx, TEXT_NAME)
+    with destination.open() as out:
         for index, result in enumerate(results):
             data = ((params.separator if index else "") + _text(result, index)).encode(params.encoding)
             out.write(data)
             written += len(data)
             pieces += 1
-    return {"destination": ctx.destination.uri, "bytes": written, "pieces": pieces}
+    return {"destination": destination.uri, "bytes": written, "pieces": pieces}
 
 
 def _text(result: Any, index: int) -> str:

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 from pydantic import BaseModel, Field
 
+from assemblers.output import JSON_NAME, wants_output, write_json
 from runner.registry import assembler
 
 
@@ -14,9 +15,10 @@ class MergeCountsParams(BaseModel):
     top: int | None = Field(None, ge=1, description="Keep only the N largest counts.")
 
 
-@assembler("merge_counts", params=MergeCountsParams)
+@assembler("merge_counts", params=MergeCountsParams, writes=JSON_NAME)
 def merge_counts(results: Iterable[dict[str, int]], ctx) -> dict[str, int]:
-    """One dict with every key's total, largest first (ties by key)."""
+    """One dict with every key's total, largest first (ties by key); with a
+    destination, also written there as JSON."""
     merged: Counter[str] = Counter()
     for index, counts in enumerate(results):
         if not isinstance(counts, dict):
@@ -24,4 +26,7 @@ def merge_counts(results: Iterable[dict[str, int]], ctx) -> dict[str, int]:
         merged.update(counts)
     ordered = sorted(merged.items(), key=lambda item: (-item[1], item[0]))
     top = ctx.params.top if ctx.params is not None else None
-    return dict(ordered[:top] if top else ordered)
+    output = dict(ordered[:top] if top else ordered)
+    if wants_output(ctx):
+        write_json(ctx, output)
+    return output

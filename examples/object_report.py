@@ -38,11 +38,13 @@ def object_stats(piece: dict, ctx) -> dict:
     return {"uri": piece["uri"], "bytes": size, "lines": lines, "sha256": digest.hexdigest()}
 
 
-@assembler("csv_report")
+@assembler("csv_report", writes="report.csv")
 def csv_report(results: Iterable[dict], ctx) -> dict:
-    """Writes the rows, in object order, as CSV to the destination; returns totals."""
+    """Writes the rows, in object order, as CSV to the destination (``report.csv`` under
+    a prefix); returns totals."""
     totals = {"objects": 0, "bytes": 0, "lines": 0}
-    with ctx.destination.open() as out:
+    destination = ctx.destination.object("report.csv")
+    with destination.open() as out:
         text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
         writer = csv.DictWriter(text, fieldnames=["uri", "bytes", "lines", "sha256"])
         writer.writeheader()
@@ -53,7 +55,7 @@ def csv_report(results: Iterable[dict], ctx) -> dict:
             totals["lines"] += row["lines"]
         text.flush()
         text.detach()
-    return {"destination": ctx.destination.uri, **totals}
+    return {"destination": destination.uri, **totals}
 
 
 template(

@@ -18,7 +18,7 @@ class BytesParams(BaseModel):
     piece_size: int = Field(1024 * 1024, ge=1, description="Bytes in each piece (the last may be shorter).")
 
 
-@partitioner("bytes", params=BytesParams)
+@partitioner("bytes", params=BytesParams, needs_source=True)
 def byte_ranges(source, ctx) -> Iterator[PieceRef]:
     """Pieces are ranges; the app receives ``{"uri", "start", "end"}`` (``end`` exclusive)."""
     size = source.size()

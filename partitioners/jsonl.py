@@ -17,7 +17,7 @@ class JsonlParams(BaseModel):
     records_per_piece: int = Field(1000, ge=1, description="Records in each piece (the last may have fewer).")
 
 
-@partitioner("jsonl", params=JsonlParams)
+@partitioner("jsonl", params=JsonlParams, needs_source=True)
 def jsonl(source, ctx) -> Iterator[list[Any]]:
     """Pieces are lists of parsed records; blank lines are skipped; a bad line fails the
     job naming its line number."""

@@ -42,7 +42,7 @@ class LinesParams(BaseModel):
         return value
 
 
-@partitioner("lines", params=LinesParams)
+@partitioner("lines", params=LinesParams, needs_source=True)
 def lines(source, ctx) -> Iterator[str | PieceRef]:
     """Pieces of ``lines_per_piece`` whole lines, newlines kept, so joining the pieces'
     text gives back the source exactly."""

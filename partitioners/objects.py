@@ -14,7 +14,7 @@ class ObjectsParams(BaseModel):
     suffix: str = Field("", description="Only objects whose name ends with this (e.g. '.csv').")
 
 
-@partitioner("objects", params=ObjectsParams)
+@partitioner("objects", params=ObjectsParams, needs_source=True)
 def objects(source, ctx) -> Iterator[PieceRef]:
     """The app receives ``{"uri": ...}`` pieces, sorted by URI; the app opens its own with
     ``ctx.open(piece)`` (streamed) or reads it whole with ``ctx.read(piece)``."""

@@ -5,6 +5,8 @@ User code imports everything from here and never imports Celery.
 
 from __future__ import annotations
 
+from runner.catalog import TemplateInfo
+from runner.checks import SourceReport
 from runner.client import Client, Job
 from runner.config import Settings, get_settings
 from runner.errors import (
@@ -37,6 +39,7 @@ __all__ = [
     "assembler",
     "template",
     "Template",
+    "TemplateInfo",
     "get_template",
     # running it
     "Client",
@@ -46,6 +49,7 @@ __all__ = [
     "local_cluster",
     "SimpleJob",
     "PieceRef",
+    "SourceReport",
     # configuration
     "Settings",
     "get_settings",

@@ -16,6 +16,9 @@ from typing import Any
 from celery import Celery
 
 from runner.artifacts import ArtifactIO, artifact_prefix
+from runner.catalog import TemplateInfo, all_templates, find_template
+from runner import joblog
+from runner.checks import SourceReport, check_job, source_report
 from runner.config import Settings, get_settings
 from runner.dispatch import make_celery, send_partition, send_resume
 from runner.errors import IllegalTransition, InvalidParams
@@ -24,7 +27,7 @@ from runner.job import Job
 from runner.lifecycle import Services, end_job
 from runner.models import JobState, JobStatus, RunOptions
 from runner.params import validate_params
-from runner.registry import Template, get_template, load_plugins, templates
+from runner.registry import load_plugins
 from runner.storage import Storages
 from runner.store import StatusStore
 
@@ -35,8 +38,8 @@ class Client:
     """Submit and follow jobs on a Runner fleet.
 
     With no arguments everything comes from ``RUNNER_*`` settings; ``org`` scopes every
-    read and write. Modules in ``include`` (and ``RUNNER_INCLUDE``) are imported so their
-    templates can be validated here.
+    read and write. Templates the fleet published need no import; modules in ``include``
+    (and ``RUNNER_INCLUDE``) are imported so their templates validate with their own models.
     """
 
     def __init__(
@@ -82,12 +85,14 @@ class Client:
 
         ``inputs`` binds the template's named inputs to URIs. Raises TemplateNotFound,
         InvalidParams (listing every bad field and input) or SourceError before anything
-        is written or queued.
+        is written or queued; SourceError too for a source or destination the template
+        cannot use (``runner.checks.check_job``).
         """
-        tmpl = get_template(template)
+        tmpl = self.template(template)
         options = RunOptions.checked(task_timeout=task_timeout, job_timeout=job_timeout, max_retries=max_retries,
                                      test=test)
         validated = validate_params(tmpl, params)
+        check_job(self.storages, tmpl, source, destination)
         record = self._record(tmpl, name, self.storages.check(source), self.storages.check(destination),
                               retention_hours)
         record["inputs"] = self._check_inputs(tmpl, inputs)
@@ -111,11 +116,12 @@ class Client:
         status = self.store.get(job_id, self.org)
         if status.state is not JobState.DRAFT:
             raise IllegalTransition(f"job {job_id} is {status.state.value}; only a draft job can be run")
-        tmpl = get_template(status.template)
+        tmpl = self.template(status.template)
         options = RunOptions.checked(task_timeout=task_timeout, job_timeout=job_timeout, max_retries=max_retries,
                                      test=test)
         timing = _timing(status.model_dump(), validate_params(tmpl, status.params), options)
         self._check_inputs(tmpl, status.inputs)
+        check_job(self.storages, tmpl, status.source, status.destination)
         self.store.transition(job_id, JobState.QUEUED, expect=[JobState.DRAFT], **timing)
         self.store.keep_for(job_id, _lifetime({**status.model_dump(), **timing}))
         self._send(job_id, tmpl.ref, timing["deadline"])
@@ -123,7 +129,7 @@ class Client:
 
     def create(self, template: str, name: str | None = None, retention_hours: float | None = None) -> Job:
         """Create a draft job to configure step by step (``set_datasource``, ``set_params``, ``run``)."""
-        tmpl = get_template(template)
+        tmpl = self.template(template)
         record = self._record(tmpl, name, "bypass:", "bypass:", retention_hours)
         record["state"] = JobState.DRAFT.value
         self.store.create(record, expire_seconds=record["retention_hours"] * 3600)
@@ -134,20 +140,31 @@ class Client:
         self.store.get(job_id, self.org)
         return Job(self, job_id)
 
-    def jobs(self, state: JobState | str | None = None, limit: int = 50) -> list[JobStatus]:
-        """This org's jobs, newest first, optionally only those in ``state``."""
-        return self.store.list_jobs(self.org, JobState(state) if state else None, limit)
+    def jobs(self, state: JobState | str | None = None, limit: int = 50, template: str | None = None) -> list[JobStatus]:
+        """This org's jobs, newest first, optionally only those in ``state`` and of
+        ``template`` (``name`` or ``name@version``)."""
+        return self.store.list_jobs(self.org, JobState(state) if state else None, limit, template)
 
-    def templates(self) -> list[Template]:
-        """Every template this process knows (built-ins, includes, plugins)."""
-        return templates()
+    def check_source(self, uri: str, first: int = 10) -> SourceReport:
+        """What a job would read from ``uri``: object count, total bytes, first names."""
+        return source_report(self.storages, uri, first)
+
+    def template(self, ref: str) -> TemplateInfo:
+        """The template ``ref`` names (``name``, ``name@1``, ``name@1.2``, ``name@1.2.3``):
+        imported here (its pydantic models validate) or published by the fleet (its JSON
+        Schemas do). Raises TemplateNotFound with the known refs and a hint."""
+        return find_template(ref, self.store)
+
+    def templates(self) -> list[TemplateInfo]:
+        """Every template the fleet published or this process imported, by name then version."""
+        return all_templates(self.store)
 
     def cancel(self, job_id: str) -> bool:
         """Cancel a job of this org. False (nothing changed) if it had already ended."""
         if self.store.get(job_id, self.org).is_final:
             return False
         return end_job(self.services, job_id, JobState.CANCELLED,
-                       error={"stage": "cancel", "type": "JobCancelled", "message": "cancelled by request"})
+                       error={"stage": "cancel", "type": "JobCancelled", "message": f"cancelled by {joblog.who()}"})
 
     def delete(self, job_id: str) -> None:
         """Delete a job of this org: cancel it if it has not ended, then remove its record,
@@ -184,6 +201,7 @@ class Client:
         else:
             task_id = send_partition(self.celery, job_id, status.template, self.settings.control_queue, deadline)
         self.store.add_tasks(job_id, [task_id])
+        self.store.add_logs(job_id, [joblog.line(f"retry round {round_}: re-running the pieces without a result")])
         return Job(self, job_id)
 
     # -- internals ---------------------------------------------------------------------
@@ -195,7 +213,7 @@ class Client:
             for q in unserved_queues(self.store, [self.settings.control_queue, queue])
         ]
 
-    def _check_inputs(self, tmpl: Template, inputs: dict[str, str] | None) -> dict[str, str]:
+    def _check_inputs(self, tmpl: TemplateInfo, inputs: dict[str, str] | None) -> dict[str, str]:
         """The job's named inputs, checked against the template's declared names."""
         inputs = dict(inputs or {})
         errors = [(f"inputs.{name}", "required input missing") for name in tmpl.inputs if name not in inputs]
@@ -207,7 +225,7 @@ class Client:
         return {name: self.storages.check(uri) for name, uri in inputs.items()}
 
     def _record(
-        self, tmpl: Template, name: str | None, source: str, destination: str, retention_hours: float | None
+        self, tmpl: TemplateInfo, name: str | None, source: str, destination: str, retention_hours: float | None
     ) -> dict[str, Any]:
         return {
             "id": secrets.token_hex(8),
@@ -241,6 +259,7 @@ class Client:
                 "stage": "submit", "type": type(exc).__name__, "message": f"cannot reach the broker: {exc}"})
             raise
         self.store.add_tasks(job_id, [task_id])
+        self.store.add_logs(job_id, [joblog.line(f"queued by {joblog.who()}")])
 
 
 def _timing(base: dict[str, Any], params: dict[str, Any], options: RunOptions) -> dict[str, Any]:

@@ -9,6 +9,7 @@ queue nobody consumes leaves jobs waiting forever.
 from __future__ import annotations
 
 from collections.abc import Callable
+from urllib.parse import urlparse
 
 import httpx
 import redis
@@ -16,16 +17,24 @@ from pydantic import BaseModel
 
 from runner.config import Settings
 from runner.registry import templates
+from runner.storage import redact_url
 from runner.store import StatusStore
 
 __all__ = ["Check", "run_checks"]
 
 
 class Check(BaseModel):
+    """One row of the report; ``fix`` is said only when the check failed, and no field
+    ever carries a credential (URLs are shown with ``***``)."""
+
     name: str
     ok: bool
     detail: str
     fix: str = ""
+
+    def model_post_init(self, _: object) -> None:
+        if self.ok:
+            self.fix = ""
 
 
 def _redis(url: str) -> redis.Redis:
@@ -36,7 +45,7 @@ def check_broker(settings: Settings) -> Check:
     try:
         info = _redis(settings.broker_url).info("server")
     except redis.RedisError as exc:
-        return Check(name="broker", ok=False, detail=f"cannot reach the broker: {exc}",
+        return Check(name="broker", ok=False, detail=f"cannot reach the broker at {redact_url(settings.broker_url)}: {exc}",
                      fix="start Redis or point RUNNER_BROKER_URL at it")
     return Check(name="broker", ok=True, detail=f"Redis {info.get('redis_version')} reachable")
 
@@ -49,8 +58,9 @@ def check_eviction(settings: Settings) -> list[Check]:
         try:
             policy = _redis(url).config_get("maxmemory-policy").get("maxmemory-policy", "?")
         except redis.ResponseError:
-            checks.append(Check(name=f"{role} eviction", ok=True, detail="CONFIG is disabled; cannot verify the policy",
-                                fix="make sure maxmemory-policy is noeviction"))
+            checks.append(Check(name=f"{role} eviction", ok=True,
+                                detail="CONFIG is disabled, so the policy cannot be verified: make sure "
+                                       "maxmemory-policy is noeviction"))
             continue
         except redis.RedisError as exc:
             checks.append(Check(name=f"{role} eviction", ok=False, detail=str(exc)))
@@ -87,11 +97,14 @@ def check_queues(settings: Settings, store: StatusStore) -> list[Check]:
 
 
 def _reachable(name: str, url: str, fix: str) -> Check:
+    shown = redact_url(url)
     try:
         answer = httpx.get(url, timeout=3)
     except httpx.HTTPError as exc:
-        return Check(name=name, ok=False, detail=f"{url} unreachable: {exc}", fix=fix)
-    return Check(name=name, ok=answer.status_code < 500, detail=f"{url} answered HTTP {answer.status_code}", fix=fix)
+        secret = urlparse(url).password
+        reason = str(exc).replace(secret, "***") if secret else str(exc)
+        return Check(name=name, ok=False, detail=f"{shown} unreachable: {reason}", fix=fix)
+    return Check(name=name, ok=answer.status_code < 500, detail=f"{shown} answered HTTP {answer.status_code}", fix=fix)
 
 
 def run_checks(settings: Settings) -> list[Check]:

@@ -15,7 +15,6 @@ from runner.artifacts import ArtifactIO, artifact_prefix
 from runner.errors import IllegalTransition, JobCancelled, JobFailed, JobNotFinished, JobTimedOut
 from runner.models import JobState, JobStatus, LogLine
 from runner.params import validate_params
-from runner.registry import get_template
 
 if TYPE_CHECKING:
     from runner.client import Client
@@ -75,7 +74,7 @@ class Job:
         for kind, section in (("app", app), ("partitioner", partitioner), ("assembler", assembler)):
             if section is not None:
                 params[kind] = section
-        validate_params(get_template(current.template), params)
+        validate_params(self.client.template(current.template), params)
         self._update_draft({"params": params})
         return self
 

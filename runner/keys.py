@@ -24,6 +24,7 @@ key                                   type    holds
 ``P:workers``                         hash    hostname -> its heartbeat, a ``WorkerInfo`` as JSON
 ``P:leases``                          zset    running tasks ``[name, id, args]`` as JSON, scored by when
                                               their worker last vouched for them (dead-work recovery)
+``P:templates``                       hash    ref -> published template as JSON (never expires: ``catalog.py``)
 ``P:api:key:{id}``                    hash    an HTTP API key: org, argon2 hash of its secret, created_at
 ``P:api:org:{org}:keys``              set     ids of an org's HTTP API keys
 ``P:api:token:{sha256}``              string  an access token's key id; expires with the token
@@ -91,6 +92,9 @@ class Keys:
 
     def leases_key(self) -> str:
         return f"{self.prefix}:leases"
+
+    def templates_key(self) -> str:
+        return f"{self.prefix}:templates"
 
     # HTTP API (runner/api/): API keys, tokens, rate limits, signed links
     def api_key_key(self, key_id: str) -> str:

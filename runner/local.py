@@ -140,8 +140,10 @@ def worker_process(
     log_path: str | Path | None = None,
     env: dict[str, str] | None = None,
     file_roots: list[str | Path] | None = None,
+    cwd: str | Path | None = None,
 ) -> Iterator[subprocess.Popen]:
-    """Run ``runner worker`` in a child process until the block ends; waits until it is live."""
+    """Run ``runner worker`` in a child process (in ``cwd``, default this process's) until
+    the block ends; waits until it is live."""
     hostname = hostname or f"runner-{free_port()}@%h"
     with contextlib.ExitStack() as stack:
         if log_path is None:
@@ -158,7 +160,7 @@ def worker_process(
                 "--loglevel", "INFO", "--logfile", str(log_path)]
         if queues:
             args += ["--queues", ",".join(queues)]
-        proc = subprocess.Popen(args, env=child_env, stdin=subprocess.DEVNULL, start_new_session=True,
+        proc = subprocess.Popen(args, env=child_env, cwd=cwd, stdin=subprocess.DEVNULL, start_new_session=True,
                                 stdout=subprocess.DEVNULL, stderr=log_path.with_suffix(".err").open("wb"))
         stack.callback(stop_process, proc)
         settings = get_settings(broker_url=broker_url, result_backend=broker_url, store_url=broker_url)

@@ -3,17 +3,26 @@
 Users fix params faster when they see every problem in one message, so validation
 never stops at the first bad section; each error is a path such as ``app.lowercase``.
 Unknown fields are errors too: a typo in a field name otherwise silently runs a job with
-the default value.
+the default value; the error suggests the closest real field (``did you mean min_length?``).
+
+The template is a registered :class:`~runner.registry.Template` or a published
+:class:`~runner.catalog.TemplateInfo`; both give each section's model through
+``params_model(kind)`` — for a template this process never imported, a model rebuilt from
+the published JSON Schema (:mod:`runner.schemas`), so errors and output are the same.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import difflib
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
 from runner.errors import InvalidParams
 from runner.registry import KINDS, Template
+
+if TYPE_CHECKING:
+    from runner.catalog import TemplateInfo
 
 __all__ = ["validate_params", "parse_section"]
 
@@ -28,7 +37,7 @@ def _section_errors(kind: str, model: type[BaseModel] | None, data: Any) -> list
         by_name = model.model_config.get("populate_by_name") or model.model_config.get("validate_by_name")
         known = {f.alias if f.alias and not by_name else name for name, f in model.model_fields.items()}
         known |= {f.alias for f in model.model_fields.values() if f.alias}
-        errors += [(f"{kind}.{key}", "unexpected field") for key in data if key not in known]
+        errors += [(f"{kind}.{key}", _unexpected(key, known)) for key in data if key not in known]
     try:
         model.model_validate(data)
     except ValidationError as exc:
@@ -40,7 +49,12 @@ def _section_errors(kind: str, model: type[BaseModel] | None, data: Any) -> list
     return errors
 
 
-def validate_params(template: Template, params: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+def _unexpected(key: str, known: set[str]) -> str:
+    close = difflib.get_close_matches(key, sorted(known), n=1)
+    return f"unexpected field; did you mean {close[0]}?" if close else "unexpected field"
+
+
+def validate_params(template: Template | TemplateInfo, params: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
     """The job's params merged over the template's defaults, validated and JSON-ready.
 
     Raises :class:`InvalidParams` listing every bad field as ``section.field: message``.
@@ -54,10 +68,10 @@ def validate_params(template: Template, params: dict[str, Any] | None) -> dict[s
     for kind in KINDS:
         section = params.get(kind, {})
         data = {**template.params.get(kind, {}), **section} if isinstance(section, dict) else section
-        section_errors = _section_errors(kind, template.function(kind).params, data)
+        model = template.params_model(kind)
+        section_errors = _section_errors(kind, model, data)
         errors += section_errors
         if not section_errors:
-            model = template.function(kind).params
             merged[kind] = model.model_validate(data).model_dump(mode="json", by_alias=True) if model else {}
     if errors:
         raise InvalidParams(errors)

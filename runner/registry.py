@@ -7,6 +7,10 @@ ever carries names (``wordcount@1.0.0``), never code.
 A template is immutable once registered: registering a different definition under an
 existing ``name@version`` raises, since two hosts running two meanings of one version
 would produce results nobody can reproduce. Importing the same module twice is fine.
+
+A reference is ``name`` (the newest version), ``name@1`` or ``name@1.2`` (the newest
+version whose release starts so) or ``name@1.2.3`` (exactly that one); final releases win
+over pre-releases, as with pip, unless only pre-releases match (:func:`pick_version`).
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ import importlib
 import importlib.metadata
 import inspect
 import os
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -36,11 +41,17 @@ __all__ = [
     "get_template",
     "templates",
     "load_plugins",
+    "pick_version",
+    "NOT_FOUND_HINT",
 ]
 
 Kind = Literal["partitioner", "app", "assembler"]
 KINDS: tuple[Kind, ...] = ("partitioner", "app", "assembler")
 F = TypeVar("F", bound=Callable[..., Any])
+NOT_FOUND_HINT = (
+    "start a worker with --include MODULE (it publishes the module's templates), "
+    "or import it here with -I MODULE / RUNNER_INCLUDE"
+)
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,8 @@ class Function:
     fn: Callable[..., Any]
     params: type[BaseModel] | None = None
     engine: str = "python"
+    needs_source: bool = False  # a partitioner that reads the job's source (refused without one)
+    writes: str | None = None  # an assembler that writes the destination: its file name under a prefix
 
     @property
     def origin(self) -> str:
@@ -90,6 +103,10 @@ class Template:
     def function(self, kind: Kind) -> Function:
         return get_function(kind, getattr(self, kind))
 
+    def params_model(self, kind: Kind) -> type[BaseModel] | None:
+        """The pydantic model of the ``kind`` function's params (``None``: it takes none)."""
+        return self.function(kind).params
+
     def describe(self) -> dict[str, Any]:
         """A JSON-able description, including the functions' origins, used for identity."""
         data = asdict(self)
@@ -101,12 +118,12 @@ _functions: dict[Kind, dict[str, Function]] = {kind: {} for kind in KINDS}
 _templates: dict[str, dict[str, Template]] = {}
 
 
-def _register_function(kind: Kind, name: str | None, params: type[BaseModel] | None, fn: F) -> F:
+def _register_function(kind: Kind, name: str | None, params: type[BaseModel] | None, fn: F, **traits: Any) -> F:
     if not callable(fn):
         raise TemplateError(f"@{kind} must decorate a function, got {fn!r}")
     if params is not None and not (isinstance(params, type) and issubclass(params, BaseModel)):
         raise TemplateError(f"{kind} {name or fn.__name__!r}: params must be a pydantic BaseModel class, got {params!r}")
-    entry = Function(kind=kind, name=name or fn.__name__, fn=fn, params=params)
+    entry = Function(kind=kind, name=name or fn.__name__, fn=fn, params=params, **traits)
     existing = _functions[kind].get(entry.name)
     if existing is not None and existing.origin != entry.origin:
         raise TemplateError(
@@ -118,14 +135,22 @@ def _register_function(kind: Kind, name: str | None, params: type[BaseModel] | N
 
 
 def _decorator(kind: Kind) -> Callable[..., Any]:
-    def decorate(name: str | Callable[..., Any] | None = None, *, params: type[BaseModel] | None = None) -> Any:
+    def decorate(name: str | Callable[..., Any] | None = None, *, params: type[BaseModel] | None = None,
+                 **traits: Any) -> Any:
+        allowed = {"partitioner": {"needs_source"}, "assembler": {"writes"}}.get(kind, set())
+        if set(traits) - allowed:
+            raise TemplateError(f"@{kind} does not take {', '.join(sorted(set(traits) - allowed))}=; "
+                                f"it takes params=" + "".join(f", {name}=" for name in sorted(allowed)))
         if callable(name):  # used bare: @app
-            return _register_function(kind, None, params, name)
-        return lambda fn: _register_function(kind, name, params, fn)
+            return _register_function(kind, None, params, name, **traits)
+        return lambda fn: _register_function(kind, name, params, fn, **traits)
 
     decorate.__name__ = kind
     decorate.__doc__ = (
         f"Register a {kind}: ``@{kind}``, ``@{kind}('name')`` or ``@{kind}('name', params=Model)``.\n\n"
+        f"A partitioner that reads the job's source says ``needs_source=True`` (a job without one is\n"
+        f"refused at submit); an assembler that writes the destination says ``writes='result.json'``\n"
+        f"(its file name under a prefix destination; a destination is refused for one that does not).\n\n"
         f"Raises TemplateError when the name is already taken by another function."
     )
     return decorate
@@ -204,25 +229,50 @@ def get_function(kind: Kind, name: str) -> Function:
         raise TemplateNotFound(f"unknown {kind} {name!r} (registered: {known})") from None
 
 
+def pick_version(tag: str, versions: Iterable[str]) -> str | None:
+    """The version that ``tag`` means among ``versions``, or ``None``.
+
+    ``""``: the newest; ``"1"`` / ``"1.2"``: the newest whose release starts with those
+    numbers; anything else (``"1.2.3"``, ``"2.0rc1"``): that exact version. Final releases
+    are preferred over pre-releases when both match.
+    """
+    known = [v for v in versions if _valid(v)]
+    if tag in known:
+        return tag
+    if tag and not _valid(tag):
+        return None
+    wanted = Version(tag) if tag else None
+    if wanted is None or (len(wanted.release) <= 2 and str(wanted) == ".".join(map(str, wanted.release))):
+        prefix = wanted.release if wanted else ()
+        matches = [v for v in known if Version(v).release[: len(prefix)] == prefix]
+    else:
+        matches = [v for v in known if Version(v) == wanted]
+    finals = [v for v in matches if not Version(v).is_prerelease]
+    return max(finals or matches, key=Version, default=None)
+
+
+def _valid(version: str) -> bool:
+    try:
+        Version(version)
+    except InvalidVersion:
+        return False
+    return True
+
+
 def get_template(ref: str) -> Template:
-    """The template ``name@version``, or the newest version when ``ref`` is a bare name.
+    """The template ``ref`` names (``name``, ``name@1``, ``name@1.2``, ``name@1.2.3``; see
+    :func:`pick_version`) among those this process registered.
 
     Raises :class:`TemplateNotFound` naming the known templates, with a hint about
-    ``RUNNER_INCLUDE`` since the usual cause is a module the process never imported.
+    ``--include`` / ``RUNNER_INCLUDE`` since the usual cause is a module never imported.
     """
-    name, _, version = ref.partition("@")
+    name, _, tag = ref.partition("@")
     versions = _templates.get(name, {})
-    if version:
-        found = versions.get(version)
-    else:
-        found = versions[max(versions, key=Version)] if versions else None
-    if found is None:
+    version = pick_version(tag, versions)
+    if version is None:
         known = ", ".join(t.ref for t in templates()) or "none"
-        raise TemplateNotFound(
-            f"unknown template {ref!r} (registered: {known}); "
-            f"import the module that defines it or list it in RUNNER_INCLUDE"
-        )
-    return found
+        raise TemplateNotFound(f"unknown template {ref!r} (registered: {known}); {NOT_FOUND_HINT}")
+    return versions[version]
 
 
 def templates() -> list[Template]:
@@ -244,8 +294,13 @@ def _load_builtins() -> None:
 def load_plugins(include: list[str] | tuple[str, ...] = ()) -> None:
     """Import the built-ins, the ``include`` modules and the ``runner.plugins`` entry points.
 
+    With ``include`` modules, the current directory goes on ``sys.path`` (last, so it never
+    shadows an installed package), as ``celery -A`` does: ``--include myjobs`` finds
+    ``myjobs.py`` where the command runs.
     Raises :class:`TemplateError` naming a module that cannot be imported.
     """
+    if include and not {"", os.getcwd()} & set(sys.path):
+        sys.path.append(os.getcwd())
     for module in ("partitioners", "assemblers", *include):
         try:
             importlib.import_module(module)

@@ -20,15 +20,17 @@ the module run it like any other template.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from typing import Any, ClassVar, get_type_hints
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from pydantic_settings import CliApp
 
+from runner.cli.errors import exit_on_error
 from runner.client import Client, Job
-from runner.errors import TemplateError
+from runner.errors import InvalidParams, JobFailed, TemplateError
 from runner.registry import Template, app, template
 
 __all__ = ["SimpleJob"]
@@ -99,16 +101,41 @@ class SimpleJob:
     @classmethod
     def parse_args(cls, argv: list[str] | None = None) -> BaseModel:
         """Settings from command-line arguments in dot notation (``--optimizer.name adam``;
-        dict and list fields take JSON). ``--help`` lists them."""
-        return CliApp.run(cls.settings_model, cli_args=sys.argv[1:] if argv is None else argv)
+        dict and list fields take JSON). ``--help`` lists them. Raises InvalidParams
+        naming every bad option (``--lr: Input should be a valid number … got 'fast'``)."""
+        try:
+            return CliApp.run(cls.settings_model, cli_args=sys.argv[1:] if argv is None else argv)
+        except ValidationError as exc:
+            raise InvalidParams([(f"--{'.'.join(map(str, e['loc']))}", f"{e['msg']}, got {e.get('input')!r}")
+                                 for e in exc.errors()]) from None
 
     @classmethod
     def main(cls, argv: list[str] | None = None, client: Client | None = None) -> Any:
         """``python my_job.py --lr 0.1``: parse settings, submit to the configured fleet
-        (``RUNNER_*``), wait, print the result as JSON and return it."""
-        settings = cls.parse_args(argv)
-        job = cls.submit(client or Client(), settings)
-        print(f"submitted job {job.id} ({cls.template.ref})", file=sys.stderr)
-        result = job.wait()
-        print(json.dumps(result, indent=2))
-        return result
+        (``RUNNER_*``), wait, print the result as JSON and return it.
+
+        Errors are one line on stderr and an exit status, as on ``runner``'s command line
+        (2: a bad option; 1: the job failed — naming the module to ``--include`` when no
+        worker knows the template)."""
+        with exit_on_error(argv):
+            settings = cls.parse_args(argv)
+            job = cls.submit(client or Client(), settings)
+            print(f"submitted job {job.id} ({cls.template.ref})", file=sys.stderr)
+            try:
+                result = job.wait()
+            except JobFailed as exc:
+                if (exc.error or {}).get("type") == "TemplateNotFound":
+                    raise JobFailed(f"{exc}; no worker imports module {cls._module_name()!r}: start one with "
+                                    f"runner worker --include {cls._module_name()}", exc.status) from None
+                raise
+            print(json.dumps(result, indent=2))
+            return result
+
+    @classmethod
+    def _module_name(cls) -> str:
+        """The module workers must import for this job: the script's file name when it runs
+        as ``__main__``."""
+        if cls.__module__ != "__main__":
+            return cls.__module__
+        path = getattr(sys.modules["__main__"], "__file__", None) or "your_module.py"
+        return os.path.splitext(os.path.basename(path))[0]

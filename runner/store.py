@@ -16,14 +16,12 @@ from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
 import redis
-from redis.backoff import ExponentialWithJitterBackoff
-from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
-from redis.retry import Retry
 
 from runner.config import Settings
 from runner.errors import IllegalTransition, JobNotFound
 from runner.keys import Keys
 from runner.models import JobState, JobStatus, WorkerInfo, allowed_sources
+from runner.outage import redis_options
 from runner.pieces import to_stored
 
 __all__ = ["StatusStore", "Progress", "EVENTS_MAXLEN"]
@@ -104,22 +102,6 @@ class Progress(NamedTuple):
         return self.new > 0 and self.done == self.total
 
 
-def riding_out(outage_seconds: float) -> dict[str, Any]:
-    """redis-py options that turn a Redis outage of up to ``outage_seconds`` (a restart, a
-    failover, a blip) into a pause: every command is retried on connection errors and
-    while Redis loads its data back, with exponential backoff and jitter (at most 1 s
-    apart). Every write Runner makes is safe to replay: hash fields and set members are
-    idempotent, and each Lua script checks what a first, unanswered run already did."""
-    backoff = ExponentialWithJitterBackoff(base=0.05, cap=1.0)
-    retries = max(1, int(outage_seconds / 0.5))  # sleeps average half the cap once it is reached
-    return {
-        "retry": Retry(backoff, retries, (ConnectionError, TimeoutError, BusyLoadingError, OSError)),
-        "health_check_interval": 10,
-        "socket_connect_timeout": 2,
-        "socket_keepalive": True,
-    }
-
-
 def _encode(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
@@ -128,19 +110,20 @@ class StatusStore(Keys):
     """Job records, pieces, results and events in one Redis; key builders from :class:`Keys`."""
 
     def __init__(self, url: str, prefix: str = "runner", log_max_lines: int = 10_000,
-                 outage_seconds: float = 60.0) -> None:
+                 outage_seconds: float = 60.0, patient: bool = False) -> None:
         super().__init__(prefix)
         self.url = url
         self.log_max_lines = log_max_lines
-        self.redis: redis.Redis = redis.Redis.from_url(url, decode_responses=True, **riding_out(outage_seconds))
+        self.redis: redis.Redis = redis.Redis.from_url(url, decode_responses=True, **redis_options(outage_seconds, patient))
         self._transition = self.redis.register_script(_TRANSITION)
         self._record_results = self.redis.register_script(_RECORD_RESULTS)
         self._record_failure = self.redis.register_script(_RECORD_FAILURE)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "StatusStore":
+    def from_settings(cls, settings: Settings, patient: bool = False) -> "StatusStore":
+        """The store of ``settings``; ``patient`` (workers) waits for a Redis not up yet."""
         return cls(settings.status_store_url, settings.key_prefix, settings.log_max_lines,
-                   settings.redis_outage_seconds)
+                   settings.redis_outage_seconds, patient)
 
     # -- job records ----------------------------------------------------------------
     def create(self, record: dict[str, Any], expire_seconds: float) -> None:
@@ -215,8 +198,10 @@ class StatusStore(Keys):
         raw = self.redis.hget(self.job_key(job_id), "state")
         return JobState(json.loads(raw)) if raw else None
 
-    def list_jobs(self, org: str, state: JobState | None = None, limit: int = 50) -> list[JobStatus]:
-        """The org's newest jobs first; expired ones are pruned from the index on the way."""
+    def list_jobs(self, org: str, state: JobState | None = None, limit: int = 50,
+                  template: str | None = None) -> list[JobStatus]:
+        """The org's newest jobs first, optionally only those in ``state`` and of
+        ``template`` (a name or ``name@version``); expired ones are pruned from the index."""
         found: list[JobStatus] = []
         for job_id in self.redis.zrevrange(self.org_jobs_key(org), 0, -1):
             try:
@@ -224,7 +209,8 @@ class StatusStore(Keys):
             except JobNotFound:
                 self.redis.zrem(self.org_jobs_key(org), job_id)
                 continue
-            if state is None or status.state == state:
+            if (state is None or status.state == state) and template in (None, status.template,
+                                                                         status.template.partition("@")[0]):
                 found.append(status)
             if len(found) >= limit:
                 break
@@ -463,3 +449,17 @@ class StatusStore(Keys):
         now = time.time()
         workers = [WorkerInfo.model_validate_json(raw) for raw in self.redis.hgetall(self.workers_key()).values()]
         return {w.hostname: w for w in sorted(workers, key=lambda w: w.hostname) if now - w.seen <= max_age}
+
+    # -- published templates (runner/catalog.py) ------------------------------------
+    def publish_template(self, ref: str, encoded: str) -> str:
+        """Publish ``ref`` unless it already is (``HSETNX``, in one transaction with the
+        read): returns what is published under ``ref`` now, ours or the earlier one."""
+        with self.redis.pipeline() as pipe:
+            pipe.hsetnx(self.templates_key(), ref, encoded)
+            pipe.hget(self.templates_key(), ref)
+            _, current = pipe.execute()
+        return current
+
+    def published_templates(self) -> dict[str, str]:
+        """Every published template's JSON, by ref."""
+        return self.redis.hgetall(self.templates_key())

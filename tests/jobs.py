@@ -195,3 +195,18 @@ def describe(piece, ctx) -> list:
 
 
 template("halves", "1.0.0", partitioner="halves", app="describe", assembler="json_list")
+
+
+class SlowCountParams(BaseModel):
+    count: int = 10
+    seconds: float = 0.0  # a pause before each piece: a partitioner slow to read its source
+
+
+@partitioner("slow_count", params=SlowCountParams)
+def slow_count(source, ctx):
+    for index in range(ctx.params.count):
+        time.sleep(ctx.params.seconds)
+        yield index
+
+
+template("slow-partition", "1.0.0", partitioner="slow_count", app="slow_square", assembler="sum")

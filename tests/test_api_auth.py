@@ -113,3 +113,15 @@ def test_api_keys_round_trip_in_python(redis_url):
     key_id, key = keys.create("acme")
     token, who = keys.exchange(key)
     assert who.org == "acme" and keys.authenticate(token).key_id == key_id
+
+
+def test_keys_and_tokens_never_reach_the_server_log(api_server, org_a):
+    key = api_server.create_key(org_a)
+    token = api_server.token(key["key"])
+    with api_server.client(token) as client:
+        client.get("/v1/templates")
+        client.get("/v1/jobs/0000000000000000")
+    httpx.post(f"{api_server.url}/v1/auth/access_token", json={"apiKey": key["key"] + "wrong"})
+    log = api_server.log.read_text()
+    assert "/v1/auth/access_token" in log  # the requests were logged...
+    assert key["key"] not in log and token not in log and key["key"].split("_", 2)[2] not in log  # ...not secrets

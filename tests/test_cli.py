@@ -32,7 +32,7 @@ def test_submit_wait_status_jobs_and_cancel_from_the_command_line(run, tmp_path:
     done = run("submit", "wordcount@1.0.0", "--source", (tmp_path / "t.txt").as_uri(),
                "-p", "partitioner.lines_per_piece=1", "--wait")
     assert json.loads(done.stdout[done.stdout.index("{"):]) == {"three": 3, "two": 2, "one": 1}
-    job_id = done.stdout.split("submitted job ")[1].split()[0]
+    job_id = done.stderr.split("submitted job ")[1].split()[0]
 
     status = json.loads(run("status", job_id, "--json").stdout)
     assert status["state"] == "completed" and status["pieces_done"] == 2
@@ -47,6 +47,6 @@ def test_submit_wait_status_jobs_and_cancel_from_the_command_line(run, tmp_path:
 
 def test_bad_input_exits_non_zero_with_one_clear_line(run) -> None:
     bad = run("submit", "wordcount", "-p", "app.lowercase=maybe", ok=False)
-    assert "app.lowercase" in bad.stdout and "Traceback" not in bad.stdout + bad.stderr
+    assert "app.lowercase" in bad.stderr and "Traceback" not in bad.stdout + bad.stderr
     missing = run("status", "0000000000000000", ok=False)
-    assert "no job '0000000000000000'" in missing.stdout
+    assert "no job '0000000000000000'" in missing.stderr

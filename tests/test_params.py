@@ -152,8 +152,12 @@ def test_no_params_at_all_still_reports_the_missing_required_field(prompt_templa
 
 def test_an_unexpected_field_is_reported_not_silently_ignored(prompt_template: Template) -> None:
     assert errors_of(prompt_template, {"app": {"prompt": "p", "lowercse": False}}) == [
-        ("app.lowercse", "unexpected field")
+        ("app.lowercse", "unexpected field; did you mean lowercase?")
     ]
+
+
+def test_an_unexpected_field_like_no_real_one_gets_no_suggestion(prompt_template: Template) -> None:
+    assert errors_of(prompt_template, {"app": {"prompt": "p", "zebra": 1}}) == [("app.zebra", "unexpected field")]
 
 
 def test_an_unknown_section_is_reported(prompt_template: Template) -> None:
@@ -221,7 +225,7 @@ def test_errors_from_every_section_are_reported_in_one_exception(prompt_template
         "assembler",
     ])
     assert all(isinstance(message, str) and message for _, message in excinfo.value.errors)
-    assert ("app.lowercse", "unexpected field") in excinfo.value.errors
+    assert ("app.lowercse", "unexpected field; did you mean lowercase?") in excinfo.value.errors
     assert ("app.prompt", "field required") in excinfo.value.errors
 
 
@@ -233,7 +237,7 @@ def test_the_message_lists_every_error_one_per_line(prompt_template: Template) -
     lines = message.splitlines()
     assert lines[0] == "invalid params (3 errors):"
     assert "  app.prompt: field required" in lines
-    assert "  app.lowercse: unexpected field" in lines
+    assert "  app.lowercse: unexpected field; did you mean lowercase?" in lines
     assert any(line.startswith("  app.lowercase: ") for line in lines)
     assert len(lines) == 4
 
@@ -245,7 +249,7 @@ def test_an_unexpected_field_is_reported_once_even_when_the_model_forbids_extras
 
     tmpl = make_template(Strict)
 
-    assert errors_of(tmpl, {"app": {"sise": 2}}) == [("app.sise", "unexpected field")]
+    assert errors_of(tmpl, {"app": {"sise": 2}}) == [("app.sise", "unexpected field; did you mean size?")]
 
 
 def test_nested_fields_are_reported_with_a_dotted_path() -> None:

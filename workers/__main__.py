@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from runner.errors import RunnerError
 from workers.boot import run_worker
 
 
@@ -19,7 +20,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", "-c", type=int, default=None)
     known, extra = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     modules = [m for item in known.include for m in item.split(",") if m]
-    run_worker(modules, known.queues.split(",") if known.queues else None, known.concurrency, extra)
+    try:
+        run_worker(modules, known.queues.split(",") if known.queues else None, known.concurrency, extra)
+    except RunnerError as exc:  # a bad --include, a conflicting template: one line, not a traceback
+        print(f"runner worker: error: {exc}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,10 @@
 Each worker writes a heartbeat to the store so clients can tell which queues have live
 workers and how many processes they have (the canvas sizes batches from that), and runs
 the deadline watchdog (``workers/watchdog.py``).
+
+At boot, before consuming anything, a worker publishes every template it registered
+(``runner/catalog.py``) so that clients need no import of user code; a worker whose
+``name@version`` means something else than the published one refuses to start.
 """
 
 from __future__ import annotations
@@ -15,13 +19,18 @@ import os
 import threading
 from typing import Any
 
+import redis
+
 from celery import Celery
 from celery.signals import after_setup_logger, after_setup_task_logger, worker_ready, worker_shutdown
 
+from runner.catalog import TemplateInfo, publish
 from runner.config import Settings
+from runner.errors import ClusterError
 from runner.dispatch import make_celery
 from runner.models import WorkerInfo
-from runner.registry import load_plugins
+from runner.registry import load_plugins, templates
+from runner.store import StatusStore
 from workers import leases, runtime
 from workers.tasks import register_tasks
 from workers.watchdog import start_watchdog
@@ -38,11 +47,27 @@ def create_app(settings: Settings | None = None) -> Celery:
         runtime.configure(settings)
     settings = runtime.settings()
     load_plugins(settings.include)
+    publish_templates(settings)
     celery = make_celery(settings, main="runner")
     register_tasks(celery)
     celery.set_default()
     celery.set_current()
     return celery
+
+
+def publish_templates(settings: Settings) -> None:
+    """Publish every registered template. The store's client rides out a Redis that is
+    not up yet for ``RUNNER_REDIS_OUTAGE_SECONDS`` (a fleet may start before its Redis).
+    Raises TemplateError on a conflicting definition, ClusterError if the store stays
+    unreachable."""
+    infos = [TemplateInfo.from_template(t) for t in templates()]
+    store = StatusStore.from_settings(settings, patient=True)  # its own client: the pool forks later
+    try:
+        publish(store, infos)
+    except redis.ConnectionError as exc:
+        raise ClusterError(f"cannot publish templates: status store unreachable ({exc})") from exc
+    finally:
+        store.redis.close()
 
 
 def _worker_info(consumer: Any) -> WorkerInfo:

@@ -3,7 +3,9 @@ within seconds instead of after the broker's visibility timeout (hours).
 
 Every Runner task holds a lease while it runs — a member ``[name, id, args]`` of one
 sorted set, scored by when its worker last vouched for it. The task takes the lease when
-it starts and drops it when it returns; the worker's main process renews the leases of
+it starts and drops it when its code returns or raises an ``Exception`` (a retry, a bug
+already reported); a task that is killed or terminated — SIGKILL, Celery terminating it
+on a lost connection, its host gone — keeps it. The worker's main process renews the leases of
 the tasks its pool is running every couple of seconds. A lease that goes unrenewed for
 ``RUNNER_WORKER_DEAD_SECONDS`` means the task is gone: its worker died or lost its host,
 or Celery cancelled it because the connection to Redis dropped (such a task cannot be
@@ -22,14 +24,16 @@ import logging
 import time
 from typing import Any
 
-from celery import Celery
-from celery.signals import task_postrun, task_prerun
+from collections.abc import Callable
+from functools import wraps
+
+from celery import Celery, Task
 
 from runner.dispatch import APP, TASKS, resend
 from runner.models import JobState
 from workers import runtime
 
-__all__ = ["member", "expect", "renew", "recover", "RENEW_SECONDS"]
+__all__ = ["member", "leased", "expect", "renew", "recover", "RENEW_SECONDS"]
 
 RENEW_SECONDS = 2.0  # how often a worker vouches for its running tasks
 log = logging.getLogger("runner.leases")
@@ -46,16 +50,22 @@ def expect(name: str, task_id: str, args: list[Any], at: float) -> None:
     runtime.store().lease(member(name, task_id, args), at)
 
 
-@task_prerun.connect
-def _take(sender: Any = None, task_id: str | None = None, args: Any = None, **_: Any) -> None:
-    if sender is not None and sender.name in TASKS and task_id:
-        runtime.store().lease(member(sender.name, task_id, args), time.time())
+def leased(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a bound task function so it holds its lease while it runs (see above)."""
 
+    @wraps(fn)
+    def run(task: Task, *args: Any) -> Any:
+        lease, store = member(task.name, task.request.id, args), runtime.store()
+        store.lease(lease, time.time())
+        try:
+            result = fn(task, *args)
+        except Exception:
+            store.drop_lease(lease)
+            raise
+        store.drop_lease(lease)
+        return result
 
-@task_postrun.connect
-def _release(sender: Any = None, task_id: str | None = None, args: Any = None, **_: Any) -> None:
-    if sender is not None and sender.name in TASKS and task_id:
-        runtime.store().drop_lease(member(sender.name, task_id, args))
+    return run
 
 
 def renew() -> None:

@@ -64,7 +64,7 @@ def settings() -> Settings:
 
 @cache
 def store() -> StatusStore:
-    return StatusStore.from_settings(settings())
+    return StatusStore.from_settings(settings(), patient=True)
 
 
 @cache

@@ -304,7 +304,8 @@ def _piece_failed(task: Task, spec: runtime.JobSpec, job_id: str, index: int, st
         store.add_event(job_id, "piece_retry", piece=index, attempt=attempts,
                         error=f"{error['type']}: {error['message']}"[:500])
         backoff = min(60.0, RETRY_BACKOFF * 2 ** (attempts - 1))
-        _lifecycle(job_id, f"retrying in {backoff:g}s (attempt {attempts} of {spec.max_retries}): "
+        timed_out = "timed out; " if isinstance(exc, (SoftTimeLimitExceeded, PieceTimeLimitExceeded)) else ""
+        _lifecycle(job_id, f"{timed_out}retry {attempts} of {spec.max_retries} in {backoff:g}s: "
                            f"{error['type']}: {error['message']}", "WARNING", piece=index)
         args = [job_id, spec.template.ref, index, stop]
         leases.expect(APP, task.request.id, args, time.time() + backoff)  # re-run if its worker dies meanwhile
@@ -375,4 +376,4 @@ def _on_task_failure(sender: Task | None = None, task_id: str | None = None, exc
 def register_tasks(celery: Celery) -> None:
     """Register Runner's tasks on ``celery`` under their public names."""
     for name, fn in ((PARTITION, partition), (APP, run_app), (ASSEMBLE, assemble), (RESUME, resume)):
-        celery.task(bind=True, name=name, ignore_result=True)(fn)  # results live in Runner's store
+        celery.task(bind=True, name=name, ignore_result=True)(leases.leased(fn))  # results live in Runner's store

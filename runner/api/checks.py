@@ -5,9 +5,9 @@ before anything is written or queued."""
 from __future__ import annotations
 
 from runner.api.errors import ApiError, FieldError, Loc
+from runner.catalog import TemplateInfo
 from runner.client import Client
 from runner.errors import SourceError, TemplateNotFound
-from runner.registry import Template, get_template
 
 __all__ = ["check_uris", "find_template"]
 
@@ -27,9 +27,10 @@ def check_uris(client: Client, fields: dict[Loc, str | None]) -> None:
         raise ApiError(422, "invalid_uri", "; ".join(f"{p.path}: {p.msg}" for p in problems), problems)
 
 
-def find_template(ref: str, loc: Loc = ("template",)) -> Template:
-    """The template ``ref`` (bare name: the newest); a 422 naming ``loc`` if unknown."""
+def find_template(client: Client, ref: str, loc: Loc = ("template",)) -> TemplateInfo:
+    """The template ``ref`` (bare name: the newest), published by the fleet or imported
+    here; a 422 naming ``loc`` if unknown."""
     try:
-        return get_template(ref)
+        return client.template(ref)
     except TemplateNotFound as exc:
         raise ApiError(422, "unknown_template", str(exc), [FieldError(loc, str(exc), "unknown_template")]) from None

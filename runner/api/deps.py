@@ -10,6 +10,8 @@ write is the key's and never a request body's.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 from functools import cached_property
 from typing import Annotated
@@ -18,12 +20,18 @@ import redis.asyncio as aredis
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
 
+from starlette.concurrency import run_in_threadpool
+
 from runner.api.keys import ApiKeys, Principal, RateLimit, Unauthorized
 from runner.client import Client
 from runner.config import Settings
 from runner.store import StatusStore
 
 __all__ = ["ApiState", "api_state", "principal", "client_for", "CurrentPrincipal", "OrgClient"]
+
+log = logging.getLogger("runner.api")
+
+SWEEP_AFTER = (5.0, 30.0)  # seconds after a delete, between sweeps of stragglers' writes
 
 # Declares the header in the OpenAPI document (the "Authorize" button of /docs).
 _authorization = APIKeyHeader(name="Authorization", auto_error=False,
@@ -40,11 +48,31 @@ class ApiState:
         self.limit = RateLimit.parse(settings.api_rate_limit)
         self._clients: dict[str, Client] = {}
         self._lock = threading.Lock()
+        self._sweeps: set[asyncio.Task] = set()
 
     @cached_property
     def async_redis(self) -> aredis.Redis:
         """The store's Redis for async routes (server-sent events), made in the event loop."""
         return aredis.Redis.from_url(self.store.url, decode_responses=True)
+
+    def sweep_later(self, client: Client, job_id: str) -> None:
+        """Delete a deleted job's keys again after ``SWEEP_AFTER`` seconds.
+
+        A task of the job that was running when it was deleted may still write (a log
+        line, a result, a failure) before it notices the cancel; such a write would
+        recreate a key with no expiry. The sweeps remove what it left.
+        """
+        task = asyncio.get_running_loop().create_task(self._sweep(client, job_id))
+        self._sweeps.add(task)
+        task.add_done_callback(self._sweeps.discard)
+
+    async def _sweep(self, client: Client, job_id: str) -> None:
+        for delay in SWEEP_AFTER:
+            await asyncio.sleep(delay)
+            try:
+                await run_in_threadpool(client.store.delete_job, job_id, client.org)
+            except Exception:  # best effort: the store may be briefly unreachable
+                log.warning("could not sweep the keys of deleted job %s", job_id, exc_info=True)
 
     def client(self, org: str) -> Client:
         """The ``Client`` of ``org`` (made once per process)."""

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from runner.api.checks import check_uris, find_template
 from runner.api.deps import OrgClient, api_state
@@ -26,7 +27,7 @@ from runner.job import Job
 from runner.errors import SourceError
 from runner.models import JobState, JobStatus
 from runner.params import validate_params
-from runner.registry import Template, get_template
+from runner.catalog import TemplateInfo
 
 __all__ = ["router"]
 
@@ -41,7 +42,7 @@ def _uri_fields(source: str | None, destination: str | None, inputs: dict[str, s
             **{("inputs", name): uri for name, uri in (inputs or {}).items()}}
 
 
-def _check_input_names(tmpl: Template, inputs: dict[str, str] | None) -> None:
+def _check_input_names(tmpl: TemplateInfo, inputs: dict[str, str] | None) -> None:
     """422 naming each input the template does not declare (a draft may still lack some)."""
     declared = ", ".join(tmpl.inputs) or "none"
     unknown = [FieldError(("inputs", name), f"unknown input; template {tmpl.ref} declares: {declared}",
@@ -57,7 +58,7 @@ def _view(job: Job) -> JobStatus:
 @router.post("/jobs", status_code=201, response_model=JobStatus)
 def create_job(body: JobCreate, client: OrgClient) -> JobStatus:
     """Submit a job (queued at once), or with ``draft: true`` create a draft to configure."""
-    tmpl = find_template(body.template)
+    tmpl = find_template(client, body.template)
     check_uris(client, _uri_fields(body.source, body.destination, body.inputs))
     if not body.draft:
         job = client.submit(tmpl.ref, source=body.source, destination=body.destination, params=body.params,
@@ -102,7 +103,7 @@ def patch_job(job_id: JobId, body: JobPatch, client: OrgClient) -> JobStatus:
     if current.state is not JobState.DRAFT:
         raise ApiError(409, "not_a_draft", f"job {job_id} is {current.state.value}; only a draft job can be changed",
                        extra={"state": current.state.value})
-    tmpl = get_template(current.template)
+    tmpl = client.template(current.template)
     check_uris(client, _uri_fields(body.source, body.destination, body.inputs))
     _check_input_names(tmpl, body.inputs)
     if body.params is not None:
@@ -141,11 +142,12 @@ def retry_job(job_id: JobId, client: OrgClient, body: JobRetry | None = None) ->
 
 
 @router.delete("/jobs/{job_id}", status_code=204, response_class=Response)
-def delete_job(job_id: JobId, client: OrgClient) -> Response:
+async def delete_job(job_id: JobId, client: OrgClient, request: Request) -> Response:
     """Cancel the job if it has not ended, then delete its record, results, logs and
     artifacts; afterwards it is a 404."""
-    client.get(job_id)
-    client.delete(job_id)
+    await run_in_threadpool(client.get, job_id)
+    await run_in_threadpool(client.delete, job_id)
+    api_state(request).sweep_later(client, job_id)
     return Response(status_code=204)
 
 

@@ -15,11 +15,11 @@ from urllib.parse import urlparse
 
 from runner.config import Settings
 from runner.errors import SourceError
-from runner.storage.base import Storage, safe_uri
+from runner.storage.base import Storage, redact_url, safe_uri
 from runner.storage.bypass import BypassStorage
 from runner.storage.file import FileStorage
 
-__all__ = ["Storage", "Storages", "Source", "Destination", "scheme_of", "safe_uri"]
+__all__ = ["Storage", "Storages", "Source", "Destination", "scheme_of", "safe_uri", "redact_url"]
 
 
 def _s3(settings: Settings) -> Storage:
@@ -123,6 +123,15 @@ class Destination:
     @property
     def is_bypass(self) -> bool:
         return scheme_of(self.uri) == "bypass"
+
+    @property
+    def is_prefix(self) -> bool:
+        """A URI ending in ``/`` (``s3://bucket/out/``, ``file:///dir/``) names a place, not an object."""
+        return self.uri.endswith("/")
+
+    def object(self, name: str) -> "Destination":
+        """The object to write: this one, or ``name`` under it when this is a prefix."""
+        return Destination(self.uri + name, self.storage) if self.is_prefix else self
 
     def open(self) -> BinaryIO:
         """A stream whose content becomes the object when closed without error."""

@@ -6,7 +6,7 @@ import io
 from typing import Any, BinaryIO, Protocol
 from urllib.parse import urlparse, urlunparse
 
-__all__ = ["Storage", "AtomicWriter", "safe_uri"]
+__all__ = ["Storage", "AtomicWriter", "safe_uri", "redact_url"]
 
 
 def safe_uri(uri: str) -> str:
@@ -16,6 +16,22 @@ def safe_uri(uri: str) -> str:
         return uri
     host = parsed.hostname or ""
     netloc = f"{host}:{parsed.port}" if parsed.port else host
+    return urlunparse(parsed._replace(netloc=netloc))
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password shown as ``***`` (``redis://:***@host:6379/0``); a lone
+    user part (often a token) becomes ``***`` too."""
+    try:
+        parsed = urlparse(url)
+        if parsed.password is None and parsed.username is None:
+            return url
+        user = "***" if parsed.password is None else f"{parsed.username or ''}:***"
+        host = parsed.hostname or ""
+        netloc = f"{user}@{host}" + (f":{parsed.port}" if parsed.port else "")
+    except ValueError:  # an unparsable port: hide everything between :// and @
+        scheme, _, rest = url.partition("://")
+        return f"{scheme}://***@{rest.rpartition('@')[2]}" if "@" in rest else url
     return urlunparse(parsed._replace(netloc=netloc))
 
 

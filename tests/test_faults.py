@@ -1,0 +1,153 @@
+"""Faults of the infrastructure, with real processes: a Redis restart mid-job, a whole
+worker killed while it partitions or runs batches, a worker frozen past the dead-worker
+limit and coming back. Every job must still complete with the exact result.
+
+Each test runs its own Redis (AOF on, as production should) and its own workers with a
+short ``RUNNER_WORKER_DEAD_SECONDS``, so nothing here touches the session's servers.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import pytest
+import redis
+
+from runner import Client, JobState, get_settings
+from runner.local import free_port, redis_server_binary, stop_process, wait_until, worker_process
+from tests.conftest import TEST_MODULES
+
+DEAD_SECONDS = 4
+WORKER_ENV = {"RUNNER_WORKER_DEAD_SECONDS": str(DEAD_SECONDS)}
+
+pytestmark = pytest.mark.timeout(180)
+
+
+class RedisServer:
+    """A redis-server with AOF that can be stopped and started again on the same port
+    and data directory, as an operator's restart would."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory, self.port = directory, free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        args = [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
+                "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--maxmemory-policy", "noeviction",
+                "--logfile", str(self.directory / "redis.log")]
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
+        probe = redis.Redis.from_url(self.url)
+        wait_until(lambda: _pings(probe), f"redis on {self.port}", self.proc, self.directory / "redis.log")
+
+    def stop(self) -> None:
+        """SIGTERM: Redis flushes its AOF and exits, as on a restart."""
+        if self.proc is not None:
+            stop_process(self.proc)
+            self.proc = None
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except (redis.ConnectionError, redis.exceptions.BusyLoadingError):
+        return False
+
+
+@contextmanager
+def redis_server(directory: Path) -> Iterator[RedisServer]:
+    server = RedisServer(directory)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def client_for(url: str, file_roots: list[Path]) -> Client:
+    return Client(settings=get_settings(broker_url=url, result_backend=url, store_url=url, include=TEST_MODULES,
+                                        file_roots=file_roots))
+
+
+def worker(url: str, log: Path, name: str, concurrency: int = 2):
+    return worker_process(url, include=TEST_MODULES, concurrency=concurrency, hostname=f"{name}@%h",
+                          log_path=log, env=WORKER_ENV)
+
+
+def kill_whole_worker(proc: subprocess.Popen) -> None:
+    """SIGKILL the worker's main process and its pool at once: a host that died."""
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+
+
+def squares(n: int) -> int:
+    return sum(i * i for i in range(n))
+
+
+def test_a_redis_restart_mid_job_is_a_pause_and_the_job_completes_exactly(tmp_path: Path, file_roots) -> None:
+    with redis_server(tmp_path) as server, worker(server.url, tmp_path / "w.log", "restart"):
+        client = client_for(server.url, file_roots)
+        job = client.submit("slow-squares", params={"partitioner": {"count": 2000}, "app": {"seconds": 0.005}},
+                            job_timeout=150)
+        wait_until(lambda: job.status().pieces_done >= 300, what="a good part of the pieces done")
+        server.stop()
+        time.sleep(3)  # the outage itself (the fault under test), not a wait for something
+        server.start()
+        assert job.wait(timeout=120) == squares(2000)
+        status = job.status()
+        assert status.state is JobState.COMPLETED and status.pieces_done == 2000 and status.pieces_failed == 0
+
+
+def test_a_worker_killed_while_partitioning_is_replaced_within_seconds(tmp_path: Path, file_roots) -> None:
+    with redis_server(tmp_path) as server, ExitStack() as stack:
+        doomed = stack.enter_context(worker(server.url, tmp_path / "a.log", "doomed"))
+        client = client_for(server.url, file_roots)
+        job = client.submit("slow-partition", params={"partitioner": {"count": 40, "seconds": 0.1}}, job_timeout=150)
+        wait_until(lambda: job.status().state is JobState.PARTITIONING, what="partitioning")
+        stack.enter_context(worker(server.url, tmp_path / "b.log", "survivor"))
+        kill_whole_worker(doomed)
+        killed_at = time.monotonic()
+        assert job.wait(timeout=90) == squares(40)
+        assert time.monotonic() - killed_at < DEAD_SECONDS + 10
+        assert any("re-sent" in line.msg for line in job.logs())
+
+
+def test_a_worker_killed_while_running_batches_is_replaced_within_seconds(tmp_path: Path, file_roots) -> None:
+    with redis_server(tmp_path) as server, ExitStack() as stack:
+        doomed = stack.enter_context(worker(server.url, tmp_path / "a.log", "doomed"))
+        client = client_for(server.url, file_roots)
+        job = client.submit("slow-squares", params={"partitioner": {"count": 60}, "app": {"seconds": 0.1}},
+                            job_timeout=150)
+        wait_until(lambda: job.status().pieces_done >= 5, what="batches running on the doomed worker")
+        stack.enter_context(worker(server.url, tmp_path / "b.log", "survivor"))
+        kill_whole_worker(doomed)
+        killed_at = time.monotonic()
+        assert job.wait(timeout=90) == squares(60)
+        assert time.monotonic() - killed_at < DEAD_SECONDS + 10
+        assert job.status().pieces_done == 60
+
+
+def test_a_worker_that_returns_after_being_given_up_counts_nothing_twice(tmp_path: Path, file_roots) -> None:
+    with redis_server(tmp_path) as server, ExitStack() as stack:
+        frozen = stack.enter_context(worker(server.url, tmp_path / "a.log", "frozen", concurrency=1))
+        client = client_for(server.url, file_roots)
+        job = client.submit("slow-squares", params={"partitioner": {"count": 30}, "app": {"seconds": 0.2}},
+                            job_timeout=150)
+        wait_until(lambda: job.status().pieces_done >= 2, what="the first pieces done")
+        os.killpg(frozen.pid, signal.SIGSTOP)  # a host that stops answering (a long GC pause, a VM frozen)
+        try:
+            stack.enter_context(worker(server.url, tmp_path / "b.log", "survivor"))
+            wait_until(lambda: any("re-sent" in line.msg for line in job.logs()), timeout=60,
+                       what="the frozen worker's batch given up and re-sent")
+        finally:
+            os.killpg(frozen.pid, signal.SIGCONT)
+        assert job.wait(timeout=90) == squares(30)
+        status = job.status()
+        assert status.pieces_done == 30 and status.pieces_failed == 0
+        assert len(client.store.redis.hkeys(client.store.results_key(job.id))) == 30
