@@ -159,17 +159,18 @@ class Client:
         """Every template the fleet published or this process imported, by name then version."""
         return all_templates(self.store)
 
-    def cancel(self, job_id: str) -> bool:
-        """Cancel a job of this org. False (nothing changed) if it had already ended."""
+    def cancel(self, job_id: str, by: str | None = None) -> bool:
+        """Cancel a job of this org. False (nothing changed) if it had already ended.
+        ``by`` says who asked (default: this process's ``user@host (pid N)``)."""
         if self.store.get(job_id, self.org).is_final:
             return False
-        return end_job(self.services, job_id, JobState.CANCELLED,
-                       error={"stage": "cancel", "type": "JobCancelled", "message": f"cancelled by {joblog.who()}"})
+        return end_job(self.services, job_id, JobState.CANCELLED, error={
+            "stage": "cancel", "type": "JobCancelled", "message": f"cancelled by {by or joblog.who()}"})
 
-    def delete(self, job_id: str) -> None:
+    def delete(self, job_id: str, by: str | None = None) -> None:
         """Delete a job of this org: cancel it if it has not ended, then remove its record,
         pieces, results, logs, events and artifacts. Raises JobNotFound."""
-        self.cancel(job_id)
+        self.cancel(job_id, by)
         ArtifactIO(self.storages, artifact_prefix(self.settings, job_id)).delete_all()
         self.store.delete_job(job_id, self.org)
 

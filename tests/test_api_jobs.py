@@ -98,7 +98,7 @@ def test_cancel_ends_a_running_job(api_a, worker):
     assert answer.status_code == 200 and answer.json()["state"] == "cancelled"
     result = api_a.get(f"/v1/jobs/{job['id']}/result")
     assert result.status_code == 409 and result.json()["error"]["state"] == "cancelled"
-    assert "cancelled by request" in result.json()["message"]
+    assert "cancelled by API key" in result.json()["message"] and "pid" not in result.json()["message"]
     assert api_a.post(f"/v1/jobs/{job['id']}/cancel").json()["state"] == "cancelled"  # a no-op once ended
 
 

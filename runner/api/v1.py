@@ -16,9 +16,10 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from runner.api.checks import check_uris, find_template
-from runner.api.deps import OrgClient, api_state
+from runner.api.deps import CurrentPrincipal, OrgClient, api_state
 from runner.api.errors import ApiError, FieldError
 from runner.api.events import event_stream
+from runner.api.keys import Principal
 from runner.api.templates import template_view, template_views
 from runner.api.v1_models import (
     ERROR_RESPONSES, ArtifactList, JobCreate, JobPage, JobPatch, JobResult, JobRetry, JobRun, LogPage,
@@ -49,6 +50,11 @@ def _check_input_names(tmpl: TemplateInfo, inputs: dict[str, str] | None) -> Non
                           "unknown_input") for name in (inputs or {}) if name not in tmpl.inputs]
     if unknown:
         raise ApiError(422, "invalid_inputs", "; ".join(f"{f.path}: {f.msg}" for f in unknown), unknown)
+
+
+def _by(who: Principal) -> str:
+    """Who cancelled, as the job's error says it: the API key (never the server's user)."""
+    return f"API key {who.key_id}"
 
 
 def _view(job: Job) -> JobStatus:
@@ -128,10 +134,10 @@ def run_job(job_id: JobId, client: OrgClient, body: JobRun | None = None) -> Job
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobStatus)
-def cancel_job(job_id: JobId, client: OrgClient) -> JobStatus:
+def cancel_job(job_id: JobId, client: OrgClient, who: CurrentPrincipal) -> JobStatus:
     """Cancel a job; one that has already ended is returned unchanged."""
     job = client.get(job_id)
-    job.cancel()
+    client.cancel(job_id, by=_by(who))
     return _view(job)
 
 
@@ -142,11 +148,11 @@ def retry_job(job_id: JobId, client: OrgClient, body: JobRetry | None = None) ->
 
 
 @router.delete("/jobs/{job_id}", status_code=204, response_class=Response)
-async def delete_job(job_id: JobId, client: OrgClient, request: Request) -> Response:
+async def delete_job(job_id: JobId, client: OrgClient, who: CurrentPrincipal, request: Request) -> Response:
     """Cancel the job if it has not ended, then delete its record, results, logs and
     artifacts; afterwards it is a 404."""
     await run_in_threadpool(client.get, job_id)
-    await run_in_threadpool(client.delete, job_id)
+    await run_in_threadpool(client.delete, job_id, _by(who))
     api_state(request).sweep_later(client, job_id)
     return Response(status_code=204)
 
