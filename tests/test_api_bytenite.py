@@ -181,7 +181,7 @@ def test_abort_deletes_a_job_never_run_and_cancels_a_running_one(bytenite, worke
     assert answer.status_code == 200 and "cancelled" in answer.json()["message"]
     ended = bytenite.get(f"{CUSTOMER}/jobs/{job['id']}").json()["job"]
     assert ended["state"] == "JOB_STATE_FAILED" and ended["runnerState"] == "cancelled"
-    assert "cancelled" in ended["errorMessage"] and ended["endedAt"]
+    assert "cancelled by API key" in ended["errorMessage"] and ended["endedAt"]
     assert_bytenite_error(bytenite.get(f"{CUSTOMER}/jobs/{job['id']}/results"), 409)
 
 

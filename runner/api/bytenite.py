@@ -20,6 +20,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from runner.api.bytenite_models import (
     ERROR_RESPONSES, DataSourceBody, GenericResponse, JobCreateBody, JobEnvelope, JobList, JobParams, LogsBody,
@@ -28,14 +29,14 @@ from runner.api.bytenite_models import (
 from runner.api.bytenite_views import (
     RESULT_JSON, Descriptor, descriptor_uri, group_logs, job_view, output_prefix, sign, signature_ok,
 )
-from runner.api.deps import OrgClient, api_state
+from runner.api.deps import CurrentPrincipal, OrgClient, api_state
 from runner.api.errors import ApiError, FieldError, params_errors
-from runner.api.records import extra_fields
+from runner.api.records import extra_fields, requester
 from runner.api.templates import check_params, template_view
 from runner.artifacts import check_name
 from runner.client import Client
-from runner.job import Job
 from runner.errors import InvalidParams, JobNotFound, SourceError, TemplateNotFound
+from runner.job import Job
 from runner.models import JobState, JobStatus
 
 __all__ = ["router"]
@@ -210,22 +211,24 @@ def run_job(jobId: JobId, client: OrgClient, body: RunBody | None = None) -> Gen
 
 
 @router.post("/jobs/{jobId}/abort", response_model=GenericResponse)
-def abort_job(jobId: JobId, client: OrgClient) -> GenericResponse:
+def abort_job(jobId: JobId, client: OrgClient, who: CurrentPrincipal) -> GenericResponse:
     """Delete a job that never ran; cancel any other (one that has ended is left as it is)."""
     status = client.get(jobId).status()
     if status.state is JobState.DRAFT:
-        client.delete(jobId)
+        client.delete(jobId, requester(who))  # a draft has no tasks: nothing to sweep later
         return GenericResponse(message=f"job {jobId} deleted (it had not run)")
-    if client.cancel(jobId):
+    if client.cancel(jobId, by=requester(who)):
         return GenericResponse(message=f"job {jobId} cancelled")
     return GenericResponse(message=f"job {jobId} had already ended ({status.state.value})")
 
 
 @router.delete("/jobs/{jobId}", response_model=GenericResponse)
-def delete_job(jobId: JobId, client: OrgClient) -> GenericResponse:
-    """Cancel the job if it has not ended, then delete it and everything it wrote."""
-    client.get(jobId)
-    client.delete(jobId)
+async def delete_job(jobId: JobId, client: OrgClient, who: CurrentPrincipal, request: Request) -> GenericResponse:
+    """Cancel the job if it has not ended, then delete it and everything it wrote (swept
+    again shortly after, as ``DELETE /v1/jobs/{id}`` does)."""
+    await run_in_threadpool(client.get, jobId)
+    await run_in_threadpool(client.delete, jobId, requester(who))
+    api_state(request).sweep_later(client, jobId)
     return GenericResponse(message=f"job {jobId} deleted")
 
 

@@ -16,11 +16,12 @@ from __future__ import annotations
 from datetime import timezone
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
-from runner.api.deps import CurrentPrincipal, OrgClient
+from runner.api.deps import CurrentPrincipal, OrgClient, api_state
 from runner.api.errors import ApiError, FieldError
-from runner.api.records import extra_fields
+from runner.api.records import extra_fields, requester
 from runner.api.prediction_models import (
     ERROR_RESPONSES, RESULT_ROLE, Binding, JobPut, PredictionJob, Role, RoleBinding, SetupBody, Source, SourceBody,
     SourceVersion, SourceVersionBody,
@@ -291,8 +292,10 @@ def put_job(job_id: JobId, body: JobPut, client: OrgClient) -> PredictionJob:
 
 
 @router.delete("/jobs/{job_id}", status_code=204, response_class=Response)
-def delete_job(job_id: JobId, client: OrgClient) -> Response:
-    """Cancel the job if it has not ended, then delete it and everything it wrote."""
-    client.get(job_id)
-    client.delete(job_id)
+async def delete_job(job_id: JobId, client: OrgClient, who: CurrentPrincipal, request: Request) -> Response:
+    """Cancel the job if it has not ended, then delete it and everything it wrote (swept
+    again shortly after, as ``DELETE /v1/jobs/{id}`` does)."""
+    await run_in_threadpool(client.get, job_id)
+    await run_in_threadpool(client.delete, job_id, requester(who))
+    api_state(request).sweep_later(client, job_id)
     return Response(status_code=204)

@@ -1,7 +1,8 @@
-"""Fields the foreign route families keep on a job's own record (JSON, like every other
+"""What the foreign route families write on a job's own record (JSON, like every other
 field): ByteNite's ``description``; the Prediction API's ``schedule_hint``
 (``{"expected_interval_minutes": n}``) and ``input_types`` (role → ``input_type``).
 ``JobStatus`` ignores them, so Runner's own views are unchanged: one job, three views.
+And who cancelled a job through them, as its error says it.
 """
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from runner.api.keys import Principal
 from runner.client import Client
 
-__all__ = ["extra_fields"]
+__all__ = ["extra_fields", "requester"]
 
 
 def extra_fields(client: Client, job_ids: list[str], *names: str) -> list[dict[str, Any]]:
@@ -22,3 +24,8 @@ def extra_fields(client: Client, job_ids: list[str], *names: str) -> list[dict[s
             pipe.hmget(client.store.job_key(job_id), list(names))
         rows = pipe.execute()
     return [{name: (json.loads(raw) if raw is not None else None) for name, raw in zip(names, row)} for row in rows]
+
+
+def requester(who: Principal) -> str:
+    """Who cancelled, as the job's error says it: the API key (never the server's user)."""
+    return f"API key {who.key_id}"
