@@ -69,6 +69,14 @@ class ArtifactIO:
         with self.storages.backend(uri).open_read(uri) as stream:
             return stream.read()
 
+    def delete_all(self) -> int:
+        """Delete every artifact (a deleted job leaves nothing behind); returns how many."""
+        names = self.list()
+        for name in names:
+            uri = self.uri(name)
+            self.storages.backend(uri).delete(uri)
+        return len(names)
+
     def list(self) -> list[str]:
         """Names of every artifact, sorted (empty when the job has none yet)."""
         base = self.prefix + "/"

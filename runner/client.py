@@ -15,6 +15,7 @@ from typing import Any
 
 from celery import Celery
 
+from runner.artifacts import ArtifactIO, artifact_prefix
 from runner.catalog import TemplateInfo, all_templates, find_template
 from runner import joblog
 from runner.checks import SourceReport, check_job, source_report
@@ -160,13 +161,20 @@ class Client:
         """Every template the fleet published or this process imported, by name then version."""
         return all_templates(self.store)
 
-    def cancel(self, job_id: str) -> bool:
-        """Cancel a job of this org. False (nothing changed) if it had already ended."""
+    def cancel(self, job_id: str, by: str | None = None) -> bool:
+        """Cancel a job of this org. False (nothing changed) if it had already ended.
+        ``by`` says who asked (default: this process's ``user@host (pid N)``)."""
         if self.store.get(job_id, self.org).is_final:
             return False
-        return end_job(self.services, job_id, JobState.CANCELLED,
-                       error={"stage": "cancel", "type": "JobCancelled",
-                              "message": f"cancelled by request from {joblog.who()}"})
+        return end_job(self.services, job_id, JobState.CANCELLED, error={
+            "stage": "cancel", "type": "JobCancelled", "message": f"cancelled by {by or 'request from ' + joblog.who()}"})
+
+    def delete(self, job_id: str, by: str | None = None) -> None:
+        """Delete a job of this org: cancel it if it has not ended, then remove its record,
+        pieces, results, logs, events and artifacts. Raises JobNotFound."""
+        self.cancel(job_id, by)
+        ArtifactIO(self.storages, artifact_prefix(self.settings, job_id)).delete_all()
+        self.store.delete_job(job_id, self.org)
 
     def retry_failed(self, job_id: str, job_timeout: float | None = None) -> Job:
         """Re-run only the pieces of a failed or timed-out job that have no result, reusing

@@ -86,6 +86,13 @@ class Settings(BaseSettings):
     flower_url: str | None = Field(None, description="Flower's URL, for `runner doctor` to check.")
     flower_db: Path = Field(Path(".runner/flower.db"), description="Where `runner flower` keeps its state across restarts.")
     debug: bool = Field(False, description="Print tracebacks on the command line (also `runner --debug`).")
+    api_max_body_bytes: int = Field(1024 * 1024, ge=1024, description="Largest request body the HTTP API reads (413 above).")
+    api_rate_limit: str = Field(
+        "100/second", pattern=r"^\d+/(second|minute|hour|\d+s)$",
+        description="Requests per API key per window, shared by every API process: N/second, N/minute, N/hour or N/<secs>s.",
+    )
+    api_token_seconds: int = Field(3600, ge=1, description="Seconds an HTTP API access token lives.")
+    api_link_seconds: int = Field(48 * 3600, ge=60, description="Seconds a signed result link stays valid.")
 
     @field_validator("include", "file_roots", mode="before")
     @classmethod

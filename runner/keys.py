@@ -25,6 +25,11 @@ key                                   type    holds
 ``P:leases``                          zset    running tasks ``[name, id, args]`` as JSON, scored by when
                                               their worker last vouched for them (dead-work recovery)
 ``P:templates``                       hash    ref -> published template as JSON (never expires: ``catalog.py``)
+``P:api:key:{id}``                    hash    an HTTP API key: org, argon2 hash of its secret, created_at
+``P:api:org:{org}:keys``              set     ids of an org's HTTP API keys
+``P:api:token:{sha256}``              string  an access token's key id; expires with the token
+``P:api:rate:{key id}:{window}``      string  requests of one API key in one rate-limit window
+``P:api:link_secret``                 string  the HMAC secret of signed result links (shared by API processes)
 ====================================  ======  =================================================
 
 Every key of a job expires: at creation after its deadline plus retention (so nothing
@@ -90,6 +95,22 @@ class Keys:
 
     def templates_key(self) -> str:
         return f"{self.prefix}:templates"
+
+    # HTTP API (runner/api/): API keys, tokens, rate limits, signed links
+    def api_key_key(self, key_id: str) -> str:
+        return f"{self.prefix}:api:key:{key_id}"
+
+    def api_org_keys_key(self, org: str) -> str:
+        return f"{self.prefix}:api:org:{org}:keys"
+
+    def api_token_key(self, digest: str) -> str:
+        return f"{self.prefix}:api:token:{digest}"
+
+    def api_rate_key(self, key_id: str, window: int) -> str:
+        return f"{self.prefix}:api:rate:{key_id}:{window}"
+
+    def api_link_secret_key(self) -> str:
+        return f"{self.prefix}:api:link_secret"
 
     def _job_keys(self, job_id: str) -> list[str]:
         return [

@@ -216,6 +216,36 @@ class StatusStore(Keys):
                 break
         return found
 
+    def page_jobs(self, org: str, state: JobState | None = None, limit: int = 50,
+                  offset: int = 0) -> tuple[list[JobStatus], int]:
+        """A page of the org's jobs (newest first) and how many match in all, reading only
+        each job's state to count (pipelined) and whole records for the page."""
+        ids = self.redis.zrevrange(self.org_jobs_key(org), 0, -1)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hget(self.job_key(job_id), "state")
+            states = pipe.execute()
+        gone = [job_id for job_id, raw in zip(ids, states) if raw is None]
+        if gone:
+            self.redis.zrem(self.org_jobs_key(org), *gone)
+        matching = [job_id for job_id, raw in zip(ids, states)
+                    if raw is not None and (state is None or json.loads(raw) == state.value)]
+        page = []
+        for job_id in matching[offset:offset + limit]:
+            try:
+                page.append(self.get(job_id, org))
+            except JobNotFound:  # expired between the two reads
+                continue
+        return page, len(matching)
+
+    def delete_job(self, job_id: str, org: str) -> None:
+        """Delete every key of a job and forget it in its org's index and the deadlines."""
+        with self.redis.pipeline() as pipe:
+            pipe.delete(*self._job_keys(job_id))
+            pipe.zrem(self.org_jobs_key(org), job_id)
+            pipe.zrem(self.deadlines_key(), job_id)
+            pipe.execute()
+
     def set_deadline(self, job_id: str, deadline: float) -> None:
         self.redis.zadd(self.deadlines_key(), {job_id: deadline})
 

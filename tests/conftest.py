@@ -99,3 +99,9 @@ def bucket(s3) -> str:
     name = f"test-{uuid.uuid4().hex[:20]}"
     s3.client().create_bucket(Bucket=name)
     return name
+
+
+# -- HTTP API: a real `runner api` (tests/api_fixtures.py) ----------------------------------
+from tests.api_fixtures import (  # noqa: E402,F401
+    _token_a, _token_b, api_a, api_b, api_client, api_env, api_server, org_a, org_b,
+)

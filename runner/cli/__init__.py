@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import click
 
+from runner.api import cli as api_cli
 from runner.cli import fleet, jobs
 from runner.cli.errors import exit_on_error
 
@@ -26,6 +27,8 @@ for _command in [*jobs.COMMANDS, *fleet.COMMANDS]:
     cli.add_command(_command)
 
 # Commands from other modules register here, one line each: cli.add_command(module.command)
+cli.add_command(api_cli.api)
+cli.add_command(api_cli.keys)
 
 
 def main(argv: list[str] | None = None) -> None:

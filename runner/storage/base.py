@@ -58,6 +58,9 @@ class Storage(Protocol):
         """A binary stream whose content becomes the object when closed without error;
         closed after an error (used as a context manager), nothing is left behind."""
 
+    def delete(self, uri: str) -> None:
+        """Remove one object (no error if it is already gone); used to delete a job's artifacts."""
+
 
 class AtomicWriter(io.RawIOBase):
     """A destination stream whose content becomes the object only on a clean ``close()``.

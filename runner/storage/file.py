@@ -101,6 +101,13 @@ class FileStorage:
         found = (p.resolve() for p in path.rglob("*") if p.is_file())
         return sorted(p.as_uri() for p in found if not self.roots or any(p.is_relative_to(r) for r in self.roots))
 
+    def delete(self, uri: str) -> None:
+        path = self._confined(uri)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise SourceError(f"cannot delete {uri}: {exc.strerror or exc}") from None
+
     def open_write(self, uri: str) -> BinaryIO:
         path = self._confined(uri)
         try:

@@ -312,6 +312,13 @@ class S3Storage:
             raise self._error(exc, uri, "listing") from None
         return sorted(found)
 
+    def delete(self, uri: str) -> None:
+        bucket, key = self._object(uri)
+        try:
+            self.client().delete_object(Bucket=bucket, Key=key)
+        except Exception as exc:
+            raise self._error(exc, uri, "deleting") from None
+
     def open_write(self, uri: str) -> BinaryIO:
         bucket, key = self._object(uri)
         return _S3Writer(self, uri, bucket, key, self.part_size)  # type: ignore[return-value]

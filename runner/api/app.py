@@ -1,0 +1,54 @@
+"""``create_app``: the FastAPI app behind ``runner api``.
+
+One app, three route families over the same ``Client``, store and orgs; guards (request
+id, body size) in front; every error rendered in its family's shape (``errors.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from runner.api import auth, bytenite, prediction, v1
+from runner.api.deps import ApiState
+from runner.api.errors import install_error_handlers
+from runner.api.guards import BodySizeLimit, RequestId
+from runner.config import Settings, get_settings
+from runner.registry import load_plugins
+
+__all__ = ["create_app"]
+
+HEALTH_TIMEOUT = 2.0
+
+DESCRIPTION = """Runner's HTTP API. Get a key with `runner keys create --org X`, exchange it at
+`POST /v1/auth/access_token` for a token, and send `Authorization: Bearer <token>`.
+
+Three route families serve the same jobs: Runner's own (`/v1`), ByteNite's customer API
+(`/v1/customer`) and Prediction-API-style setup (`/api/v1`)."""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The API app for ``settings`` (default: from ``RUNNER_*``)."""
+    settings = settings or get_settings()
+    app = FastAPI(title="Runner", version="1", description=DESCRIPTION)
+    load_plugins(settings.include)  # a module that cannot be imported fails the start, not requests
+    app.state.api = ApiState(settings)
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
+    app.add_middleware(RequestId)  # added last: outermost, so every response carries the id
+    for module in (auth, v1, bytenite, prediction):
+        app.include_router(module.router)
+
+    @app.get("/healthz", tags=["health"], summary="Liveness and store reachability (no auth)")
+    async def healthz() -> JSONResponse:
+        # the async client does not ride out outages (RUNNER_REDIS_OUTAGE_SECONDS): a health
+        # check must answer at once, 503 while the store is unreachable
+        try:
+            ok = bool(await asyncio.wait_for(app.state.api.async_redis.ping(), HEALTH_TIMEOUT))
+        except Exception:
+            ok = False
+        return JSONResponse({"ok": ok}, status_code=200 if ok else 503)
+
+    return app

@@ -1,0 +1,321 @@
+"""ByteNite's customer API (``/v1/customer``), mapped onto Runner's jobs (issue 11).
+
+ByteNite shut down; its clients work against Runner with only the base URL changed.
+Every route acts through the caller's org's ``Client`` (another org's job is a 404
+everywhere and in no list); each ByteNite concept maps onto Runner's own (see
+``bytenite_views``): a job is a Runner job, created as a draft, configured, then run.
+Bad input is refused with a 4xx naming the field, before anything is written or queued.
+Result links are signed (``ApiKeys.link_secret()``), last ``RUNNER_API_LINK_SECONDS``
+(48 h) and need no Authorization header.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import mimetypes
+import posixpath
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from runner.api.bytenite_models import (
+    ERROR_RESPONSES, DataSourceBody, GenericResponse, JobCreateBody, JobEnvelope, JobList, JobParams, LogsBody,
+    LogsResponse, Pagination, ResultLink, Results, RunBody, TemplateInfo,
+)
+from runner.api.bytenite_views import (
+    RESULT_JSON, Descriptor, descriptor_uri, group_logs, job_view, output_prefix, sign, signature_ok,
+)
+from runner.api.deps import CurrentPrincipal, OrgClient, api_state
+from runner.api.errors import ApiError, FieldError, params_errors
+from runner.api.records import extra_fields, requester
+from runner.api.templates import check_params, template_view
+from runner.artifacts import check_name
+from runner.client import Client
+from runner.errors import InvalidParams, JobNotFound, SourceError, TemplateNotFound
+from runner.job import Job
+from runner.models import JobState, JobStatus
+
+__all__ = ["router"]
+
+log = logging.getLogger("runner.api.bytenite")
+router = APIRouter(prefix="/v1/customer", tags=["bytenite"], responses=ERROR_RESPONSES)
+
+JobId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="The job's id.")]
+OUTPUT = "output/"
+CHUNK = 1024 * 1024
+
+
+# -- helpers ------------------------------------------------------------------------
+
+def _template_info(client: Client, ref: str) -> TemplateInfo:
+    try:
+        view = template_view(client, ref)
+    except TemplateNotFound:  # a job outlives its template's code: still readable
+        name = ref.partition("@")[0]
+        return TemplateInfo(id=ref, app=name, partitioner=name, assembler=name)
+    return TemplateInfo(id=view["ref"], description=view.get("description") or "", app=view["app"],
+                        partitioner=view["partitioner"], assembler=view["assembler"])
+
+
+def _template_ref(client: Client, template_id: str) -> str:
+    try:
+        return str(template_view(client, template_id)["ref"])
+    except TemplateNotFound as exc:
+        raise ApiError(422, "unknown_template", str(exc), [FieldError(("templateId",), str(exc), "unknown_template")])
+
+
+def _check_params(client: Client, ref: str, params: dict[str, Any], root: tuple[str, ...] = ()) -> None:
+    try:
+        check_params(client, ref, params)
+    except InvalidParams as exc:
+        fields = params_errors(exc, root)
+        raise ApiError(422, "invalid_params", "; ".join(f"{f.path}: {f.msg}" for f in fields), fields) from None
+
+
+def _descriptors(client: Client, body: DataSourceBody | JobCreateBody) -> dict[str, Descriptor]:
+    found = {}
+    for field in ("dataSource", "dataDestination"):
+        source = getattr(body, field)
+        if source is not None:
+            found[field] = descriptor_uri(client, source, field)
+    return found
+
+
+def _draft(client: Client, job_id: str) -> tuple[Job, JobStatus]:
+    job = client.get(job_id)
+    status = job.status()
+    if status.state is not JobState.DRAFT:
+        raise ApiError(409, "not_a_draft", f"job {job_id} is {status.state.value}; only a new job "
+                       "(JOB_STATE_NEW) can be changed or run")
+    return job, status
+
+
+def _apply_descriptors(client: Client, job: Job, status: JobStatus, found: dict[str, Descriptor]) -> None:
+    if not found:
+        return
+    source = found.get("dataSource")
+    destination = found.get("dataDestination")
+    job.set_datasource(source=source.uri_for(client, job.id) if source else None,
+                       destination=destination.uri_for(client, job.id) if destination else None)
+    warnings = [w for d in found.values() for w in d.warnings]
+    if warnings:
+        for warning in warnings:
+            log.warning("job %s: %s", job.id, warning)
+        client.store.update(job.id, warnings=[*status.warnings, *warnings])
+
+
+def _envelope(client: Client, job_id: str) -> JobEnvelope:
+    status = client.get(job_id).status()
+    description = client.store.fields(job_id, "description")["description"]
+    return JobEnvelope(job=job_view(client, status, description), templateInfo=_template_info(client, status.template))
+
+
+# -- jobs ---------------------------------------------------------------------------
+
+def _existing_draft(client: Client, job_id: str, ref: str) -> tuple[Job, JobStatus]:
+    """The new job a create names by ``jobId`` (ByteNite updates it): 404 naming ``jobId``
+    if there is none in the org (as for every other route; Runner makes the ids), 409 once
+    it has run or if its template is not ``templateId``."""
+    try:
+        job, status = _draft(client, job_id)
+    except JobNotFound:
+        raise ApiError(404, "not_found", f"jobId: no job {job_id!r} here; omit jobId to create a job",
+                       [FieldError(("jobId",), f"no job {job_id!r}; omit jobId to create one", "not_found")]) from None
+    if status.template != ref:
+        raise ApiError(409, "conflict", f"templateId: job {job_id} runs {status.template}, not {ref}",
+                       [FieldError(("templateId",), f"job {job_id} runs {status.template}", "conflict")])
+    return job, status
+
+
+@router.post("/jobs", response_model=JobEnvelope)
+def create_job(body: JobCreateBody, client: OrgClient) -> JobEnvelope:
+    """Create a new job (JOB_STATE_NEW) from a template — or, with ``jobId``, update one not
+    yet run; data source, destination, params and config may come now or later.
+    Everything is checked before anything is written."""
+    ref = _template_ref(client, body.templateId)
+    existing = _existing_draft(client, body.jobId, ref) if body.jobId else None
+    found = _descriptors(client, body)
+    params = body.params.sections() if body.params else {}
+    if params:
+        _check_params(client, ref, {**(existing[1].params if existing else {}), **params}, ("params",))
+    if existing:
+        job, status = existing
+    else:
+        job = client.create(ref, name=body.name)
+        status = job.status()
+    _apply_descriptors(client, job, status, found)
+    if params:
+        job.set_params(**params)
+    fields: dict[str, Any] = {k: v for k, v in body.model_dump(include={"name", "description"}).items()
+                              if k in body.model_fields_set or not existing}
+    if body.config:
+        fields.update({k: v for k, v in (("task_timeout", body.config.taskTimeout),
+                                         ("job_timeout", body.config.jobTimeout),
+                                         ("test", body.config.isTestJob)) if v is not None})
+    if fields:
+        client.store.update(job.id, **fields)
+    return _envelope(client, job.id)
+
+
+@router.get("/jobs", response_model=JobList)
+def list_jobs(
+    client: OrgClient,
+    limit: Annotated[int, Query(alias="pagination.limit", ge=1, le=500, description="Rows per page.")] = 50,
+    offset: Annotated[int, Query(alias="pagination.offset", ge=0, le=1_000_000, description="Rows to skip.")] = 0,
+) -> JobList:
+    """The caller's org's jobs, newest first, a page at a time."""
+    items, total = client.store.page_jobs(client.org, None, limit, offset)
+    extras = extra_fields(client, [status.id for status in items], "description")
+    data = [job_view(client, status, extra["description"]) for status, extra in zip(items, extras)]
+    page = Pagination(total=total, offset=offset, hasPrevious=offset > 0, hasNext=offset + len(items) < total)
+    return JobList(pagination=page, data=data)
+
+
+@router.get("/jobs/{jobId}", response_model=JobEnvelope)
+def get_job(jobId: JobId, client: OrgClient) -> JobEnvelope:
+    """A job of the caller's org; 404 for any other."""
+    return _envelope(client, jobId)
+
+
+@router.patch("/jobs/{jobId}/datasource", response_model=JobEnvelope)
+def set_datasource(jobId: JobId, body: DataSourceBody, client: OrgClient) -> JobEnvelope:
+    """Set a new job's data source and/or destination (409 once it has run)."""
+    job, status = _draft(client, jobId)
+    _apply_descriptors(client, job, status, _descriptors(client, body))
+    return _envelope(client, jobId)
+
+
+@router.patch("/jobs/{jobId}/params", response_model=JobEnvelope)
+def set_params(jobId: JobId, body: JobParams, client: OrgClient) -> JobEnvelope:
+    """Set a new job's params, validated at once against the template."""
+    job, status = _draft(client, jobId)
+    sections = body.sections()
+    _check_params(client, status.template, {**status.params, **sections})
+    if sections:
+        job.set_params(**sections)
+    return _envelope(client, jobId)
+
+
+@router.post("/jobs/{jobId}/run", response_model=GenericResponse)
+def run_job(jobId: JobId, client: OrgClient, body: RunBody | None = None) -> GenericResponse:
+    """Queue a new job, with ``{taskTimeout, jobTimeout, isTestJob}`` or ``{"config": {...}}``."""
+    config = (body or RunBody()).merged()
+    job, status = _draft(client, jobId)
+    test = status.test if config.isTestJob is None else config.isTestJob
+    job.run(task_timeout=config.taskTimeout, job_timeout=config.jobTimeout, test=test)
+    return GenericResponse(message=f"job {jobId} queued")
+
+
+@router.post("/jobs/{jobId}/abort", response_model=GenericResponse)
+def abort_job(jobId: JobId, client: OrgClient, who: CurrentPrincipal) -> GenericResponse:
+    """Delete a job that never ran; cancel any other (one that has ended is left as it is)."""
+    status = client.get(jobId).status()
+    if status.state is JobState.DRAFT:
+        client.delete(jobId, requester(who))  # a draft has no tasks: nothing to sweep later
+        return GenericResponse(message=f"job {jobId} deleted (it had not run)")
+    if client.cancel(jobId, by=requester(who)):
+        return GenericResponse(message=f"job {jobId} cancelled")
+    return GenericResponse(message=f"job {jobId} had already ended ({status.state.value})")
+
+
+@router.delete("/jobs/{jobId}", response_model=GenericResponse)
+async def delete_job(jobId: JobId, client: OrgClient, who: CurrentPrincipal, request: Request) -> GenericResponse:
+    """Cancel the job if it has not ended, then delete it and everything it wrote (swept
+    again shortly after, as ``DELETE /v1/jobs/{id}`` does)."""
+    await run_in_threadpool(client.get, jobId)
+    await run_in_threadpool(client.delete, jobId, requester(who))
+    api_state(request).sweep_later(client, jobId)
+    return GenericResponse(message=f"job {jobId} deleted")
+
+
+# -- results ------------------------------------------------------------------------
+
+def _result_names(client: Client, job: Job, status: JobStatus) -> list[str]:
+    """What the job wrote: ``result.json`` (the result itself) for a ``bypass:``
+    destination, the files under its artifacts' ``output/`` for ``bucket``, else the
+    destination file."""
+    if status.destination == "bypass:":
+        return [RESULT_JSON]
+    if status.destination.startswith(output_prefix(client, job.id) + "/"):
+        return [name[len(OUTPUT):] for name in job.artifacts() if name.startswith(OUTPUT)]
+    return [posixpath.basename(status.destination.rstrip("/")) or RESULT_JSON]
+
+
+@router.get("/jobs/{jobId}/results", response_model=Results)
+def job_results(jobId: JobId, request: Request, client: OrgClient) -> Results:
+    """Signed links to what the completed job wrote; 409 while it has not completed."""
+    job = client.get(jobId)
+    status = job.status()
+    if status.state is not JobState.COMPLETED:
+        why = f": {status.error.get('message')}" if status.error and status.error.get("message") else ""
+        raise ApiError(409, "not_completed", f"job {jobId} is {status.state.value}{why}; results exist once it "
+                       "is JOB_STATE_COMPLETE")
+    state = api_state(request)
+    secret, seconds = state.keys.link_secret(), state.settings.api_link_seconds
+    links = []
+    for name in _result_names(client, job, status):
+        expires, signature = sign(secret, jobId, name, seconds)
+        url = request.url_for("bytenite_result", jobId=jobId, name=name).include_query_params(
+            expires=expires, signature=signature)
+        links.append(ResultLink(name=name, link=str(url)))
+    return Results(results=links)
+
+
+def _open_result(client: Client, job: Job, status: JobStatus, name: str) -> Response:
+    """Result ``name`` as a response, streamed from storage (a job's output may be large);
+    raises SourceError (or ValueError for a bad name) if there is none."""
+    if status.destination == "bypass:":
+        if name != RESULT_JSON:
+            raise SourceError(name)
+        return Response(json.dumps(client.store.get_result(job.id)), media_type="application/json")
+    if status.destination.startswith(output_prefix(client, job.id) + "/"):
+        uri = f"{output_prefix(client, job.id)}/{check_name(name)}"
+    elif name == posixpath.basename(status.destination.rstrip("/")):
+        uri = status.destination
+    else:
+        raise SourceError(name)
+    stream = client.storages.backend(uri).open_read(uri)  # opened here: a missing file is a 404, not a broken 200
+
+    def chunks() -> Iterator[bytes]:
+        with stream:
+            while block := stream.read(CHUNK):
+                yield block
+
+    kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return StreamingResponse(chunks(), media_type=kind)
+
+
+@router.get("/results/{jobId}/{name:path}", name="bytenite_result", response_class=Response,
+            responses={200: {"content": {"application/octet-stream": {}}}, 403: {"description": "bad or expired link"}})
+def download_result(
+    jobId: JobId,
+    name: Annotated[str, Path(max_length=1024)],
+    request: Request,
+    expires: Annotated[int, Query(ge=0, le=10**12)],
+    signature: Annotated[str, Query(pattern=r"^[0-9a-f]{64}$")],
+) -> Response:
+    """One result of a job, by a signed link from ``GET /jobs/{jobId}/results`` (no token)."""
+    state = api_state(request)
+    if not signature_ok(state.keys.link_secret(), jobId, name, expires, signature):
+        raise ApiError(403, "bad_link", "result link invalid or expired: get a new one from "
+                       f"GET /v1/customer/jobs/{jobId}/results")
+    try:
+        client = state.client(state.store.get(jobId).org)
+        job = client.get(jobId)
+        return _open_result(client, job, job.status(), name)
+    except (JobNotFound, SourceError, ValueError):
+        raise ApiError(404, "not_found", f"job {jobId} has no result {name!r} (it may have been deleted)") from None
+
+
+# -- logs ---------------------------------------------------------------------------
+
+@router.post("/logs", response_model=LogsResponse)
+def job_logs(body: LogsBody, client: OrgClient) -> LogsResponse:
+    """A job's log lines by stage; app lines by task id (= piece index), filtered by
+    ``taskIds`` and ``levels`` when given."""
+    lines = client.get(body.jobId).logs()
+    return LogsResponse.model_validate(group_logs(lines, body.taskIds, body.levels))

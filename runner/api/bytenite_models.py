@@ -1,0 +1,212 @@
+"""Request and response bodies of ByteNite's customer API (``/v1/customer``).
+
+Field names are ByteNite's (camelCase), so their clients work with only the base URL
+changed. Bodies refuse unknown top-level fields (a misspelt ``taskTimout`` would
+otherwise be silently ignored); a descriptor's ``params`` is an open object, as in
+ByteNite's API (``@type`` and provider fields Runner does not use are ignored).
+Timeouts are ints or numeric strings: ByteNite's API is protobuf JSON, whose int64
+fields travel as strings.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+__all__ = [
+    "DataSource", "JobParams", "JobConfig", "JobCreateBody", "DataSourceBody", "RunBody", "LogsBody",
+    "ByteNiteJob", "DataSourceOut", "JobConfigOut", "TemplateInfo", "JobEnvelope", "Pagination", "JobList", "ResultLink", "Results",
+    "GenericResponse", "LogEntry", "StageLogs", "LogsResponse", "ByteNiteErrorBody", "ERROR_RESPONSES",
+]
+
+
+def _int_string(value: Any) -> Any:
+    """``"30"`` → 30 (protobuf int64 as JSON); anything else is left to pydantic's checks."""
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    return value
+
+
+Seconds = Annotated[int, BeforeValidator(_int_string), Field(gt=0, le=366 * 24 * 3600)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataSource(_Body):
+    """``{dataSourceDescriptor, params}``: ``bypass``, ``url`` (``params.url``, input only), ``s3``/``aws``
+    (``params.bucketName``, ``params.name``), or ``bucket`` for output (the job's artifacts,
+    under ``output/``, named ``params.name`` or ``result``)."""
+
+    dataSourceDescriptor: str = Field(..., min_length=1, max_length=40)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class JobParams(_Body):
+    """``{partitioner, app, assembler}``; ``preset`` is accepted and ignored."""
+
+    partitioner: dict[str, Any] | None = None
+    app: dict[str, Any] | None = None
+    assembler: dict[str, Any] | None = None
+    preset: str | None = Field(None, max_length=200)
+
+    def sections(self) -> dict[str, dict[str, Any]]:
+        return {kind: section for kind in ("partitioner", "app", "assembler")
+                if (section := getattr(self, kind)) is not None}
+
+
+class JobConfig(_Body):
+    taskTimeout: Seconds | None = None
+    jobTimeout: Seconds | None = None
+    isTestJob: bool | None = None
+
+
+class JobCreateBody(_Body):
+    jobId: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{0,64}$",
+                              description="An existing new job of yours to update; omit (or null) to create one.")
+    templateId: str = Field(..., min_length=1, max_length=200, description="`name@version`, or `name` for the newest.")
+    name: str | None = Field(None, max_length=200)
+    description: str | None = Field(None, max_length=2000)
+    dataSource: DataSource | None = None
+    dataDestination: DataSource | None = None
+    params: JobParams | None = None
+    config: JobConfig | None = None
+
+
+class DataSourceBody(_Body):
+    dataSource: DataSource | None = None
+    dataDestination: DataSource | None = None
+
+
+class RunBody(JobConfig):
+    """``{taskTimeout, jobTimeout, isTestJob}`` or ``{"config": {...}}`` (the latter wins)."""
+
+    config: JobConfig | None = None
+
+    def merged(self) -> JobConfig:
+        top = JobConfig(taskTimeout=self.taskTimeout, jobTimeout=self.jobTimeout, isTestJob=self.isTestJob)
+        if self.config is None:
+            return top
+        return top.model_copy(update=self.config.model_dump(exclude_none=True))
+
+
+class LogsBody(_Body):
+    jobId: str = Field(..., pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    taskIds: list[Annotated[int, BeforeValidator(_int_string), Field(ge=0)]] = Field(default_factory=list,
+                                                                                     max_length=10_000)
+    levels: list[str] = Field(default_factory=list, max_length=10)
+
+
+# -- responses ----------------------------------------------------------------------
+
+class TemplateInfo(BaseModel):
+    id: str
+    owner: str = ""
+    description: str = ""
+    app: str
+    partitioner: str
+    assembler: str
+
+
+class DataSourceOut(BaseModel):
+    """A descriptor as read back (unconstrained: a response never fails validation)."""
+
+    dataSourceDescriptor: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class JobConfigOut(BaseModel):
+    taskTimeout: int
+    jobTimeout: int
+    isTestJob: bool
+
+
+class ByteNiteJob(BaseModel):
+    """A Runner job as ByteNite's clients read it (``runnerState`` is Runner's own state)."""
+
+    id: str
+    templateId: str
+    name: str | None = None
+    description: str | None = None
+    state: str
+    runnerState: str
+    config: JobConfigOut
+    dataSource: DataSourceOut
+    dataDestination: DataSourceOut
+    params: dict[str, dict[str, Any]]
+    createdAt: str
+    startedAt: str | None = None
+    endedAt: str | None = None
+    numChunks: int | None = None
+    errorMessage: str | None = None
+
+
+class JobEnvelope(BaseModel):
+    job: ByteNiteJob
+    templateInfo: TemplateInfo
+
+
+class Pagination(BaseModel):
+    total: int
+    offset: int
+    hasPrevious: bool
+    hasNext: bool
+
+
+class JobList(BaseModel):
+    pagination: Pagination
+    data: list[ByteNiteJob]
+
+
+class ResultLink(BaseModel):
+    name: str
+    link: str = Field(description="A signed link (48 h); needs no Authorization header.")
+
+
+class Results(BaseModel):
+    results: list[ResultLink]
+
+
+class GenericResponse(BaseModel):
+    ok: bool = True
+    message: str
+
+
+class LogEntry(BaseModel):
+    log: str
+    timestamp: str
+    level: str
+    container: str
+
+
+class StageLogs(BaseModel):
+    logs: list[LogEntry]
+
+
+class LogsResponse(BaseModel):
+    partitioner: StageLogs
+    assembler: StageLogs
+    taskrunner: dict[str, StageLogs]
+
+
+class ByteNiteError(BaseModel):
+    code: int
+    message: str
+    description: str
+
+
+class ByteNiteErrorBody(BaseModel):
+    ok: bool = False
+    message: str
+    error: ByteNiteError
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ByteNiteErrorBody, "description": text} for status, text in (
+        (401, "missing, bad, expired or revoked token"), (404, "no such job (in this org)"),
+        (409, "the job's state does not allow this"), (413, "body over RUNNER_API_MAX_BODY_BYTES"),
+        (422, "invalid input; `error.description` names each bad field"), (429, "rate limit; see Retry-After"),
+    )
+}

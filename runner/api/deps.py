@@ -1,0 +1,118 @@
+"""FastAPI dependencies shared by every route family: who is calling, and a ``Client``
+bound to their org.
+
+``principal`` reads ``Authorization: <token>`` (ByteNite's clients send the token bare)
+or ``Authorization: Bearer <token>``, checks it and counts the request against the
+key's rate limit, in one Redis round trip. ``client_for`` gives the ``Client`` of the
+principal's org — one per org, cached for the process — so the org of every read and
+write is the key's and never a request body's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from functools import cached_property
+from typing import Annotated
+
+import redis.asyncio as aredis
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader
+
+from starlette.concurrency import run_in_threadpool
+
+from runner.api.keys import ApiKeys, Principal, RateLimit, Unauthorized
+from runner.client import Client
+from runner.config import Settings
+from runner.store import StatusStore
+
+__all__ = ["ApiState", "api_state", "principal", "client_for", "CurrentPrincipal", "OrgClient"]
+
+log = logging.getLogger("runner.api")
+
+SWEEP_AFTER = (5.0, 30.0)  # seconds after a delete, between sweeps of stragglers' writes
+
+# Declares the header in the OpenAPI document (the "Authorize" button of /docs).
+_authorization = APIKeyHeader(name="Authorization", auto_error=False,
+                              description="An access token from POST /v1/auth/access_token, bare or as `Bearer <token>`.")
+
+
+class ApiState:
+    """What one API process shares between requests: settings, store, keys, clients."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = StatusStore.from_settings(settings)
+        self.keys = ApiKeys(self.store, settings.api_token_seconds)
+        self.limit = RateLimit.parse(settings.api_rate_limit)
+        self._clients: dict[str, Client] = {}
+        self._lock = threading.Lock()
+        self._sweeps: set[asyncio.Task] = set()
+
+    @cached_property
+    def async_redis(self) -> aredis.Redis:
+        """The store's Redis for async routes (server-sent events), made in the event loop."""
+        return aredis.Redis.from_url(self.store.url, decode_responses=True)
+
+    def sweep_later(self, client: Client, job_id: str) -> None:
+        """Delete a deleted job's keys again after ``SWEEP_AFTER`` seconds.
+
+        A task of the job that was running when it was deleted may still write (a log
+        line, a result, a failure) before it notices the cancel; such a write would
+        recreate a key with no expiry. The sweeps remove what it left.
+        """
+        task = asyncio.get_running_loop().create_task(self._sweep(client, job_id))
+        self._sweeps.add(task)
+        task.add_done_callback(self._sweeps.discard)
+
+    async def _sweep(self, client: Client, job_id: str) -> None:
+        for delay in SWEEP_AFTER:
+            await asyncio.sleep(delay)
+            try:
+                await run_in_threadpool(client.store.delete_job, job_id, client.org)
+            except Exception:  # best effort: the store may be briefly unreachable
+                log.warning("could not sweep the keys of deleted job %s", job_id, exc_info=True)
+
+    def client(self, org: str) -> Client:
+        """The ``Client`` of ``org`` (made once per process)."""
+        with self._lock:
+            found = self._clients.get(org)
+            if found is None:
+                found = self._clients[org] = Client(settings=self.settings, org=org)
+            return found
+
+
+def api_state(request: Request) -> ApiState:
+    return request.app.state.api
+
+
+def bearer_token(header: str | None) -> str:
+    """The token of an ``Authorization`` header, bare or ``Bearer``; else Unauthorized."""
+    value = (header or "").strip()
+    scheme, _, rest = value.partition(" ")
+    if scheme.lower() == "bearer":
+        value = rest.strip()
+    if not value or " " in value:
+        raise Unauthorized("missing access token: send 'Authorization: Bearer <token>' "
+                           "(token from POST /v1/auth/access_token)")
+    return value
+
+
+def principal(request: Request, authorization: Annotated[str | None, Depends(_authorization)] = None) -> Principal:
+    """The caller, from their token; raises Unauthorized (401) or RateLimited (429)."""
+    state = api_state(request)
+    found = state.keys.authenticate(bearer_token(authorization), state.limit)
+    request.state.principal = found
+    return found
+
+
+CurrentPrincipal = Annotated[Principal, Depends(principal)]
+
+
+def client_for(request: Request, who: CurrentPrincipal) -> Client:
+    """A ``Client`` bound to the caller's org."""
+    return api_state(request).client(who.org)
+
+
+OrgClient = Annotated[Client, Depends(client_for)]

@@ -1,0 +1,31 @@
+"""What the foreign route families write on a job's own record (JSON, like every other
+field): ByteNite's ``description``; the Prediction API's ``schedule_hint``
+(``{"expected_interval_minutes": n}``) and ``input_types`` (role → ``input_type``).
+``JobStatus`` ignores them, so Runner's own views are unchanged: one job, three views.
+And who cancelled a job through them, as its error says it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from runner.api.keys import Principal
+from runner.client import Client
+
+__all__ = ["extra_fields", "requester"]
+
+
+def extra_fields(client: Client, job_ids: list[str], *names: str) -> list[dict[str, Any]]:
+    """``names`` of each job's record, decoded (missing ones ``None``), in one round trip
+    for a whole page of jobs."""
+    with client.store.redis.pipeline(transaction=False) as pipe:
+        for job_id in job_ids:
+            pipe.hmget(client.store.job_key(job_id), list(names))
+        rows = pipe.execute()
+    return [{name: (json.loads(raw) if raw is not None else None) for name, raw in zip(names, row)} for row in rows]
+
+
+def requester(who: Principal) -> str:
+    """Who cancelled, as the job's error says it: the API key (never the server's user)."""
+    return f"API key {who.key_id}"

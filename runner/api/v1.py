@@ -1,0 +1,230 @@
+"""Runner's own routes (``/v1``): jobs and templates, as the ``Client`` sees them.
+
+Bodies take the ``Client``'s arguments; a job reads as ``runner status --json`` shows it.
+Every route acts through the caller's org's ``Client``, so another org's job is a 404
+everywhere and in no list. Bad input is refused, naming the field, before anything is
+written or queued.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from runner.api.checks import check_uris, find_template
+from runner.api.deps import CurrentPrincipal, OrgClient, api_state
+from runner.api.errors import ApiError, FieldError
+from runner.api.events import event_stream
+from runner.api.keys import Principal
+from runner.api.templates import template_view, template_views
+from runner.api.v1_models import (
+    ERROR_RESPONSES, ArtifactList, JobCreate, JobPage, JobPatch, JobResult, JobRetry, JobRun, LogPage,
+)
+from runner.job import Job
+from runner.errors import SourceError
+from runner.models import JobState, JobStatus
+from runner.params import validate_params
+from runner.catalog import TemplateInfo
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["runner"], responses=ERROR_RESPONSES)
+
+EVENT_ID = r"^\d{1,20}-\d{1,20}$"
+JobId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="The job's id.")]
+
+
+def _uri_fields(source: str | None, destination: str | None, inputs: dict[str, str] | None) -> dict:
+    return {("source",): source, ("destination",): destination,
+            **{("inputs", name): uri for name, uri in (inputs or {}).items()}}
+
+
+def _check_input_names(tmpl: TemplateInfo, inputs: dict[str, str] | None) -> None:
+    """422 naming each input the template does not declare (a draft may still lack some)."""
+    declared = ", ".join(tmpl.inputs) or "none"
+    unknown = [FieldError(("inputs", name), f"unknown input; template {tmpl.ref} declares: {declared}",
+                          "unknown_input") for name in (inputs or {}) if name not in tmpl.inputs]
+    if unknown:
+        raise ApiError(422, "invalid_inputs", "; ".join(f"{f.path}: {f.msg}" for f in unknown), unknown)
+
+
+def _by(who: Principal) -> str:
+    """Who cancelled, as the job's error says it: the API key (never the server's user)."""
+    return f"API key {who.key_id}"
+
+
+def _view(job: Job) -> JobStatus:
+    return job.status()
+
+
+@router.post("/jobs", status_code=201, response_model=JobStatus)
+def create_job(body: JobCreate, client: OrgClient) -> JobStatus:
+    """Submit a job (queued at once), or with ``draft: true`` create a draft to configure."""
+    tmpl = find_template(client, body.template)
+    check_uris(client, _uri_fields(body.source, body.destination, body.inputs))
+    if not body.draft:
+        job = client.submit(tmpl.ref, source=body.source, destination=body.destination, params=body.params,
+                            inputs=body.inputs, name=body.name, task_timeout=body.task_timeout,
+                            job_timeout=body.job_timeout, max_retries=body.max_retries,
+                            retention_hours=body.retention_hours, test=body.test)
+        return _view(job)
+    if body.params:
+        validate_params(tmpl, body.params)
+    _check_input_names(tmpl, body.inputs)
+    job = client.create(tmpl.ref, name=body.name, retention_hours=body.retention_hours)
+    job.set_datasource(source=body.source, destination=body.destination, inputs=body.inputs)
+    if body.params:
+        job.set_params(**body.params)
+    return _view(job)
+
+
+@router.get("/jobs", response_model=JobPage)
+def list_jobs(
+    client: OrgClient,
+    state: Annotated[JobState | None, Query(description="Only jobs in this state.")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> JobPage:
+    """The caller's org's jobs, newest first, a page at a time."""
+    items, total = client.store.page_jobs(client.org, state, limit, offset)
+    return JobPage(items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get("/jobs/{job_id}", response_model=JobStatus)
+def get_job(job_id: JobId, client: OrgClient) -> JobStatus:
+    """A job of the caller's org, as ``runner status --json`` shows it; 404 for any other."""
+    return _view(client.get(job_id))
+
+
+@router.patch("/jobs/{job_id}", response_model=JobStatus)
+def patch_job(job_id: JobId, body: JobPatch, client: OrgClient) -> JobStatus:
+    """Change a draft's source, destination, inputs, params (validated at once) or name; 409
+    for a job that is no longer a draft."""
+    job = client.get(job_id)
+    current = job.status()
+    if current.state is not JobState.DRAFT:
+        raise ApiError(409, "not_a_draft", f"job {job_id} is {current.state.value}; only a draft job can be changed",
+                       extra={"state": current.state.value})
+    tmpl = client.template(current.template)
+    check_uris(client, _uri_fields(body.source, body.destination, body.inputs))
+    _check_input_names(tmpl, body.inputs)
+    if body.params is not None:
+        validate_params(tmpl, {**current.params, **body.params})
+    if body.source is not None or body.destination is not None or body.inputs is not None:
+        job.set_datasource(source=body.source, destination=body.destination, inputs=body.inputs)
+    if body.params is not None:
+        job.set_params(**body.params)
+    if "name" in body.model_fields_set:
+        client.store.update(job_id, name=body.name)
+    return _view(job)
+
+
+@router.post("/jobs/{job_id}/run", response_model=JobStatus)
+def run_job(job_id: JobId, client: OrgClient, body: JobRun | None = None) -> JobStatus:
+    """Queue a draft (its params and inputs checked first); 409 for any other state."""
+    body = body or JobRun()
+    job = client.get(job_id)
+    job.run(task_timeout=body.task_timeout, job_timeout=body.job_timeout, test=body.test,
+            max_retries=body.max_retries)
+    return _view(job)
+
+
+@router.post("/jobs/{job_id}/cancel", response_model=JobStatus)
+def cancel_job(job_id: JobId, client: OrgClient, who: CurrentPrincipal) -> JobStatus:
+    """Cancel a job; one that has already ended is returned unchanged."""
+    job = client.get(job_id)
+    client.cancel(job_id, by=_by(who))
+    return _view(job)
+
+
+@router.post("/jobs/{job_id}/retry", response_model=JobStatus)
+def retry_job(job_id: JobId, client: OrgClient, body: JobRetry | None = None) -> JobStatus:
+    """Re-run only the failed pieces of a failed or timed-out job (409 otherwise)."""
+    return _view(client.retry_failed(client.get(job_id).id, (body or JobRetry()).job_timeout))
+
+
+@router.delete("/jobs/{job_id}", status_code=204, response_class=Response)
+async def delete_job(job_id: JobId, client: OrgClient, who: CurrentPrincipal, request: Request) -> Response:
+    """Cancel the job if it has not ended, then delete its record, results, logs and
+    artifacts; afterwards it is a 404."""
+    await run_in_threadpool(client.get, job_id)
+    await run_in_threadpool(client.delete, job_id, _by(who))
+    api_state(request).sweep_later(client, job_id)
+    return Response(status_code=204)
+
+
+@router.get("/jobs/{job_id}/result", response_model=JobResult)
+def job_result(job_id: JobId, client: OrgClient) -> JobResult:
+    """The assembled result once the job completed; else 409 with its state and error."""
+    status = client.get(job_id).status()
+    if status.state is not JobState.COMPLETED:
+        error = status.error or {}
+        why = f": {error.get('message')}" if error.get("message") else ""
+        raise ApiError(409, "not_completed", f"job {job_id} is {status.state.value}{why}",
+                       extra={"state": status.state.value, "job_error": status.error})
+    return JobResult(result=client.store.get_result(job_id))
+
+
+@router.get("/jobs/{job_id}/logs", response_model=LogPage)
+def job_logs(
+    job_id: JobId,
+    client: OrgClient,
+    piece: Annotated[int | None, Query(ge=0, description="Only the lines about this piece.")] = None,
+    after: Annotated[str | None, Query(pattern=EVENT_ID, description="A line id: only newer lines.")] = None,
+) -> LogPage:
+    """The job's log lines in order: its code's ``ctx.log`` lines and Runner's own."""
+    lines = client.get(job_id).logs(piece=piece, after=after or "-")
+    items = [line.model_dump(mode="json") for line in lines]
+    return LogPage(items=items, next=lines[-1].id if lines else (after or "0-0"))
+
+
+@router.get("/jobs/{job_id}/artifacts", response_model=ArtifactList)
+def job_artifacts(job_id: JobId, client: OrgClient) -> ArtifactList:
+    """Names of the job's artifacts (``output.json`` once it has ended)."""
+    return ArtifactList(items=client.get(job_id).artifacts())
+
+
+@router.get("/jobs/{job_id}/artifacts/{name:path}", response_class=Response,
+            responses={200: {"content": {"application/octet-stream": {}}}})
+def job_artifact(job_id: JobId, name: str, client: OrgClient) -> Response:
+    """One artifact's content."""
+    job = client.get(job_id)
+    try:
+        data = job.read_artifact(name)
+    except ValueError as exc:
+        raise ApiError(422, "invalid_name", str(exc), [FieldError(("name",), str(exc))]) from None
+    except SourceError:
+        raise ApiError(404, "not_found", f"job {job_id} has no artifact {name!r}") from None
+    kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return Response(data, media_type=kind)
+
+
+@router.get("/jobs/{job_id}/events", response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}}}})
+def job_events(
+    job_id: JobId,
+    client: OrgClient,
+    request: Request,
+    last_event_id: Annotated[str | None, Header(pattern=EVENT_ID)] = None,
+    after: Annotated[str | None, Query(pattern=EVENT_ID, description="Resume after this event id.")] = None,
+) -> StreamingResponse:
+    """Server-sent events from the job's events stream (state changes, progress), resuming
+    after ``Last-Event-ID`` (or ``after``); the stream ends after the job's final state."""
+    client.get(job_id)
+    return event_stream(api_state(request).async_redis, client.store, job_id, last_event_id or after)
+
+
+@router.get("/templates")
+def list_templates(client: OrgClient) -> list[dict[str, Any]]:
+    """Every template, with a JSON Schema of each kind's params."""
+    return template_views(client)
+
+
+@router.get("/templates/{ref}")
+def get_template_route(ref: Annotated[str, Path(max_length=200)], client: OrgClient) -> dict[str, Any]:
+    """One template (``name@version``, or ``name`` for the newest)."""
+    return template_view(client, ref)
