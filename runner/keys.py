@@ -25,6 +25,8 @@ key                                   type    holds
 ``P:leases``                          zset    running tasks ``[name, id, args]`` as JSON, scored by when
                                               their worker last vouched for them (dead-work recovery)
 ``P:templates``                       hash    ref -> published template as JSON (never expires: ``catalog.py``)
+``P:imports``                         hash    ref -> imported executable template as JSON (never expires:
+                                              ``engines/imports.py``)
 ====================================  ======  =================================================
 
 Every key of a job expires: at creation after its deadline plus retention (so nothing
@@ -90,6 +92,9 @@ class Keys:
 
     def templates_key(self) -> str:
         return f"{self.prefix}:templates"
+
+    def imports_key(self) -> str:
+        return f"{self.prefix}:imports"
 
     def _job_keys(self, job_id: str) -> list[str]:
         return [
