@@ -135,3 +135,21 @@ def test_secrets_reach_the_process_and_a_missing_one_fails_the_piece_naming_it(
     seen = json.loads((out / "secret.json").read_text())
     assert seen == {"sha256": hashlib.sha256(b"t0ken-value").hexdigest(), "runner_vars": []}
     assert all("t0ken-value" not in line.msg for line in job.logs())
+
+
+def test_the_bytenite_example_counts_words_as_python_does(client: Client, settings, tmp_path: Path) -> None:
+    import collections
+
+    from tests.conftest import REPO
+
+    report = import_template(REPO / "examples" / "bytenite" / "template.json", StatusStore.from_settings(settings),
+                             Storages(settings), settings)
+    book = REPO / "examples" / "data" / "book.txt"
+    out = tmp_path / "counts"
+    job = client.submit(report.ref, source=book.as_uri(), destination=out.as_uri() + "/",
+                        params={"partitioner": {"lines_per_chunk": 5}})
+    job.wait(timeout=60)
+    expected = collections.Counter(book.read_text().lower().split())
+    assert json.loads((out / "counts.json").read_text()) == dict(expected)
+    assert sorted(p.name for p in out.iterdir()) == ["counts.json", "top.txt"]
+    assert job.status().pieces_total == -(-len(book.read_text().splitlines()) // 5)
