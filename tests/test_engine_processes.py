@@ -66,3 +66,18 @@ def test_a_cancelled_app_and_its_child_are_stopped(client: Client, settings, tmp
         job.wait(timeout=30)
     wait_until(lambda: not running(pids), 20, "the app and its child to be gone after cancel")
     wait_until(lambda: scratch_dirs(job.id) == [], 10, "the piece's scratch directory to be removed")
+
+
+def test_an_app_and_its_child_are_stopped_when_the_job_deadline_passes(client: Client, settings,
+                                                                        tmp_path: Path) -> None:
+    from runner import JobTimedOut
+
+    ref = import_engines(settings, tmp_path, params={"partitioner": {"lines_per_chunk": 100}})
+    (tmp_path / "in.txt").write_text("one piece\n")
+    pidfile = tmp_path / "pids"
+    job = client.submit(ref, source=(tmp_path / "in.txt").as_uri(), job_timeout=4,
+                        params={"app": {"spawn": True, "sleep": 120, "pidfile": str(pidfile)}})
+    pids = started_pids(pidfile)
+    with pytest.raises(JobTimedOut):
+        job.wait(timeout=30)
+    wait_until(lambda: not running(pids), 20, "the app and its child to be gone after the deadline")
