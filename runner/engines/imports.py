@@ -106,8 +106,7 @@ def import_template(path: Path, store: StatusStore, storages: Storages, settings
         engines[kind] = EngineRecord(function=functions[kind], manifest=manifest.model_dump(mode="json"),
                                      digest=digest, uri=uri, schema_=folder.schema_)
         warnings += manifest.warnings()
-    app_manifest = engines["app"].manifest if "app" in engines else {}
-    if queue is None and Manifest.model_validate(app_manifest or {"name": "x", "version": "0.1"}).needs_gpu:
+    if queue is None and "app" in engines and Manifest.model_validate(engines["app"].manifest).needs_gpu:
         queue = "gpu"
     record = ImportRecord(
         ref=f"{spec.id}@{version}", name=spec.id, version=version, functions=functions, engines=engines,

@@ -24,6 +24,7 @@ __all__ = ["Manifest", "EngineFolder", "ByteNiteTemplate", "read_engine", "read_
 EngineKind = Literal["partitioner", "app", "assembler"]
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _VERSION = re.compile(r"^\d+\.\d+$")
+_TEMPLATE_ID = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 
 
 class Manifest(BaseModel):
@@ -140,6 +141,14 @@ class ByteNiteTemplate(BaseModel):
     description: str = ""
     params: dict[str, dict[str, Any]] = Field(default_factory=dict)
     config: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not _TEMPLATE_ID.match(value):
+            raise ValueError(f"id {value!r} must be letters, digits, '.', '-' or '_', at most 100 characters "
+                             f"(it becomes the template's name)")
+        return value
 
     @property
     def task_timeout(self) -> float | None:
