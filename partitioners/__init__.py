@@ -1,6 +1,6 @@
 """Built-in partitioners, registered like a user's own: lines, bytes, jsonl, objects,
-replicas, single."""
+passthrough, replicas, single."""
 
-from partitioners import bytes_ranges, jsonl, lines, objects, replicas, single  # noqa: F401  (registers them)
+from partitioners import bytes_ranges, jsonl, lines, objects, passthrough, replicas, single  # noqa: F401  (registers them)
 
-__all__ = ["bytes_ranges", "jsonl", "lines", "objects", "replicas", "single"]
+__all__ = ["bytes_ranges", "jsonl", "lines", "objects", "passthrough", "replicas", "single"]

@@ -12,6 +12,7 @@ from runner.config import Settings, get_settings
 from runner.errors import (
     ClusterError,
     ConfigError,
+    EngineError,
     IllegalTransition,
     InvalidParams,
     JobCancelled,
@@ -64,6 +65,7 @@ __all__ = [
     "IllegalTransition",
     "JobNotFinished",
     "ClusterError",
+    "EngineError",
     "JobError",
     "JobFailed",
     "JobTimedOut",

@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     artifacts_url: str | None = Field(
         None, description="Where job artifacts go (file:// or s3:// prefix); default <first file root>/.runner/artifacts."
     )
+    shared_cache_dir: Path | None = Field(
+        None, description="Executable apps' SHARED_CACHE_DIR (read-only by convention); default a temp directory.")
+    user_cache_dir: Path | None = Field(
+        None, description="Root of executable apps' USER_CACHE_DIR, one directory per org; default a temp directory.")
     s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint; AWS when unset.")
     s3_region: str | None = Field(None, description="S3 region; else AWS_DEFAULT_REGION / AWS config.")
     s3_access_key_id: str | None = Field(None, description="S3 access key; else the standard AWS chain.")

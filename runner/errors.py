@@ -12,6 +12,7 @@
     ├── IllegalTransition      a state change the state machine forbids
     ├── JobNotFinished         a result was asked of a job that has not ended
     ├── ClusterError           the embedded Redis / worker pool could not start
+    ├── EngineError            an executable engine is ill-formed, or its process failed
     ├── SoftTimeLimitExceeded  raised inside a piece at ``task_timeout``; catch it to clean up
     └── JobError               a job ended without a result
         ├── JobFailed          a piece, the partitioner or the assembler failed
@@ -38,6 +39,7 @@ __all__ = [
     "IllegalTransition",
     "JobNotFinished",
     "ClusterError",
+    "EngineError",
     "SoftTimeLimitExceeded",
     "JobError",
     "JobFailed",
@@ -95,6 +97,11 @@ class SoftTimeLimitExceeded(RunnerError, _CelerySoftTimeLimit):
 
 class ClusterError(RunnerError):
     """The embedded cluster (Redis server or worker pool) failed to start."""
+
+
+class EngineError(RunnerError):
+    """An executable engine folder, manifest or template is ill-formed, or its process
+    exited with a non-zero status (the message says ``exit status N`` and stderr's tail)."""
 
 
 class JobError(RunnerError):

@@ -30,6 +30,8 @@ key                                   type    holds
 ``P:api:token:{sha256}``              string  an access token's key id; expires with the token
 ``P:api:rate:{key id}:{window}``      string  requests of one API key in one rate-limit window
 ``P:api:link_secret``                 string  the HMAC secret of signed result links (shared by API processes)
+``P:imports``                         hash    ref -> imported executable template as JSON (never expires:
+                                              ``engines/imports.py``)
 ====================================  ======  =================================================
 
 Every key of a job expires: at creation after its deadline plus retention (so nothing
@@ -111,6 +113,9 @@ class Keys:
 
     def api_link_secret_key(self) -> str:
         return f"{self.prefix}:api:link_secret"
+
+    def imports_key(self) -> str:
+        return f"{self.prefix}:imports"
 
     def _job_keys(self, job_id: str) -> list[str]:
         return [

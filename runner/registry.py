@@ -42,6 +42,8 @@ __all__ = [
     "templates",
     "load_plugins",
     "pick_version",
+    "register",
+    "add_template_loader",
     "NOT_FOUND_HINT",
 ]
 
@@ -156,6 +158,15 @@ def _decorator(kind: Kind) -> Callable[..., Any]:
     return decorate
 
 
+def register(kind: Kind, name: str, fn: Callable[..., Any], *, params: type[BaseModel] | None = None,
+             engine: str = "python", **traits: Any) -> Function:
+    """Register ``fn`` as the ``kind`` called ``name`` without a decorator, e.g. a callable
+    that runs an executable engine (``engine="command"``). Raises :class:`TemplateError`
+    when the name is taken by another function."""
+    _register_function(kind, name, params, fn, engine=engine, **traits)
+    return _functions[kind][name]
+
+
 app = _decorator("app")
 partitioner = _decorator("partitioner")
 assembler = _decorator("assembler")
@@ -259,9 +270,21 @@ def _valid(version: str) -> bool:
     return True
 
 
-def get_template(ref: str) -> Template:
+_loaders: list[Callable[..., bool]] = []
+
+
+def add_template_loader(loader: Callable[..., bool]) -> None:
+    """Let ``loader(ref, **where)`` register a template this process does not have yet
+    (e.g. one imported to the store after the worker started); it returns whether it did."""
+    if loader not in _loaders:
+        _loaders.append(loader)
+
+
+def get_template(ref: str, **where: Any) -> Template:
     """The template ``ref`` names (``name``, ``name@1``, ``name@1.2``, ``name@1.2.3``; see
-    :func:`pick_version`) among those this process registered.
+    :func:`pick_version`) among those this process registered. Given ``where`` (a
+    worker's ``store`` and ``storages``), an exact ref this process lacks is first offered
+    to the template loaders (:func:`add_template_loader`).
 
     Raises :class:`TemplateNotFound` naming the known templates, with a hint about
     ``--include`` / ``RUNNER_INCLUDE`` since the usual cause is a module never imported.
@@ -269,6 +292,8 @@ def get_template(ref: str) -> Template:
     name, _, tag = ref.partition("@")
     versions = _templates.get(name, {})
     version = pick_version(tag, versions)
+    if version is None and where and any(loader(ref, **where) for loader in list(_loaders)):
+        return get_template(ref)
     if version is None:
         known = ", ".join(t.ref for t in templates()) or "none"
         raise TemplateNotFound(f"unknown template {ref!r} (registered: {known}); {NOT_FOUND_HINT}")

@@ -463,3 +463,16 @@ class StatusStore(Keys):
     def published_templates(self) -> dict[str, str]:
         """Every published template's JSON, by ref."""
         return self.redis.hgetall(self.templates_key())
+
+    def record_import(self, ref: str, encoded: str) -> str:
+        """Record an imported template unless ``ref`` already is (``HSETNX``): returns
+        what is recorded under ``ref`` now, ours or the earlier one."""
+        with self.redis.pipeline() as pipe:
+            pipe.hsetnx(self.imports_key(), ref, encoded)
+            pipe.hget(self.imports_key(), ref)
+            _, current = pipe.execute()
+        return current
+
+    def imported_template(self, ref: str) -> str | None:
+        """The JSON of the imported template ``ref`` (``name@version``), if any."""
+        return self.redis.hget(self.imports_key(), ref)

@@ -89,7 +89,7 @@ def job_spec(job_id: str) -> JobSpec:
         job_id, "template", "params", "test", "task_timeout", "max_retries", "retention_hours", "queue",
         "source", "destination", "inputs",
     )
-    template = get_template(raw["template"])
+    template = get_template(raw["template"], store=store(), storages=storages())  # loaders: imported templates
     params = {
         kind: parse_section(template.function(kind).params, (raw["params"] or {}).get(kind, {}))  # type: ignore[arg-type]
         for kind in ("partitioner", "app", "assembler")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import click
 
 from runner.api import cli as api_cli
-from runner.cli import fleet, jobs
+from runner.cli import engines, fleet, jobs
 from runner.cli.errors import exit_on_error
 
 __all__ = ["cli", "main"]
@@ -29,6 +29,8 @@ for _command in [*jobs.COMMANDS, *fleet.COMMANDS]:
 # Commands from other modules register here, one line each: cli.add_command(module.command)
 cli.add_command(api_cli.api)
 cli.add_command(api_cli.keys)
+cli.add_command(engines.template)
+cli.add_command(engines.engine)
 
 
 def main(argv: list[str] | None = None) -> None:
