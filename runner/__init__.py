@@ -14,6 +14,7 @@ from runner.errors import (
     ConfigError,
     IllegalTransition,
     InvalidParams,
+    InvalidSchedule,
     JobCancelled,
     JobError,
     JobFailed,
@@ -21,6 +22,7 @@ from runner.errors import (
     JobNotFound,
     JobTimedOut,
     RunnerError,
+    ScheduleNotFound,
     SoftTimeLimitExceeded,
     SourceError,
     TemplateError,
@@ -28,6 +30,8 @@ from runner.errors import (
 )
 from runner.models import JobState, JobStatus
 from runner.pieces import PieceRef
+from runner.recurring import Schedule
+from runner.schedules import CatchUp, ScheduleInfo
 from runner.registry import Template, app, assembler, get_template, partitioner, template
 from runner.local import local_cluster
 from runner.simple import SimpleJob
@@ -50,6 +54,10 @@ __all__ = [
     "SimpleJob",
     "PieceRef",
     "SourceReport",
+    # recurring jobs
+    "Schedule",
+    "ScheduleInfo",
+    "CatchUp",
     # configuration
     "Settings",
     "get_settings",
@@ -59,6 +67,8 @@ __all__ = [
     "TemplateError",
     "TemplateNotFound",
     "InvalidParams",
+    "InvalidSchedule",
+    "ScheduleNotFound",
     "SourceError",
     "JobNotFound",
     "IllegalTransition",

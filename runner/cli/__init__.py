@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from runner.cli import fleet, jobs
+from runner.cli import fleet, jobs, schedules
 from runner.cli.errors import exit_on_error
 
 __all__ = ["cli", "main"]
@@ -26,6 +26,9 @@ for _command in [*jobs.COMMANDS, *fleet.COMMANDS]:
     cli.add_command(_command)
 
 # Commands from other modules register here, one line each: cli.add_command(module.command)
+cli.add_command(schedules.schedule)
+cli.add_command(schedules.schedules)
+cli.add_command(schedules.metrics)
 
 
 def main(argv: list[str] | None = None) -> None:
