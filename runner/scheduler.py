@@ -63,8 +63,9 @@ def sweep(settings: Settings, now: float | None = None) -> int:
         if not schedules.claim_due(spec, due_ms, next_ms, secrets.token_hex(8)):
             continue
         claimed += 1
-        if passed > len(times):
-            schedules.add_event(spec, "caught_up", missed=passed, fired=len(times), policy=spec.catch_up.value)
+        if passed > 1 or not times:  # an outage was caught up (or skipped)
+            schedules.add_event(spec, "caught_up", missed=passed, fired=len(times), policy=spec.catch_up.value,
+                                at=f"{now_ms / 1000:.3f}")
         for t in times:
             fire(_client(settings, spec.org), schedules, spec, t / 1000)
     for member, at_ms in schedules.checks(now_ms, SWEEP_LIMIT):
