@@ -12,7 +12,9 @@ from __future__ import annotations
 import logging
 import random
 import secrets
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from runner.config import Settings
@@ -30,7 +32,10 @@ __all__ = ["sweep", "fire", "check_overdue", "last_success", "SWEEP_LIMIT"]
 SWEEP_LIMIT = 500  # due schedules one sweep looks at (the rest wait for the next sweep)
 RECENT = 20  # a schedule's newest jobs read for overlap and last success
 log = logging.getLogger("runner.scheduler")
+FIRE_THREADS = 8  # firings one sweeper runs at once
 _clients: dict[tuple[int, str], "Client"] = {}
+_executor: ThreadPoolExecutor | None = None
+_lock = threading.Lock()
 
 
 def _client(settings: Settings, org: str) -> "Client":
@@ -39,40 +44,57 @@ def _client(settings: Settings, org: str) -> "Client":
     from runner.client import Client
 
     key = (id(settings), org)
-    if key not in _clients:
-        _clients[key] = Client(settings=settings, org=org)
-    return _clients[key]
+    with _lock:
+        if key not in _clients:
+            _clients[key] = Client(settings=settings, org=org)
+            _clients[key].celery  # built once here, not by racing firing threads
+        return _clients[key]
 
 
 def sweep(settings: Settings, now: float | None = None) -> int:
     """Fire every due schedule this sweeper wins and check overdue ones; returns how
-    many due times this call claimed."""
+    many due times this call claimed. Firings run on ``FIRE_THREADS`` threads: a firing
+    is some 25 Redis round trips, and a cron minute may make thousands due at once."""
     now_ms = round((now or time.time()) * 1000)
     client = _client(settings, settings.org)
     schedules = ScheduleStore(client.store)
-    claimed = 0
     due = schedules.due(now_ms, SWEEP_LIMIT)
     random.shuffle(due)  # several sweepers start at different ends: fewer lost races
-    for member, due_ms in due:
-        found = schedules.find(member)
-        if found is None:
-            schedules.redis.zrem(schedules.store.schedules_due_key(), member)
-            continue
-        spec = found[0]
-        times, passed, next_ms = spec.to_fire(due_ms, now_ms)
-        if not schedules.claim_due(spec, due_ms, next_ms, secrets.token_hex(8)):
-            continue
-        claimed += 1
-        if passed > 1 or not times:  # an outage was caught up (or skipped)
-            schedules.add_event(spec, "caught_up", missed=passed, fired=len(times), policy=spec.catch_up.value,
-                                at=f"{now_ms / 1000:.3f}")
-        for t in times:
-            fire(_client(settings, spec.org), schedules, spec, t / 1000)
+    if len(due) > 1:
+        claimed = sum(_pool().map(lambda item: _claim_and_fire(settings, schedules, *item, now_ms), due))
+    else:
+        claimed = sum(_claim_and_fire(settings, schedules, member, due_ms, now_ms) for member, due_ms in due)
     for member, at_ms in schedules.checks(now_ms, SWEEP_LIMIT):
         found = schedules.find(member)
         if found is not None:
             check_overdue(client.store, schedules, found[0], found[1], at_ms, now_ms)
     return claimed
+
+
+def _claim_and_fire(settings: Settings, schedules: ScheduleStore, member: str, due_ms: int, now_ms: int) -> int:
+    """Claim one schedule's due time (1 if this sweeper won it) and fire what catch-up says."""
+    found = schedules.find(member)
+    if found is None:
+        schedules.redis.zrem(schedules.store.schedules_due_key(), member)
+        return 0
+    spec = found[0]
+    times, passed, next_ms = spec.to_fire(due_ms, now_ms)
+    if not schedules.claim_due(spec, due_ms, next_ms, secrets.token_hex(8)):
+        return 0
+    if passed > 1 or not times:  # an outage was caught up (or skipped)
+        schedules.add_event(spec, "caught_up", missed=passed, fired=len(times), policy=spec.catch_up.value,
+                            at=f"{now_ms / 1000:.3f}")
+    for t in times:
+        fire(_client(settings, spec.org), schedules, spec, t / 1000)
+    return 1
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _executor
+    with _lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(FIRE_THREADS, thread_name_prefix="runner-scheduler")
+        return _executor
 
 
 def fire(client: "Client", schedules: ScheduleStore, spec: ScheduleSpec, due: float,

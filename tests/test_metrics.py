@@ -97,3 +97,16 @@ def test_render_is_what_the_http_api_mounts(redis_url: str) -> None:
     client = Client(settings=get_settings(broker_url=redis_url, store_url=redis_url))
     text = render(client.store).decode()
     assert "# TYPE runner_jobs gauge" in text and "runner_schedule_overdue" in text
+
+
+def test_the_grafana_dashboard_uses_only_metrics_runner_serves(redis_url: str) -> None:
+    import json
+    import re
+
+    dashboard = json.loads((Path(__file__).resolve().parent.parent / "docs" / "grafana-dashboard.json").read_text())
+    used = {name for panel in dashboard["panels"] for target in panel["targets"]
+            for name in re.findall(r"runner_[a-z_]+", target["expr"])}
+    served = {f"runner_{m}" for m in re.findall(r"^# TYPE runner_(\w+)", render(
+        Client(settings=get_settings(broker_url=redis_url, store_url=redis_url)).store).decode(), re.M)}
+    served |= {f"{name}_bucket" for name in served}
+    assert used and used <= served, used - served
