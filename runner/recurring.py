@@ -126,7 +126,7 @@ def create_schedule(
             errors.append(("expected_interval", str(exc)))
     errors += _job_errors(client, tmpl, job)
     if errors:
-        raise InvalidSchedule(errors)
+        raise InvalidSchedule(list(dict.fromkeys(errors)))  # the source is checked twice
     now = time.time()
     spec = ScheduleSpec(
         name=name, org=client.org, template=tmpl.ref, every=parse_duration(every) if every is not None else None,

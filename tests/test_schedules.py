@@ -190,3 +190,25 @@ def test_a_name_is_taken_once(redis_url: str, file_roots) -> None:
         client.schedule("squares@1", name="once", every="1m")
     (info,) = client.schedules()
     assert info.timing == "cron '*/5 * * * *' (Europe/Copenhagen)" and info.next_due.minute % 5 == 0
+
+
+def test_the_commands_create_list_control_and_list_runs_of_a_schedule(redis_url: str, file_roots) -> None:
+    from tests.cli import cli_env, one_line_error, run_cli
+
+    env = cli_env(redis_url, file_roots, "cli-org", RUNNER_SCHEDULE_MIN_INTERVAL="1")
+    bad = run_cli("schedule", "create", "nightly", "squares@1", "--cron", "99 * * * *", env=env, status=2)
+    assert "cron: '99 * * * *' is not a cron expression" in one_line_error(bad)
+    created = run_cli("schedule", "create", "nightly", "squares@1", "--cron", "0 3 * * *", "--tz", "Europe/Copenhagen",
+                      "-p", "partitioner.count=2", "--expected-interval", "1d", env=env)
+    assert created.stdout.strip() == "nightly" and "next run" in created.stderr
+    listed = run_cli("schedules", env=env)
+    assert "nightly" in listed.stdout and "squares@1.0.0" in listed.stdout and "ok" in listed.stdout
+    run_cli("schedule", "pause", "nightly", env=env)
+    assert "paused" in run_cli("schedules", env=env).stdout
+    run_cli("schedule", "resume", "nightly", env=env)
+    job_id = run_cli("schedule", "run-now", "nightly", env=env).stdout.strip()
+    runs = run_cli("jobs", "--schedule", "nightly", "--json", env=env).stdout
+    assert job_id in runs and '"schedule": "nightly"' in runs
+    run_cli("schedule", "delete", "nightly", env=env)
+    gone = run_cli("schedule", "pause", "nightly", env=env, status=1)
+    assert "no schedule 'nightly' in org 'cli-org'" in one_line_error(gone)
