@@ -18,6 +18,7 @@ from celery import Celery
 from runner.catalog import TemplateInfo, all_templates, find_template
 from runner import joblog
 from runner.checks import SourceReport, check_job, source_report
+from runner import guards
 from runner.config import Settings, get_settings
 from runner.dispatch import make_celery, send_partition, send_resume
 from runner.errors import IllegalTransition, InvalidParams
@@ -92,12 +93,13 @@ class Client:
         cannot use (``runner.checks.check_job``).
         """
         tmpl = self.template(template)
-        options = RunOptions.checked(task_timeout=task_timeout, job_timeout=job_timeout, max_retries=max_retries,
-                                     test=test)
-        validated = validate_params(tmpl, params)
+        options = RunOptions.checked(self.settings.max_timeout_seconds, task_timeout=task_timeout,
+                                     job_timeout=job_timeout, max_retries=max_retries, test=test)
+        validated = validate_params(tmpl, guards.params(params, self.settings.max_params_bytes))
+        source, destination = guards.uri(self.storages, "source", source), guards.uri(self.storages, "destination",
+                                                                                      destination)
         check_job(self.storages, tmpl, source, destination)
-        record = self._record(tmpl, name, self.storages.check(source), self.storages.check(destination),
-                              retention_hours)
+        record = self._record(tmpl, guards.name("name", name), source, destination, guards.retention(retention_hours))
         record["inputs"] = self._check_inputs(tmpl, inputs)
         record["warnings"] = self._queue_warnings(record["queue"])
         record.update(_timing(record, validated, options))
@@ -120,8 +122,8 @@ class Client:
         if status.state is not JobState.DRAFT:
             raise IllegalTransition(f"job {job_id} is {status.state.value}; only a draft job can be run")
         tmpl = self.template(status.template)
-        options = RunOptions.checked(task_timeout=task_timeout, job_timeout=job_timeout, max_retries=max_retries,
-                                     test=test)
+        options = RunOptions.checked(self.settings.max_timeout_seconds, task_timeout=task_timeout,
+                                     job_timeout=job_timeout, max_retries=max_retries, test=test)
         timing = _timing(status.model_dump(), validate_params(tmpl, status.params), options)
         self._check_inputs(tmpl, status.inputs)
         check_job(self.storages, tmpl, status.source, status.destination)
@@ -133,7 +135,7 @@ class Client:
     def create(self, template: str, name: str | None = None, retention_hours: float | None = None) -> Job:
         """Create a draft job to configure step by step (``set_datasource``, ``set_params``, ``run``)."""
         tmpl = self.template(template)
-        record = self._record(tmpl, name, "bypass:", "bypass:", retention_hours)
+        record = self._record(tmpl, guards.name("name", name), "bypass:", "bypass:", guards.retention(retention_hours))
         record["state"] = JobState.DRAFT.value
         self.store.create(record, expire_seconds=record["retention_hours"] * 3600)
         return Job(self, record["id"])
@@ -156,7 +158,7 @@ class Client:
         """The template ``ref`` names (``name``, ``name@1``, ``name@1.2``, ``name@1.2.3``):
         imported here (its pydantic models validate) or published by the fleet (its JSON
         Schemas do). Raises TemplateNotFound with the known refs and a hint."""
-        return find_template(ref, self.store)
+        return find_template(guards.ref(ref), self.store)
 
     def templates(self) -> list[TemplateInfo]:
         """Every template the fleet published or this process imported, by name then version."""
@@ -237,14 +239,14 @@ class Client:
 
     def _check_inputs(self, tmpl: TemplateInfo, inputs: dict[str, str] | None) -> dict[str, str]:
         """The job's named inputs, checked against the template's declared names."""
-        inputs = dict(inputs or {})
+        inputs = guards.inputs(self.storages, inputs, self.settings.max_inputs)
         errors = [(f"inputs.{name}", "required input missing") for name in tmpl.inputs if name not in inputs]
         declared = ", ".join(tmpl.inputs) or "none"
         errors += [(f"inputs.{name}", f"unknown input; template {tmpl.ref} declares: {declared}")
                    for name in inputs if name not in tmpl.inputs]
         if errors:
             raise InvalidParams(errors)
-        return {name: self.storages.check(uri) for name, uri in inputs.items()}
+        return inputs
 
     def _record(
         self, tmpl: TemplateInfo, name: str | None, source: str, destination: str, retention_hours: float | None

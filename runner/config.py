@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     retention_hours: float = Field(168.0, gt=0, description="Hours a finished job stays in the store.")
     max_batch: int = Field(1000, ge=1, description="Most pieces one app task carries.")
     result_max_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest assembled result kept in the store.")
+    max_params_bytes: int = Field(1024 * 1024, ge=1024, description="Largest params object a job may carry (JSON bytes).")
+    max_inputs: int = Field(32, ge=0, description="Most named inputs a job may bind.")
+    max_timeout_seconds: float = Field(
+        30 * 86400.0, gt=0, description="Largest task_timeout / job_timeout a job may ask for."
+    )
     redis_outage_seconds: float = Field(
         60.0, ge=0, description="Seconds every Redis call rides out an outage (restart, failover) before failing."
     )

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runner import guards
 from runner.artifacts import ArtifactIO, artifact_prefix
 from runner.errors import IllegalTransition, JobCancelled, JobFailed, JobNotFinished, JobTimedOut
 from runner.models import JobState, JobStatus, LogLine
@@ -53,12 +54,13 @@ class Job:
     ) -> "Job":
         """Set the draft job's source, destination and/or named inputs (checked at once)."""
         fields: dict[str, Any] = {}
+        storages = self.client.storages
         if source is not None:
-            fields["source"] = self.client.storages.check(source)
+            fields["source"] = guards.uri(storages, "source", source)
         if destination is not None:
-            fields["destination"] = self.client.storages.check(destination)
+            fields["destination"] = guards.uri(storages, "destination", destination)
         if inputs is not None:
-            fields["inputs"] = {name: self.client.storages.check(uri) for name, uri in inputs.items()}
+            fields["inputs"] = guards.inputs(storages, inputs, self.client.settings.max_inputs)
         self._update_draft(fields)
         return self
 
@@ -74,6 +76,7 @@ class Job:
         for kind, section in (("app", app), ("partitioner", partitioner), ("assembler", assembler)):
             if section is not None:
                 params[kind] = section
+        guards.params(params, self.client.settings.max_params_bytes)
         validate_params(self.client.template(current.template), params)
         self._update_draft({"params": params})
         return self

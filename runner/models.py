@@ -11,6 +11,7 @@ cannot both win, and an illegal change is refused instead of silently applied.
 from __future__ import annotations
 
 import enum
+import math
 import time
 from datetime import datetime
 from typing import Any
@@ -159,15 +160,21 @@ class RunOptions(BaseModel):
 
     task_timeout: float | None = Field(None, gt=0, allow_inf_nan=False)
     job_timeout: float | None = Field(None, gt=0, allow_inf_nan=False)
-    max_retries: int | None = Field(None, ge=0)
-    test: bool = False
+    max_retries: int | None = Field(None, ge=0, le=100)
+    test: bool = Field(False, strict=True)
 
     @classmethod
-    def checked(cls, **values: Any) -> "RunOptions":
-        """The options, or :class:`InvalidParams` naming each bad one and its value."""
+    def checked(cls, limit: float = math.inf, **values: Any) -> "RunOptions":
+        """The options, or :class:`InvalidParams` naming each bad one and its value
+        (timeouts must be finite, > 0 and at most ``limit`` seconds)."""
         try:
-            return cls.model_validate(values)
+            options = cls.model_validate(values)
         except ValidationError as exc:
             raise InvalidParams([
                 (".".join(map(str, e["loc"])), f"{e['msg']}, got {e.get('input')!r}") for e in exc.errors()
             ]) from None
+        too_long = [(field, f"must be at most {limit:g} seconds (RUNNER_MAX_TIMEOUT_SECONDS), got {value:g}")
+                    for field in ("task_timeout", "job_timeout") if (value := getattr(options, field)) and value > limit]
+        if too_long:
+            raise InvalidParams(too_long)
+        return options
