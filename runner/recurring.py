@@ -13,6 +13,7 @@ import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from runner import guards
 from runner.checks import check_job
 from runner.errors import InvalidParams, InvalidSchedule, SourceError, TemplateNotFound
 from runner.models import JobStatus, RunOptions
@@ -153,14 +154,15 @@ def _policy_errors(name: str, catch_up: Any, max_concurrent: Any) -> list[tuple[
 def _job_errors(client: "Client", tmpl: Any, job: dict[str, Any]) -> list[tuple[str, str]]:
     """Every problem ``submit`` would raise for this job, collected instead of raised."""
     errors: list[tuple[str, str]] = []
+    settings, storages = client.settings, client.storages
     checks = [
-        lambda: validate_params(tmpl, job.get("params")),
-        lambda: RunOptions.checked(**{k: job.get(k) for k in ("task_timeout", "job_timeout", "max_retries")},
-                                   test=bool(job.get("test"))),
+        lambda: validate_params(tmpl, guards.params(job.get("params"), settings.max_params_bytes)),
+        lambda: RunOptions.checked(settings.max_timeout_seconds, test=bool(job.get("test")),
+                                   **{k: job.get(k) for k in ("task_timeout", "job_timeout", "max_retries")}),
         lambda: client._check_inputs(tmpl, job.get("inputs")),
-        lambda: check_job(client.storages, tmpl, job.get("source", "bypass:"), job.get("destination", "bypass:")),
-        lambda: client.storages.check(job.get("source", "bypass:")),
-        lambda: client.storages.check(job.get("destination", "bypass:")),
+        lambda: check_job(storages, tmpl, guards.uri(storages, "source", job.get("source", "bypass:")),
+                          guards.uri(storages, "destination", job.get("destination", "bypass:"))),
+        lambda: guards.retention(job.get("retention_hours")),
     ]
     for check in checks:
         try:

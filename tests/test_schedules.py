@@ -167,6 +167,8 @@ def test_a_healthy_schedule_is_not_overdue_and_runs_are_listed_by_schedule(
     ({"every": "1m", "params": {"partitioner": {"count": "many"}}}, "partitioner.count", "integer"),
     ({"every": "1m", "catch_up": "some"}, "catch_up", "latest, none, all"),
     ({"every": "1m", "inputs": {"model": "bypass:"}}, "inputs.model", "unknown input"),
+    ({"every": "1m", "source": "file:///etc/hostname"}, "source", "/etc/hostname"),
+    ({"every": "1m", "job_timeout": -1}, "job_timeout", "greater than 0"),
 ])
 def test_bad_input_is_named_and_nothing_is_stored(redis_url: str, file_roots, kwargs, field, words) -> None:
     client = client_for(redis_url, file_roots)
