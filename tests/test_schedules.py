@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from runner import Client, InvalidSchedule, ScheduleNotFound, TemplateNotFound, get_settings
+from runner.doctor import check_schedules
 from runner.local import embedded_redis, wait_until, worker_process
 from tests.conftest import TEST_MODULES
 
@@ -132,8 +133,10 @@ def test_a_schedule_whose_runs_fail_becomes_overdue_once(redis_url: str, tmp_pat
         flagged = sched.info().firings
         wait_until(lambda: sched.info().firings >= flagged + 8, "two more expected intervals of firings", timeout=40)
         info = sched.info()
+        (doctor,) = check_schedules(client.settings, client.store)
         sched.pause()
     assert info.overdue and info.last_success is None and info.last_state == "failed"
+    assert doctor.name == "schedule broken" and not doctor.ok and "runner jobs --schedule broken" in doctor.fix
     overdue = [e for e in sched.events() if e["type"] == "overdue"]
     assert len(overdue) == 1, overdue
     assert "expected_interval=3s" in overdue[0]["reason"]
