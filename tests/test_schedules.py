@@ -217,3 +217,23 @@ def test_the_commands_create_list_control_and_list_runs_of_a_schedule(redis_url:
     run_cli("schedule", "delete", "nightly", env=env)
     gone = run_cli("schedule", "pause", "nightly", env=env, status=1)
     assert "no schedule 'nightly' in org 'cli-org'" in one_line_error(gone)
+
+
+def test_of_many_racing_claims_of_one_due_time_exactly_one_wins_and_its_replay_still_wins(
+        redis_url: str, file_roots) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from runner.schedule_store import ScheduleStore
+
+    client = client_for(redis_url, file_roots)
+    client.schedule("squares@1", name="raced", every="1m")
+    schedules = ScheduleStore(client.store)
+    spec, state = schedules.get(client.org, "raced")
+    due = int(state["next_due"])
+    with ThreadPoolExecutor(16) as pool:
+        wins = list(pool.map(lambda i: schedules.claim_due(spec, due, due + 60_000, f"token-{i}"), range(64)))
+    assert wins.count(True) == 1
+    winner = f"token-{wins.index(True)}"
+    assert schedules.claim_due(spec, due, due + 60_000, winner)  # a retry after a lost reply
+    assert not schedules.claim_due(spec, due, due + 60_000, "token-late")
+    assert schedules.get(client.org, "raced")[1]["claim_token"] == winner
