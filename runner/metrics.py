@@ -43,13 +43,19 @@ class StoreCollector:
         yield from self._schedule_metrics()
 
     def _jobs(self) -> Iterator[dict[str, Any]]:
-        """Every job record still in the store, of every org (the fields metrics need)."""
+        """Every job record still in the store, of every org (the fields metrics need),
+        read in pipelined chunks: a scrape over 10,000 jobs is a few round trips."""
         names = ("org", "template", "state", "pieces_done", "pieces_failed", "queued_at", "finished_at")
         for key in self.store.redis.scan_iter(match=self.store.org_jobs_pattern(), count=500):
-            for job_id in self.store.redis.zrange(key, 0, -1):
-                fields = self.store.fields(job_id, *names)
-                if fields["state"] is not None:
-                    yield fields
+            ids = self.store.redis.zrange(key, 0, -1)
+            for start in range(0, len(ids), 1000):
+                with self.store.redis.pipeline(transaction=False) as pipe:
+                    for job_id in ids[start:start + 1000]:
+                        pipe.hmget(self.store.job_key(job_id), names)
+                    rows = pipe.execute()
+                for row in rows:
+                    if row[2] is not None:  # expired jobs leave only their index entry
+                        yield {n: json.loads(v) if v is not None else None for n, v in zip(names, row)}
 
     def _job_metrics(self, jobs: list[dict[str, Any]]) -> Iterator[Metric]:
         by_state = GaugeMetricFamily("runner_jobs", "Jobs in the store by org, template and state.",
