@@ -5,6 +5,10 @@ no beat process is in :mod:`runner.schedules`), applies the catch-up and overlap
 policies, submits each firing through ``Client.submit`` and watches ``expected_interval``.
 A sweeper that dies between winning a claim and queueing the job loses that one due time
 (at most once, never twice); the next due time fires as usual.
+
+The worker side reaches ``runner.client`` only through here, lazily (``_client``): a
+firing must be exactly a submit, and ``Client.submit`` is the one place that says what a
+submit is. When the client's queue path becomes a function of its own, call that instead.
 """
 
 from __future__ import annotations
@@ -31,8 +35,8 @@ __all__ = ["sweep", "fire", "check_overdue", "last_success", "SWEEP_LIMIT"]
 
 SWEEP_LIMIT = 500  # due schedules one sweep looks at (the rest wait for the next sweep)
 RECENT = 20  # a schedule's newest jobs read for overlap and last success
-log = logging.getLogger("runner.scheduler")
 FIRE_THREADS = 8  # firings one sweeper runs at once
+log = logging.getLogger("runner.scheduler")
 _clients: dict[tuple[int, str], "Client"] = {}
 _executor: ThreadPoolExecutor | None = None
 _lock = threading.Lock()
