@@ -15,6 +15,7 @@ from runner.errors import (
     EngineError,
     IllegalTransition,
     InvalidParams,
+    InvalidSchedule,
     JobCancelled,
     JobError,
     JobFailed,
@@ -22,6 +23,7 @@ from runner.errors import (
     JobNotFound,
     JobTimedOut,
     RunnerError,
+    ScheduleNotFound,
     SoftTimeLimitExceeded,
     SourceError,
     TemplateError,
@@ -29,6 +31,8 @@ from runner.errors import (
 )
 from runner.models import JobState, JobStatus
 from runner.pieces import PieceRef
+from runner.recurring import Schedule
+from runner.schedules import CatchUp, ScheduleInfo
 from runner.registry import Template, app, assembler, get_template, partitioner, template
 from runner.local import local_cluster
 from runner.simple import SimpleJob
@@ -51,6 +55,10 @@ __all__ = [
     "SimpleJob",
     "PieceRef",
     "SourceReport",
+    # recurring jobs
+    "Schedule",
+    "ScheduleInfo",
+    "CatchUp",
     # configuration
     "Settings",
     "get_settings",
@@ -60,6 +68,8 @@ __all__ = [
     "TemplateError",
     "TemplateNotFound",
     "InvalidParams",
+    "InvalidSchedule",
+    "ScheduleNotFound",
     "SourceError",
     "JobNotFound",
     "IllegalTransition",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 import time
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celery import Celery
 
@@ -31,6 +31,10 @@ from runner.params import validate_params
 from runner.registry import load_plugins
 from runner.storage import Storages
 from runner.store import StatusStore
+
+if TYPE_CHECKING:
+    from runner.recurring import Schedule
+    from runner.schedules import ScheduleInfo
 
 __all__ = ["Client", "Job"]
 
@@ -206,6 +210,32 @@ class Client:
         self.store.add_tasks(job_id, [task_id])
         self.store.add_logs(job_id, [joblog.line(f"retry round {round_}: re-running the pieces without a result")])
         return Job(self, job_id)
+
+    # -- recurring jobs (runner/recurring.py) -----------------------------------------
+    def schedule(self, template: str, *, name: str, every: str | float | None = None, cron: str | None = None,
+                 tz: str = "UTC", catch_up: str = "latest", max_concurrent: int = 1,
+                 expected_interval: str | float | None = None, **job: Any) -> "Schedule":
+        """Fire a job of ``template`` ``every`` interval (``15m``, ``90s``) or on a ``cron``
+        expression in ``tz``; ``job`` takes submit's keywords. Validated like submit, plus
+        the timing; raises TemplateNotFound or InvalidSchedule, storing nothing."""
+        from runner.recurring import create_schedule
+
+        return create_schedule(self, template, name=name, every=every, cron=cron, tz=tz, catch_up=catch_up,
+                               max_concurrent=max_concurrent, expected_interval=expected_interval, **job)
+
+    def schedules(self) -> list["ScheduleInfo"]:
+        """This org's schedules: template, next run, last run (job, state, age), overdue."""
+        from runner.recurring import list_schedules
+
+        return list_schedules(self)
+
+    def get_schedule(self, name: str) -> "Schedule":
+        """A handle on the schedule ``name``; raises ScheduleNotFound."""
+        from runner.recurring import Schedule
+
+        handle = Schedule(self, name)
+        handle.spec()
+        return handle
 
     # -- internals ---------------------------------------------------------------------
     def _queue_warnings(self, queue: str) -> list[str]:

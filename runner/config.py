@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     flower_basic_auth: SecretStr | None = Field(None, description="user:password that `runner flower` requires.")
     flower_url: str | None = Field(None, description="Flower's URL, for `runner doctor` to check.")
     flower_db: Path = Field(Path(".runner/flower.db"), description="Where `runner flower` keeps its state across restarts.")
+    schedule_min_interval: float = Field(
+        10.0, gt=0, description="Shortest interval (seconds) a schedule may fire at; refused at create below it."
+    )
     debug: bool = Field(False, description="Print tracebacks on the command line (also `runner --debug`).")
     api_max_body_bytes: int = Field(1024 * 1024, ge=1024, description="Largest request body the HTTP API reads (413 above).")
     api_rate_limit: str = Field(

@@ -8,6 +8,7 @@ queue nobody consumes leaves jobs waiting forever.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from urllib.parse import urlparse
 
@@ -19,6 +20,8 @@ from runner.config import Settings
 from runner.redis_connect import connect
 from runner.registry import templates
 from runner.storage import redact_url
+from runner.schedule_store import ScheduleStore
+from runner.scheduler import last_success, overdue_since
 from runner.store import StatusStore
 
 __all__ = ["Check", "run_checks"]
@@ -97,6 +100,21 @@ def check_queues(settings: Settings, store: StatusStore) -> list[Check]:
     return checks
 
 
+def check_schedules(settings: Settings, store: StatusStore) -> list[Check]:
+    """One failing row per overdue schedule of the org (no run completed within its
+    ``expected_interval``); nothing when the org has no schedules."""
+    schedules, now_ms = ScheduleStore(store), round(time.time() * 1000)
+    found = [schedules.get(settings.org, name) for name in schedules.names(settings.org)]
+    late = [spec.name for spec, state in found
+            if overdue_since(spec, state, last_success(store, schedules, spec), now_ms) is not None]
+    if not found:
+        return []
+    if not late:
+        return [Check(name="schedules", ok=True, detail=f"{len(found)} schedule(s), none overdue")]
+    return [Check(name=f"schedule {name}", ok=False, detail="overdue: no run completed within its expected_interval",
+                  fix=f"see its runs: runner jobs --schedule {name}") for name in late]
+
+
 def _reachable(name: str, url: str, fix: str) -> Check:
     shown = redact_url(url)
     try:
@@ -114,7 +132,8 @@ def run_checks(settings: Settings) -> list[Check]:
     if not broker.ok:
         return [broker]
     store = StatusStore.from_settings(settings)
-    checks = [broker, *check_eviction(settings), check_visibility(settings), *check_queues(settings, store)]
+    checks = [broker, *check_eviction(settings), check_visibility(settings), *check_queues(settings, store),
+              *check_schedules(settings, store)]
     optional: list[tuple[str | None, Callable[[str], Check]]] = [
         (settings.flower_url, lambda url: _reachable("flower", url.rstrip("/") + "/healthcheck",
                                                      "start it: runner flower")),

@@ -7,6 +7,8 @@
     ├── TemplateError          a template, app, partitioner or assembler is ill-defined
     │   └── TemplateNotFound   no template (or function) by that name / version
     ├── InvalidParams          params fail validation; lists every bad field by path
+    │   └── InvalidSchedule    a schedule's timing or job fails validation at create
+    ├── ScheduleNotFound       no schedule by that name in this org
     ├── SourceError            a source / destination URI cannot be read or written
     ├── JobNotFound            no such job in this org (or it expired)
     ├── IllegalTransition      a state change the state machine forbids
@@ -34,6 +36,8 @@ __all__ = [
     "TemplateError",
     "TemplateNotFound",
     "InvalidParams",
+    "InvalidSchedule",
+    "ScheduleNotFound",
     "SourceError",
     "JobNotFound",
     "IllegalTransition",
@@ -71,6 +75,20 @@ class InvalidParams(RunnerError):
         self.errors = errors
         lines = "\n".join(f"  {path}: {message}" for path, message in errors)
         super().__init__(f"invalid params ({len(errors)} error{'s' if len(errors) != 1 else ''}):\n{lines}")
+
+
+class InvalidSchedule(InvalidParams):
+    """A schedule failed validation at create: its cron or interval, time zone, name, or
+    the job it would submit. ``errors`` lists ``(field, message)``; nothing was stored."""
+
+    def __init__(self, errors: list[tuple[str, str]]):
+        super().__init__(errors)
+        lines = "\n".join(f"  {path}: {message}" for path, message in errors)
+        self.args = (f"invalid schedule ({len(errors)} error{'s' if len(errors) != 1 else ''}):\n{lines}",)
+
+
+class ScheduleNotFound(RunnerError):
+    """No schedule by that name in this org (``runner schedules`` lists them)."""
 
 
 class SourceError(RunnerError):

@@ -32,6 +32,13 @@ key                                   type    holds
 ``P:api:link_secret``                 string  the HMAC secret of signed result links (shared by API processes)
 ``P:imports``                         hash    ref -> imported executable template as JSON (never expires:
                                               ``engines/imports.py``)
+``P:schedule:{org}:{name}``           hash    one schedule: ``definition`` (JSON) and its state (``schedules.py``)
+``P:schedule:{org}:{name}:jobs``      zset    job ids the schedule fired, scored by due time (epoch ms)
+``P:schedule:{org}:{name}:events``    stream  firings, skipped firings, overdue and paused/resumed, capped
+``P:org:{org}:schedules``             set     names of one org's schedules
+``P:schedules:due``                   zset    ``[org, name]`` as JSON, scored by next due time (epoch ms)
+``P:schedules:checks``                zset    ``[org, name]`` as JSON, scored by when overdue is next checked (ms)
+``{queue}`` (broker)                   list    a Celery queue in the *broker* Redis (kombu's key; read by metrics)
 ====================================  ======  =================================================
 
 Every key of a job expires: at creation after its deadline plus retention (so nothing
@@ -116,6 +123,37 @@ class Keys:
 
     def imports_key(self) -> str:
         return f"{self.prefix}:imports"
+
+    def schedule_key(self, org: str, name: str) -> str:
+        return f"{self.prefix}:schedule:{org}:{name}"
+
+    def schedule_jobs_key(self, org: str, name: str) -> str:
+        return f"{self.prefix}:schedule:{org}:{name}:jobs"
+
+    def schedule_events_key(self, org: str, name: str) -> str:
+        return f"{self.prefix}:schedule:{org}:{name}:events"
+
+    def org_schedules_key(self, org: str) -> str:
+        return f"{self.prefix}:org:{org}:schedules"
+
+    def schedules_due_key(self) -> str:
+        return f"{self.prefix}:schedules:due"
+
+    def schedules_checks_key(self) -> str:
+        return f"{self.prefix}:schedules:checks"
+
+    def org_jobs_pattern(self) -> str:
+        """A ``SCAN`` pattern matching every org's job index (metrics read every org)."""
+        return f"{self.prefix}:org:*:jobs"
+
+    def org_of_jobs_key(self, key: str) -> str:
+        """The org an ``org_jobs_key`` belongs to (inverse of :meth:`org_jobs_key`)."""
+        return key[len(f"{self.prefix}:org:"):-len(":jobs")]
+
+    @staticmethod
+    def broker_queue_key(queue: str) -> str:
+        """The list kombu's Redis transport keeps a queue's messages in (the queue's name)."""
+        return queue
 
     def _job_keys(self, job_id: str) -> list[str]:
         return [

@@ -95,6 +95,8 @@ class JobStatus(BaseModel):
     error: dict[str, Any] | None = None
     result_summary: dict[str, Any] | None = None
     warnings: list[str] = Field(default_factory=list)
+    schedule: str | None = None  # the schedule that fired this job (runner/scheduler.py)
+    due_at: datetime | None = None  # the due time it fired for
 
     @property
     def is_final(self) -> bool:

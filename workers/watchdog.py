@@ -16,6 +16,7 @@ from celery import Celery
 
 from runner.lifecycle import end_job
 from runner.models import JobState
+from runner import scheduler
 from workers import leases, runtime
 
 __all__ = ["sweep", "start_watchdog", "SWEEP_SECONDS"]
@@ -53,6 +54,7 @@ def start_watchdog(celery: Celery, stop: threading.Event) -> threading.Thread:
             try:
                 sweep(celery)
                 leases.recover(celery)
+                scheduler.sweep(runtime.settings())  # recurring jobs: runner/schedules.py says why here
             except Exception:  # the store may be restarting: the next sweep retries
                 log.exception("watchdog sweep failed")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import click
 
 from runner.api import cli as api_cli
-from runner.cli import engines, fleet, jobs
+from runner.cli import engines, fleet, jobs, schedules
 from runner.cli.errors import exit_on_error
 
 __all__ = ["cli", "main"]
@@ -31,6 +31,9 @@ cli.add_command(api_cli.api)
 cli.add_command(api_cli.keys)
 cli.add_command(engines.template)
 cli.add_command(engines.engine)
+cli.add_command(schedules.schedule)
+cli.add_command(schedules.schedules)
+cli.add_command(schedules.metrics)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -106,12 +106,18 @@ def status(job_id: str, as_json: bool, org: str | None) -> None:
 @click.command()
 @click.option("--state", type=click.Choice([s.value for s in JobState]), default=None)
 @click.option("--template", "-t", default=None, help="Only jobs of this template (name or name@version).")
+@click.option("--schedule", default=None, help="Only the runs of this schedule (newest due time first).")
 @click.option("--limit", "-n", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--org", default=None)
-def jobs(state: str | None, template: str | None, limit: int, as_json: bool, org: str | None) -> None:
+def jobs(state: str | None, template: str | None, schedule: str | None, limit: int, as_json: bool,
+         org: str | None) -> None:
     """List this org's jobs, newest first: whole ids, template, state, progress, age."""
-    found = make_client(org=org).jobs(state=state, limit=limit, template=template)
+    client = make_client(org=org)
+    if schedule:
+        found = [j for j in client.get_schedule(schedule).jobs(limit) if state in (None, j.state.value)]
+    else:
+        found = client.jobs(state=state, limit=limit, template=template)
     if as_json:
         print(json.dumps([j.model_dump(mode="json") for j in found], indent=2))
     elif found:
