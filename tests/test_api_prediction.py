@@ -248,3 +248,34 @@ def test_a_job_submitted_through_v1_reads_in_every_family(api, tmp_path):
     bytenite = api.get(f"/v1/customer/jobs/{job_id}").json()["job"]
     assert bytenite["state"] == "JOB_STATE_NEW" and bytenite["config"]["taskTimeout"] == answer.json()["task_timeout"]
     assert [job["id"] for job in api.get(f"{API}/jobs").json()] == [job_id]
+
+
+def test_an_active_job_with_an_interval_is_a_schedule_that_put_pauses_and_delete_removes(api, api_server):
+    import json as _json
+
+    job = setup(api, job={"name": "standing", "active": True, "source_version_id": "echo-list@1.0.0",
+                          "expectedintervalminutes": 60})
+    assert job["expectedintervalminutes"] == 60
+
+    def schedule_rows() -> list[dict]:
+        listed = api_server.cli("schedules", "--json", "--org", job["organisation_id"])
+        return [row for row in _json.loads(listed.stdout) if row["name"] == f"prediction-{job['id']}"]
+
+    (row,) = schedule_rows()
+    assert row["template"] == "echo-list@1.0.0" and not row["paused"]
+    paused = api.put(f"{API}/jobs/{job['id']}", json={"active": False})
+    assert paused.status_code == 200, paused.text
+    assert schedule_rows()[0]["paused"]
+    assert api.put(f"{API}/jobs/{job['id']}", json={"active": True}).status_code == 200
+    assert not schedule_rows()[0]["paused"]
+    assert api.delete(f"{API}/jobs/{job['id']}").status_code == 204
+    assert schedule_rows() == []
+
+
+def test_metrics_are_served_in_prometheus_format(api_server):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    answer = httpx.get(f"{api_server.url}/metrics", timeout=30)
+    assert answer.status_code == 200
+    names = {family.name for family in text_string_to_metric_families(answer.text)}
+    assert any(name.startswith("runner_") for name in names), names

@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from runner.api import auth, bytenite, prediction, v1
 from runner.api.deps import ApiState
 from runner.api.errors import install_error_handlers
 from runner.api.guards import BodySizeLimit, RequestId
 from runner.config import Settings, get_settings
+from runner.metrics import CONTENT_TYPE, render
 from runner.registry import load_plugins
 
 __all__ = ["create_app"]
@@ -40,6 +41,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestId)  # added last: outermost, so every response carries the id
     for module in (auth, v1, bytenite, prediction):
         app.include_router(module.router)
+
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics of the store (no auth, as Flower's)",
+             response_class=Response)
+    def metrics() -> Response:
+        # counts only (jobs by state and template, pieces, queues, workers, schedules): no
+        # job ids, params or org names' data leave through it
+        return Response(render(app.state.api.store, settings.broker_url), media_type=CONTENT_TYPE)
 
     @app.get("/healthz", tags=["health"], summary="Liveness and store reachability (no auth)")
     async def healthz() -> JSONResponse:

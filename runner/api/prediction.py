@@ -28,8 +28,9 @@ from runner.api.prediction_models import (
 )
 from runner.api.templates import template_view, template_views
 from runner.client import Client
-from runner.errors import SourceError, TemplateNotFound
+from runner.errors import ScheduleNotFound, SourceError, TemplateNotFound
 from runner.models import JobState, JobStatus
+from runner.recurring import Schedule
 
 __all__ = ["router"]
 
@@ -241,9 +242,29 @@ def setup_job(body: SetupBody, client: OrgClient, who: CurrentPrincipal) -> Pred
         job = client.create(view["ref"], name=body.job.name, retention_hours=retention)
         if inputs:
             job.set_datasource(inputs=inputs)
-    hint = {"expected_interval_minutes": body.job.expectedintervalminutes} if body.job.expectedintervalminutes else None
-    client.store.update(job.id, schedule_hint=hint, input_types=types)
+    minutes = body.job.expectedintervalminutes
+    hint = {"expected_interval_minutes": minutes} if minutes else None
+    fields: dict[str, Any] = {"schedule_hint": hint, "input_types": types}
+    if body.job.active and minutes:  # a standing configuration: it runs again every interval
+        every = f"{minutes}m"
+        client.schedule(view["ref"], name=_schedule_name(job.id), every=every, expected_interval=every,
+                        inputs=inputs, retention_hours=retention)
+        fields["schedule"] = _schedule_name(job.id)
+    client.store.update(job.id, **fields)
     return _read(client, job.id)
+
+
+def _schedule_name(job_id: str) -> str:
+    """The schedule of an active Prediction job with an interval, named after the job."""
+    return f"prediction-{job_id}"
+
+
+def _scheduled(client: Client, job_id: str) -> Schedule | None:
+    """The job's schedule, when it is a standing (active, interval) configuration."""
+    try:
+        return client.get_schedule(_schedule_name(job_id))
+    except ScheduleNotFound:
+        return None
 
 
 @router.get("/jobs", response_model=list[PredictionJob])
@@ -269,6 +290,10 @@ def put_job(job_id: JobId, body: JobPut, client: OrgClient) -> PredictionJob:
     true`` runs it. 409 for a job that is no longer a draft."""
     job = client.get(job_id)
     status = job.status()
+    schedule = _scheduled(client, job_id)
+    if schedule is not None and set(body.model_fields_set) <= {"active"} and body.active is not None:
+        schedule.resume() if body.active else schedule.pause()  # a standing job: active pauses/resumes it
+        return _read(client, job_id)
     if status.state is not JobState.DRAFT:
         raise _error(409, "not_a_draft", ("state",), f"job {job_id} is {status.state.value}; only a draft "
                      "(active: false) job can be changed")
@@ -296,6 +321,9 @@ async def delete_job(job_id: JobId, client: OrgClient, who: CurrentPrincipal, re
     """Cancel the job if it has not ended, then delete it and everything it wrote (swept
     again shortly after, as ``DELETE /v1/jobs/{id}`` does)."""
     await run_in_threadpool(client.get, job_id)
+    schedule = await run_in_threadpool(_scheduled, client, job_id)
+    if schedule is not None:  # its future firings go; past jobs keep their own retention
+        await run_in_threadpool(schedule.delete)
     await run_in_threadpool(client.delete, job_id, requester(who))
     api_state(request).sweep_later(client, job_id)
     return Response(status_code=204)

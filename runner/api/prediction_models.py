@@ -18,8 +18,8 @@ __all__ = ["Binding", "Role", "Source", "SourceVersion", "SourceBody", "SourceVe
 RESULT_ROLE = "result"
 _Name = Field(None, min_length=1, max_length=200)
 _Hours = Field(None, gt=0, le=24 * 366)
-_Minutes = Field(None, ge=1, le=366 * 24 * 60, description="How often the job is expected to run (stored, "
-                                                              "returned; a schedule once recurring jobs land).")
+_Minutes = Field(None, ge=1, le=366 * 24 * 60, description="How often the job is expected to run: with "
+                 "active true, a schedule runs it again every interval (PUT active pauses / resumes it).")
 
 
 class _Body(BaseModel):
