@@ -1,4 +1,5 @@
-"""The status store: every read and write Runner makes of a job, a worker and an org in Redis.
+"""The status store: every read and write Runner makes of a job and an org in Redis; the
+fleet's own records (heartbeats, leases, templates) come from :class:`FleetRecords`.
 
 Every key it writes is built by :class:`runner.keys.Keys` (the key table is there); the
 store adds the reads and writes, Lua included (scripts take their keys as ``KEYS``).
@@ -19,73 +20,16 @@ import redis
 
 from runner.config import Settings
 from runner.errors import IllegalTransition, JobNotFound
-from runner.keys import Keys
-from runner.models import JobState, JobStatus, WorkerInfo, allowed_sources
+from runner.fleet_records import FleetRecords
+from runner.models import JobState, JobStatus, allowed_sources
 from runner.redis_connect import connect
+from runner.scripts import RECORD_FAILURE, RECORD_RESULTS, TRANSITION
 from runner.pieces import to_stored
 
 __all__ = ["StatusStore", "Progress", "EVENTS_MAXLEN"]
 
 EVENTS_MAXLEN = 10_000
 _PIPELINE_CHUNK = 2_000
-
-# KEYS: job, events[, every other key of the job, to expire]. ARGV: target, maxlen, expire seconds
-# (0: leave lifetimes alone), token, n_allowed, allowed..., field, value, ...
-# The token makes a replay safe: a retry of a call whose reply was lost finds its own
-# token on the record and reports the move it already made.
-_TRANSITION = """
-local current = redis.call('HGET', KEYS[1], 'state')
-if not current then return {0, ''} end
-if current == ARGV[1] and redis.call('HGET', KEYS[1], 'transition_token') == ARGV[4] then
-  return {1, current}
-end
-local n = tonumber(ARGV[5])
-local ok = false
-for i = 6, 5 + n do
-  if ARGV[i] == current then ok = true end
-end
-if not ok then return {0, current} end
-redis.call('HSET', KEYS[1], 'state', ARGV[1], 'transition_token', ARGV[4])
-local i = 6 + n
-while i < #ARGV do
-  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
-  i = i + 2
-end
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'type', 'state', 'state', cjson.decode(ARGV[1]))
-local expire = tonumber(ARGV[3])
-if expire > 0 then
-  for k = 1, #KEYS do redis.call('EXPIRE', KEYS[k], expire) end
-end
-return {1, current}
-"""
-
-# KEYS: job, results, failed, events. ARGV: maxlen, index, result, index, result, ...
-# Returns {state, pieces done, pieces total, how many of these results were new}.
-_RECORD_RESULTS = """
-local new, unfailed = 0, 0
-for i = 2, #ARGV, 2 do
-  new = new + redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
-  unfailed = unfailed + redis.call('HDEL', KEYS[3], ARGV[i])
-end
-local ttl = redis.call('TTL', KEYS[1])
-if ttl > 0 and redis.call('TTL', KEYS[2]) == -1 then redis.call('EXPIRE', KEYS[2], ttl) end
-local done = redis.call('HINCRBY', KEYS[1], 'pieces_done', new)
-if unfailed > 0 then redis.call('HINCRBY', KEYS[1], 'pieces_failed', -unfailed) end
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[1], '*', 'type', 'progress', 'done', done)
-local state = redis.call('HMGET', KEYS[1], 'state', 'pieces_total')
-return {state[1] or '', done, state[2] or '-1', new}
-"""
-
-# KEYS: job, failed, events. ARGV: maxlen, index, error
-_RECORD_FAILURE = """
-local new = redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
-local ttl = redis.call('TTL', KEYS[1])
-if ttl > 0 and redis.call('TTL', KEYS[2]) == -1 then redis.call('EXPIRE', KEYS[2], ttl) end
-local failed = redis.call('HINCRBY', KEYS[1], 'pieces_failed', new)
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', 'type', 'piece_failed', 'piece', ARGV[2])
-return failed
-"""
-
 
 class Progress(NamedTuple):
     """What recording results tells the batch: the job's state and its counters."""
@@ -106,7 +50,7 @@ def _encode(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-class StatusStore(Keys):
+class StatusStore(FleetRecords):
     """Job records, pieces, results and events in one Redis; key builders from :class:`Keys`."""
 
     def __init__(self, url: str, prefix: str = "runner", log_max_lines: int = 10_000,
@@ -115,9 +59,9 @@ class StatusStore(Keys):
         self.url = url
         self.log_max_lines = log_max_lines
         self.redis: redis.Redis = connect(url, master_name, outage_seconds, patient, decode_responses=True)
-        self._transition = self.redis.register_script(_TRANSITION)
-        self._record_results = self.redis.register_script(_RECORD_RESULTS)
-        self._record_failure = self.redis.register_script(_RECORD_FAILURE)
+        self._transition = self.redis.register_script(TRANSITION)
+        self._record_results = self.redis.register_script(RECORD_RESULTS)
+        self._record_failure = self.redis.register_script(RECORD_FAILURE)
 
     @classmethod
     def from_settings(cls, settings: Settings, patient: bool = False) -> "StatusStore":
@@ -415,64 +359,3 @@ class StatusStore(Keys):
         """Events after ``after``; waits up to ``block_ms`` for the first one when given."""
         answer = self.redis.xread({self.events_key(job_id): after}, block=block_ms, count=1000)
         return [(event_id, fields) for _, entries in answer for event_id, fields in entries]
-
-    # -- workers --------------------------------------------------------------------
-    def heartbeat_worker(self, info: WorkerInfo) -> None:
-        beat = info.model_copy(update={"seen": time.time()})
-        self.redis.hset(self.workers_key(), info.hostname, beat.model_dump_json(exclude={"active", "seen_seconds_ago"}))
-
-    # -- leases: running tasks, vouched for by their worker --------------------------
-    def lease(self, member: str, at: float) -> None:
-        self.redis.zadd(self.leases_key(), {member: at})
-
-    def drop_lease(self, member: str) -> None:
-        self.redis.zrem(self.leases_key(), member)
-
-    def renew_leases(self, members: list[str], at: float) -> None:
-        """Vouch for running tasks; only leases that exist are renewed (a task that just
-        ended is not brought back)."""
-        if members:
-            self.redis.zadd(self.leases_key(), dict.fromkeys(members, at), xx=True)
-
-    def stale_leases(self, before: float) -> list[str]:
-        return self.redis.zrangebyscore(self.leases_key(), "-inf", before)
-
-    def claim_lease(self, member: str) -> bool:
-        """Take a stale lease for recovery: exactly one of several sweepers gets it."""
-        return bool(self.redis.zrem(self.leases_key(), member))
-
-    def forget_worker(self, hostname: str) -> None:
-        self.redis.hdel(self.workers_key(), hostname)
-
-    def live_workers(self, max_age: float = 30.0) -> dict[str, WorkerInfo]:
-        """Workers that sent a heartbeat in the last ``max_age`` seconds, by hostname."""
-        now = time.time()
-        workers = [WorkerInfo.model_validate_json(raw) for raw in self.redis.hgetall(self.workers_key()).values()]
-        return {w.hostname: w for w in sorted(workers, key=lambda w: w.hostname) if now - w.seen <= max_age}
-
-    # -- published templates (runner/catalog.py) ------------------------------------
-    def publish_template(self, ref: str, encoded: str) -> str:
-        """Publish ``ref`` unless it already is (``HSETNX``, in one transaction with the
-        read): returns what is published under ``ref`` now, ours or the earlier one."""
-        with self.redis.pipeline() as pipe:
-            pipe.hsetnx(self.templates_key(), ref, encoded)
-            pipe.hget(self.templates_key(), ref)
-            _, current = pipe.execute()
-        return current
-
-    def published_templates(self) -> dict[str, str]:
-        """Every published template's JSON, by ref."""
-        return self.redis.hgetall(self.templates_key())
-
-    def record_import(self, ref: str, encoded: str) -> str:
-        """Record an imported template unless ``ref`` already is (``HSETNX``): returns
-        what is recorded under ``ref`` now, ours or the earlier one."""
-        with self.redis.pipeline() as pipe:
-            pipe.hsetnx(self.imports_key(), ref, encoded)
-            pipe.hget(self.imports_key(), ref)
-            _, current = pipe.execute()
-        return current
-
-    def imported_template(self, ref: str) -> str | None:
-        """The JSON of the imported template ``ref`` (``name@version``), if any."""
-        return self.redis.hget(self.imports_key(), ref)

@@ -1,0 +1,65 @@
+"""The store's Lua scripts: every compare-and-set and counter that must be atomic.
+
+Each takes its keys as ``KEYS`` (built by :class:`runner.keys.Keys`, never here) and is
+safe to replay: a client that retries a call whose reply was lost (``redis_connect``)
+gets the same outcome as if the first call had answered.
+"""
+
+__all__ = ["TRANSITION", "RECORD_RESULTS", "RECORD_FAILURE"]
+
+# KEYS: job, events[, every other key of the job, to expire]. ARGV: target, maxlen, expire seconds
+# (0: leave lifetimes alone), token, n_allowed, allowed..., field, value, ...
+# The token makes a replay safe: a retry of a call whose reply was lost finds its own
+# token on the record and reports the move it already made.
+TRANSITION = """
+local current = redis.call('HGET', KEYS[1], 'state')
+if not current then return {0, ''} end
+if current == ARGV[1] and redis.call('HGET', KEYS[1], 'transition_token') == ARGV[4] then
+  return {1, current}
+end
+local n = tonumber(ARGV[5])
+local ok = false
+for i = 6, 5 + n do
+  if ARGV[i] == current then ok = true end
+end
+if not ok then return {0, current} end
+redis.call('HSET', KEYS[1], 'state', ARGV[1], 'transition_token', ARGV[4])
+local i = 6 + n
+while i < #ARGV do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'type', 'state', 'state', cjson.decode(ARGV[1]))
+local expire = tonumber(ARGV[3])
+if expire > 0 then
+  for k = 1, #KEYS do redis.call('EXPIRE', KEYS[k], expire) end
+end
+return {1, current}
+"""
+
+# KEYS: job, results, failed, events. ARGV: maxlen, index, result, index, result, ...
+# Returns {state, pieces done, pieces total, how many of these results were new}.
+RECORD_RESULTS = """
+local new, unfailed = 0, 0
+for i = 2, #ARGV, 2 do
+  new = new + redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+  unfailed = unfailed + redis.call('HDEL', KEYS[3], ARGV[i])
+end
+local ttl = redis.call('TTL', KEYS[1])
+if ttl > 0 and redis.call('TTL', KEYS[2]) == -1 then redis.call('EXPIRE', KEYS[2], ttl) end
+local done = redis.call('HINCRBY', KEYS[1], 'pieces_done', new)
+if unfailed > 0 then redis.call('HINCRBY', KEYS[1], 'pieces_failed', -unfailed) end
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[1], '*', 'type', 'progress', 'done', done)
+local state = redis.call('HMGET', KEYS[1], 'state', 'pieces_total')
+return {state[1] or '', done, state[2] or '-1', new}
+"""
+
+# KEYS: job, failed, events. ARGV: maxlen, index, error
+RECORD_FAILURE = """
+local new = redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+local ttl = redis.call('TTL', KEYS[1])
+if ttl > 0 and redis.call('TTL', KEYS[2]) == -1 then redis.call('EXPIRE', KEYS[2], ttl) end
+local failed = redis.call('HINCRBY', KEYS[1], 'pieces_failed', new)
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', 'type', 'piece_failed', 'piece', ARGV[2])
+return failed
+"""
