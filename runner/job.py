@@ -107,11 +107,10 @@ class Job:
         TimeoutError when ``timeout`` seconds pass first (the job keeps running).
         """
         give_up = None if timeout is None else time.monotonic() + timeout
-        cursor = "$"
         bar = _ProgressBar(self.id) if progress else None
         try:
             while True:
-                status = self.status()
+                status, cursor = self.client.store.snapshot(self.id, self.client.org)
                 if bar:
                     bar.update(status)
                 if status.is_final:
@@ -120,9 +119,7 @@ class Job:
                 if remaining is not None and remaining <= 0:
                     raise TimeoutError(f"job {self.id} still {status.state.value} after waiting {timeout}s")
                 block = 500 if remaining is None else max(1, min(500, int(remaining * 1000)))
-                events = self.client.store.read_events(self.id, cursor, block_ms=block)
-                if events:
-                    cursor = events[-1][0]
+                self.client.store.read_events(self.id, cursor, block_ms=block)  # returns at the next event
         finally:
             if bar:
                 bar.close()

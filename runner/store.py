@@ -83,7 +83,18 @@ class StatusStore(FleetRecords):
 
     def get(self, job_id: str, org: str | None = None) -> JobStatus:
         """The job's record; raises :class:`JobNotFound` if absent or owned by another org."""
-        raw = self.redis.hgetall(self.job_key(job_id))
+        return self._status(job_id, self.redis.hgetall(self.job_key(job_id)), org)
+
+    def snapshot(self, job_id: str, org: str | None = None) -> tuple[JobStatus, str]:
+        """The job's record and the id of its newest event, read in one transaction:
+        waiting for events after that id misses none that follow the record."""
+        with self.redis.pipeline() as pipe:
+            pipe.hgetall(self.job_key(job_id))
+            pipe.xrevrange(self.events_key(job_id), "+", "-", count=1)
+            raw, newest = pipe.execute()
+        return self._status(job_id, raw, org), (newest[0][0] if newest else "0-0")
+
+    def _status(self, job_id: str, raw: dict[str, str], org: str | None) -> JobStatus:
         if not raw:
             raise JobNotFound(f"no job {job_id!r}" + (f" in org {org!r}" if org else "") + " (it may have expired)")
         data = {key: json.loads(value) for key, value in raw.items()}
