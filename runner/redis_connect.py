@@ -33,7 +33,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
 from redis.retry import Retry
 
-__all__ = ["OutageRetry", "redis_options", "connect", "is_sentinel", "sentinel_hosts"]
+__all__ = ["OutageRetry", "redis_options", "connect", "connect_async", "is_sentinel", "sentinel_hosts"]
 
 T = TypeVar("T")
 RETRYABLE = (ConnectionError, TimeoutError, BusyLoadingError, OSError)
@@ -122,3 +122,17 @@ def connect(url: str, master_name: str = "mymaster", outage_seconds: float = 60.
     sentinels = redis.Sentinel(hosts, socket_connect_timeout=2, password=None)
     return sentinels.master_for(master_name, password=password, db=db, connection_class=_MasterFollowingConnection,
                                 **options)
+
+
+def connect_async(url: str, master_name: str = "mymaster") -> Any:
+    """An asyncio client for ``url`` (Redis or Sentinels), for the HTTP API's streaming
+    routes. It does not ride out outages: a health check or an event stream should say
+    at once that the store is gone, and the client retries the stream itself."""
+    import redis.asyncio as aredis
+    import redis.asyncio.sentinel as asentinel
+
+    if not is_sentinel(url):
+        return aredis.Redis.from_url(url, decode_responses=True)
+    hosts, password, db = sentinel_hosts(url)
+    return asentinel.Sentinel(hosts, socket_connect_timeout=2).master_for(
+        master_name, password=password, db=db, decode_responses=True)

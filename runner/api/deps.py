@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from runner.api.keys import ApiKeys, Principal, RateLimit, Unauthorized
 from runner.client import Client
+from runner.redis_connect import connect_async
 from runner.config import Settings
 from runner.store import StatusStore
 
@@ -53,7 +54,7 @@ class ApiState:
     @cached_property
     def async_redis(self) -> aredis.Redis:
         """The store's Redis for async routes (server-sent events), made in the event loop."""
-        return aredis.Redis.from_url(self.store.url, decode_responses=True)
+        return connect_async(self.store.url, self.settings.redis_master_name)
 
     def sweep_later(self, client: Client, job_id: str) -> None:
         """Delete a deleted job's keys again after ``SWEEP_AFTER`` seconds.
