@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -37,9 +38,10 @@ class RedisServer:
         self.directory, self.port = directory, free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen | None = None
+        self.start_args = ["--bind", "127.0.0.1"]
 
     def start(self) -> None:
-        args = [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
+        args = [redis_server_binary(), "--port", str(self.port), *self.start_args, "--dir", str(self.directory),
                 "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--maxmemory-policy", "noeviction",
                 "--logfile", str(self.directory / "redis.log")]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
@@ -151,3 +153,79 @@ def test_a_worker_that_returns_after_being_given_up_counts_nothing_twice(tmp_pat
         status = job.status()
         assert status.pieces_done == 30 and status.pieces_failed == 0
         assert len(client.store.redis.hkeys(client.store.results_key(job.id))) == 30
+
+
+class Host:
+    """A second host: a network namespace joined to this one by a veth pair
+    (10.250.0.1 here, 10.250.0.2 there), removed by the test that made it."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.link = name, f"{name[:8]}-h"
+        run = lambda *args: subprocess.run(args, check=True, capture_output=True)  # noqa: E731
+        run("ip", "netns", "add", name)
+        try:
+            run("ip", "link", "add", self.link, "type", "veth", "peer", "name", f"{name[:8]}-n")
+            run("ip", "link", "set", f"{name[:8]}-n", "netns", name)
+            run("ip", "addr", "add", "10.250.0.1/30", "dev", self.link)
+            run("ip", "link", "set", self.link, "up")
+            for args in (("ip", "addr", "add", "10.250.0.2/30", "dev", f"{name[:8]}-n"),
+                         ("ip", "link", "set", f"{name[:8]}-n", "up"), ("ip", "link", "set", "lo", "up")):
+                run("ip", "netns", "exec", name, *args)
+        except Exception:
+            self.remove()
+            raise
+
+    def cut(self) -> None:
+        subprocess.run(["ip", "link", "set", self.link, "down"], check=True)
+
+    def remove(self) -> None:
+        subprocess.run(["ip", "link", "del", self.link], capture_output=True)
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
+
+
+def _netns_permitted() -> str | None:
+    probe = subprocess.run(["ip", "netns", "add", "runner-probe"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        return f"ip netns is not permitted here: {probe.stderr.strip() or probe.returncode}"
+    subprocess.run(["ip", "netns", "del", "runner-probe"], capture_output=True)
+    return None
+
+
+def test_a_worker_host_whose_link_is_cut_is_replaced_within_seconds(tmp_path: Path, file_roots) -> None:
+    reason = _netns_permitted()
+    if reason:
+        pytest.skip(reason)
+    host = Host(f"rn{os.getpid() % 100000}")
+    try:
+        server = RedisServer(tmp_path)
+        server.start_args = ["--bind", "127.0.0.1", "10.250.0.1", "--protected-mode", "no"]
+        server.start()
+        try:
+            remote_url = f"redis://10.250.0.1:{server.port}/0"
+            env = {**os.environ, "RUNNER_BROKER_URL": remote_url, "RUNNER_INCLUDE": ",".join(TEST_MODULES),
+                   "RUNNER_WORKER_DEAD_SECONDS": str(DEAD_SECONDS)}
+            log = tmp_path / "remote.log"
+            remote = subprocess.Popen(["ip", "netns", "exec", host.name, sys.executable, "-m", "workers",
+                                       "--concurrency", "2", "--hostname", "remote@%h", "--logfile", str(log)],
+                                      env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL, start_new_session=True)
+            try:
+                client = client_for(server.url, file_roots)
+                wait_until(lambda: any(n.startswith("remote@") for n in client.store.live_workers()),
+                           "the worker on the other host", remote, log)
+                job = client.submit("slow-squares", params={"partitioner": {"count": 60}, "app": {"seconds": 0.1}},
+                                    job_timeout=150)
+                wait_until(lambda: job.status().pieces_done >= 5, what="batches running on the other host")
+                with worker(server.url, tmp_path / "local.log", "local"):
+                    host.cut()
+                    cut_at = time.monotonic()
+                    assert job.wait(timeout=90) == squares(60)
+                    assert time.monotonic() - cut_at < DEAD_SECONDS + 10
+                    assert job.status().pieces_done == 60
+            finally:
+                os.killpg(remote.pid, signal.SIGKILL)
+                remote.wait(10)
+        finally:
+            server.stop()
+    finally:
+        host.remove()
