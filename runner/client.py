@@ -106,7 +106,7 @@ class Client:
         record.update(_timing(record, validated, options))
         self.store.create(record, expire_seconds=_lifetime(record))
         self._send(record["id"], tmpl.ref, record["deadline"])
-        return Job(self, record["id"])
+        return Job(self, record["id"], known=True)
 
     def run(
         self,
@@ -131,7 +131,7 @@ class Client:
         self.store.transition(job_id, JobState.QUEUED, expect=[JobState.DRAFT], **timing)
         self.store.keep_for(job_id, _lifetime({**status.model_dump(), **timing}))
         self._send(job_id, tmpl.ref, timing["deadline"])
-        return Job(self, job_id)
+        return Job(self, job_id, known=True)
 
     def create(self, template: str, name: str | None = None, retention_hours: float | None = None) -> Job:
         """Create a draft job to configure step by step (``set_datasource``, ``set_params``, ``run``)."""
@@ -139,12 +139,12 @@ class Client:
         record = self._record(tmpl, guards.name("name", name), "bypass:", "bypass:", guards.retention(retention_hours))
         record["state"] = JobState.DRAFT.value
         self.store.create(record, expire_seconds=record["retention_hours"] * 3600)
-        return Job(self, record["id"])
+        return Job(self, record["id"], known=True)
 
     def get(self, job_id: str) -> Job:
         """A handle on an existing job of this org; raises JobNotFound."""
         self.store.get(job_id, self.org)
-        return Job(self, job_id)
+        return Job(self, job_id, known=True)
 
     def jobs(self, state: JobState | str | None = None, limit: int = 50, template: str | None = None) -> list[JobStatus]:
         """This org's jobs, newest first, optionally only those in ``state`` and of
@@ -209,7 +209,7 @@ class Client:
             task_id = send_partition(self.celery, job_id, status.template, self.settings.control_queue, deadline)
         self.store.add_tasks(job_id, [task_id])
         self.store.add_logs(job_id, [joblog.line(f"retry round {round_}: re-running the pieces without a result")])
-        return Job(self, job_id)
+        return Job(self, job_id, known=True)
 
     # -- recurring jobs (runner/recurring.py) -----------------------------------------
     def schedule(self, template: str, *, name: str, every: str | float | None = None, cron: str | None = None,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner import guards
 from runner.artifacts import ArtifactIO, artifact_prefix
-from runner.errors import IllegalTransition, JobCancelled, JobFailed, JobNotFinished, JobTimedOut
+from runner.errors import IllegalTransition, JobCancelled, JobFailed, JobNotFinished, JobNotFound, JobTimedOut
 from runner.models import JobState, JobStatus, LogLine
 from runner.params import validate_params
 
@@ -37,16 +37,19 @@ def describe_error(status: JobStatus) -> str:
 class Job:
     """A handle on one job. Cheap to create; every method reads the store afresh."""
 
-    def __init__(self, client: "Client", job_id: str) -> None:
+    def __init__(self, client: "Client", job_id: str, *, known: bool = False) -> None:
         self.client = client
         self.id = job_id
+        self.known = known  # the job existed when this handle was made (or last read)
 
     def __repr__(self) -> str:
         return f"Job({self.id!r})"
 
     def status(self) -> JobStatus:
         """The job's record: state, counters, timestamps, error. Raises JobNotFound."""
-        return self.client.store.get(self.id, self.client.org)
+        status = self.client.store.get(self.id, self.client.org)
+        self.known = True
+        return status
 
     # -- the staged flow --------------------------------------------------------------
     def set_datasource(
@@ -110,7 +113,15 @@ class Job:
         bar = _ProgressBar(self.id) if progress else None
         try:
             while True:
-                status, cursor = self.client.store.snapshot(self.id, self.client.org)
+                try:
+                    status, cursor = self.client.store.snapshot(self.id, self.client.org)
+                except JobNotFound:
+                    if not self.known:
+                        raise
+                    raise JobNotFound(f"job {self.id} vanished from the store while it ran: it was deleted, or the "
+                                      f"store lost its data (store lost: Redis restarted without persistence, or "
+                                      f"flushed); submit it again") from None
+                self.known = True
                 if bar:
                     bar.update(status)
                 if status.is_final:

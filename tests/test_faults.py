@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from runner import Client, JobState, get_settings
+from runner import Client, JobNotFound, JobState, get_settings
 from runner.local import free_port, redis_server_binary, stop_process, wait_until, worker_process
 from tests.conftest import TEST_MODULES
 
@@ -34,15 +34,15 @@ class RedisServer:
     """A redis-server with AOF that can be stopped and started again on the same port
     and data directory, as an operator's restart would."""
 
-    def __init__(self, directory: Path) -> None:
-        self.directory, self.port = directory, free_port()
+    def __init__(self, directory: Path, persistent: bool = True) -> None:
+        self.directory, self.port, self.persistent = directory, free_port(), persistent
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen | None = None
         self.start_args = ["--bind", "127.0.0.1"]
 
     def start(self) -> None:
         args = [redis_server_binary(), "--port", str(self.port), *self.start_args, "--dir", str(self.directory),
-                "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--maxmemory-policy", "noeviction",
+                "--appendonly", "yes" if self.persistent else "no", "--appendfsync", "everysec", "--save", "", "--maxmemory-policy", "noeviction",
                 "--logfile", str(self.directory / "redis.log")]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
         probe = redis.Redis.from_url(self.url)
@@ -229,3 +229,20 @@ def test_a_worker_host_whose_link_is_cut_is_replaced_within_seconds(tmp_path: Pa
             server.stop()
     finally:
         host.remove()
+
+
+def test_a_store_that_lost_its_data_fails_the_wait_clearly_instead_of_hanging(tmp_path: Path, file_roots) -> None:
+    server = RedisServer(tmp_path, persistent=False)
+    server.start()
+    try:
+        with worker(server.url, tmp_path / "w.log", "amnesia"):
+            client = client_for(server.url, file_roots)
+            job = client.submit("slow-squares", params={"partitioner": {"count": 200}, "app": {"seconds": 0.05}},
+                                job_timeout=150)
+            wait_until(lambda: job.status().pieces_done >= 5, what="the job under way")
+            server.stop()  # no AOF, no snapshot: everything Redis held is gone
+            server.start()
+            with pytest.raises(JobNotFound, match="store lost"):
+                job.wait(timeout=60)
+    finally:
+        server.stop()
