@@ -4,7 +4,8 @@ Nothing else in Runner reads ``os.environ``. A misspelt ``RUNNER_*`` variable ra
 :class:`ConfigError` naming the closest real setting, because a silently ignored
 ``RUNNER_BROKER_ULR`` sends a fleet to the wrong Redis.
 
-The broker (task delivery), the Celery result backend (chord joins) and the status store
+The broker (task delivery), the Celery result backend (Celery's own; Runner keeps no Celery
+results) and the status store
 (job records, results, events) are three separate URLs so that a fleet can later move
 the broker to RabbitMQ or Sentinel without touching the store. Each defaults to the one
 before it.
@@ -33,7 +34,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid")
 
     broker_url: str = Field("redis://127.0.0.1:6379/0", description="Celery broker (task delivery).")
-    result_backend: str | None = Field(None, description="Celery result backend for chord joins; defaults to broker_url.")
+    result_backend: str | None = Field(None, description="Celery result backend (Runner's tasks keep no Celery results); defaults to broker_url.")
     store_url: str | None = Field(None, description="Redis holding job records, results and events; defaults to result_backend.")
     key_prefix: str = Field("runner", description="Prefix of every Redis key Runner writes in the store.")
     include: Annotated[list[str], NoDecode] = Field(
