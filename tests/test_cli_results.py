@@ -90,7 +90,14 @@ def _interrupt(args: list[str], env: dict[str, str], ready) -> subprocess.Comple
 
 def test_ctrl_c_during_submit_wait_prints_the_hint_and_the_job_still_completes(env, client) -> None:
     args = ["submit", "slow-squares", "-p", "partitioner.count=4", "-p", "app.seconds=1.5", "--wait"]
-    done = _interrupt(args, env, lambda _: [j for j in client.jobs() if j.state.value == "running"])
+    first_line: list[str] = []
+
+    def waiting(proc: subprocess.Popen) -> bool:  # the CLI said it submitted, and the job runs
+        if not first_line:
+            first_line.append(proc.stderr.readline())
+        return "submitted job" in first_line[0] and any(j.state.value == "running" for j in client.jobs())
+
+    done = _interrupt(args, env, waiting)
     job = client.jobs()[0]
     assert done.returncode == 130
     assert f"job {job.id} is still running: runner watch {job.id}, runner cancel {job.id}" in done.stderr

@@ -72,22 +72,21 @@ def submit(template: str, source: str, destination: str, param: tuple[str, ...],
     job = client.submit(template, source=source, destination=destination, params=params,
                         task_timeout=task_timeout, job_timeout=job_timeout, max_retries=max_retries, test=test,
                         name=name)
-    say(f"submitted job {job.id} ({template})")
-    for warning in job.status().warnings:
-        say(f"warning: {warning}")
-    if wait:
-        if as_json:
-            with still_running_hint(job.id):
-                job.wait(progress=sys.stdout.isatty())
+    with still_running_hint(job.id):  # from here on Ctrl-C leaves a queued job behind: say so
+        say(f"submitted job {job.id} ({template})")
+        for warning in job.status().warnings:
+            say(f"warning: {warning}")
+        if wait and as_json:
+            job.wait(progress=sys.stdout.isatty())
             print(job.status().model_dump_json(indent=2))
-        else:
+        elif wait:
             _wait_and_print(job)
-    elif as_json:
-        print(job.status().model_dump_json(indent=2))
-    elif not sys.stdout.isatty():
-        print(job.id)
-    else:
-        say(f"next: runner watch {job.id} · runner result {job.id}")
+        elif as_json:
+            print(job.status().model_dump_json(indent=2))
+        elif not sys.stdout.isatty():
+            print(job.id)
+        else:
+            say(f"next: runner watch {job.id} · runner result {job.id}")
 
 
 @click.command()
