@@ -11,8 +11,9 @@ An inline stage keeps everything a sent one has except its own Celery message: i
 task id (recorded on the job, so cancel and Flower's job id search still find it), its
 own lease (so if this process dies, the lease sweep sends it again as an ordinary task
 under that id), the same events and log lines, and a retry is sent as an ordinary
-delayed task. Flower shows the stage's work under the task that ran it inline.
-``RUNNER_INLINE_STAGES=false`` turns it off.
+delayed task. It is announced with the Celery task events a worker sends for a task it
+runs (received, started, succeeded or failed, on this worker), so Flower lists it like
+any other task. ``RUNNER_INLINE_STAGES=false`` turns it off.
 
 An inline stage has no Celery hard time limit of its own; it runs under the enclosing
 task's. The assembly therefore runs inline only when that limit leaves it a whole
@@ -22,13 +23,17 @@ piece's budget; otherwise it is sent. Code stuck past the job's deadline is stil
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from types import SimpleNamespace
 from typing import Any
 
 from celery import Celery, Task
+from celery.events import EventDispatcher
 from celery.exceptions import Retry
+from celery.utils.saferepr import saferepr
 
 from workers import leases, runtime, stopper
 
@@ -70,7 +75,43 @@ def has_headroom(task: Any, budget: float) -> bool:
 def run_inline(parent: Task, name: str, fn: Callable[..., Any], task_id: str, args: list[Any], queue: str,
                deadline: float) -> Any:
     """Run the task function ``fn`` here as task ``task_id`` of ``name``, under its lease."""
+    task = InlineTask(parent, name, task_id, queue, deadline)
+    announce = _Announcer(parent, task_id)
+    announce("task-received", name=name, args=saferepr(tuple(args)), kwargs="{}", retries=0,
+             expires=datetime.fromtimestamp(deadline, tz=timezone.utc).isoformat())
+    announce("task-started")
+    began = time.monotonic()
     try:
-        return leases.leased(fn)(InlineTask(parent, name, task_id, queue, deadline), *args)
-    except Retry:
+        result = leases.leased(fn)(task, *args)
+    except Retry as retry:
+        announce("task-retried", exception=saferepr(retry.exc))
         return None  # sent again as an ordinary task, after its backoff
+    except Exception as exc:
+        announce("task-failed", exception=saferepr(exc))
+        raise
+    announce("task-succeeded", result=saferepr(result), runtime=time.monotonic() - began)
+    return result
+
+
+_dispatchers: dict[tuple[int, str], EventDispatcher] = {}
+
+
+class _Announcer:
+    """Sends one inline task's Celery task events (when the worker sends task events)."""
+
+    def __init__(self, parent: Task, task_id: str) -> None:
+        self.task_id, self.dispatcher = task_id, None
+        app, hostname = parent.app, parent.request.hostname
+        if app.conf.worker_send_task_events and hostname:
+            key = (os.getpid(), hostname)  # a pool process forked later makes its own connection
+            if key not in _dispatchers:
+                _dispatchers[key] = app.events.Dispatcher(app.connection_for_write(), hostname=hostname,
+                                                          enabled=True, buffer_while_offline=False)
+            self.dispatcher = _dispatchers[key]
+
+    def __call__(self, kind: str, **fields: Any) -> None:
+        if self.dispatcher is not None:
+            try:
+                self.dispatcher.send(kind, uuid=self.task_id, **fields)
+            except Exception:  # monitoring must never fail a job
+                pass
