@@ -105,13 +105,16 @@ class _Announcer:
         if app.conf.worker_send_task_events and hostname:
             key = (os.getpid(), hostname)  # a pool process forked later makes its own connection
             if key not in _dispatchers:
-                _dispatchers[key] = app.events.Dispatcher(app.connection_for_write(), hostname=hostname,
-                                                          enabled=True, buffer_while_offline=False)
+                _dispatchers[key] = app.events.Dispatcher(  # buffered: one publish per stage, not four
+                    app.connection_for_write(), hostname=hostname, enabled=True, buffer_while_offline=False,
+                    buffer_group=["task"], buffer_limit=1000)
             self.dispatcher = _dispatchers[key]
 
     def __call__(self, kind: str, **fields: Any) -> None:
         if self.dispatcher is not None:
             try:
                 self.dispatcher.send(kind, uuid=self.task_id, **fields)
+                if kind != "task-received" and kind != "task-started":
+                    self.dispatcher.flush(errors=False)
             except Exception:  # monitoring must never fail a job
                 pass

@@ -165,11 +165,11 @@ def partition(task: Task, job_id: str, template: str) -> Any:
     ``template`` rides in the message only so Flower shows it; the worker reads the job's
     template, like every other fact of the job, from its record."""
     store = runtime.store()
-    record = store.fields(job_id, "state", "deadline")
+    spec, record = runtime.job_facts(job_id, "state", "deadline")
     state = JobState(record["state"]) if record["state"] else None
-    if state not in (JobState.QUEUED, JobState.PARTITIONING, JobState.RUNNING):
+    if spec is None or state not in (JobState.QUEUED, JobState.PARTITIONING, JobState.RUNNING):
         return None
-    spec, deadline = runtime.job_spec(job_id), float(record["deadline"] or 0)
+    deadline = float(record["deadline"] or 0)
     if state is JobState.RUNNING:  # re-run after the pieces were stored: fan out if that never happened
         fields = store.fields(job_id, "partition_task", "pieces_total", "fanned_out")
         if fields["partition_task"] != task.request.id or fields["fanned_out"]:
@@ -248,13 +248,12 @@ def run_app(task: Task, job_id: str, template: str, start: int, stop: int) -> in
                        f"a piece kills its worker process (out of memory? a crash in native code?)",
         })
         return 0
-    began = time.perf_counter()
     batch = _Batch(task, job_id, start, stop, deadline)
     if deliveries > 1:  # a re-run (redelivery, or re-sent after its worker died): skip what is done
         batch.skip = store.done_pieces(job_id, start, stop)
     ran = batch.run()
     if ran:
-        store.note_piece_seconds(batch.spec.template.ref, (time.perf_counter() - began) / ran)
+        store.note_piece_seconds(batch.spec.template.ref, batch.app_seconds / ran)
     return ran
 
 
@@ -269,6 +268,7 @@ class _Batch:
         self.skip: set[int] = set()
         self.checked_at = time.monotonic()  # the job's state was read just now (begin_batch)
         self.done: list[tuple[int, str]] = []
+        self.app_seconds = 0.0  # time inside the app's calls: how long this template's pieces take
         self.spec = runtime.job_spec(job_id)
         self.ctx = _context(self.spec, "app")
 
@@ -284,9 +284,11 @@ class _Batch:
                 if not self._job_goes_on():
                     break
                 timer.arm()
+                began = time.perf_counter()
                 try:
                     value = app(resolve(piece, storages), self.ctx.with_piece(index))
                     timer.disarm()
+                    self.app_seconds += time.perf_counter() - began
                     self.done.append((index, json.dumps(value, separators=(",", ":"))))
                 except (Exception, PieceTimeLimitExceeded) as exc:
                     timer.disarm()
