@@ -38,7 +38,7 @@ def plan_batches(total: int, workers: int, max_batch: int, batch_size: int | Non
     """
     floor = 1
     if piece_seconds is not None and piece_seconds > 0:
-        floor = max(1, min(max_batch, int(MIN_BATCH_SECONDS / piece_seconds)))
+        floor = max(1, min(max_batch, round(MIN_BATCH_SECONDS / piece_seconds)))
     batches: list[tuple[int, int]] = []
     start = 0
     while start < total:

@@ -213,8 +213,7 @@ def resume(task: Task, job_id: str, template: str) -> Any:
     spec = runtime.job_spec(job_id)
     batches: list[tuple[int, int]] = []
     for first, last in _runs(missing):
-        batches += [(first + a, first + b) for a, b in plan_batches(
-            last - first, _parallelism(spec.queue), runtime.settings().max_batch, spec.template.batch_size)]
+        batches += [(first + a, first + b) for a, b in _plan(spec, last - first)]
     store.add_event(job_id, "resume", pieces=len(missing), batches=len(batches))
     _fan_out(task, job_id, batches, int(fields["round"] or 1), runtime.deadline(job_id))
     return len(batches)
