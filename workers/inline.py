@@ -8,8 +8,7 @@ itself: the partition task runs the first batch (the others are sent as usual) a
 batch that records the job's last piece runs the assembly.
 
 An inline stage keeps everything a sent one has except its own Celery message: its own
-task id (recorded on the job, so cancel and Flower's job id search still find it), its
-own lease (so if this process dies, the lease sweep sends it again as an ordinary task
+task id, its own lease (so if this process dies, the lease sweep sends it again as an ordinary task
 under that id), the same events and log lines, and a retry is sent as an ordinary
 delayed task. It is announced with the Celery task events a worker sends for a task it
 runs (received, started, succeeded or failed, on this worker), so Flower lists it like

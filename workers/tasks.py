@@ -146,17 +146,16 @@ def _run_kept(task: Task, job_id: str, kept: tuple[str, int, int] | None, deadli
 
 def _assemble_now(task: Task, job_id: str, deadline: float | None = None) -> None:
     """Assemble the job: here when this worker serves the control queue and the calling
-    task's hard limit leaves room, else by sending the assemble task. Its task id is
-    recorded first, so a cancel revokes it too."""
-    store, settings = runtime.store(), runtime.settings()
+    task's hard limit leaves room, else by sending the assemble task, its id recorded so
+    a cancel revokes it. (An inline assembly has no message to revoke; re-sent after its
+    process died, it finds the job ended and does nothing.)"""
+    settings = runtime.settings()
     deadline = deadline or runtime.deadline(job_id)
     budget = runtime.job_spec(job_id).task_timeout + HARD_LIMIT_GRACE
     if serves(task.app, settings.control_queue) and has_headroom(task, budget):
-        task_id = assemble_task_id(job_id)
-        store.add_tasks(job_id, [task_id])
-        run_inline(task, ASSEMBLE, assemble, task_id, [job_id], settings.control_queue, deadline)
+        run_inline(task, ASSEMBLE, assemble, assemble_task_id(job_id), [job_id], settings.control_queue, deadline)
     else:
-        store.add_tasks(job_id, [send_assemble(task.app, job_id, deadline)])
+        runtime.store().add_tasks(job_id, [send_assemble(task.app, job_id, deadline)])
 
 
 def partition(task: Task, job_id: str, template: str) -> Any:
