@@ -68,7 +68,12 @@ def _stream_s(event_id: str) -> float:
 
 
 def runner_phases(job: Any, submitted: float, returned: float) -> dict[str, Any]:
-    """Where a finished job's time went, from its state events (wall-clock seconds)."""
+    """Where a finished job's time went, from its state events (wall-clock seconds).
+
+    The events stream keeps its last ``EVENTS_MAXLEN`` entries, so a job of many batches
+    loses its first state events; then the record's ``queued_at`` / ``started_at`` /
+    ``finished_at`` stand in, and a phase spans the states whose marks are gone (e.g.
+    ``partitioning→assembling``)."""
     marks: dict[str, float] = {}
     flushes = 0
     for event_id, fields in job.events():
@@ -76,13 +81,18 @@ def runner_phases(job: Any, submitted: float, returned: float) -> dict[str, Any]
             marks.setdefault(fields["state"], _stream_s(event_id))
         elif fields.get("type") == "progress":
             flushes += 1
-    order = [("submit", submitted), *((s, marks.get(s)) for s in _STATES), ("returned", returned)]
-    phases = {}
-    for (a, ta), (b, tb) in zip(order, order[1:]):
-        if ta is not None and tb is not None:  # stream ids are whole ms: clamp the rounding
-            phases[f"{a}→{b}"] = round(max(0.0, tb - ta), 4)
     status = job.status()
-    return {"job": job.id, "batches_total": status.batches_total, "result_flushes": flushes, "phases_s": phases}
+    trimmed = "queued" not in marks
+    stand_ins = {"queued": status.queued_at, "partitioning": status.started_at,
+                 "completed": status.finished_at if status.state.value == "completed" else None}
+    for state, at in stand_ins.items():
+        if state not in marks and at is not None:
+            marks[state] = at.timestamp()
+    order = [("submit", submitted), *((s, marks[s]) for s in _STATES if s in marks), ("returned", returned)]
+    phases = {f"{a}→{b}": round(max(0.0, tb - ta), 4)  # stream ids are whole ms: clamp the rounding
+              for (a, ta), (b, tb) in zip(order, order[1:])}
+    return {"job": job.id, "batches_total": status.batches_total, "result_flushes": flushes, "phases_s": phases,
+            "events_trimmed": trimmed}
 
 
 def runner_job(client: Client, pieces: int, seconds: float, phases: bool = True) -> Run:

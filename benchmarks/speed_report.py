@@ -94,6 +94,7 @@ def _big(sections: dict[str, Any]) -> Table | None:
         ("client RSS start / max / end", f"{d['client_rss']['start_mb']} / {d['client_rss']['max_mb']} / "
                                          f"{d['client_rss']['end_mb']} MB ({d['client_rss']['samples']} samples)"),
         ("app tasks (batches)", str(d.get("batches_total"))),
+        ("first state events trimmed from the stream", "yes" if d.get("events_trimmed") else "no"),
     ]
     for name, value in rows:
         table.add_row(name, value)
@@ -131,7 +132,8 @@ def _phases(sections: dict[str, Any]) -> Table | None:
     table.add_column("phase")
     for name, _ in cases:
         table.add_column(name, justify="right")
-    for name, meaning in PHASES:
+    extra = sorted({name for _, p in cases for name in p["phases_s"]} - {name for name, _ in PHASES})
+    for name, meaning in [*PHASES, *((name, "spans states whose events were trimmed") for name in extra)]:
         table.add_row(f"{name}  [dim]{meaning}[/dim]", *(_ms(p["phases_s"].get(name)) for _, p in cases))
     table.add_row("[bold]total[/bold]", *(_ms(sum(p["phases_s"].values()) or None) for _, p in cases))
     table.add_row("app tasks (batches)", *(str(p.get("batches_total")) for _, p in cases))
