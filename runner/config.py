@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     max_retries: int = Field(2, ge=0, description="Default retries of a failing piece.")
     retention_hours: float = Field(168.0, gt=0, description="Hours a finished job stays in the store.")
     max_batch: int = Field(1000, ge=1, description="Most pieces one app task carries.")
+    inline_stages: bool = Field(
+        True, description="Let the process that finishes a stage run the next one itself when its worker serves "
+                          "that stage's queue (the partition task runs the first batch, the last batch assembles), "
+                          "saving broker round trips; each stage still has its own task id, lease, events and logs.")
     result_max_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest assembled result kept in the store.")
     max_params_bytes: int = Field(1024 * 1024, ge=1024, description="Largest params object a job may carry (JSON bytes).")
     max_inputs: int = Field(32, ge=0, description="Most named inputs a job may bind.")

@@ -32,6 +32,7 @@ from celery import Celery, Task
 from runner.dispatch import APP, TASKS, resend
 from runner.models import JobState
 from workers import runtime
+from workers.stopper import stopped_when_job_ends
 
 __all__ = ["member", "leased", "expect", "renew", "recover", "RENEW_SECONDS"]
 
@@ -57,13 +58,15 @@ def leased(fn: Callable[..., Any]) -> Callable[..., Any]:
     def run(task: Task, *args: Any) -> Any:
         lease, store = member(task.name, task.request.id, args), runtime.store()
         store.lease(lease, time.time())
+        result = None
         try:
-            result = fn(task, *args)
+            with stopped_when_job_ends(args[0]):  # every task's first argument is its job's id
+                result = fn(task, *args)
         except Exception:
             store.drop_lease(lease)
             raise
         store.drop_lease(lease)
-        return result
+        return result  # None when the job ended under it
 
     return run
 

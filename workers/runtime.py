@@ -7,6 +7,7 @@ lazily, after the prefork pool has forked, so no connection is shared across pro
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Any
@@ -46,13 +47,22 @@ class JobSpec:
     inputs: dict[str, str]
 
 
+def _forget_clients() -> None:
+    """After a fork: a pool process the pool starts later (replacing one that died) must
+    not share the clients its parent created meanwhile."""
+    store.cache_clear()
+    storages.cache_clear()
+    input_cache.cache_clear()
+
+
 def configure(new: Settings) -> None:
     """Use ``new`` in this process (the worker's command line may add to the environment)."""
     global _settings
     _settings = new
-    store.cache_clear()
-    storages.cache_clear()
-    input_cache.cache_clear()
+    _forget_clients()
+
+
+os.register_at_fork(after_in_child=_forget_clients)
 
 
 def settings() -> Settings:
