@@ -75,7 +75,7 @@ def run_inline(parent: Task, name: str, fn: Callable[..., Any], task_id: str, ar
                deadline: float) -> Any:
     """Run the task function ``fn`` here as task ``task_id`` of ``name``, under its lease."""
     task = InlineTask(parent, name, task_id, queue, deadline)
-    announce = _Announcer(parent, task_id)
+    announce = _Announcer(parent, task_id, outermost=not isinstance(parent, InlineTask))
     announce("task-received", name=name, args=saferepr(tuple(args)), kwargs="{}", retries=0,
              expires=datetime.fromtimestamp(deadline, tz=timezone.utc).isoformat())
     announce("task-started")
@@ -98,8 +98,8 @@ _dispatchers: dict[tuple[int, str], EventDispatcher] = {}
 class _Announcer:
     """Sends one inline task's Celery task events (when the worker sends task events)."""
 
-    def __init__(self, parent: Task, task_id: str) -> None:
-        self.task_id, self.dispatcher = task_id, None
+    def __init__(self, parent: Task, task_id: str, outermost: bool) -> None:
+        self.task_id, self.outermost, self.dispatcher = task_id, outermost, None
         app, hostname = parent.app, parent.request.hostname
         if app.conf.worker_send_task_events and hostname:
             key = (os.getpid(), hostname)  # a pool process forked later makes its own connection
@@ -113,7 +113,7 @@ class _Announcer:
         if self.dispatcher is not None:
             try:
                 self.dispatcher.send(kind, uuid=self.task_id, **fields)
-                if kind != "task-received" and kind != "task-started":
-                    self.dispatcher.flush(errors=False)
+                if kind not in ("task-received", "task-started") and self.outermost:
+                    self.dispatcher.flush(errors=False)  # once per task that ran stages inline
             except Exception:  # monitoring must never fail a job
                 pass
