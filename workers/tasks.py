@@ -251,8 +251,21 @@ def run_app(task: Task, job_id: str, template: str, start: int, stop: int) -> in
         batch.skip = store.done_pieces(job_id, start, stop)
     ran = batch.run()
     if ran:
-        store.note_piece_seconds(batch.spec.template.ref, batch.app_seconds / ran)
+        _note_piece_seconds(batch.spec.template.ref, batch.app_seconds / ran)
     return ran
+
+
+_noted: dict[str, tuple[float, float]] = {}  # template ref -> (piece seconds, when) this process last wrote
+
+
+def _note_piece_seconds(ref: str, seconds: float) -> None:
+    """Tell the fleet how long the template's pieces take, when that changed by a quarter
+    or was last said over 10 s ago (one write per batch would cost a small job a round trip)."""
+    last = _noted.get(ref)
+    if last and abs(seconds - last[0]) <= 0.25 * last[0] and time.monotonic() - last[1] < 10:
+        return
+    _noted[ref] = (seconds, time.monotonic())
+    runtime.store().note_piece_seconds(ref, seconds)
 
 
 class _Batch:
