@@ -66,9 +66,11 @@ def serves(celery: Celery, queue: str) -> bool:
 
 
 def has_headroom(task: Any, budget: float) -> bool:
-    """Whether ``task``'s Celery hard time limit leaves ``budget`` seconds more."""
+    """Whether the hard time limit ``task`` runs under — Celery's, or that of the stage
+    it runs inline (``stopper.hard_limit``) — leaves ``budget`` seconds more."""
     hard = (getattr(task.request, "timelimit", None) or (None, None))[0]
-    return hard is None or hard - stopper.running_for() >= budget
+    celery_left = float("inf") if hard is None else hard - stopper.running_for()
+    return min(celery_left, stopper.time_left()) >= budget
 
 
 def run_inline(parent: Task, name: str, fn: Callable[..., Any], task_id: str, args: list[Any], queue: str,

@@ -25,7 +25,7 @@ from runner.lifecycle import end_job
 from runner.models import JobState
 from runner.pieces import resolve
 from workers import leases, runtime, stopper
-from workers.canvas import HARD_LIMIT_GRACE, batch_task_id, job_canvas, plan_batches
+from workers.canvas import HARD_LIMIT_GRACE, batch_task_id, batch_time_limit, job_canvas, plan_batches
 from workers.context import TaskContext
 from workers.inline import has_headroom, run_inline, serves
 from workers.inputs import Inputs
@@ -141,7 +141,8 @@ def _run_kept(task: Task, job_id: str, kept: tuple[str, int, int] | None, deadli
     """Run the batch :func:`_fan_out` kept, in this process, as the app task it would be."""
     if kept:
         spec, (task_id, start, stop) = runtime.job_spec(job_id), kept
-        run_inline(task, APP, run_app, task_id, [job_id, spec.template.ref, start, stop], spec.queue, deadline)
+        with stopper.hard_limit(batch_time_limit(spec, start, stop)):  # what its message would have carried
+            run_inline(task, APP, run_app, task_id, [job_id, spec.template.ref, start, stop], spec.queue, deadline)
 
 
 def _assemble_now(task: Task, job_id: str, deadline: float | None = None) -> None:
