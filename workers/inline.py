@@ -103,13 +103,13 @@ class _Announcer:
     def __init__(self, parent: Task, task_id: str, outermost: bool) -> None:
         self.task_id, self.outermost, self.dispatcher = task_id, outermost, None
         app, hostname = parent.app, parent.request.hostname
+        self.key = (os.getpid(), hostname)  # a pool process forked later makes its own connection
         if app.conf.worker_send_task_events and hostname:
-            key = (os.getpid(), hostname)  # a pool process forked later makes its own connection
-            if key not in _dispatchers:
-                _dispatchers[key] = app.events.Dispatcher(  # buffered: one publish per stage, not four
+            if self.key not in _dispatchers:
+                _dispatchers[self.key] = app.events.Dispatcher(  # buffered: one publish per task, not four a stage
                     app.connection_for_write(), hostname=hostname, enabled=True, buffer_while_offline=False,
                     buffer_group=["task"], buffer_limit=1000)
-            self.dispatcher = _dispatchers[key]
+            self.dispatcher = _dispatchers[self.key]
 
     def __call__(self, kind: str, **fields: Any) -> None:
         if self.dispatcher is not None:
@@ -117,5 +117,6 @@ class _Announcer:
                 self.dispatcher.send(kind, uuid=self.task_id, **fields)
                 if kind not in ("task-received", "task-started") and self.outermost:
                     self.dispatcher.flush(errors=False)  # once per task that ran stages inline
-            except Exception:  # monitoring must never fail a job
-                pass
+            except Exception:  # monitoring must never fail a job; the next stage connects afresh
+                _dispatchers.pop(self.key, None)
+                self.dispatcher = None
