@@ -51,11 +51,25 @@ class JobSpec:
 
 
 def _forget_clients() -> None:
-    """After a fork: a pool process the pool starts later (replacing one that died) must
-    not share the clients its parent created meanwhile."""
+    """Make this process create its own clients at their next use."""
     store.cache_clear()
     storages.cache_clear()
     input_cache.cache_clear()
+
+
+_inherited: list[StatusStore] = []
+
+
+def _after_fork() -> None:
+    """In a pool process forked from the worker's main process (a replacement for one that
+    died): drop the store client it inherited. The main process uses it from other threads
+    (heartbeats, lease renewal); a fork can copy its connection pool with a lock such a
+    thread held, and redis-py resets an inherited pool under that lock — the child would
+    wait forever at its first call. The inherited client is kept referenced, never closed
+    here: closing it would reset the same pool."""
+    if store.cache_info().currsize:
+        _inherited.append(store())
+    _forget_clients()
 
 
 def configure(new: Settings) -> None:
@@ -65,7 +79,7 @@ def configure(new: Settings) -> None:
     _forget_clients()
 
 
-os.register_at_fork(after_in_child=_forget_clients)
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def settings() -> Settings:
