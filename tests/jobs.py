@@ -210,3 +210,19 @@ def slow_count(source, ctx):
 
 
 template("slow-partition", "1.0.0", partitioner="slow_count", app="slow_square", assembler="sum")
+
+
+class SeedsParams(BaseModel):
+    count: int = 10
+    first: int = 0
+
+
+@partitioner("seeds", params=SeedsParams)
+def seeds(source, ctx):
+    """Generated pieces with a piece function: only the count is stored."""
+    from runner import Generated
+
+    return Generated(ctx.params.count, piece=lambda i: {"seed": ctx.params.first + i})
+
+
+template("seeds", "1.0.0", partitioner="seeds", app="whoami", assembler="json_list", test_pieces=2)

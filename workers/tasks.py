@@ -14,6 +14,8 @@ import os
 import socket
 import time
 import traceback
+from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from celery import Celery, Task
@@ -23,7 +25,7 @@ from runner.artifacts import ArtifactIO, artifact_prefix
 from runner.dispatch import APP, ASSEMBLE, PARTITION, RESUME, send_assemble
 from runner.lifecycle import end_job
 from runner.models import JobState
-from runner.pieces import resolve
+from runner.pieces import Generated, resolve
 from workers import leases, runtime
 from workers.canvas import HARD_LIMIT_GRACE, job_canvas, plan_batches
 from workers.context import TaskContext
@@ -234,7 +236,7 @@ class _Batch:
     def run(self) -> int:
         store, storages = runtime.store(), runtime.storages()
         app = self.spec.template.function("app").fn
-        pieces = store.load_pieces(self.job_id, self.start, self.stop)
+        pieces = store.load_pieces(self.job_id, self.start, self.stop, lambda: _piece_function(self.job_id))
         ran, last_flush = 0, time.monotonic()
         with piece_timer(self.spec.task_timeout, HARD_LIMIT_GRACE) as timer:
             for index, piece in enumerate(pieces, self.start):
@@ -287,6 +289,22 @@ class _Batch:
             if fields["state"] == JobState.RUNNING.value and fields["pieces_done"] == fields["pieces_total"]:
                 _assemble_now(self.task.app, self.job_id)
         return True
+
+
+@lru_cache(maxsize=16)
+def _piece_function(job_id: str) -> Callable[[int], Any]:
+    """The piece function of a job whose partitioner returned a :class:`Generated` with
+    one: the partitioner is called again, once per process and job, to get it."""
+    spec = runtime.job_spec(job_id)
+    ctx = _context(spec, "partitioner", source=runtime.storages().source(spec.source))
+    try:
+        described = spec.template.function("partitioner").fn(ctx.source, ctx)
+    finally:
+        _close(ctx)
+    if not isinstance(described, Generated) or described.piece is None:
+        raise TypeError(f"partitioner {spec.template.partitioner!r} returned a Generated with a piece function "
+                        f"when the job was partitioned, but {type(described).__name__} now: it must be deterministic")
+    return described.piece
 
 
 def _piece_failed(task: Task, spec: runtime.JobSpec, job_id: str, index: int, stop: int, exc: BaseException) -> int:
