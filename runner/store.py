@@ -23,7 +23,7 @@ from runner.errors import IllegalTransition, JobNotFound
 from runner.fleet_records import FleetRecords
 from runner.models import JobState, JobStatus, allowed_sources
 from runner.redis_connect import connect
-from runner.scripts import RECORD_FAILURE, RECORD_RESULTS, TRANSITION
+from runner.scripts import RECORD_FAILURE, RECORD_RANGES, RECORD_RESULTS, TRANSITION
 from runner.pieces import describe, generate, to_stored
 
 __all__ = ["StatusStore", "Progress", "EVENTS_MAXLEN"]
@@ -38,6 +38,7 @@ class Progress(NamedTuple):
     done: int
     total: int  # -1 until partitioned
     new: int  # of the results just recorded, how many were not recorded before
+    refused: tuple[int, ...] = ()  # starts of runs refused as overlapping runs already recorded
 
     @property
     def completes_job(self) -> bool:
@@ -66,6 +67,7 @@ class StatusStore(FleetRecords):
         self._transition = self.redis.register_script(TRANSITION)
         self._record_results = self.redis.register_script(RECORD_RESULTS)
         self._record_failure = self.redis.register_script(RECORD_FAILURE)
+        self._record_ranges = self.redis.register_script(RECORD_RANGES)
 
     @classmethod
     def from_settings(cls, settings: Settings, patient: bool = False) -> "StatusStore":
@@ -268,14 +270,40 @@ class StatusStore(FleetRecords):
         state, done, total, new = self._record_results(keys=keys, args=args)
         return Progress(JobState(json.loads(state)) if state else None, int(done), int(json.loads(total)), int(new))
 
+    def record_ranges(self, job_id: str, runs: list[tuple[int, int, str]]) -> Progress:
+        """Record runs of pieces folded by the assembler's combine, ``(start, stop,
+        JSON-encoded partial)`` each, atomically; a run overlapping one already recorded is
+        refused whole (``Progress.refused``), so no piece is ever counted twice — a batch
+        re-run after its worker was lost, or replayed, cannot add its pieces again."""
+        args: list[Any] = [EVENTS_MAXLEN]
+        for start, stop, encoded in runs:
+            args += [start, stop, encoded]
+        keys = [self.job_key(job_id), self.ranges_key(job_id), self.failed_key(job_id), self.events_key(job_id)]
+        state, done, total, new, *refused = self._record_ranges(keys=keys, args=args)
+        return Progress(JobState(json.loads(state)) if state else None, int(done), int(json.loads(total)), int(new),
+                        tuple(int(start) for start in refused))
+
+    def runs(self, job_id: str, start: int = 0, stop: int | None = None) -> list[tuple[int, int, str]]:
+        """Recorded runs ``(start, stop, partial)`` meeting pieces ``start``..``stop``, in order."""
+        key = self.ranges_key(job_id)
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrevrangebyscore(key, start, "-inf", start=0, num=1)
+            pipe.zrangebyscore(key, f"({start}", "+inf" if stop is None else f"({stop}")
+            before, rest = pipe.execute()
+        runs = [(int(a), int(b), partial) for a, b, partial in (m.split(":", 2) for m in before + rest)]
+        return [run for run in runs if run[1] > start]
+
     def done_pieces(self, job_id: str, start: int, stop: int) -> set[int]:
-        """Which of pieces ``start``..``stop`` already have a result (a redelivered batch
-        skips them)."""
+        """Which of pieces ``start``..``stop`` already have a result or lie in a recorded
+        run (a redelivered batch skips them)."""
         with self.redis.pipeline(transaction=False) as pipe:
             for index in range(start, stop):
                 pipe.hexists(self.results_key(job_id), index)
             found = pipe.execute()
-        return {index for index, present in zip(range(start, stop), found) if present}
+        done = {index for index, present in zip(range(start, stop), found) if present}
+        for first, last, _ in self.runs(job_id, start, stop):
+            done.update(range(max(first, start), min(last, stop)))
+        return done
 
     def record_failure(self, job_id: str, index: int, error: dict[str, Any]) -> int:
         """Record that a piece failed for good; returns pieces failed."""
@@ -351,8 +379,10 @@ class StatusStore(FleetRecords):
         return [json.loads(raw) for raw in self.redis.lrange(self.metrics_key(job_id), 0, -1)]
 
     def missing_pieces(self, job_id: str, total: int) -> list[int]:
-        """Indices of pieces with no recorded result, ascending."""
+        """Indices of pieces with no recorded result (nor recorded run), ascending."""
         have = {int(i) for i in self.redis.hkeys(self.results_key(job_id))}
+        for first, last, _ in self.runs(job_id):
+            have.update(range(first, last))
         return [i for i in range(total) if i not in have]
 
     def reset_failures(self, job_id: str) -> None:
@@ -360,7 +390,12 @@ class StatusStore(FleetRecords):
         self.redis.delete(self.failed_key(job_id), self.attempts_key(job_id), self.deliveries_key(job_id))
 
     def iter_results(self, job_id: str, total: int, chunk: int = 1000) -> Iterator[Any]:
-        """Every piece's result in piece order, fetched ``chunk`` at a time."""
+        """Every piece's result in piece order, fetched ``chunk`` at a time; for a job
+        whose assembler combines, the recorded partials instead (each folds a run of
+        pieces; in piece order, covering every piece once)."""
+        if self.redis.exists(self.ranges_key(job_id)):
+            yield from self._iter_partials(job_id, total, chunk)
+            return
         key = self.results_key(job_id)
         for start in range(0, total, chunk):
             indices = list(range(start, min(total, start + chunk)))
@@ -368,6 +403,22 @@ class StatusStore(FleetRecords):
                 if raw is None:
                     raise LookupError(f"job {job_id}: no result recorded for piece {index}")
                 yield json.loads(raw)
+
+    def _iter_partials(self, job_id: str, total: int, chunk: int) -> Iterator[Any]:
+        key, expected, rank = self.ranges_key(job_id), 0, 0
+        while True:
+            members = self.redis.zrange(key, rank, rank + chunk - 1)
+            for member in members:
+                first, last, partial = member.split(":", 2)
+                if int(first) != expected:
+                    raise LookupError(f"job {job_id}: no result recorded for pieces {expected}..{int(first) - 1}")
+                expected = int(last)
+                yield json.loads(partial)
+            if len(members) < chunk:
+                break
+            rank += chunk
+        if expected != total:
+            raise LookupError(f"job {job_id}: no result recorded for pieces {expected}..{total - 1}")
 
     def set_result(self, job_id: str, encoded: str) -> None:
         self.redis.set(self.result_key(job_id), encoded)

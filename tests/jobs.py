@@ -226,3 +226,12 @@ def seeds(source, ctx):
 
 
 template("seeds", "1.0.0", partitioner="seeds", app="whoami", assembler="json_list", test_pieces=2)
+
+
+@app("odd_one_out")
+def odd_one_out(piece: int, ctx):
+    """A number for every piece but 33, whose text ``sum`` cannot add."""
+    return "thirty-three" if piece == 33 else piece
+
+
+template("odd-one-out", "1.0.0", partitioner="replicas", app="odd_one_out", assembler="sum", test_pieces=2)

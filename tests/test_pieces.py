@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+import json
+from collections import Counter
+from pathlib import Path
+
 import pytest
 
-from runner import Client, Generated
+from runner import Client, Generated, JobFailed
 
 
 def test_replicas_pieces_are_generated_and_never_stored(client: Client) -> None:
@@ -32,3 +36,48 @@ def test_a_test_job_of_generated_pieces_runs_only_the_first_few(client: Client) 
 def test_generated_refuses_a_negative_count() -> None:
     with pytest.raises(ValueError, match=r"count=-1"):
         Generated(-1)
+
+
+# --- combined results: an associative assembler folds each batch's results ---------------
+
+
+def test_a_combining_assembler_keeps_partials_not_per_piece_results(client: Client) -> None:
+    job = client.submit("squares", params={"partitioner": {"count": 3000}})
+    assert job.wait(timeout=60) == sum(i * i for i in range(3000))
+    status = job.status()
+    assert (status.pieces_done, status.pieces_failed) == (3000, 0)
+    assert not client.store.redis.exists(client.store.results_key(job.id))
+    runs = client.store.runs(job.id)
+    assert [start for start, _, _ in runs] == [0] + [stop for _, stop, _ in runs[:-1]] and runs[-1][1] == 3000
+    assert sum(json.loads(partial) for _, _, partial in runs) == sum(i * i for i in range(3000))
+    assert len(runs) <= 3 * status.batches_total
+
+
+def test_combined_word_counts_equal_per_piece_counts(client: Client, tmp_path: Path) -> None:
+    (tmp_path / "book.txt").write_text("".join(f"the cat {i % 7} sat\n" for i in range(700)))
+    job = client.submit("wordcount@1.0.0", source=(tmp_path / "book.txt").as_uri(),
+                        params={"partitioner": {"lines_per_piece": 3}})
+    expected = Counter(" ".join(f"the cat {i % 7} sat" for i in range(700)).split())
+    assert job.wait(timeout=60) == {word: n for word, n in expected.items() if not word.isdigit()}
+    assert client.store.runs(job.id) and not client.store.redis.exists(client.store.results_key(job.id))
+
+
+def test_a_run_overlapping_a_recorded_run_is_refused_so_no_piece_counts_twice(client: Client) -> None:
+    job = client.create("squares")
+    store = client.store
+    assert store.record_ranges(job.id, [(0, 10, "285")]).new == 10
+    refused = store.record_ranges(job.id, [(5, 15, "1"), (10, 20, "2"), (0, 10, "285")])
+    assert (refused.new, refused.refused, refused.done) == (10, (5, 0), 20)  # only 10..19 was new
+    assert store.record_ranges(job.id, [(19, 21, "3")]).refused == (19,)
+    assert store.done_pieces(job.id, 15, 25) == set(range(15, 20))
+    assert store.missing_pieces(job.id, 25) == [20, 21, 22, 23, 24]
+    assert list(store.iter_results(job.id, 20)) == [285, 2]
+    with pytest.raises(LookupError, match=r"pieces 20\.\.24"):
+        list(store.iter_results(job.id, 25))
+
+
+def test_a_result_the_combine_refuses_fails_the_job_naming_the_piece_without_retrying(client: Client) -> None:
+    job = client.submit("odd-one-out", params={"partitioner": {"count": 40}})
+    with pytest.raises(JobFailed, match=r"piece 33: CombineFailed: assembler 'sum' cannot combine piece 33's result"):
+        job.wait(timeout=30)
+    assert not [e for _, e in client.store.read_events(job.id) if e["type"] == "piece_retry"]

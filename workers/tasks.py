@@ -29,6 +29,7 @@ from runner.pieces import Generated, resolve
 from workers import leases, runtime
 from workers.canvas import HARD_LIMIT_GRACE, job_canvas, plan_batches
 from workers.context import TaskContext
+from workers.fold import CombineFailed, kept_results
 from workers.inputs import Inputs
 from workers.limits import PieceTimeLimitExceeded, SoftTimeLimitExceeded, piece_timer
 
@@ -216,7 +217,17 @@ def run_app(task: Task, job_id: str, template: str, start: int, stop: int) -> in
     batch = _Batch(task, job_id, start, stop, deadline)
     if deliveries > 1:  # a re-run (redelivery, or re-sent after its worker died): skip what is done
         batch.skip = store.done_pieces(job_id, start, stop)
-    return batch.run()
+    ran = batch.run()
+    while batch.refused and _job_goes_on(job_id, deadline):  # another run recorded some of these pieces meanwhile
+        batch = _Batch(task, job_id, start, stop, deadline)
+        batch.skip = store.done_pieces(job_id, start, stop)  # grows every pass: this ends
+        ran += batch.run()
+    return ran
+
+
+def _job_goes_on(job_id: str, deadline: float) -> bool:
+    state = runtime.store().state(job_id)
+    return time.time() < deadline and state is not None and not state.is_final
 
 
 class _Batch:
@@ -229,8 +240,9 @@ class _Batch:
         self.task, self.job_id, self.start, self.stop, self.deadline = task, job_id, start, stop, deadline
         self.skip: set[int] = set()
         self.checked_at = time.monotonic()  # the job's state was read just now (begin_batch)
-        self.done: list[tuple[int, str]] = []
         self.spec = runtime.job_spec(job_id)
+        self.done = kept_results(self.spec.template.function("assembler"))
+        self.refused = False  # a range this batch flushed overlapped one already recorded
         self.ctx = _context(self.spec, "app")
 
     def run(self) -> int:
@@ -248,7 +260,7 @@ class _Batch:
                 try:
                     value = app(resolve(piece, storages), self.ctx.with_piece(index))
                     timer.disarm()
-                    self.done.append((index, json.dumps(value, separators=(",", ":"))))
+                    self.done.add(index, value)
                 except (Exception, PieceTimeLimitExceeded) as exc:
                     timer.disarm()
                     _close(self.ctx)
@@ -279,8 +291,8 @@ class _Batch:
         Returns whether the job goes on."""
         store = runtime.store()
         if self.done:
-            progress = store.record_results(self.job_id, self.done)
-            self.done = []
+            progress = self.done.record(store, self.job_id)
+            self.refused = self.refused or bool(progress.refused)
             if progress.completes_job:
                 _assemble_now(self.task.app, self.job_id)
             return progress.state is not None and not progress.state.is_final
@@ -313,6 +325,8 @@ def _piece_failed(task: Task, spec: runtime.JobSpec, job_id: str, index: int, st
     if isinstance(exc, TypeError) and "JSON serializable" in str(exc):
         exc = TypeError(f"app returned a value that is not JSON-serializable: {exc}")
         attempts = spec.max_retries + 1  # deterministic: retrying cannot help
+    elif isinstance(exc, CombineFailed):
+        attempts = spec.max_retries + 1
     else:
         attempts = store.count_attempt(job_id, index)
     if isinstance(exc, (SoftTimeLimitExceeded, PieceTimeLimitExceeded)):
