@@ -68,6 +68,7 @@ class StatusStore(FleetRecords):
         self._record_results = self.redis.register_script(RECORD_RESULTS)
         self._record_failure = self.redis.register_script(RECORD_FAILURE)
         self._record_ranges = self.redis.register_script(RECORD_RANGES)
+        self._generated: dict[str, dict[str, Any]] = {}  # job id -> its generated pieces' description
 
     @classmethod
     def from_settings(cls, settings: Settings, patient: bool = False) -> "StatusStore":
@@ -250,13 +251,18 @@ class StatusStore(FleetRecords):
         """Pieces ``start`` (inclusive) to ``stop`` (exclusive), in one round trip: the
         stored ones, or generated ones computed (``piece_function()`` gives the function of
         a :class:`~runner.pieces.Generated` that has one; see :func:`runner.pieces.generate`)."""
-        with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hget(self.job_key(job_id), "pieces_generated")
-            pipe.lrange(self.pieces_key(job_id), start, stop - 1)
-            described, stored = pipe.execute()
-        if described is not None:
-            return generate(json.loads(described), start, stop, piece_function or _no_piece_function)
-        return [json.loads(p) for p in stored]
+        described = self._generated.get(job_id)  # a job's description never changes: no round trip
+        if described is None:
+            with self.redis.pipeline(transaction=False) as pipe:
+                pipe.hget(self.job_key(job_id), "pieces_generated")
+                pipe.lrange(self.pieces_key(job_id), start, stop - 1)
+                raw, stored = pipe.execute()
+            if raw is None:
+                return [json.loads(p) for p in stored]
+            if len(self._generated) >= 256:
+                self._generated.clear()
+            described = self._generated[job_id] = json.loads(raw)
+        return generate(described, start, stop, piece_function or _no_piece_function)
 
     def record_results(self, job_id: str, results: list[tuple[int, str]]) -> Progress:
         """Record already JSON-encoded results ``(piece index, result)``; returns the job's

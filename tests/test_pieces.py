@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -81,3 +82,21 @@ def test_a_result_the_combine_refuses_fails_the_job_naming_the_piece_without_ret
     with pytest.raises(JobFailed, match=r"piece 33: CombineFailed: assembler 'sum' cannot combine piece 33's result"):
         job.wait(timeout=30)
     assert not [e for _, e in client.store.read_events(job.id) if e["type"] == "piece_retry"]
+
+
+# --- per-piece limits with one timer per batch -------------------------------------------
+
+
+def test_each_piece_of_a_batch_gets_its_own_task_timeout(client: Client) -> None:
+    # 12 pieces of 0.4 s in batches of up to 3: a batch runs 1.2 s, longer than the 1 s
+    # limit, yet no piece does; then a piece after short ones is stopped at its own limit.
+    job = client.submit("sleepy", params={"partitioner": {"count": 12}, "app": {"seconds": 0.4}}, task_timeout=1)
+    assert job.wait(timeout=60) == list(range(12))
+    assert not [e for _, e in client.store.read_events(job.id) if e["type"] == "piece_retry"]
+    slow = client.submit("sleepy", params={"partitioner": {"count": 12},
+                                           "app": {"seconds": 30, "slow_pieces": [2]}},
+                         task_timeout=1, max_retries=0)
+    started = time.monotonic()
+    with pytest.raises(JobFailed, match=r"piece 2: SoftTimeLimitExceeded: .*piece 2 exceeded task_timeout=1s"):
+        slow.wait(timeout=20)
+    assert time.monotonic() - started < 8  # 1 s, not the 30 s sleep
