@@ -71,9 +71,12 @@ def to_stored(piece: Any) -> Any:
 def resolve(piece: Any, storages: Storages) -> Any:
     """What the app receives for a stored piece: the piece itself, or its reference
     resolved (see the module docstring)."""
-    if type(piece) is not dict or MARKER not in piece:
+    if type(piece) is PieceRef:  # a generated piece may be a reference too
+        ref = piece
+    elif type(piece) is not dict or MARKER not in piece:
         return piece
-    ref = PieceRef(**piece[MARKER])
+    else:
+        ref = PieceRef(**piece[MARKER])
     if ref.as_ == "location":
         return ref.location()
     data = ref.read(storages)
@@ -83,7 +86,8 @@ def resolve(piece: Any, storages: Storages) -> Any:
 @dataclass(frozen=True)
 class Generated:
     """Pieces ``0 … count-1`` described, not listed: piece ``i`` is ``piece(i)`` (``i``
-    itself without a function). Return one from a partitioner instead of yielding pieces::
+    itself without a function; a :class:`PieceRef` is resolved as a yielded one would be).
+    Return one from a partitioner instead of yielding pieces::
 
         @partitioner("seeds", params=SeedParams)
         def seeds(source, ctx):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from runner import Client, Generated, JobFailed
+from runner import Client, Generated, JobFailed, TemplateError, assembler
 
 
 def test_replicas_pieces_are_generated_and_never_stored(client: Client) -> None:
@@ -100,3 +100,8 @@ def test_each_piece_of_a_batch_gets_its_own_task_timeout(client: Client) -> None
     with pytest.raises(JobFailed, match=r"piece 2: SoftTimeLimitExceeded: .*piece 2 exceeded task_timeout=1s"):
         slow.wait(timeout=20)
     assert time.monotonic() - started < 8  # 1 s, not the 30 s sleep
+
+
+def test_an_assembler_combine_must_be_a_function() -> None:
+    with pytest.raises(TemplateError, match=r"combine= must be a function"):
+        assembler("bad-combine", combine=3)(lambda results, ctx: None)
