@@ -7,6 +7,7 @@ lazily, after the prefork pool has forked, so no connection is shared across pro
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Any
@@ -50,6 +51,16 @@ def configure(new: Settings) -> None:
     """Use ``new`` in this process (the worker's command line may add to the environment)."""
     global _settings
     _settings = new
+    store.cache_clear()
+    storages.cache_clear()
+    input_cache.cache_clear()
+
+
+def _forget_parent_clients() -> None:
+    """In a pool process just forked from the worker's main process: drop the clients it
+    inherited. The main process uses its store from other threads (lease renewal), so a
+    fork can copy a connection pool whose lock such a thread held; redis-py resets an
+    inherited pool under that lock, and the child would wait for it forever."""
     store.cache_clear()
     storages.cache_clear()
     input_cache.cache_clear()
@@ -105,3 +116,6 @@ def job_spec(job_id: str) -> JobSpec:
 def deadline(job_id: str) -> float:
     """The job's deadline (not cached: ``retry_failed`` gives a job a new one)."""
     return float(store().fields(job_id, "deadline")["deadline"] or 0)
+
+
+os.register_at_fork(after_in_child=_forget_parent_clients)
