@@ -23,8 +23,10 @@ demo: $(BIN)/.installed
 test: $(BIN)/.installed-test
 	$(BIN)/pytest
 
+# Issue 13's speed goals P1–P5 side by side (benchmarks/README.md); e.g.
+# `make bench BENCH_ARGS=--quick` or `BENCH_ARGS="--only P1,P3 --json"`.
 bench: $(BIN)/.installed
-	$(BIN)/python benchmarks/bench_chord.py
+	$(BIN)/python benchmarks/bench_speed.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache *.egg-info

@@ -1,7 +1,7 @@
 """Runner vs a plain Celery chord: the same partition → map → reduce job, same Redis,
 same worker processes.
 
-    .venv/bin/python benchmarks/bench_chord.py            # the full run (make bench)
+    .venv/bin/python benchmarks/bench_chord.py            # the full run (make bench runs bench_speed.py)
     .venv/bin/python benchmarks/bench_chord.py --quick    # a fast smoke run
     .venv/bin/python benchmarks/bench_chord.py --json     # machine-readable results
 

@@ -1,8 +1,11 @@
-"""The work both sides of ``bench_chord.py`` run, imported by the benchmark's worker.
+"""The work every side of ``bench_speed.py`` (and ``bench_chord.py``) runs, imported by
+the benchmark's worker and by the process pool's children.
 
-The same busy loop runs as a Runner app (``bench@1.0.0``: replicas → bench_spin → sum)
-and as a plain Celery task (``bench.spin``, joined by ``bench.total``), so the two sides
-differ only in how the pieces reach the worker processes and how results come back.
+The same busy loop runs as a Runner app (``bench@1.0.0``: replicas → bench_spin → sum),
+as a plain Celery task per piece (``bench.spin``, joined by ``bench.total``), as a Celery
+task per hand-made chunk of pieces (``bench.spin_many``) and as a ``multiprocessing``
+pool function (``spin``), so the sides differ only in how the pieces reach the worker
+processes and how results come back.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from runner import app, template
 
-__all__ = ["spin", "SpinParams", "bench_spin", "celery_spin", "celery_total", "TEMPLATE"]
+__all__ = ["spin", "SpinParams", "bench_spin", "celery_spin", "celery_spin_many", "celery_total", "TEMPLATE"]
 
 TEMPLATE = "bench@1.0.0"
 
@@ -38,7 +41,7 @@ def bench_spin(piece: int, ctx) -> int:
 
 
 template("bench", "1.0.0", partitioner="replicas", app="bench_spin", assembler="sum",
-         description="bench_chord.py: N pieces of busy work, results summed (= N)")
+         description="bench_speed.py: N pieces of busy work, results summed (= N)")
 
 
 # -- plain Celery side ---------------------------------------------------------------
@@ -47,6 +50,12 @@ template("bench", "1.0.0", partitioner="replicas", app="bench_spin", assembler="
 @shared_task(name="bench.spin")
 def celery_spin(seconds: float) -> int:
     return spin(seconds)
+
+
+@shared_task(name="bench.spin_many")
+def celery_spin_many(seconds: float, count: int) -> int:
+    """``count`` pieces in one task: Celery batched by hand (returns ``count``)."""
+    return sum(spin(seconds) for _ in range(count))
 
 
 @shared_task(name="bench.total")

@@ -16,6 +16,7 @@ from typing import Any
 
 from runner.config import Settings
 from runner.errors import SourceError
+from runner.models import JobStatus
 from runner.storage import Storages
 from runner.store import StatusStore
 
@@ -104,13 +105,17 @@ def summarize_metrics(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def write_output(
-    store: StatusStore, storages: Storages, settings: Settings, job_id: str, **ending: Any
+    store: StatusStore, storages: Storages, settings: Settings, job_id: str,
+    report: tuple[JobStatus | None, list[dict[str, Any]]] | None = None, **ending: Any
 ) -> str | None:
     """Write the job's ``output.json`` (settings, template, counters, timings, metrics),
-    with ``ending`` (state, finished_at, error …) applied over the stored record. Never
-    raises: a job's end must not depend on its report being written."""
+    with ``ending`` (state, finished_at, error …) applied over the stored record (or over
+    ``report``, the record and metrics the caller read). Never raises: a job's end must
+    not depend on its report being written."""
     try:
-        status = store.get(job_id)
+        status, metrics = report or store.report(job_id)
+        if status is None:
+            return None
         if ending:
             status = status.model_validate({**status.model_dump(), **ending})
         document = {
@@ -121,7 +126,7 @@ def write_output(
                          "pieces_failed": status.pieces_failed, "batches_total": status.batches_total},
             "timings": {"queued_at": _iso(status.queued_at), "started_at": _iso(status.started_at),
                         "finished_at": _iso(status.finished_at), "duration_s": status.duration},
-            "metrics": summarize_metrics(store.metrics(job_id)),
+            "metrics": summarize_metrics(metrics),
             "error": status.error,
             "result_summary": status.result_summary,
         }

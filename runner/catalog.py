@@ -195,8 +195,12 @@ def find_template(ref: str, store: StatusStore) -> TemplateInfo:
     """
     name, _, tag = ref.partition("@")
     local = {t.version: t for t in templates() if t.name == name}
-    remote = {r.partition("@")[2]: raw for r, raw in store.published_templates().items() if r.partition("@")[0] == name}
-    version = pick_version(tag, {*local, *remote})
+    for recent in (True, False):  # a template published a moment ago is looked for again
+        remote = {r.partition("@")[2]: raw for r, raw in store.published_templates(recent).items()
+                  if r.partition("@")[0] == name}
+        version = pick_version(tag, {*local, *remote})
+        if version is not None:
+            break
     if version is None:
         known = ", ".join(info.ref for info in all_templates(store)) or "none"
         raise TemplateNotFound(f"unknown template {ref!r} (published or imported: {known}); {NOT_FOUND_HINT}")

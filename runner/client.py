@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import time
+import uuid
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -104,8 +105,10 @@ class Client:
         record["inputs"] = self._check_inputs(tmpl, inputs)
         record["warnings"] = self._queue_warnings(record["queue"])
         record.update(_timing(record, validated, options))
-        self.store.create(record, expire_seconds=_lifetime(record))
-        self._send(record["id"], tmpl.ref, record["deadline"])
+        task_id = str(uuid.uuid4())
+        self.store.create(record, expire_seconds=_lifetime(record), deadline=record["deadline"], tasks=[task_id],
+                          logs=[joblog.line(f"queued by {joblog.who()}")])
+        self._send(record["id"], tmpl.ref, record["deadline"], task_id)
         return Job(self, record["id"], known=True)
 
     def run(
@@ -130,7 +133,11 @@ class Client:
         check_job(self.storages, tmpl, status.source, status.destination)
         self.store.transition(job_id, JobState.QUEUED, expect=[JobState.DRAFT], **timing)
         self.store.keep_for(job_id, _lifetime({**status.model_dump(), **timing}))
-        self._send(job_id, tmpl.ref, timing["deadline"])
+        task_id = str(uuid.uuid4())
+        self.store.set_deadline(job_id, timing["deadline"])
+        self.store.add_tasks(job_id, [task_id])
+        self.store.add_logs(job_id, [joblog.line(f"queued by {joblog.who()}")])
+        self._send(job_id, tmpl.ref, timing["deadline"], task_id)
         return Job(self, job_id, known=True)
 
     def create(self, template: str, name: str | None = None, retention_hours: float | None = None) -> Job:
@@ -281,18 +288,16 @@ class Client:
             "pieces_failed": 0,
         }
 
-    def _send(self, job_id: str, template: str, deadline: float) -> None:
-        """Arm the job's deadline and send its partition task. If the broker cannot take
-        it, the job ends ``failed`` (the same way every job ends) and the error propagates."""
-        self.store.set_deadline(job_id, deadline)
+    def _send(self, job_id: str, template: str, deadline: float, task_id: str) -> None:
+        """Send the job's partition task as ``task_id`` (its id, deadline and first log line
+        are stored already). If the broker cannot take it, the job ends ``failed`` (the
+        same way every job ends) and the error propagates."""
         try:
-            task_id = send_partition(self.celery, job_id, template, self.settings.control_queue, deadline)
+            send_partition(self.celery, job_id, template, self.settings.control_queue, deadline, task_id=task_id)
         except Exception as exc:
             end_job(self.services, job_id, JobState.FAILED, error={
                 "stage": "submit", "type": type(exc).__name__, "message": f"cannot reach the broker: {exc}"})
             raise
-        self.store.add_tasks(job_id, [task_id])
-        self.store.add_logs(job_id, [joblog.line(f"queued by {joblog.who()}")])
 
 
 def _timing(base: dict[str, Any], params: dict[str, Any], options: RunOptions) -> dict[str, Any]:

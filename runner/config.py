@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import os
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -48,6 +49,10 @@ class Settings(BaseSettings):
     max_retries: int = Field(2, ge=0, description="Default retries of a failing piece.")
     retention_hours: float = Field(168.0, gt=0, description="Hours a finished job stays in the store.")
     max_batch: int = Field(1000, ge=1, description="Most pieces one app task carries.")
+    inline_stages: bool = Field(
+        True, description="Let the process that finishes a stage run the next one itself when its worker serves "
+                          "that stage's queue (the partition task runs the first batch, the last batch assembles), "
+                          "saving broker round trips; each stage still has its own task id, lease, events and logs.")
     result_max_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest assembled result kept in the store.")
     max_params_bytes: int = Field(1024 * 1024, ge=1024, description="Largest params object a job may carry (JSON bytes).")
     max_inputs: int = Field(32, ge=0, description="Most named inputs a job may bind.")
@@ -124,7 +129,13 @@ class Settings(BaseSettings):
         """The URI prefix under which each job's artifacts live (``<root>/<job id>/``)."""
         if self.artifacts_url:
             return self.artifacts_url.rstrip("/")
-        return (self.file_roots[0] / ".runner" / "artifacts").resolve().as_uri()
+        return _local_artifacts(self.file_roots[0])
+
+
+@lru_cache(maxsize=16)
+def _local_artifacts(root: Path) -> str:
+    """``root``'s artifacts folder as a URI (resolving a path costs syscalls: asked per job)."""
+    return (root / ".runner" / "artifacts").resolve().as_uri()
 
 
 def _check_unknown_env(environ: dict[str, str]) -> None:

@@ -18,7 +18,8 @@ from runner.redis_connect import is_sentinel
 
 __all__ = [
     "PARTITION", "APP", "ASSEMBLE", "RESUME", "TASKS",
-    "celery_config", "make_celery", "send_partition", "send_resume", "send_assemble", "resend", "stop_tasks",
+    "celery_config", "make_celery", "send_partition", "send_resume", "send_assemble", "assemble_task_id", "resend",
+    "stop_tasks",
 ]
 
 PARTITION = "runner.partition"
@@ -87,36 +88,42 @@ def make_celery(settings: Settings, main: str = "runner") -> Celery:
     return celery
 
 
-def send_partition(celery: Celery, job_id: str, template: str, queue: str, deadline: float) -> str:
+def send_partition(celery: Celery, job_id: str, template: str, queue: str, deadline: float,
+                   task_id: str | None = None) -> str:
     """Queue the job's partition task; returns its Celery task id.
 
     Arguments are positional and short (job id first) so Flower's truncated argument
     column always shows which job a task belongs to.
     """
     expires = datetime.fromtimestamp(deadline, tz=timezone.utc)
-    result = celery.send_task(PARTITION, args=[job_id, template], queue=queue, expires=expires)
+    result = celery.send_task(PARTITION, args=[job_id, template], queue=queue, expires=expires, task_id=task_id,
+                              ignore_result=True)
     return result.id
 
 
 def send_resume(celery: Celery, job_id: str, template: str, queue: str, deadline: float) -> str:
     """Queue a task that re-runs the job's pieces that have no result, then assembles."""
     expires = datetime.fromtimestamp(deadline, tz=timezone.utc)
-    return celery.send_task(RESUME, args=[job_id, template], queue=queue, expires=expires).id
+    return celery.send_task(RESUME, args=[job_id, template], queue=queue, expires=expires, ignore_result=True).id
+
+
+def assemble_task_id(job_id: str) -> str:
+    """A fresh id for the job's assembly (one per attempt: a retry round assembles again)."""
+    return f"{job_id}-assemble-{secrets.token_hex(3)}"
 
 
 def send_assemble(celery: Celery, job_id: str, deadline: float) -> str:
     """Queue the job's assembly (sent by the batch that recorded the last piece)."""
     expires = datetime.fromtimestamp(deadline, tz=timezone.utc)
-    task_id = f"{job_id}-assemble-{secrets.token_hex(3)}"
     return celery.send_task(ASSEMBLE, args=[job_id], queue=_control_queue(celery), expires=expires,
-                            task_id=task_id).id
+                            task_id=assemble_task_id(job_id), ignore_result=True).id
 
 
 def resend(celery: Celery, name: str, task_id: str, args: list[Any], queue: str, deadline: float) -> None:
     """Send a task again under its own id (a dead worker's task, re-run elsewhere): the
     task recognises itself, so a late redelivery of the original finds nothing to do."""
     expires = datetime.fromtimestamp(deadline, tz=timezone.utc)
-    celery.send_task(name, args=args, queue=queue, expires=expires, task_id=task_id)
+    celery.send_task(name, args=args, queue=queue, expires=expires, task_id=task_id, ignore_result=True)
 
 
 def _control_queue(celery: Celery) -> str:
@@ -124,7 +131,8 @@ def _control_queue(celery: Celery) -> str:
 
 
 def stop_tasks(celery: Celery, task_ids: list[str]) -> None:
-    """Revoke a job's tasks: queued ones are dropped when a worker receives them, and a
-    worker running one kills that process (SIGKILL: user code cannot ignore it)."""
+    """Revoke a job's tasks: queued ones are dropped when a worker receives them. Running
+    ones stop themselves once they see the job ended (``workers/stopper.py``): a terminate
+    signalled by pid can land on the next task that process took up."""
     if task_ids:
-        celery.control.revoke(task_ids, terminate=True, signal="SIGKILL")
+        celery.control.revoke(task_ids)

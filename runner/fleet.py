@@ -40,5 +40,9 @@ def live_workers(store: StatusStore, celery: Celery | None = None, timeout: floa
 
 def unserved_queues(store: StatusStore, queues: list[str]) -> list[str]:
     """Those of ``queues`` that no live worker consumes."""
-    served = {q for worker in store.live_workers().values() for q in worker.queues}
-    return [q for q in dict.fromkeys(queues) if q not in served]
+    for recent in (True, False):  # a worker that started a moment ago is looked for again
+        served = {q for worker in store.live_workers(recent=recent).values() for q in worker.queues}
+        unserved = [q for q in dict.fromkeys(queues) if q not in served]
+        if not unserved:
+            break
+    return unserved

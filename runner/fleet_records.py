@@ -5,19 +5,37 @@ the templates the fleet published or imported. A mixin of :class:`runner.store.S
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 import redis
 
 from runner.keys import Keys
 from runner.models import WorkerInfo
 
-__all__ = ["FleetRecords"]
+__all__ = ["FleetRecords", "RECENT_SECONDS"]
+
+RECENT_SECONDS = 1.0  # how old a fleet fact read on a hot path (submit, partition) may be
 
 
 class FleetRecords(Keys):
     """Heartbeats, leases and templates; ``self.redis`` is the store's client."""
 
     redis: redis.Redis
+
+    def _recent(self, what: str, read: Callable[[], Any], recent: bool) -> Any:
+        """``read()``, or its value from under ``RECENT_SECONDS`` ago when ``recent``: the
+        fleet's workers and templates change rarely, and every submit reads both."""
+        cache: dict[str, tuple[float, Any]] = self.__dict__.setdefault("_recent_reads", {})
+        hit = cache.get(what)
+        if recent and hit and time.monotonic() - hit[0] < RECENT_SECONDS:
+            return hit[1]
+        value = read()
+        cache[what] = (time.monotonic(), value)
+        return value
+
+    def _forget_recent(self) -> None:
+        self.__dict__.pop("_recent_reads", None)
 
     # -- workers --------------------------------------------------------------------
     def heartbeat_worker(self, info: WorkerInfo) -> None:
@@ -30,6 +48,10 @@ class FleetRecords(Keys):
 
     def drop_lease(self, member: str) -> None:
         self.redis.zrem(self.leases_key(), member)
+
+    def drop_leases(self, members: list[str]) -> None:
+        if members:
+            self.redis.zrem(self.leases_key(), *members)
 
     def renew_leases(self, members: list[str], at: float) -> None:
         """Vouch for running tasks; only leases that exist are renewed (a task that just
@@ -47,29 +69,42 @@ class FleetRecords(Keys):
     def forget_worker(self, hostname: str) -> None:
         self.redis.hdel(self.workers_key(), hostname)
 
-    def live_workers(self, max_age: float = 30.0) -> dict[str, WorkerInfo]:
-        """Workers that sent a heartbeat in the last ``max_age`` seconds, by hostname."""
+    def live_workers(self, max_age: float = 30.0, recent: bool = False) -> dict[str, WorkerInfo]:
+        """Workers that sent a heartbeat in the last ``max_age`` seconds, by hostname
+        (``recent``: as read up to ``RECENT_SECONDS`` ago)."""
         now = time.time()
-        workers = [WorkerInfo.model_validate_json(raw) for raw in self.redis.hgetall(self.workers_key()).values()]
+        beats = self._recent("workers", lambda: self.redis.hgetall(self.workers_key()), recent)
+        workers = [WorkerInfo.model_validate_json(raw) for raw in beats.values()]
         return {w.hostname: w for w in sorted(workers, key=lambda w: w.hostname) if now - w.seen <= max_age}
+
+    # -- how long a template's pieces take (batch sizes, workers/canvas.py) ----------
+    def note_piece_seconds(self, ref: str, seconds: float) -> None:
+        self.redis.hset(self.piece_seconds_key(), ref, f"{seconds:.9f}")
+
+    def piece_seconds(self, ref: str) -> float | None:
+        raw = self.redis.hget(self.piece_seconds_key(), ref)
+        return float(raw) if raw else None
 
     # -- published templates (runner/catalog.py) ------------------------------------
     def publish_template(self, ref: str, encoded: str) -> str:
         """Publish ``ref`` unless it already is (``HSETNX``, in one transaction with the
         read): returns what is published under ``ref`` now, ours or the earlier one."""
+        self._forget_recent()
         with self.redis.pipeline() as pipe:
             pipe.hsetnx(self.templates_key(), ref, encoded)
             pipe.hget(self.templates_key(), ref)
             _, current = pipe.execute()
         return current
 
-    def published_templates(self) -> dict[str, str]:
-        """Every published template's JSON, by ref."""
-        return self.redis.hgetall(self.templates_key())
+    def published_templates(self, recent: bool = False) -> dict[str, str]:
+        """Every published template's JSON, by ref (``recent``: as read up to
+        ``RECENT_SECONDS`` ago; publishing from this process forgets that read)."""
+        return self._recent("templates", lambda: self.redis.hgetall(self.templates_key()), recent)
 
     def record_import(self, ref: str, encoded: str) -> str:
         """Record an imported template unless ``ref`` already is (``HSETNX``): returns
         what is recorded under ``ref`` now, ours or the earlier one."""
+        self._forget_recent()
         with self.redis.pipeline() as pipe:
             pipe.hsetnx(self.imports_key(), ref, encoded)
             pipe.hget(self.imports_key(), ref)

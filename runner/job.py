@@ -112,16 +112,8 @@ class Job:
         give_up = None if timeout is None else time.monotonic() + timeout
         bar = _ProgressBar(self.id) if progress else None
         try:
+            status, cursor = self._snapshot()
             while True:
-                try:
-                    status, cursor = self.client.store.snapshot(self.id, self.client.org)
-                except JobNotFound:
-                    if not self.known:
-                        raise
-                    raise JobNotFound(f"job {self.id} vanished from the store while it ran: it was deleted, or the "
-                                      f"store lost its data (store lost: Redis restarted without persistence, or "
-                                      f"flushed); submit it again") from None
-                self.known = True
                 if bar:
                     bar.update(status)
                 if status.is_final:
@@ -130,11 +122,28 @@ class Job:
                 if remaining is not None and remaining <= 0:
                     raise TimeoutError(f"job {self.id} still {status.state.value} after waiting {timeout}s")
                 block = 500 if remaining is None else max(1, min(500, int(remaining * 1000)))
-                self.client.store.read_events(self.id, cursor, block_ms=block)  # returns at the next event
+                events = self.client.store.read_events(self.id, cursor, block_ms=block)  # returns at the next event
+                if events and not bar and not _ends(events):
+                    cursor = events[-1][0]  # nothing final yet: no need to read the record again
+                    continue
+                status, cursor = self._snapshot()
         finally:
             if bar:
                 bar.close()
         return self.result(status)
+
+    def _snapshot(self) -> tuple[JobStatus, str]:
+        """The record and the id of its newest event (see ``StatusStore.snapshot``)."""
+        try:
+            snapshot = self.client.store.snapshot(self.id, self.client.org)
+        except JobNotFound:
+            if not self.known:
+                raise
+            raise JobNotFound(f"job {self.id} vanished from the store while it ran: it was deleted, or the "
+                              f"store lost its data (store lost: Redis restarted without persistence, or "
+                              f"flushed); submit it again") from None
+        self.known = True
+        return snapshot
 
     def result(self, status: JobStatus | None = None) -> Any:
         """The assembled result of a completed job; raises like :meth:`wait` otherwise."""
@@ -211,3 +220,8 @@ class _ProgressBar:
 
     def close(self) -> None:
         self.progress.stop()
+
+
+def _ends(events: list[tuple[str, dict[str, str]]]) -> bool:
+    """Whether ``events`` hold a move to a final state."""
+    return any(fields.get("type") == "state" and JobState(fields["state"]).is_final for _, fields in events)

@@ -49,21 +49,22 @@ def end_job(
     """Move the job to the final state ``target`` — once — and stop its tasks (all but
     ``spare_task``, the caller's own). Returns whether this call ended the job."""
     store = services.store
-    current = store.fields(job_id, "state", "queued_at", "retention_hours")
-    if current["state"] is None or JobState(current["state"]).is_final:
-        return False
     fields: dict[str, Any] = {"finished_at": time.time()}
     if error is not None:
         fields["error"] = error
     if result_summary is not None:
         fields["result_summary"] = result_summary
-    write_output(store, services.storages, services.settings, job_id, state=target, **fields)
-    retention = float(current["retention_hours"]) * 3600  # starts the moment the job is seen final
+    report = store.report(job_id)
+    current = report[0]
+    if current is None or current.is_final:
+        return False
+    write_output(store, services.storages, services.settings, job_id, report, state=target, **fields)
+    retention = current.retention_hours * 3600  # starts the moment the job is seen final
     if not store.transition(job_id, target, strict=False, keep_seconds=retention, **fields):
         write_output(store, services.storages, services.settings, job_id)  # somebody else ended it
         return False
-    store.forget_deadline(job_id)
-    store.add_logs(job_id, [_ending_line(target, error, fields["finished_at"] - (current["queued_at"] or 0))])
+    queued_at = current.queued_at.timestamp() if current.queued_at else 0
+    store.close_out(job_id, _ending_line(target, error, fields["finished_at"] - queued_at), retention)
     if target is not JobState.COMPLETED:
         stop_tasks(services.celery, [task for task in store.tasks(job_id) if task != spare_task])
     return True

@@ -5,7 +5,7 @@ safe to replay: a client that retries a call whose reply was lost (``redis_conne
 gets the same outcome as if the first call had answered.
 """
 
-__all__ = ["TRANSITION", "RECORD_RESULTS", "RECORD_RANGES", "RECORD_FAILURE"]
+__all__ = ["TRANSITION", "RECORD_RESULTS", "RECORD_RANGES", "RECORD_FAILURE", "ADD_LOGS"]
 
 # KEYS: job, events[, every other key of the job, to expire]. ARGV: target, maxlen, expire seconds
 # (0: leave lifetimes alone), token, n_allowed, allowed..., field, value, ...
@@ -101,4 +101,21 @@ if ttl > 0 and redis.call('TTL', KEYS[2]) == -1 then redis.call('EXPIRE', KEYS[2
 local failed = redis.call('HINCRBY', KEYS[1], 'pieces_failed', new)
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', 'type', 'piece_failed', 'piece', ARGV[2])
 return failed
+"""
+
+# KEYS: job, logs. ARGV: maxlen, line (a JSON object of strings), line, ...
+# One round trip for log lines whose stream lives exactly as long as the job's record.
+# (A replay after a lost reply may repeat a line; log lines are not counted.)
+ADD_LOGS = """
+local ttl = redis.call('TTL', KEYS[1])
+for i = 2, #ARGV do
+  local args = {'XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*'}
+  for k, v in pairs(cjson.decode(ARGV[i])) do
+    args[#args + 1] = k
+    args[#args + 1] = v
+  end
+  redis.call(unpack(args))
+end
+if ttl > 0 then redis.call('EXPIRE', KEYS[2], ttl) end
+return ttl
 """

@@ -23,7 +23,7 @@ from runner.errors import IllegalTransition, JobNotFound
 from runner.fleet_records import FleetRecords
 from runner.models import JobState, JobStatus, allowed_sources
 from runner.redis_connect import connect
-from runner.scripts import RECORD_FAILURE, RECORD_RANGES, RECORD_RESULTS, TRANSITION
+from runner.scripts import ADD_LOGS, RECORD_FAILURE, RECORD_RANGES, RECORD_RESULTS, TRANSITION
 from runner.pieces import describe, generate, to_stored
 
 __all__ = ["StatusStore", "Progress", "EVENTS_MAXLEN"]
@@ -69,6 +69,7 @@ class StatusStore(FleetRecords):
         self._record_failure = self.redis.register_script(RECORD_FAILURE)
         self._record_ranges = self.redis.register_script(RECORD_RANGES)
         self._generated: dict[str, dict[str, Any]] = {}  # job id -> its generated pieces' description
+        self._add_logs = self.redis.register_script(ADD_LOGS)
 
     @classmethod
     def from_settings(cls, settings: Settings, patient: bool = False) -> "StatusStore":
@@ -77,15 +78,26 @@ class StatusStore(FleetRecords):
                    settings.redis_outage_seconds, patient, settings.redis_master_name)
 
     # -- job records ----------------------------------------------------------------
-    def create(self, record: dict[str, Any], expire_seconds: float) -> None:
-        """Write a new job record (state ``draft`` or ``queued``) and index it by org."""
-        job_id, org = record["id"], record["org"]
+    def create(self, record: dict[str, Any], expire_seconds: float, deadline: float | None = None,
+               tasks: list[str] | None = None, logs: list[dict[str, Any]] | None = None) -> None:
+        """Write a new job record (state ``draft`` or ``queued``) and index it by org; for a
+        queued job also its deadline, its first task's id and its first log lines — one
+        round trip, before the task is sent."""
+        job_id, org, ttl = record["id"], record["org"], int(expire_seconds) + 1
         with self.redis.pipeline() as pipe:
             pipe.hset(self.job_key(job_id), mapping={k: _encode(v) for k, v in record.items()})
-            pipe.expire(self.job_key(job_id), int(expire_seconds) + 1)
+            pipe.expire(self.job_key(job_id), ttl)
             pipe.zadd(self.org_jobs_key(org), {job_id: record["created_at"]})
             pipe.xadd(self.events_key(job_id), {"type": "state", "state": record["state"]}, maxlen=EVENTS_MAXLEN)
-            pipe.expire(self.events_key(job_id), int(expire_seconds) + 1)
+            pipe.expire(self.events_key(job_id), ttl)
+            if deadline is not None:
+                pipe.zadd(self.deadlines_key(), {job_id: deadline})
+            if tasks:
+                pipe.sadd(self.tasks_key(job_id), *tasks)
+                pipe.expire(self.tasks_key(job_id), ttl)
+            if logs:
+                self._xadd_logs(pipe, job_id, logs)
+                pipe.expire(self.logs_key(job_id), ttl)
             pipe.execute()
 
     def get(self, job_id: str, org: str | None = None) -> JobStatus:
@@ -342,12 +354,12 @@ class StatusStore(FleetRecords):
         """Append log lines (``level``, ``source``, ``msg``, ``piece`` or ``start``/``stop``)."""
         if not lines:
             return
-        with self.redis.pipeline(transaction=False) as pipe:
-            self._xadd_logs(pipe, job_id, lines)
-            pipe.ttl(self.job_key(job_id))
-            *_, ttl = pipe.execute()
-        if ttl and ttl > 0:
-            self.redis.expire(self.logs_key(job_id), ttl)
+        encoded = [self._encode_line(line) for line in lines]
+        self._add_logs(keys=[self.job_key(job_id), self.logs_key(job_id)], args=[self.log_max_lines, *encoded])
+
+    @staticmethod
+    def _encode_line(line: dict[str, Any]) -> str:
+        return json.dumps({"t": f"{time.time():.6f}", **{k: str(v) for k, v in line.items() if v is not None}})
 
     def logs(self, job_id: str, after: str = "-", count: int | None = None,
              block_ms: int | None = None) -> list[tuple[str, dict[str, str]]]:
@@ -363,10 +375,15 @@ class StatusStore(FleetRecords):
         """Count one more failed attempt of a piece; returns the total so far."""
         return int(self.redis.hincrby(self.attempts_key(job_id), str(index), 1))
 
-    def add_tasks(self, job_id: str, task_ids: Iterable[str]) -> None:
+    def add_tasks(self, job_id: str, task_ids: Iterable[str], **fields: Any) -> None:
+        """Record task ids of the job (and set record ``fields``) in one round trip."""
         ids = list(task_ids)
-        if ids:
-            self.redis.sadd(self.tasks_key(job_id), *ids)
+        with self.redis.pipeline(transaction=False) as pipe:
+            if ids:
+                pipe.sadd(self.tasks_key(job_id), *ids)
+            if fields:
+                pipe.hset(self.job_key(job_id), mapping={k: _encode(v) for k, v in fields.items()})
+            pipe.execute()
 
     def tasks(self, job_id: str) -> list[str]:
         return sorted(self.redis.smembers(self.tasks_key(job_id)))
@@ -383,6 +400,24 @@ class StatusStore(FleetRecords):
 
     def metrics(self, job_id: str) -> list[dict[str, Any]]:
         return [json.loads(raw) for raw in self.redis.lrange(self.metrics_key(job_id), 0, -1)]
+
+    def report(self, job_id: str) -> tuple[JobStatus | None, list[dict[str, Any]]]:
+        """The record and the metrics, in one round trip (what ``output.json`` needs);
+        ``None`` for a job that is gone."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self.job_key(job_id))
+            pipe.lrange(self.metrics_key(job_id), 0, -1)
+            raw, metrics = pipe.execute()
+        return (self._status(job_id, raw, None) if raw else None), [json.loads(item) for item in metrics]
+
+    def close_out(self, job_id: str, line: dict[str, Any], keep_seconds: float) -> None:
+        """After a job's final transition (which gave its keys ``keep_seconds`` to live):
+        forget its deadline, log how it ended."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrem(self.deadlines_key(), job_id)
+            self._xadd_logs(pipe, job_id, [line])
+            pipe.expire(self.logs_key(job_id), int(keep_seconds) + 1)
+            pipe.execute()
 
     def missing_pieces(self, job_id: str, total: int) -> list[int]:
         """Indices of pieces with no recorded result (nor recorded run), ascending."""

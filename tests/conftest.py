@@ -105,3 +105,15 @@ def bucket(s3) -> str:
 from tests.api_fixtures import (  # noqa: E402,F401
     _token_a, _token_b, api_a, api_b, api_client, api_env, api_server, org_a, org_b,
 )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """A failing test that used the session worker shows the end of that worker's log:
+    a worker that stopped serving explains itself in CI's output."""
+    report = yield
+    log = getattr(item, "funcargs", {}).get("worker_log") if "worker" in getattr(item, "fixturenames", ()) else None
+    if report.failed and report.when == "call" and log is not None and log.exists():
+        report.sections.append(("session worker log (last 40 lines)",
+                                "\n".join(log.read_text(errors="replace").splitlines()[-40:])))
+    return report

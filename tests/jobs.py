@@ -235,3 +235,5 @@ def odd_one_out(piece: int, ctx):
 
 
 template("odd-one-out", "1.0.0", partitioner="replicas", app="odd_one_out", assembler="sum", test_pieces=2)
+template("sleepy-limits", "1.0.0", partitioner="replicas", app="sleepy", assembler="json_list", max_retries=1,
+         description="sleepy for test_pieces' limit tests: its own piece-time history, apart from sleepy's")

@@ -90,10 +90,11 @@ def test_a_result_the_combine_refuses_fails_the_job_naming_the_piece_without_ret
 def test_each_piece_of_a_batch_gets_its_own_task_timeout(client: Client) -> None:
     # 12 pieces of 0.4 s in batches of up to 3: a batch runs 1.2 s, longer than the 1 s
     # limit, yet no piece does; then a piece after short ones is stopped at its own limit.
-    job = client.submit("sleepy", params={"partitioner": {"count": 12}, "app": {"seconds": 0.4}}, task_timeout=1)
+    job = client.submit("sleepy-limits", params={"partitioner": {"count": 12}, "app": {"seconds": 0.4}},
+                        task_timeout=1)
     assert job.wait(timeout=60) == list(range(12))
     assert not [e for _, e in client.store.read_events(job.id) if e["type"] == "piece_retry"]
-    slow = client.submit("sleepy", params={"partitioner": {"count": 12},
+    slow = client.submit("sleepy-limits", params={"partitioner": {"count": 12},
                                            "app": {"seconds": 30, "slow_pieces": [2]}},
                          task_timeout=1, max_retries=0)
     started = time.monotonic()

@@ -22,14 +22,15 @@ from celery import Celery, Task
 from celery.signals import task_failure
 
 from runner.artifacts import ArtifactIO, artifact_prefix
-from runner.dispatch import APP, ASSEMBLE, PARTITION, RESUME, send_assemble
+from runner.dispatch import APP, ASSEMBLE, PARTITION, RESUME, assemble_task_id, send_assemble
 from runner.lifecycle import end_job
 from runner.models import JobState
 from runner.pieces import Generated, resolve
-from workers import leases, runtime
-from workers.canvas import HARD_LIMIT_GRACE, job_canvas, plan_batches
+from workers import leases, runtime, stopper
+from workers.canvas import HARD_LIMIT_GRACE, batch_task_id, batch_time_limit, job_canvas, plan_batches
 from workers.context import TaskContext
 from workers.fold import CombineFailed, kept_results
+from workers.inline import has_headroom, run_inline, serves
 from workers.inputs import Inputs
 from workers.limits import PieceTimeLimitExceeded, SoftTimeLimitExceeded, piece_timer
 
@@ -56,6 +57,7 @@ def _error(stage: str, exc: BaseException, piece: int | None = None, **extra: An
 
 def fail_job(celery: Celery, job_id: str, error: dict[str, Any], task_id: str | None) -> bool:
     """Fail the job (see :func:`runner.lifecycle.end_job`), sparing the calling task."""
+    stopper.disarm()
     return end_job(runtime.services(celery), job_id, JobState.FAILED, error=error, spare_task=task_id)
 
 
@@ -98,31 +100,66 @@ def _claim(job_id: str, task_id: str, target: JobState, owner_field: str, **fiel
     return current["state"] == target.value and current[owner_field] == task_id
 
 
+def _plan(spec: runtime.JobSpec, total: int) -> list[tuple[int, int]]:
+    """The job's batches, sized for the processes serving its queue and for how long the
+    template's pieces took lately."""
+    return plan_batches(total, _parallelism(spec.queue), runtime.settings().max_batch, spec.template.batch_size,
+                        runtime.store().piece_seconds(spec.template.ref))
+
+
 def _parallelism(queue: str) -> int:
     """Worker processes consuming ``queue`` now, from the workers' heartbeats."""
-    live = runtime.store().live_workers().values()
+    live = runtime.store().live_workers(recent=True).values()
     return sum(worker.concurrency for worker in live if worker.serves(queue)) or 1
 
 
-def _fan_out(celery: Celery, job_id: str, pieces: list[tuple[int, int]], round_: int) -> int:
+def _fan_out(task: Task, job_id: str, pieces: list[tuple[int, int]], round_: int, deadline: float,
+             keep_first: bool = False) -> tuple[str, int, int] | None:
     """Send the app batches over ``pieces``, their task ids recorded first so a cancel can
-    revoke them; with no pieces, send the assembly at once. Returns how many were sent.
+    revoke them; with no pieces, assemble at once. With ``keep_first``, the first batch
+    is not sent when this worker serves its queue: it is returned (task id, start, stop)
+    for the caller to run inline (``workers/inline.py``) once the fan-out is recorded.
 
     The group is sent, not ``replace``-d in, so the partition task keeps its own id and
     stays visible as ``runner.partition`` in Flower.
     """
     if not pieces:
-        _assemble_now(celery, job_id)
-        return 0
-    canvas, ids = job_canvas(runtime.job_spec(job_id), pieces, runtime.deadline(job_id), round_)
-    runtime.store().add_tasks(job_id, ids)
-    canvas.apply_async()
-    return len(ids)
+        _assemble_now(task, job_id, deadline)
+        return None
+    spec, kept = runtime.job_spec(job_id), None
+    if keep_first and serves(task.app, spec.queue):
+        kept = (batch_task_id(job_id, round_, pieces[0][0]), *pieces[0])
+        pieces = pieces[1:]
+    canvas, ids = job_canvas(spec, pieces, deadline, round_)
+    if ids:
+        runtime.store().add_tasks(job_id, ids + ([kept[0]] if kept else []))
+        canvas.apply_async()
+        runtime.store().update(job_id, fanned_out=True)
+    else:  # only the kept batch: one round trip
+        runtime.store().add_tasks(job_id, [kept[0]] if kept else [], fanned_out=True)
+    return kept
 
 
-def _assemble_now(celery: Celery, job_id: str) -> None:
-    """Send the job's assembly (its task id recorded, so a cancel revokes it too)."""
-    runtime.store().add_tasks(job_id, [send_assemble(celery, job_id, runtime.deadline(job_id))])
+def _run_kept(task: Task, job_id: str, kept: tuple[str, int, int] | None, deadline: float) -> None:
+    """Run the batch :func:`_fan_out` kept, in this process, as the app task it would be."""
+    if kept:
+        spec, (task_id, start, stop) = runtime.job_spec(job_id), kept
+        with stopper.hard_limit(batch_time_limit(spec, start, stop)):  # what its message would have carried
+            run_inline(task, APP, run_app, task_id, [job_id, spec.template.ref, start, stop], spec.queue, deadline)
+
+
+def _assemble_now(task: Task, job_id: str, deadline: float | None = None) -> None:
+    """Assemble the job: here when this worker serves the control queue and the calling
+    task's hard limit leaves room, else by sending the assemble task, its id recorded so
+    a cancel revokes it. (An inline assembly has no message to revoke; re-sent after its
+    process died, it finds the job ended and does nothing.)"""
+    settings = runtime.settings()
+    deadline = deadline or runtime.deadline(job_id)
+    budget = runtime.job_spec(job_id).task_timeout + HARD_LIMIT_GRACE
+    if serves(task.app, settings.control_queue) and has_headroom(task, budget):
+        run_inline(task, ASSEMBLE, assemble, assemble_task_id(job_id), [job_id], settings.control_queue, deadline)
+    else:
+        runtime.store().add_tasks(job_id, [send_assemble(task.app, job_id, deadline)])
 
 
 def partition(task: Task, job_id: str, template: str) -> Any:
@@ -131,19 +168,18 @@ def partition(task: Task, job_id: str, template: str) -> Any:
     ``template`` rides in the message only so Flower shows it; the worker reads the job's
     template, like every other fact of the job, from its record."""
     store = runtime.store()
-    state = store.state(job_id)
-    if state not in (JobState.QUEUED, JobState.PARTITIONING, JobState.RUNNING):
+    spec, record = runtime.job_facts(job_id, "state", "deadline")
+    state = JobState(record["state"]) if record["state"] else None
+    if spec is None or state not in (JobState.QUEUED, JobState.PARTITIONING, JobState.RUNNING):
         return None
-    spec = runtime.job_spec(job_id)
+    deadline = float(record["deadline"] or 0)
     if state is JobState.RUNNING:  # re-run after the pieces were stored: fan out if that never happened
         fields = store.fields(job_id, "partition_task", "pieces_total", "fanned_out")
         if fields["partition_task"] != task.request.id or fields["fanned_out"]:
             return None
-        total = int(fields["pieces_total"])
-        sent = _fan_out(task.app, job_id, plan_batches(total, _parallelism(spec.queue),
-                        runtime.settings().max_batch, spec.template.batch_size), 0)
-        store.update(job_id, fanned_out=True)
-        return sent
+        batches = _plan(spec, int(fields["pieces_total"]))
+        _fan_out(task, job_id, batches, 0, deadline)
+        return len(batches)
     if not _claim(job_id, task.request.id, JobState.PARTITIONING, "partition_task", started_at=time.time()):
         return None
     try:
@@ -151,7 +187,7 @@ def partition(task: Task, job_id: str, template: str) -> Any:
         try:
             pieces = spec.template.function("partitioner").fn(ctx.source, ctx)
             limit = spec.template.test_pieces if spec.test else None
-            keep = runtime.deadline(job_id) - time.time() + spec.retention_hours * 3600
+            keep = deadline - time.time() + spec.retention_hours * 3600
             total = store.store_pieces(job_id, pieces, keep, limit)
         finally:
             _close(ctx)
@@ -160,14 +196,14 @@ def partition(task: Task, job_id: str, template: str) -> Any:
         _lifecycle(job_id, f"partitioner failed: {error['type']}: {error['message']}", "ERROR")
         fail_job(task.app, job_id, error, task.request.id)
         return None
-    batches = plan_batches(total, _parallelism(spec.queue), runtime.settings().max_batch, spec.template.batch_size)
+    batches = _plan(spec, total)
     _lifecycle(job_id, f"partitioned {spec.source} into {total} pieces, {len(batches)} app tasks on queue {spec.queue}")
     if not store.transition(job_id, JobState.RUNNING, strict=False, expect=[JobState.PARTITIONING],
                             pieces_total=total, batches_total=len(batches)):
         return None
-    sent = _fan_out(task.app, job_id, batches, 0)
-    store.update(job_id, fanned_out=True)
-    return sent
+    kept = _fan_out(task, job_id, batches, 0, deadline, keep_first=True)
+    _run_kept(task, job_id, kept, deadline)  # fanned out already: a re-run sends nothing; the kept batch is leased
+    return len(batches)
 
 
 def resume(task: Task, job_id: str, template: str) -> Any:
@@ -180,10 +216,10 @@ def resume(task: Task, job_id: str, template: str) -> Any:
     spec = runtime.job_spec(job_id)
     batches: list[tuple[int, int]] = []
     for first, last in _runs(missing):
-        batches += [(first + a, first + b) for a, b in plan_batches(
-            last - first, _parallelism(spec.queue), runtime.settings().max_batch, spec.template.batch_size)]
+        batches += [(first + a, first + b) for a, b in _plan(spec, last - first)]
     store.add_event(job_id, "resume", pieces=len(missing), batches=len(batches))
-    return _fan_out(task.app, job_id, batches, int(fields["round"] or 1))
+    _fan_out(task, job_id, batches, int(fields["round"] or 1), runtime.deadline(job_id))
+    return len(batches)
 
 
 def _runs(indices: list[int]) -> list[tuple[int, int]]:
@@ -218,6 +254,8 @@ def run_app(task: Task, job_id: str, template: str, start: int, stop: int) -> in
     if deliveries > 1:  # a re-run (redelivery, or re-sent after its worker died): skip what is done
         batch.skip = store.done_pieces(job_id, start, stop)
     ran = batch.run()
+    if ran:
+        _note_piece_seconds(batch.spec.template.ref, batch.app_seconds / ran)
     while batch.refused and _job_goes_on(job_id, deadline):  # another run recorded some of these pieces meanwhile
         batch = _Batch(task, job_id, start, stop, deadline)
         batch.skip = store.done_pieces(job_id, start, stop)  # grows every pass: this ends
@@ -230,6 +268,19 @@ def _job_goes_on(job_id: str, deadline: float) -> bool:
     return time.time() < deadline and state is not None and not state.is_final
 
 
+_noted: dict[str, tuple[float, float]] = {}  # template ref -> (piece seconds, when) this process last wrote
+
+
+def _note_piece_seconds(ref: str, seconds: float) -> None:
+    """Tell the fleet how long the template's pieces take, when that changed by a quarter
+    or was last said over 10 s ago (one write per batch would cost a small job a round trip)."""
+    last = _noted.get(ref)
+    if last and abs(seconds - last[0]) <= 0.25 * last[0] and time.monotonic() - last[1] < 10:
+        return
+    _noted[ref] = (seconds, time.monotonic())
+    runtime.store().note_piece_seconds(ref, seconds)
+
+
 class _Batch:
     """One app task's pieces, run in order, results flushed to the store as they come.
 
@@ -240,6 +291,7 @@ class _Batch:
         self.task, self.job_id, self.start, self.stop, self.deadline = task, job_id, start, stop, deadline
         self.skip: set[int] = set()
         self.checked_at = time.monotonic()  # the job's state was read just now (begin_batch)
+        self.app_seconds = 0.0  # time inside the app's calls: how long this template's pieces take
         self.spec = runtime.job_spec(job_id)
         self.done = kept_results(self.spec.template.function("assembler"))
         self.refused = False  # a range this batch flushed overlapped one already recorded
@@ -257,9 +309,11 @@ class _Batch:
                 if not self._job_goes_on():
                     break
                 timer.arm()
+                began = time.perf_counter()
                 try:
                     value = app(resolve(piece, storages), self.ctx.with_piece(index))
                     timer.disarm()
+                    self.app_seconds += time.perf_counter() - began
                     self.done.add(index, value)
                 except (Exception, PieceTimeLimitExceeded) as exc:
                     timer.disarm()
@@ -294,12 +348,12 @@ class _Batch:
             progress = self.done.record(store, self.job_id)
             self.refused = self.refused or bool(progress.refused)
             if progress.completes_job:
-                _assemble_now(self.task.app, self.job_id)
+                _assemble_now(self.task, self.job_id, self.deadline)
             return progress.state is not None and not progress.state.is_final
         if finished and self.skip:  # a re-run that found its pieces done: the assembly may be lost too
             fields = store.fields(self.job_id, "state", "pieces_done", "pieces_total")
             if fields["state"] == JobState.RUNNING.value and fields["pieces_done"] == fields["pieces_total"]:
-                _assemble_now(self.task.app, self.job_id)
+                _assemble_now(self.task, self.job_id, self.deadline)
         return True
 
 
@@ -352,7 +406,7 @@ def _piece_failed(task: Task, spec: runtime.JobSpec, job_id: str, index: int, st
 def assemble(task: Task, job_id: str) -> Any:
     """Stream every result in piece order to the assembler; store the output; complete."""
     store = runtime.store()
-    if time.time() > runtime.deadline(job_id):
+    if time.time() > (getattr(task, "deadline", None) or runtime.deadline(job_id)):  # known when run inline
         return None  # the watchdog ends the job; the assembler never runs past the deadline
     if not _claim(job_id, task.request.id, JobState.ASSEMBLING, "assemble_task"):
         return None
@@ -382,6 +436,7 @@ def assemble(task: Task, job_id: str) -> Any:
         return None
     store.set_result(job_id, encoded)
     summary = {"bytes": len(encoded), "type": type(output).__name__, "destination": spec.destination}
+    stopper.disarm()
     end_job(runtime.services(task.app), job_id, JobState.COMPLETED, result_summary=summary)
     return None
 

@@ -1,0 +1,337 @@
+"""Issue 13's speed goals P1–P5: Runner beside a process pool, hand-chunked Celery and a
+plain Celery chord, on the same private Redis and the same worker, in one process tree.
+
+    make bench                                             # the full run (= this file)
+    .venv/bin/python benchmarks/bench_speed.py --quick     # small sizes, one repeat
+    .venv/bin/python benchmarks/bench_speed.py --only P1,P3 --json
+
+One worker (``python -m workers``, prefork, concurrency 2, ``include=benchmarks.tasks``)
+serves Runner and both Celery sides; the pool is ``multiprocessing`` with 2 processes
+(chunksize 100). Every job is N pieces of ``benchmarks.tasks.spin`` (a busy loop)
+whose results are summed and checked (= N). Engines are run interleaved, alternating
+which goes first, after one warm-up of each; figures are medians. The goals print as
+ratios with ✔/✗ and the exit status is 0 only when every goal measured is met.
+
+- P1 tiny: 5,000 × 80 µs, pieces/s: Runner ≥ 0.8× the pool.
+- P2 heavy: 200 × 30 ms, wall time: Runner ≤ 1.05× the pool.
+- P3 latency, submit → result in the client, median of ≥ 30 rounds: one piece ≤ 10 ms,
+  20 tiny pieces ≤ 30 ms.
+- P4 one job of 10,000,000 no-work pieces under a job timeout: completes; Redis
+  ``used_memory_peak`` grows < 200 MB; the client's RSS stays flat while it waits
+  (grows < 10 MB); time per piece ≤ 1.2× a 5,000-piece no-work job's.
+- P5 10,000 three-piece jobs from 50 client threads: Runner jobs/s ≥ a plain chord's.
+
+Runner's phase table comes from each case's median job's state-change events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import multiprocessing
+import os
+import platform
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if sys.path[:1] != [str(REPO_ROOT)]:  # this checkout's runner/, workers/ and benchmarks/ first
+    sys.path.insert(0, str(REPO_ROOT))
+
+# A developer's RUNNER_* settings must not change the numbers; the worker inherits this.
+for _key in [k for k in os.environ if k.startswith("RUNNER_")]:
+    del os.environ[_key]
+
+from rich.console import Console  # noqa: E402
+
+from benchmarks import speed_engines as eng  # noqa: E402
+from benchmarks.speed_report import render  # noqa: E402
+from runner import Client, get_settings  # noqa: E402
+from runner.dispatch import make_celery  # noqa: E402
+from runner.local import embedded_redis, worker_process  # noqa: E402
+
+INCLUDE = ["benchmarks.tasks"]
+CONCURRENCY = 2
+TINY_S, HEAVY_S = 80e-6, 30e-3
+GOAL = {"P1": 0.8, "P2": 1.05, "P3_one_ms": 10.0, "P3_small_ms": 30.0, "P4_redis_mb": 200.0, "P4_rss_mb": 10.0,
+        "P4_per_piece": 1.2, "P5": 1.0}
+ENGINES = ["runner", "pool", "chunked", "chord"]
+P4_CAP_S = 900.0  # the longest default job timeout P4 sets
+
+
+@dataclass(frozen=True)
+class Sizes:
+    p1_pieces: int = 5_000
+    p2_pieces: int = 200
+    p3_runs: int = 30
+    p3_small: int = 20
+    p4_pieces: int = 10_000_000
+    p4_baseline: int = 5_000
+    p5_jobs: int = 10_000
+    p5_threads: int = 50
+
+
+FULL = Sizes()
+# P2 keeps 200 pieces: with fewer than 2 chunks of 100 the pool and hand-chunked Celery use one process
+QUICK = Sizes(p1_pieces=1_000, p2_pieces=200, p3_runs=10, p4_pieces=100_000, p5_jobs=300)
+
+
+def goal(gid: str, what: str, value: float | None, shown: str, target: str, ok: bool) -> dict[str, Any]:
+    return {"goal": gid, "what": what, "value": value, "measured": shown, "target": target, "pass": bool(ok)}
+
+
+def median_run(runs: list[eng.Run]) -> eng.Run:
+    """The run of median time (the lower middle one for an even count)."""
+    return sorted(runs, key=lambda r: r.seconds)[(len(runs) - 1) // 2]
+
+
+class Bench:
+    """The shared Redis, worker, clients and pool, and one method per goal."""
+
+    def __init__(self, url: str, sizes: Sizes, repeats: int, say: Callable[[str], None]) -> None:
+        self.url, self.sizes, self.repeats, self.say = url, sizes, repeats, say
+        settings = get_settings(broker_url=url, result_backend=url, store_url=url, include=INCLUDE)
+        self.client = Client(settings=settings)
+        self.celery = make_celery(settings, main="bench-client")
+        self._pool: Any = None
+
+    @property
+    def pool(self) -> Any:
+        # spawn, not fork: this process already runs Celery's and redis-py's threads
+        if self._pool is None:
+            self._pool = multiprocessing.get_context("spawn").Pool(CONCURRENCY)
+            self._pool.map(eng.spin, [0.0] * CONCURRENCY * 4, chunksize=1)  # both children up and importing done
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+        self.client.store.redis.close()
+
+    def one(self, engine: str, pieces: int, seconds: float, phases: bool = True) -> eng.Run:
+        if engine == "runner":
+            return eng.runner_job(self.client, pieces, seconds, phases)
+        if engine == "pool":
+            return eng.pool_job(self.pool, pieces, seconds)
+        return (eng.chunked_job if engine == "chunked" else eng.chord_job)(self.celery, pieces, seconds)
+
+    def warm_up(self, engines: list[str]) -> None:
+        self.say("warm-up …")
+        for engine in engines:
+            self.one(engine, 20, 1e-3)
+
+    def interleaved(self, label: str, pieces: int, seconds: float, engines: list[str]) -> dict[str, list[eng.Run]]:
+        runs: dict[str, list[eng.Run]] = {e: [] for e in engines}
+        for rep in range(self.repeats):
+            for engine in engines if rep % 2 == 0 else engines[::-1]:
+                run = self.one(engine, pieces, seconds)
+                runs[engine].append(run)
+                self.say(f"  {label} {rep + 1}/{self.repeats} {engine:<8} {run.seconds:8.3f} s "
+                         f"{run.rate:10,.0f} pieces/s")
+        return runs
+
+    @staticmethod
+    def _table(runs: dict[str, list[eng.Run]]) -> dict[str, Any]:
+        return {e: {"median_s": round(median_run(rs).seconds, 4),
+                    "median_pieces_per_s": round(statistics.median(r.rate for r in rs), 1),
+                    "runs_s": [round(r.seconds, 4) for r in rs]} for e, rs in runs.items()}
+
+    def p1(self) -> dict[str, Any]:
+        n = self.sizes.p1_pieces
+        runs = self.interleaved(f"P1 {n:,}×80µs", n, TINY_S, ENGINES)
+        table = self._table(runs)
+        rate = {e: table[e]["median_pieces_per_s"] for e in ENGINES}
+        ratio = rate["runner"] / rate["pool"]
+        return {"label": f"tiny {n:,} × 80 µs", "engines": table, "phases": median_run(runs["runner"]).detail,
+                "vs": {e: round(rate["runner"] / rate[e], 3) for e in ENGINES[1:]},
+                "goals": [goal("P1", "tiny pieces/s, Runner / pool", ratio, f"{ratio:.2f}×", f"≥ {GOAL['P1']}×",
+                               ratio >= GOAL["P1"])]}
+
+    def p2(self) -> dict[str, Any]:
+        n = self.sizes.p2_pieces
+        runs = self.interleaved(f"P2 {n:,}×30ms", n, HEAVY_S, ENGINES)
+        table = self._table(runs)
+        wall = {e: table[e]["median_s"] for e in ENGINES}
+        ratio = wall["runner"] / wall["pool"]
+        return {"label": f"heavy {n:,} × 30 ms", "engines": table, "phases": median_run(runs["runner"]).detail,
+                "vs": {e: round(wall["runner"] / wall[e], 3) for e in ENGINES[1:]},
+                "goals": [goal("P2", "heavy wall, Runner / pool", ratio, f"{ratio:.2f}×", f"≤ {GOAL['P2']}×",
+                               ratio <= GOAL["P2"])]}
+
+    def p3(self) -> dict[str, Any]:
+        engines, small = ["runner", "chord", "pool"], self.sizes.p3_small
+        runs: dict[int, dict[str, list[eng.Run]]] = {1: {e: [] for e in engines}, small: {e: [] for e in engines}}
+        for i in range(self.sizes.p3_runs):
+            order = engines[i % 3:] + engines[:i % 3]  # rotate who goes first
+            for pieces in (1, small):
+                for engine in order:
+                    runs[pieces][engine].append(self.one(engine, pieces, TINY_S))
+        ms = {p: {e: round(statistics.median(r.seconds for r in rs) * 1000, 2) for e, rs in by.items()}
+              for p, by in runs.items()}
+        self.say(f"  P3 medians of {self.sizes.p3_runs}: 1 piece {ms[1]} ms; {small} pieces {ms[small]} ms")
+        one, twenty = ms[1]["runner"], ms[small]["runner"]
+        return {"runs": self.sizes.p3_runs, "ms": {"1": ms[1], str(small): ms[small]},
+                "phases": {"1": median_run(runs[1]["runner"]).detail,
+                           str(small): median_run(runs[small]["runner"]).detail},
+                "goals": [goal("P3", "1-piece job, submit → result", one, f"{one:.1f} ms",
+                               f"≤ {GOAL['P3_one_ms']:g} ms", one <= GOAL["P3_one_ms"]),
+                          goal("P3", f"{small}-piece tiny job, submit → result", twenty, f"{twenty:.1f} ms",
+                               f"≤ {GOAL['P3_small_ms']:g} ms", twenty <= GOAL["P3_small_ms"])]}
+
+    def p4(self, timeout: float | None) -> dict[str, Any]:
+        s = self.sizes
+        base_runs = [eng.runner_job(self.client, s.p4_baseline, 0.0) for _ in range(self.repeats)]
+        base = median_run(base_runs)
+        per_piece_base = base.seconds / s.p4_baseline
+        # past 1.5× the goal's time the goal is missed anyway; never more than P4_CAP_S (a
+        # baseline slowed by load must not let a hopeless job hold the run for an hour)
+        cap = timeout or round(min(P4_CAP_S, 1.5 * GOAL["P4_per_piece"] * per_piece_base * s.p4_pieces + 30))
+        self.say(f"  P4 baseline {s.p4_baseline:,} pieces: {base.seconds:.3f} s ({per_piece_base * 1e6:.1f} µs/piece); "
+                 f"{s.p4_pieces:,} pieces with a job timeout of {cap:.0f} s …")
+        big = eng.runner_big_job(self.client, self.url, s.p4_pieces, cap)
+        d = big.detail
+        # a job that did not complete: the time per piece it managed, over the pieces it did
+        per_piece = big.seconds / (s.p4_pieces if d["completed"] else max(1, d["pieces_done"]))
+        ratio = per_piece / per_piece_base
+        self.say(f"  P4 {d['outcome']} in {big.seconds:.1f} s, {d['pieces_done']:,} pieces done; "
+                 f"Redis peak +{d['redis_peak_growth_mb']} MB; client RSS +{d['client_rss']['growth_mb']} MB")
+        done = "completed" if d["completed"] else f"{d['state']} after {big.seconds:.0f} s, {d['pieces_done']:,} done"
+        rss, mem = d["client_rss"]["growth_mb"], d["redis_peak_growth_mb"]
+        return {"pieces": s.p4_pieces, "seconds": round(big.seconds, 3), "per_piece_us": round(per_piece * 1e6, 2),
+                "baseline": {"pieces": s.p4_baseline, "median_s": round(base.seconds, 4),
+                             "per_piece_us": round(per_piece_base * 1e6, 2),
+                             "runs_s": [round(r.seconds, 4) for r in base_runs]},
+                "detail": d, "phases": d, "baseline_phases": base.detail,
+                "goals": [goal("P4", f"{s.p4_pieces:,}-piece job completes", None, done, "completes", d["completed"]),
+                          goal("P4", "Redis used_memory_peak growth", mem, f"{mem:,.0f} MB",
+                               f"< {GOAL['P4_redis_mb']:g} MB", d["completed"] and mem < GOAL["P4_redis_mb"]),
+                          goal("P4", "client RSS growth while waiting", rss, f"{rss:.1f} MB",
+                               f"< {GOAL['P4_rss_mb']:g} MB", rss < GOAL["P4_rss_mb"]),
+                          goal("P4", f"time/piece vs a {s.p4_baseline:,}-piece job", ratio, f"{ratio:.2f}×",
+                               f"≤ {GOAL['P4_per_piece']}×", d["completed"] and ratio <= GOAL["P4_per_piece"])]}
+
+    def p5(self) -> dict[str, Any]:
+        s = self.sizes
+        # Runner, chord, chord, Runner (halves) when repeating, so drift hits both sides
+        first = s.p5_jobs // 2
+        plan = ([("runner", first), ("chord", first), ("chord", s.p5_jobs - first), ("runner", s.p5_jobs - first)]
+                if self.repeats > 1 and first else [("runner", s.p5_jobs), ("chord", s.p5_jobs)])
+        runs: dict[str, list[eng.Run]] = {"runner": [], "chord": []}
+        for engine, jobs in plan:
+            run = eng.small_jobs(engine, self.client, self.celery, jobs, s.p5_threads)
+            runs[engine].append(run)
+            self.say(f"  P5 {engine:<7} {run.pieces:,} jobs {run.seconds:7.1f} s {run.rate:7.1f} jobs/s")
+        rate = {e: sum(r.pieces for r in rs) / sum(r.seconds for r in rs) for e, rs in runs.items()}
+        ratio = rate["runner"] / rate["chord"]
+        return {"jobs": s.p5_jobs, "threads": s.p5_threads,
+                "engines": {e: {"jobs_per_s": round(rate[e], 1), "p50_ms": [r.detail["p50_ms"] for r in rs],
+                                "p99_ms": [r.detail["p99_ms"] for r in rs], "runs_s": [round(r.seconds, 2) for r in rs]}
+                            for e, rs in runs.items()},
+                "goals": [goal("P5", "3-piece jobs/s, Runner / chord", ratio, f"{ratio:.2f}×", f"≥ {GOAL['P5']:g}×",
+                               ratio >= GOAL["P5"])]}
+
+
+def benchmark(only: list[str], sizes: Sizes, repeats: int, p4_timeout: float | None, log_dir: Path,
+              say: Callable[[str], None]) -> dict[str, Any]:
+    began = time.perf_counter()
+    (log_dir / "redis").mkdir(exist_ok=True)
+    sections: dict[str, Any] = {}
+    with embedded_redis(log_dir / "redis") as url:
+        say(f"redis at {url}; starting one worker (prefork, concurrency {CONCURRENCY}) …")
+        env = {"PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+        with worker_process(url, include=INCLUDE, concurrency=CONCURRENCY, log_path=log_dir / "worker.log", env=env):
+            bench = Bench(url, sizes, repeats, say)
+            try:
+                needed = {e for p, es in (("P1", ENGINES), ("P2", ENGINES), ("P3", ["runner", "chord", "pool"]),
+                                          ("P4", ["runner"]), ("P5", ["runner", "chord"])) if p in only for e in es}
+                bench.warm_up([e for e in ENGINES if e in needed])
+                for name in ("P1", "P2", "P3", "P5", "P4"):  # P4 last: a timed-out giant job leaves work behind
+                    if name in only:
+                        say(f"{name} …")
+                        sections[name] = bench.p4(p4_timeout) if name == "P4" else getattr(bench, name.lower())()
+            finally:
+                bench.close()
+    return {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                    "load_average": [round(x, 2) for x in os.getloadavg()]},
+        "concurrency": CONCURRENCY, "repeats": repeats, "sizes": asdict(sizes),
+        "seconds": round(time.perf_counter() - began, 1),
+        "sections": sections,
+        "goals": [g for name in ("P1", "P2", "P3", "P4", "P5") for g in sections.get(name, {}).get("goals", [])],
+    }
+
+
+def _terminate(signum: int, _frame: Any) -> None:
+    # Unwind the context managers (pool, worker, Redis) instead of dying with them running.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes, one repeat (a smoke run)")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout (no tables)")
+    parser.add_argument("--only", default="P1,P2,P3,P4,P5", help="comma-separated goals to run, e.g. P1,P3")
+    parser.add_argument("--skip-p4", action="store_true", help="leave out P4 (the giant job)")
+    parser.add_argument("--repeats", type=int, default=None, help="measured runs per engine (default 3; 1 with --quick)")
+    parser.add_argument("--p1-pieces", type=int, default=None)
+    parser.add_argument("--p2-pieces", type=int, default=None)
+    parser.add_argument("--p3-runs", type=int, default=None, help="P3 rounds (default 30; 10 with --quick)")
+    parser.add_argument("--p4-pieces", type=int, default=None, help="P4's job size (default 10,000,000)")
+    parser.add_argument("--p4-timeout", type=float, default=None,
+                        help="P4's job timeout in s (default 1.5 × the goal's time + 30 s, at most 900)")
+    parser.add_argument("--p5-jobs", type=int, default=None, help="P5's jobs per engine (default 10,000)")
+    parser.add_argument("--p5-threads", type=int, default=None)
+    parser.add_argument("--log-dir", type=Path, default=None, help="keep the worker and Redis logs here")
+    args = parser.parse_args(argv)
+    only = [p.strip().upper() for p in args.only.split(",") if p.strip()]
+    bad = [p for p in only if p not in ("P1", "P2", "P3", "P4", "P5")]
+    if bad:
+        parser.error(f"--only {args.only!r}: unknown {', '.join(bad)}; choose from P1,P2,P3,P4,P5")
+    args.only = [p for p in only if not (args.skip_p4 and p == "P4")]
+    sizes = QUICK if args.quick else FULL
+    overrides = {k: getattr(args, k) for k in ("p1_pieces", "p2_pieces", "p3_runs", "p4_pieces", "p5_jobs",
+                                               "p5_threads") if getattr(args, k) is not None}
+    args.sizes = replace(sizes, **overrides)
+    args.repeats = args.repeats or (1 if args.quick else 3)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    err = Console(stderr=True, soft_wrap=True)
+    say = err.print  # progress goes to stderr, so --json output on stdout stays clean
+    os.chdir(REPO_ROOT)  # the worker child imports benchmarks.tasks relative to its cwd
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        with contextlib.ExitStack() as stack:
+            log_dir = args.log_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="runner-bench-")))
+            log_dir.mkdir(parents=True, exist_ok=True)
+            report = benchmark(args.only, args.sizes, args.repeats, args.p4_timeout, log_dir, say)
+    except KeyboardInterrupt:
+        # The worker and Redis are stopped by now. Exit at once: Celery's pending results
+        # would otherwise try to reconnect to the stopped Redis while Python shuts down.
+        err.print("interrupted; the pool, the worker and Redis were stopped")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        render(report, Console(width=max(Console().width, 140)))
+    return 0 if report["goals"] and all(g["pass"] for g in report["goals"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

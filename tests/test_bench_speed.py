@@ -1,0 +1,27 @@
+"""`make bench`'s harness (benchmarks/bench_speed.py) runs end to end: a smoke run of P3
+on its own private Redis and worker prints each goal with a figure from every engine.
+Figures are not asserted (benchmarks are not timed tests), only that they were measured."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.cli import REPO
+
+
+def test_bench_speed_quick_p3_measures_every_engine_and_each_goal() -> None:
+    done = subprocess.run([sys.executable, "benchmarks/bench_speed.py", "--quick", "--only", "P3", "--p3-runs", "2",
+                           "--json"], cwd=REPO, capture_output=True, text=True, timeout=100)
+    assert done.returncode in (0, 1), done.stderr[-3000:]  # 1: a goal not met, which is not this test's concern
+    report = json.loads(done.stdout)
+    assert list(report["sections"]) == ["P3"]
+    assert [g["goal"] for g in report["goals"]] == ["P3", "P3"]
+    assert all(g["value"] > 0 and g["pass"] in (True, False) for g in report["goals"])
+    for size in ("1", "20"):
+        assert set(report["sections"]["P3"]["ms"][size]) == {"runner", "chord", "pool"}
+        assert all(ms > 0 for ms in report["sections"]["P3"]["ms"][size].values())
+    phases = report["sections"]["P3"]["phases"]["1"]["phases_s"]
+    assert "running→assembling" in phases, phases
+    assert done.returncode == (0 if all(g["pass"] for g in report["goals"]) else 1)
