@@ -15,7 +15,18 @@ class MergeCountsParams(BaseModel):
     top: int | None = Field(None, ge=1, description="Keep only the N largest counts.")
 
 
-@assembler("merge_counts", params=MergeCountsParams, writes=JSON_NAME)
+def add_counts(a: dict[str, int], b: dict[str, int]) -> Counter[str]:
+    """``merge_counts``' combine: each batch adds its pieces' counts into one ``Counter``
+    (``a`` is the fold's own once it is a Counter; ``b`` is never modified)."""
+    for counts in (a, b):
+        if not isinstance(counts, dict):
+            raise TypeError(f"merge_counts adds dicts of counts, but a result is {type(counts).__name__}")
+    merged = a if isinstance(a, Counter) else Counter(a)
+    merged.update(b)
+    return merged
+
+
+@assembler("merge_counts", params=MergeCountsParams, writes=JSON_NAME, combine=add_counts)
 def merge_counts(results: Iterable[dict[str, int]], ctx) -> dict[str, int]:
     """One dict with every key's total, largest first (ties by key); with a
     destination, also written there as JSON."""

@@ -3,8 +3,6 @@ read (simulations, parameter sweeps, load tests). Ignores the source."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from pydantic import BaseModel, Field
 
 from runner.registry import partitioner
@@ -15,6 +13,7 @@ class ReplicasParams(BaseModel):
 
 
 @partitioner("replicas", params=ReplicasParams)
-def replicas(source, ctx) -> Iterator[int]:
-    """Pieces are the integers ``0 .. count-1``."""
-    return iter(range(ctx.params.count))
+def replicas(source, ctx) -> range:
+    """Pieces are the integers ``0 .. count-1``: a ``range``, so the store keeps only the
+    count and each batch computes its own pieces (see :mod:`runner.pieces`)."""
+    return range(ctx.params.count)

@@ -30,7 +30,7 @@ from runner.errors import (
     TemplateNotFound,
 )
 from runner.models import JobState, JobStatus
-from runner.pieces import PieceRef
+from runner.pieces import Generated, PieceRef
 from runner.recurring import Schedule
 from runner.schedules import CatchUp, ScheduleInfo
 from runner.registry import Template, app, assembler, get_template, partitioner, template
@@ -54,6 +54,7 @@ __all__ = [
     "local_cluster",
     "SimpleJob",
     "PieceRef",
+    "Generated",
     "SourceReport",
     # recurring jobs
     "Schedule",

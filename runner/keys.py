@@ -12,6 +12,8 @@ key                                   type    holds
 ``P:job:{id}:events``                 stream  state changes and progress, capped (``EVENTS_MAXLEN``)
 ``P:job:{id}:pieces``                 list    every piece as JSON, in piece order (claim check)
 ``P:job:{id}:results``                hash    piece index -> the app's result as JSON
+``P:job:{id}:ranges``                 zset    ``start:stop:partial`` scored by ``start``: a combined job's
+                                              folded results, one per recorded run of pieces (no overlaps)
 ``P:job:{id}:failed``                 hash    piece index -> error of a piece that failed
 ``P:job:{id}:result``                 string  the assembled output as JSON
 ``P:job:{id}:attempts``               hash    piece index -> times it failed (drives retries)
@@ -73,6 +75,9 @@ class Keys:
 
     def results_key(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}:results"
+
+    def ranges_key(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}:ranges"
 
     def failed_key(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}:failed"
@@ -163,7 +168,7 @@ class Keys:
     def _job_keys(self, job_id: str) -> list[str]:
         return [
             self.job_key(job_id), self.events_key(job_id), self.pieces_key(job_id),
-            self.results_key(job_id), self.failed_key(job_id), self.result_key(job_id),
+            self.results_key(job_id), self.ranges_key(job_id), self.failed_key(job_id), self.result_key(job_id),
             self.attempts_key(job_id), self.deliveries_key(job_id), self.tasks_key(job_id),
             self.metrics_key(job_id), self.logs_key(job_id),
         ]

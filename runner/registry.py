@@ -67,6 +67,7 @@ class Function:
     engine: str = "python"
     needs_source: bool = False  # a partitioner that reads the job's source (refused without one)
     writes: str | None = None  # an assembler that writes the destination: its file name under a prefix
+    combine: Callable[[Any, Any], Any] | None = None  # an assembler's associative fold (see ``assembler``)
 
     @property
     def origin(self) -> str:
@@ -139,7 +140,9 @@ def _register_function(kind: Kind, name: str | None, params: type[BaseModel] | N
 def _decorator(kind: Kind) -> Callable[..., Any]:
     def decorate(name: str | Callable[..., Any] | None = None, *, params: type[BaseModel] | None = None,
                  **traits: Any) -> Any:
-        allowed = {"partitioner": {"needs_source"}, "assembler": {"writes"}}.get(kind, set())
+        allowed = {"partitioner": {"needs_source"}, "assembler": {"writes", "combine"}}.get(kind, set())
+        if traits.get("combine") is not None and not callable(traits["combine"]):
+            raise TemplateError(f"@assembler combine= must be a function (a, b) -> c, got {traits['combine']!r}")
         if set(traits) - allowed:
             raise TemplateError(f"@{kind} does not take {', '.join(sorted(set(traits) - allowed))}=; "
                                 f"it takes params=" + "".join(f", {name}=" for name in sorted(allowed)))
@@ -153,6 +156,12 @@ def _decorator(kind: Kind) -> Callable[..., Any]:
         f"A partitioner that reads the job's source says ``needs_source=True`` (a job without one is\n"
         f"refused at submit); an assembler that writes the destination says ``writes='result.json'``\n"
         f"(its file name under a prefix destination; a destination is refused for one that does not).\n\n"
+        f"An assembler may declare ``combine=fn``: ``fn(a, b)`` folds two results (or partial folds)\n"
+        f"into one, associatively (commutativity is not assumed: folds keep piece order). Each batch\n"
+        f"then folds its pieces' results and the store keeps one partial per flushed run of pieces\n"
+        f"instead of one result per piece; the assembler receives those partials, in piece order,\n"
+        f"so it must give the same output for them as for the results (``sum``, ``merge_counts``).\n"
+        f"``fn`` may return ``a`` modified (the fold owns it), never ``b``.\n\n"
         f"Raises TemplateError when the name is already taken by another function."
     )
     return decorate

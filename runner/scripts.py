@@ -5,7 +5,7 @@ safe to replay: a client that retries a call whose reply was lost (``redis_conne
 gets the same outcome as if the first call had answered.
 """
 
-__all__ = ["TRANSITION", "RECORD_RESULTS", "RECORD_FAILURE", "ADD_LOGS"]
+__all__ = ["TRANSITION", "RECORD_RESULTS", "RECORD_RANGES", "RECORD_FAILURE", "ADD_LOGS"]
 
 # KEYS: job, events[, every other key of the job, to expire]. ARGV: target, maxlen, expire seconds
 # (0: leave lifetimes alone), token, n_allowed, allowed..., field, value, ...
@@ -52,6 +52,45 @@ if unfailed > 0 then redis.call('HINCRBY', KEYS[1], 'pieces_failed', -unfailed) 
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[1], '*', 'type', 'progress', 'done', done)
 local state = redis.call('HMGET', KEYS[1], 'state', 'pieces_total')
 return {state[1] or '', done, state[2] or '-1', new}
+"""
+
+# KEYS: job, ranges, failed, events. ARGV: maxlen, start, stop, partial, start, stop, partial, ...
+# Records each run of pieces start..stop-1 (folded into one partial) as the member
+# 'start:stop:partial' scored by start, unless it overlaps a run already recorded: then it
+# is refused whole (its pieces were counted, or are being counted, by another run).
+# Returns {state, pieces done, pieces total, pieces newly counted, refused start, ...}.
+RECORD_RANGES = """
+local new, refused = 0, {}
+for i = 2, #ARGV, 3 do
+  local s, e = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
+  local clash = false
+  local before = redis.call('ZREVRANGEBYSCORE', KEYS[2], s, '-inf', 'LIMIT', 0, 1)
+  if #before > 0 and tonumber(string.match(before[1], '^%d+:(%d+):')) > s then clash = true end
+  if not clash and #redis.call('ZRANGEBYSCORE', KEYS[2], s, '(' .. ARGV[i + 1], 'LIMIT', 0, 1) > 0 then
+    clash = true
+  end
+  if clash then
+    refused[#refused + 1] = ARGV[i]
+  else
+    redis.call('ZADD', KEYS[2], s, ARGV[i] .. ':' .. ARGV[i + 1] .. ':' .. ARGV[i + 2])
+    new = new + (e - s)
+    for _, index in ipairs(redis.call('HKEYS', KEYS[3])) do
+      local n = tonumber(index)
+      if n >= s and n < e then
+        redis.call('HDEL', KEYS[3], index)
+        redis.call('HINCRBY', KEYS[1], 'pieces_failed', -1)
+      end
+    end
+  end
+end
+local ttl = redis.call('TTL', KEYS[1])
+if ttl > 0 and redis.call('TTL', KEYS[2]) == -1 then redis.call('EXPIRE', KEYS[2], ttl) end
+local done = redis.call('HINCRBY', KEYS[1], 'pieces_done', new)
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[1], '*', 'type', 'progress', 'done', done)
+local state = redis.call('HMGET', KEYS[1], 'state', 'pieces_total')
+local reply = {state[1] or '', done, state[2] or '-1', new}
+for _, s in ipairs(refused) do reply[#reply + 1] = s end
+return reply
 """
 
 # KEYS: job, failed, events. ARGV: maxlen, index, error

@@ -210,3 +210,30 @@ def slow_count(source, ctx):
 
 
 template("slow-partition", "1.0.0", partitioner="slow_count", app="slow_square", assembler="sum")
+
+
+class SeedsParams(BaseModel):
+    count: int = 10
+    first: int = 0
+
+
+@partitioner("seeds", params=SeedsParams)
+def seeds(source, ctx):
+    """Generated pieces with a piece function: only the count is stored."""
+    from runner import Generated
+
+    return Generated(ctx.params.count, piece=lambda i: {"seed": ctx.params.first + i})
+
+
+template("seeds", "1.0.0", partitioner="seeds", app="whoami", assembler="json_list", test_pieces=2)
+
+
+@app("odd_one_out")
+def odd_one_out(piece: int, ctx):
+    """A number for every piece but 33, whose text ``sum`` cannot add."""
+    return "thirty-three" if piece == 33 else piece
+
+
+template("odd-one-out", "1.0.0", partitioner="replicas", app="odd_one_out", assembler="sum", test_pieces=2)
+template("sleepy-limits", "1.0.0", partitioner="replicas", app="sleepy", assembler="json_list", max_retries=1,
+         description="sleepy for test_pieces' limit tests: its own piece-time history, apart from sleepy's")

@@ -152,7 +152,8 @@ def test_a_worker_that_returns_after_being_given_up_counts_nothing_twice(tmp_pat
         assert job.wait(timeout=90) == squares(30)
         status = job.status()
         assert status.pieces_done == 30 and status.pieces_failed == 0
-        assert len(client.store.redis.hkeys(client.store.results_key(job.id))) == 30
+        runs = [(start, stop) for start, stop, _ in client.store.runs(job.id)]  # each piece in exactly one run
+        assert sorted(index for start, stop in runs for index in range(start, stop)) == list(range(30))
 
 
 class Host:

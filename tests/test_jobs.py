@@ -64,7 +64,9 @@ def test_a_2000_piece_job_counts_every_piece_exactly_once(client: Client) -> Non
     assert job.wait(timeout=60) == sum(i * i for i in range(2000))
     status = job.status()
     assert (status.pieces_total, status.pieces_done, status.pieces_failed) == (2000, 2000, 0)
-    assert client.store.redis.hlen(client.store.results_key(job.id)) == 2000
+    runs = [(start, stop) for start, stop, _ in client.store.runs(job.id)]  # sum combines: partials, not results
+    assert [start for start, _ in runs] == [0] + [stop for _, stop in runs[:-1]] and runs[-1][1] == 2000
+    assert len(runs) < 200 and not client.store.redis.exists(client.store.results_key(job.id))
     assert 1 < status.batches_total < 2000  # tiny pieces are batched, several to a task
 
 
@@ -196,7 +198,9 @@ def test_finished_jobs_expire_after_their_retention(settings, worker) -> None:
     client = Client(settings=settings, org="retention")
     job = client.submit("squares", params={"partitioner": {"count": 5}}, retention_hours=1)
     job.wait(timeout=60)
-    for key in (client.store.job_key(job.id), client.store.results_key(job.id), client.store.pieces_key(job.id)):
+    kept = [key for key in client.store._job_keys(job.id) if client.store.redis.exists(key)]
+    assert {client.store.job_key(job.id), client.store.events_key(job.id)} < set(kept)  # and the results
+    for key in kept:
         assert 3500 < client.store.redis.ttl(key) <= 3601, key
 
 

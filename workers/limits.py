@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -28,14 +29,31 @@ class PieceTimeLimitExceeded(BaseException):
 
 class PieceTimer:
     """Arms and disarms one piece's limits; ``enabled`` is False off the main thread
-    (thread pools cannot use signals; Celery's task-level limits still apply there)."""
+    (thread pools cannot use signals; Celery's task-level limits still apply there).
+
+    Tiny pieces must not pay two ``setitimer`` system calls each, so the timer is armed
+    once per batch and ``arm``/``disarm`` only note when the current piece started. When
+    the alarm fires it measures the current piece: one that started later than the alarm
+    was meant for (an earlier piece's timer) has the alarm re-armed for what remains of
+    *its* limit, and between pieces the alarm just re-arms. So each piece still gets
+    exactly ``soft`` seconds, and a batch of short pieces sees one alarm per ``soft``."""
 
     def __init__(self, soft: float, grace: float, enabled: bool) -> None:
         self.soft, self.grace, self.enabled = soft, grace, enabled
         self._soft_fired = False
+        self._started: float | None = None  # when the running piece started (None: between pieces)
+        self._armed = False
 
     def _on_alarm(self, signum: int, frame: FrameType | None) -> None:
+        started = self._started
+        if started is None:  # between pieces: nothing to limit now
+            signal.setitimer(signal.ITIMER_REAL, self.soft)
+            return
         if not self._soft_fired:
+            remaining = started + self.soft - time.monotonic()
+            if remaining > 0:  # the alarm was set for an earlier piece
+                signal.setitimer(signal.ITIMER_REAL, remaining)
+                return
             self._soft_fired = True
             signal.setitimer(signal.ITIMER_REAL, self.grace)
             raise SoftTimeLimitExceeded(f"piece exceeded task_timeout={self.soft:g}s")
@@ -43,12 +61,20 @@ class PieceTimer:
                                      f"within {self.grace:g}s more")
 
     def arm(self) -> None:
-        if self.enabled:
-            self._soft_fired = False
+        """A piece starts: it may run ``soft`` seconds from now."""
+        self._soft_fired = False
+        self._started = time.monotonic()
+        if self.enabled and not self._armed:
+            self._armed = True
             signal.setitimer(signal.ITIMER_REAL, self.soft)
 
     def disarm(self) -> None:
+        """The piece ended (no system call: a later alarm finds no piece running)."""
+        self._started = None
+
+    def stop(self) -> None:
         if self.enabled:
+            self._armed = False
             signal.setitimer(signal.ITIMER_REAL, 0)
 
 
@@ -64,5 +90,5 @@ def piece_timer(soft: float, grace: float) -> Iterator[PieceTimer]:
     try:
         yield timer
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        timer.stop()
         signal.signal(signal.SIGALRM, previous)

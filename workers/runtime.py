@@ -82,6 +82,16 @@ def configure(new: Settings) -> None:
 os.register_at_fork(after_in_child=_after_fork)
 
 
+def _forget_parent_clients() -> None:
+    """In a pool process just forked from the worker's main process: drop the clients it
+    inherited. The main process uses its store from other threads (lease renewal), so a
+    fork can copy a connection pool whose lock such a thread held; redis-py resets an
+    inherited pool under that lock, and the child would wait for it forever."""
+    store.cache_clear()
+    storages.cache_clear()
+    input_cache.cache_clear()
+
+
 def settings() -> Settings:
     global _settings
     if _settings is None:
@@ -151,3 +161,6 @@ def _build_spec(job_id: str, raw: dict[str, Any]) -> JobSpec:
 def deadline(job_id: str) -> float:
     """The job's deadline (not cached: ``retry_failed`` gives a job a new one)."""
     return float(store().fields(job_id, "deadline")["deadline"] or 0)
+
+
+os.register_at_fork(after_in_child=_forget_parent_clients)

@@ -14,6 +14,8 @@ import os
 import socket
 import time
 import traceback
+from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from celery import Celery, Task
@@ -23,10 +25,11 @@ from runner.artifacts import ArtifactIO, artifact_prefix
 from runner.dispatch import APP, ASSEMBLE, PARTITION, RESUME, assemble_task_id, send_assemble
 from runner.lifecycle import end_job
 from runner.models import JobState
-from runner.pieces import resolve
+from runner.pieces import Generated, resolve
 from workers import leases, runtime, stopper
 from workers.canvas import HARD_LIMIT_GRACE, batch_task_id, batch_time_limit, job_canvas, plan_batches
 from workers.context import TaskContext
+from workers.fold import CombineFailed, kept_results
 from workers.inline import has_headroom, run_inline, serves
 from workers.inputs import Inputs
 from workers.limits import PieceTimeLimitExceeded, SoftTimeLimitExceeded, piece_timer
@@ -253,7 +256,16 @@ def run_app(task: Task, job_id: str, template: str, start: int, stop: int) -> in
     ran = batch.run()
     if ran:
         _note_piece_seconds(batch.spec.template.ref, batch.app_seconds / ran)
+    while batch.refused and _job_goes_on(job_id, deadline):  # another run recorded some of these pieces meanwhile
+        batch = _Batch(task, job_id, start, stop, deadline)
+        batch.skip = store.done_pieces(job_id, start, stop)  # grows every pass: this ends
+        ran += batch.run()
     return ran
+
+
+def _job_goes_on(job_id: str, deadline: float) -> bool:
+    state = runtime.store().state(job_id)
+    return time.time() < deadline and state is not None and not state.is_final
 
 
 _noted: dict[str, tuple[float, float]] = {}  # template ref -> (piece seconds, when) this process last wrote
@@ -279,15 +291,16 @@ class _Batch:
         self.task, self.job_id, self.start, self.stop, self.deadline = task, job_id, start, stop, deadline
         self.skip: set[int] = set()
         self.checked_at = time.monotonic()  # the job's state was read just now (begin_batch)
-        self.done: list[tuple[int, str]] = []
         self.app_seconds = 0.0  # time inside the app's calls: how long this template's pieces take
         self.spec = runtime.job_spec(job_id)
+        self.done = kept_results(self.spec.template.function("assembler"))
+        self.refused = False  # a range this batch flushed overlapped one already recorded
         self.ctx = _context(self.spec, "app")
 
     def run(self) -> int:
         store, storages = runtime.store(), runtime.storages()
         app = self.spec.template.function("app").fn
-        pieces = store.load_pieces(self.job_id, self.start, self.stop)
+        pieces = store.load_pieces(self.job_id, self.start, self.stop, lambda: _piece_function(self.job_id))
         ran, last_flush = 0, time.monotonic()
         with piece_timer(self.spec.task_timeout, HARD_LIMIT_GRACE) as timer:
             for index, piece in enumerate(pieces, self.start):
@@ -301,7 +314,7 @@ class _Batch:
                     value = app(resolve(piece, storages), self.ctx.with_piece(index))
                     timer.disarm()
                     self.app_seconds += time.perf_counter() - began
-                    self.done.append((index, json.dumps(value, separators=(",", ":"))))
+                    self.done.add(index, value)
                 except (Exception, PieceTimeLimitExceeded) as exc:
                     timer.disarm()
                     _close(self.ctx)
@@ -332,8 +345,8 @@ class _Batch:
         Returns whether the job goes on."""
         store = runtime.store()
         if self.done:
-            progress = store.record_results(self.job_id, self.done)
-            self.done = []
+            progress = self.done.record(store, self.job_id)
+            self.refused = self.refused or bool(progress.refused)
             if progress.completes_job:
                 _assemble_now(self.task, self.job_id, self.deadline)
             return progress.state is not None and not progress.state.is_final
@@ -344,12 +357,30 @@ class _Batch:
         return True
 
 
+@lru_cache(maxsize=16)
+def _piece_function(job_id: str) -> Callable[[int], Any]:
+    """The piece function of a job whose partitioner returned a :class:`Generated` with
+    one: the partitioner is called again, once per process and job, to get it."""
+    spec = runtime.job_spec(job_id)
+    ctx = _context(spec, "partitioner", source=runtime.storages().source(spec.source))
+    try:
+        described = spec.template.function("partitioner").fn(ctx.source, ctx)
+    finally:
+        _close(ctx)
+    if not isinstance(described, Generated) or described.piece is None:
+        raise TypeError(f"partitioner {spec.template.partitioner!r} returned a Generated with a piece function "
+                        f"when the job was partitioned, but {type(described).__name__} now: it must be deterministic")
+    return described.piece
+
+
 def _piece_failed(task: Task, spec: runtime.JobSpec, job_id: str, index: int, stop: int, exc: BaseException) -> int:
     """Retry the batch from the failed piece, or fail the job once its retries are spent."""
     store = runtime.store()
     if isinstance(exc, TypeError) and "JSON serializable" in str(exc):
         exc = TypeError(f"app returned a value that is not JSON-serializable: {exc}")
         attempts = spec.max_retries + 1  # deterministic: retrying cannot help
+    elif isinstance(exc, CombineFailed):
+        attempts = spec.max_retries + 1
     else:
         attempts = store.count_attempt(job_id, index)
     if isinstance(exc, (SoftTimeLimitExceeded, PieceTimeLimitExceeded)):
