@@ -15,6 +15,7 @@ from runner.models import WorkerInfo
 
 __all__ = ["FleetRecords", "RECENT_SECONDS"]
 
+PIECE_SECONDS_TTL = 86_400  # a piece time not heard of for a day is forgotten
 RECENT_SECONDS = 1.0  # how old a fleet fact read on a hot path (submit, partition) may be
 
 
@@ -78,11 +79,12 @@ class FleetRecords(Keys):
         return {w.hostname: w for w in sorted(workers, key=lambda w: w.hostname) if now - w.seen <= max_age}
 
     # -- how long a template's pieces take (batch sizes, workers/canvas.py) ----------
-    def note_piece_seconds(self, ref: str, seconds: float) -> None:
-        self.redis.hset(self.piece_seconds_key(), ref, f"{seconds:.9f}")
+    def note_piece_seconds(self, kind: str, seconds: float) -> None:
+        """How long one piece of ``kind`` (a template and its params) took lately."""
+        self.redis.set(self.piece_seconds_key(kind), f"{seconds:.9f}", ex=PIECE_SECONDS_TTL)
 
-    def piece_seconds(self, ref: str) -> float | None:
-        raw = self.redis.hget(self.piece_seconds_key(), ref)
+    def piece_seconds(self, kind: str) -> float | None:
+        raw = self.redis.get(self.piece_seconds_key(kind))
         return float(raw) if raw else None
 
     # -- published templates (runner/catalog.py) ------------------------------------

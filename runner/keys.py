@@ -27,8 +27,8 @@ key                                   type    holds
 ``P:leases``                          zset    running tasks ``[name, id, args]`` as JSON, scored by when
                                               their worker last vouched for them (dead-work recovery)
 ``P:templates``                       hash    ref -> published template as JSON (never expires: ``catalog.py``)
-``P:piece_seconds``                   hash    template ref -> mean seconds of one piece in its last batch (sizes
-                                              the next jobs' batches: ``workers/canvas.py``)
+``P:piece_seconds:{ref}#{params}``    string  mean seconds of one piece of the template with those params (a
+                                              digest), lately; sizes the next such jobs' batches; expires in a day
 ``P:api:key:{id}``                    hash    an HTTP API key: org, argon2 hash of its secret, created_at
 ``P:api:org:{org}:keys``              set     ids of an org's HTTP API keys
 ``P:api:token:{sha256}``              string  an access token's key id; expires with the token
@@ -61,8 +61,8 @@ class Keys:
     def __init__(self, prefix: str = "runner") -> None:
         self.prefix = prefix
 
-    def piece_seconds_key(self) -> str:
-        return f"{self.prefix}:piece_seconds"
+    def piece_seconds_key(self, kind: str) -> str:
+        return f"{self.prefix}:piece_seconds:{kind}"
 
     def job_key(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}"

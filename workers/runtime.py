@@ -7,10 +7,12 @@ lazily, after the prefork pool has forked, so no connection is shared across pro
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from dataclasses import dataclass
 from collections import OrderedDict
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 
 from celery import Celery
@@ -49,6 +51,14 @@ class JobSpec:
     destination: str
     inputs: dict[str, str]
 
+    @cached_property
+    def piece_kind(self) -> str:
+        """The template and a digest of the params: pieces of one kind take alike long
+        (the same template with other params may not), which sizes batches."""
+        params = {kind: model.model_dump(mode="json") if model else None for kind, model in self.params.items()}
+        digest = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
+        return f"{self.template.ref}#{digest}"
+
 
 def _forget_clients() -> None:
     """Make this process create its own clients at their next use."""
@@ -80,16 +90,6 @@ def configure(new: Settings) -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork)
-
-
-def _forget_parent_clients() -> None:
-    """In a pool process just forked from the worker's main process: drop the clients it
-    inherited. The main process uses its store from other threads (lease renewal), so a
-    fork can copy a connection pool whose lock such a thread held; redis-py resets an
-    inherited pool under that lock, and the child would wait for it forever."""
-    store.cache_clear()
-    storages.cache_clear()
-    input_cache.cache_clear()
 
 
 def settings() -> Settings:
@@ -162,5 +162,3 @@ def deadline(job_id: str) -> float:
     """The job's deadline (not cached: ``retry_failed`` gives a job a new one)."""
     return float(store().fields(job_id, "deadline")["deadline"] or 0)
 
-
-os.register_at_fork(after_in_child=_forget_parent_clients)

@@ -104,7 +104,7 @@ def _plan(spec: runtime.JobSpec, total: int) -> list[tuple[int, int]]:
     """The job's batches, sized for the processes serving its queue and for how long the
     template's pieces took lately."""
     return plan_batches(total, _parallelism(spec.queue), runtime.settings().max_batch, spec.template.batch_size,
-                        runtime.store().piece_seconds(spec.template.ref))
+                        runtime.store().piece_seconds(spec.piece_kind))
 
 
 def _parallelism(queue: str) -> int:
@@ -255,7 +255,7 @@ def run_app(task: Task, job_id: str, template: str, start: int, stop: int) -> in
         batch.skip = store.done_pieces(job_id, start, stop)
     ran = batch.run()
     if ran:
-        _note_piece_seconds(batch.spec.template.ref, batch.app_seconds / ran)
+        _note_piece_seconds(batch.spec.piece_kind, batch.app_seconds / ran)
     while batch.refused and _job_goes_on(job_id, deadline):  # another run recorded some of these pieces meanwhile
         batch = _Batch(task, job_id, start, stop, deadline)
         batch.skip = store.done_pieces(job_id, start, stop)  # grows every pass: this ends
@@ -268,17 +268,18 @@ def _job_goes_on(job_id: str, deadline: float) -> bool:
     return time.time() < deadline and state is not None and not state.is_final
 
 
-_noted: dict[str, tuple[float, float]] = {}  # template ref -> (piece seconds, when) this process last wrote
+_noted: dict[str, tuple[float, float]] = {}  # piece kind -> (piece seconds, when) this process last wrote
 
 
-def _note_piece_seconds(ref: str, seconds: float) -> None:
-    """Tell the fleet how long the template's pieces take, when that changed by a quarter
-    or was last said over 10 s ago (one write per batch would cost a small job a round trip)."""
-    last = _noted.get(ref)
+def _note_piece_seconds(kind: str, seconds: float) -> None:
+    """Tell the fleet how long pieces of this kind (template and params) take, when that
+    changed by a quarter or was last said over 10 s ago (one write per batch would cost a
+    small job a round trip)."""
+    last = _noted.get(kind)
     if last and abs(seconds - last[0]) <= 0.25 * last[0] and time.monotonic() - last[1] < 10:
         return
-    _noted[ref] = (seconds, time.monotonic())
-    runtime.store().note_piece_seconds(ref, seconds)
+    _noted[kind] = (seconds, time.monotonic())
+    runtime.store().note_piece_seconds(kind, seconds)
 
 
 class _Batch:
