@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import os
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -128,7 +129,13 @@ class Settings(BaseSettings):
         """The URI prefix under which each job's artifacts live (``<root>/<job id>/``)."""
         if self.artifacts_url:
             return self.artifacts_url.rstrip("/")
-        return (self.file_roots[0] / ".runner" / "artifacts").resolve().as_uri()
+        return _local_artifacts(self.file_roots[0])
+
+
+@lru_cache(maxsize=16)
+def _local_artifacts(root: Path) -> str:
+    """``root``'s artifacts folder as a URI (resolving a path costs syscalls: asked per job)."""
+    return (root / ".runner" / "artifacts").resolve().as_uri()
 
 
 def _check_unknown_env(environ: dict[str, str]) -> None:

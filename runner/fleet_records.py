@@ -49,6 +49,10 @@ class FleetRecords(Keys):
     def drop_lease(self, member: str) -> None:
         self.redis.zrem(self.leases_key(), member)
 
+    def drop_leases(self, members: list[str]) -> None:
+        if members:
+            self.redis.zrem(self.leases_key(), *members)
+
     def renew_leases(self, members: list[str], at: float) -> None:
         """Vouch for running tasks; only leases that exist are renewed (a task that just
         ended is not brought back)."""

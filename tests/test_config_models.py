@@ -258,3 +258,20 @@ def test_zero_workers_is_treated_as_one() -> None:
 
     assert batches[0] == (0, 5)
     assert_exact_cover(batches, 10)
+
+
+def test_known_tiny_pieces_set_a_floor_on_batch_size_so_the_tail_is_not_single_pieces() -> None:
+    batches = plan_batches(5000, 2, 1000, piece_seconds=80e-6)  # 10 ms of work = 125 pieces
+    sizes = [stop - start for start, stop in batches]
+
+    assert_exact_cover(batches, 5000)
+    assert min(sizes[:-1]) == 125
+    assert len(batches) < 30
+
+
+def test_a_job_of_known_tiny_pieces_that_fits_the_floor_is_one_batch() -> None:
+    assert plan_batches(20, 2, 1000, piece_seconds=80e-6) == [(0, 20)]
+
+
+def test_known_slow_pieces_keep_guided_scheduling_down_to_single_pieces() -> None:
+    assert plan_batches(200, 2, 1000, piece_seconds=0.03)[-1] == (199, 200)

@@ -246,3 +246,36 @@ def test_a_store_that_lost_its_data_fails_the_wait_clearly_instead_of_hanging(tm
                 job.wait(timeout=60)
     finally:
         server.stop()
+
+
+def test_a_stage_run_inline_past_the_dead_worker_limit_is_vouched_for_not_sent_again(tmp_path: Path,
+                                                                                       file_roots) -> None:
+    # One piece: the partition task runs the job's only batch itself. Its pool process, not
+    # the worker's main process, must keep that batch's lease fresh.
+    with redis_server(tmp_path) as server, worker(server.url, tmp_path / "w.log", "inline"):
+        client = client_for(server.url, file_roots)
+        job = client.submit("sleepy", params={"partitioner": {"count": 1}, "app": {"seconds": DEAD_SECONDS + 3}},
+                            task_timeout=60, job_timeout=120)
+        assert job.wait(timeout=90) == [0]
+        batches = [e for _, e in client.store.read_events(job.id) if e["type"] == "batch"]
+        assert len(batches) == 1
+        assert not any("re-sent" in line.msg for line in job.logs())
+
+
+def test_a_worker_killed_while_running_a_batch_inline_is_replaced_within_seconds(tmp_path: Path,
+                                                                                  file_roots) -> None:
+    with redis_server(tmp_path) as server, ExitStack() as stack:
+        doomed = stack.enter_context(worker(server.url, tmp_path / "a.log", "doomed"))
+        client = client_for(server.url, file_roots)
+        piece_seconds = 6  # outlasts the survivor's start, so the kill lands mid-piece
+        job = client.submit("sleepy", params={"partitioner": {"count": 1}, "app": {"seconds": piece_seconds}},
+                            job_timeout=150)
+        wait_until(lambda: any(e["type"] == "batch" for _, e in client.store.read_events(job.id)),
+                   what="the batch running inline on the doomed worker")
+        stack.enter_context(worker(server.url, tmp_path / "b.log", "survivor"))
+        assert job.status().pieces_done == 0
+        kill_whole_worker(doomed)
+        killed_at = time.monotonic()
+        assert job.wait(timeout=90) == [0]
+        assert time.monotonic() - killed_at < DEAD_SECONDS + 10 + piece_seconds
+        assert any("re-sent" in line.msg for line in job.logs())

@@ -22,7 +22,7 @@ from celery.canvas import Signature
 from runner.dispatch import APP
 from workers.runtime import JobSpec
 
-__all__ = ["plan_batches", "job_canvas", "batch_task_id"]
+__all__ = ["plan_batches", "job_canvas", "batch_task_id", "batch_time_limit"]
 
 
 def plan_batches(total: int, workers: int, max_batch: int, batch_size: int | None = None,
@@ -38,7 +38,7 @@ def plan_batches(total: int, workers: int, max_batch: int, batch_size: int | Non
     """
     floor = 1
     if piece_seconds is not None and piece_seconds > 0:
-        floor = max(1, min(max_batch, int(MIN_BATCH_SECONDS / piece_seconds)))
+        floor = max(1, min(max_batch, round(MIN_BATCH_SECONDS / piece_seconds)))
     batches: list[tuple[int, int]] = []
     start = 0
     while start < total:
@@ -52,6 +52,11 @@ def plan_batches(total: int, workers: int, max_batch: int, batch_size: int | Non
 
 MIN_BATCH_SECONDS = 0.01  # the least work an app task carries, once a template's piece time is known
 HARD_LIMIT_GRACE = 10.0  # seconds past a piece's soft limit before it is stopped hard
+
+
+def batch_time_limit(spec: JobSpec, start: int, stop: int) -> float:
+    """A batch's hard limit: every piece's soft limit and grace, plus a grace of its own."""
+    return (spec.task_timeout + HARD_LIMIT_GRACE) * (stop - start) + HARD_LIMIT_GRACE
 
 
 def batch_task_id(job_id: str, round_: int, start: int) -> str:
@@ -71,11 +76,10 @@ def job_canvas(
     """
     job_id, template = spec.job_id, spec.template.ref
     expires = datetime.fromtimestamp(deadline, tz=timezone.utc)
-    per_piece = spec.task_timeout + HARD_LIMIT_GRACE
     apps = [
         signature(APP, args=(job_id, template, start, stop)).set(
             queue=spec.queue, expires=expires, task_id=batch_task_id(job_id, round_, start), ignore_result=True,
-            time_limit=per_piece * (stop - start) + HARD_LIMIT_GRACE,
+            time_limit=batch_time_limit(spec, start, stop),
         )
         for start, stop in batches
     ]

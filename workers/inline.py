@@ -8,8 +8,7 @@ itself: the partition task runs the first batch (the others are sent as usual) a
 batch that records the job's last piece runs the assembly.
 
 An inline stage keeps everything a sent one has except its own Celery message: its own
-task id (recorded on the job, so cancel and Flower's job id search still find it), its
-own lease (so if this process dies, the lease sweep sends it again as an ordinary task
+task id, its own lease (so if this process dies, the lease sweep sends it again as an ordinary task
 under that id), the same events and log lines, and a retry is sent as an ordinary
 delayed task. It is announced with the Celery task events a worker sends for a task it
 runs (received, started, succeeded or failed, on this worker), so Flower lists it like
@@ -67,16 +66,18 @@ def serves(celery: Celery, queue: str) -> bool:
 
 
 def has_headroom(task: Any, budget: float) -> bool:
-    """Whether ``task``'s Celery hard time limit leaves ``budget`` seconds more."""
+    """Whether the hard time limit ``task`` runs under — Celery's, or that of the stage
+    it runs inline (``stopper.hard_limit``) — leaves ``budget`` seconds more."""
     hard = (getattr(task.request, "timelimit", None) or (None, None))[0]
-    return hard is None or hard - stopper.running_for() >= budget
+    celery_left = float("inf") if hard is None else hard - stopper.running_for()
+    return min(celery_left, stopper.time_left()) >= budget
 
 
 def run_inline(parent: Task, name: str, fn: Callable[..., Any], task_id: str, args: list[Any], queue: str,
                deadline: float) -> Any:
     """Run the task function ``fn`` here as task ``task_id`` of ``name``, under its lease."""
     task = InlineTask(parent, name, task_id, queue, deadline)
-    announce = _Announcer(parent, task_id)
+    announce = _Announcer(parent, task_id, outermost=not isinstance(parent, InlineTask))
     announce("task-received", name=name, args=saferepr(tuple(args)), kwargs="{}", retries=0,
              expires=datetime.fromtimestamp(deadline, tz=timezone.utc).isoformat())
     announce("task-started")
@@ -99,19 +100,22 @@ _dispatchers: dict[tuple[int, str], EventDispatcher] = {}
 class _Announcer:
     """Sends one inline task's Celery task events (when the worker sends task events)."""
 
-    def __init__(self, parent: Task, task_id: str) -> None:
-        self.task_id, self.dispatcher = task_id, None
+    def __init__(self, parent: Task, task_id: str, outermost: bool) -> None:
+        self.task_id, self.outermost, self.dispatcher = task_id, outermost, None
         app, hostname = parent.app, parent.request.hostname
         if app.conf.worker_send_task_events and hostname:
             key = (os.getpid(), hostname)  # a pool process forked later makes its own connection
             if key not in _dispatchers:
-                _dispatchers[key] = app.events.Dispatcher(app.connection_for_write(), hostname=hostname,
-                                                          enabled=True, buffer_while_offline=False)
+                _dispatchers[key] = app.events.Dispatcher(  # buffered: one publish per stage, not four
+                    app.connection_for_write(), hostname=hostname, enabled=True, buffer_while_offline=False,
+                    buffer_group=["task"], buffer_limit=1000)
             self.dispatcher = _dispatchers[key]
 
     def __call__(self, kind: str, **fields: Any) -> None:
         if self.dispatcher is not None:
             try:
                 self.dispatcher.send(kind, uuid=self.task_id, **fields)
+                if kind not in ("task-received", "task-started") and self.outermost:
+                    self.dispatcher.flush(errors=False)  # once per task that ran stages inline
             except Exception:  # monitoring must never fail a job
                 pass

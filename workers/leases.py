@@ -32,6 +32,7 @@ from celery import Celery, Task
 from runner.dispatch import APP, TASKS, resend
 from runner.models import JobState
 from workers import runtime
+from workers import stopper
 from workers.stopper import stopped_when_job_ends
 
 __all__ = ["member", "leased", "expect", "renew", "recover", "RENEW_SECONDS"]
@@ -52,23 +53,50 @@ def expect(name: str, task_id: str, args: list[Any], at: float) -> None:
 
 
 def leased(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap a bound task function so it holds its lease while it runs (see above)."""
+    """Wrap a bound task function so it holds its lease while it runs (see above). A stage
+    run inline inside another task (``workers/inline.py``) leaves its lease to be dropped
+    with that task's, in one call; a lease left behind by a process that died after the
+    stage finished only re-sends a stage that finds nothing to do."""
 
     @wraps(fn)
     def run(task: Task, *args: Any) -> Any:
         lease, store = member(task.name, task.request.id, args), runtime.store()
         store.lease(lease, time.time())
+        outermost = not _running
+        _running.append(lease)
         result = None
         try:
             with stopped_when_job_ends(args[0]):  # every task's first argument is its job's id
                 result = fn(task, *args)
-        except Exception:
-            store.drop_lease(lease)
+        except Exception:  # a retry, a bug already reported: the task is over
+            _over(store, outermost)
             raise
-        store.drop_lease(lease)
+        except BaseException:  # killed or terminated: the lease stays, for the sweep
+            if outermost:
+                _running.clear()
+            raise
+        _over(store, outermost)
         return result  # None when the job ended under it
 
     return run
+
+
+def _over(store: Any, outermost: bool) -> None:
+    if outermost:
+        store.drop_leases(list(_running))
+        _running.clear()
+
+
+def _renew_inline() -> None:
+    """Vouch for the stages this process runs inline (its main process knows only the
+    task it handed over); called by the stopper's watcher thread while a task runs."""
+    inline = _running[1:]
+    if inline:
+        runtime.store().renew_leases(inline, time.time())
+
+
+_running: list[str] = []  # leases of this process's task and the stages it ran inline
+stopper.every(RENEW_SECONDS, _renew_inline)
 
 
 def renew() -> None:

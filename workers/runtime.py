@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from collections import OrderedDict
+from functools import cache
 from typing import Any
 
 from celery import Celery
 from pydantic import BaseModel
 
 from runner.config import Settings, get_settings
+from runner.errors import JobNotFound
 from runner.lifecycle import Services
 from runner.params import parse_section
 from runner.registry import Template, get_template
@@ -24,7 +26,8 @@ from runner.store import StatusStore
 from workers.inputs import InputCache
 
 __all__ = [
-    "JobSpec", "configure", "settings", "store", "storages", "services", "input_cache", "job_spec", "deadline",
+    "JobSpec", "configure", "settings", "store", "storages", "services", "input_cache", "job_spec", "job_facts",
+    "deadline",
 ]
 
 _settings: Settings | None = None
@@ -92,13 +95,32 @@ def input_cache() -> InputCache:
     return InputCache(storages())
 
 
-@lru_cache(maxsize=256)
+SPEC_FIELDS = ("template", "params", "test", "task_timeout", "max_retries", "retention_hours", "queue", "source",
+               "destination", "inputs")
+_specs: OrderedDict[str, JobSpec] = OrderedDict()  # the newest 256 jobs' specs
+
+
 def job_spec(job_id: str) -> JobSpec:
     """The job's spec, read from the store once per process."""
-    raw: dict[str, Any] = store().fields(
-        job_id, "template", "params", "test", "task_timeout", "max_retries", "retention_hours", "queue",
-        "source", "destination", "inputs",
-    )
+    spec, _ = job_facts(job_id)
+    if spec is None:
+        raise JobNotFound(f"no job {job_id!r} (it may have expired)")
+    return spec
+
+
+def job_facts(job_id: str, *live: str) -> tuple[JobSpec | None, dict[str, Any]]:
+    """The job's spec (read once per process) and the record fields ``live`` (read each
+    time), in one round trip. The spec is ``None`` when the record is gone."""
+    spec = _specs.get(job_id)
+    raw: dict[str, Any] = store().fields(job_id, *(live if spec else SPEC_FIELDS + live)) if live or not spec else {}
+    if spec is None and raw.get("template") is not None:
+        spec = _specs[job_id] = _build_spec(job_id, raw)
+        while len(_specs) > 256:
+            _specs.popitem(last=False)
+    return spec, {name: raw.get(name) for name in live}
+
+
+def _build_spec(job_id: str, raw: dict[str, Any]) -> JobSpec:
     template = get_template(raw["template"], store=store(), storages=storages())  # loaders: imported templates
     params = {
         kind: parse_section(template.function(kind).params, (raw["params"] or {}).get(kind, {}))  # type: ignore[arg-type]

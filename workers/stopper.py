@@ -20,13 +20,14 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import Any
 
 from workers import runtime
 
-__all__ = ["JobEnded", "stopped_when_job_ends", "disarm", "running_for", "CHECK_SECONDS", "GRACE_SECONDS"]
+__all__ = ["JobEnded", "stopped_when_job_ends", "every", "hard_limit", "time_left", "disarm", "running_for", "CHECK_SECONDS", "GRACE_SECONDS"]
 
 CHECK_SECONDS = 0.25  # how often a running task's job state is read
 GRACE_SECONDS = 3.0  # how long a task may take to leave after JobEnded before its process is killed
@@ -51,6 +52,8 @@ class _Watcher:
         self.current: _Watch | None = None
         self.armed = False  # JobEnded may be raised: the task is between begin() and release()
         self.owner = -1
+        self.chores: list[list[Any]] = []  # [period, fn, last run] run by the watcher while a task runs
+        self.kill_at: float | None = None  # monotonic time past which an inline stage counts as stuck
 
     def ensure_started(self) -> None:
         if self.owner != os.getpid():
@@ -69,6 +72,12 @@ class _Watcher:
                 self.lock.wait(CHECK_SECONDS)
                 if self.current is not watch:
                     continue
+            self._do_chores()
+            kill_at = self.kill_at
+            if kill_at is not None and time.monotonic() >= kill_at:
+                with self.lock:
+                    if self.current is watch and self.kill_at == kill_at:
+                        os.kill(os.getpid(), signal.SIGKILL)  # an inline stage past its hard limit: stuck in C
             if watch.signalled_at is None and not _job_ended(watch.job_id):
                 continue
             with self.lock:
@@ -79,6 +88,17 @@ class _Watcher:
                     signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGUSR2)
                 elif time.monotonic() - watch.signalled_at >= GRACE_SECONDS:
                     os.kill(os.getpid(), signal.SIGKILL)  # the pool replaces this process; its message returns
+
+    def _do_chores(self) -> None:
+        now = time.monotonic()
+        for chore in self.chores:
+            period, fn, last = chore
+            if now - last >= period:
+                chore[2] = now
+                try:
+                    fn()
+                except Exception:  # the store may be restarting; the next round retries
+                    pass
 
     def begin(self, job_id: str) -> None:
         with self.lock:
@@ -134,6 +154,29 @@ def stopped_when_job_ends(job_id: str) -> Iterator[None]:
         pass
     finally:
         _watcher.release()
+
+
+def every(period: float, fn: Callable[[], None]) -> None:
+    """Have the watcher thread call ``fn`` every ``period`` seconds while a task runs."""
+    _watcher.chores.append([period, fn, time.monotonic()])
+
+
+@contextmanager
+def hard_limit(seconds: float) -> Iterator[None]:
+    """Kill this process if the block (a stage run inline, which has no Celery hard limit
+    of its own) runs past ``seconds``: code stuck where no signal reaches it. Its lease
+    then sends the stage again as an ordinary task, under Celery's own limit."""
+    previous, _watcher.kill_at = _watcher.kill_at, time.monotonic() + seconds
+    try:
+        yield
+    finally:
+        _watcher.kill_at = previous
+
+
+def time_left() -> float:
+    """Seconds until the innermost :func:`hard_limit` (infinite when none)."""
+    kill_at = _watcher.kill_at
+    return float("inf") if kill_at is None else kill_at - time.monotonic()
 
 
 def disarm() -> None:

@@ -25,7 +25,7 @@ from runner.lifecycle import end_job
 from runner.models import JobState
 from runner.pieces import resolve
 from workers import leases, runtime, stopper
-from workers.canvas import HARD_LIMIT_GRACE, batch_task_id, job_canvas, plan_batches
+from workers.canvas import HARD_LIMIT_GRACE, batch_task_id, batch_time_limit, job_canvas, plan_batches
 from workers.context import TaskContext
 from workers.inline import has_headroom, run_inline, serves
 from workers.inputs import Inputs
@@ -141,22 +141,22 @@ def _run_kept(task: Task, job_id: str, kept: tuple[str, int, int] | None, deadli
     """Run the batch :func:`_fan_out` kept, in this process, as the app task it would be."""
     if kept:
         spec, (task_id, start, stop) = runtime.job_spec(job_id), kept
-        run_inline(task, APP, run_app, task_id, [job_id, spec.template.ref, start, stop], spec.queue, deadline)
+        with stopper.hard_limit(batch_time_limit(spec, start, stop)):  # what its message would have carried
+            run_inline(task, APP, run_app, task_id, [job_id, spec.template.ref, start, stop], spec.queue, deadline)
 
 
 def _assemble_now(task: Task, job_id: str, deadline: float | None = None) -> None:
     """Assemble the job: here when this worker serves the control queue and the calling
-    task's hard limit leaves room, else by sending the assemble task. Its task id is
-    recorded first, so a cancel revokes it too."""
-    store, settings = runtime.store(), runtime.settings()
+    task's hard limit leaves room, else by sending the assemble task, its id recorded so
+    a cancel revokes it. (An inline assembly has no message to revoke; re-sent after its
+    process died, it finds the job ended and does nothing.)"""
+    settings = runtime.settings()
     deadline = deadline or runtime.deadline(job_id)
     budget = runtime.job_spec(job_id).task_timeout + HARD_LIMIT_GRACE
     if serves(task.app, settings.control_queue) and has_headroom(task, budget):
-        task_id = assemble_task_id(job_id)
-        store.add_tasks(job_id, [task_id])
-        run_inline(task, ASSEMBLE, assemble, task_id, [job_id], settings.control_queue, deadline)
+        run_inline(task, ASSEMBLE, assemble, assemble_task_id(job_id), [job_id], settings.control_queue, deadline)
     else:
-        store.add_tasks(job_id, [send_assemble(task.app, job_id, deadline)])
+        runtime.store().add_tasks(job_id, [send_assemble(task.app, job_id, deadline)])
 
 
 def partition(task: Task, job_id: str, template: str) -> Any:
@@ -165,11 +165,11 @@ def partition(task: Task, job_id: str, template: str) -> Any:
     ``template`` rides in the message only so Flower shows it; the worker reads the job's
     template, like every other fact of the job, from its record."""
     store = runtime.store()
-    record = store.fields(job_id, "state", "deadline")
+    spec, record = runtime.job_facts(job_id, "state", "deadline")
     state = JobState(record["state"]) if record["state"] else None
-    if state not in (JobState.QUEUED, JobState.PARTITIONING, JobState.RUNNING):
+    if spec is None or state not in (JobState.QUEUED, JobState.PARTITIONING, JobState.RUNNING):
         return None
-    spec, deadline = runtime.job_spec(job_id), float(record["deadline"] or 0)
+    deadline = float(record["deadline"] or 0)
     if state is JobState.RUNNING:  # re-run after the pieces were stored: fan out if that never happened
         fields = store.fields(job_id, "partition_task", "pieces_total", "fanned_out")
         if fields["partition_task"] != task.request.id or fields["fanned_out"]:
@@ -213,8 +213,7 @@ def resume(task: Task, job_id: str, template: str) -> Any:
     spec = runtime.job_spec(job_id)
     batches: list[tuple[int, int]] = []
     for first, last in _runs(missing):
-        batches += [(first + a, first + b) for a, b in plan_batches(
-            last - first, _parallelism(spec.queue), runtime.settings().max_batch, spec.template.batch_size)]
+        batches += [(first + a, first + b) for a, b in _plan(spec, last - first)]
     store.add_event(job_id, "resume", pieces=len(missing), batches=len(batches))
     _fan_out(task, job_id, batches, int(fields["round"] or 1), runtime.deadline(job_id))
     return len(batches)
@@ -248,14 +247,26 @@ def run_app(task: Task, job_id: str, template: str, start: int, stop: int) -> in
                        f"a piece kills its worker process (out of memory? a crash in native code?)",
         })
         return 0
-    began = time.perf_counter()
     batch = _Batch(task, job_id, start, stop, deadline)
     if deliveries > 1:  # a re-run (redelivery, or re-sent after its worker died): skip what is done
         batch.skip = store.done_pieces(job_id, start, stop)
     ran = batch.run()
     if ran:
-        store.note_piece_seconds(batch.spec.template.ref, (time.perf_counter() - began) / ran)
+        _note_piece_seconds(batch.spec.template.ref, batch.app_seconds / ran)
     return ran
+
+
+_noted: dict[str, tuple[float, float]] = {}  # template ref -> (piece seconds, when) this process last wrote
+
+
+def _note_piece_seconds(ref: str, seconds: float) -> None:
+    """Tell the fleet how long the template's pieces take, when that changed by a quarter
+    or was last said over 10 s ago (one write per batch would cost a small job a round trip)."""
+    last = _noted.get(ref)
+    if last and abs(seconds - last[0]) <= 0.25 * last[0] and time.monotonic() - last[1] < 10:
+        return
+    _noted[ref] = (seconds, time.monotonic())
+    runtime.store().note_piece_seconds(ref, seconds)
 
 
 class _Batch:
@@ -269,6 +280,7 @@ class _Batch:
         self.skip: set[int] = set()
         self.checked_at = time.monotonic()  # the job's state was read just now (begin_batch)
         self.done: list[tuple[int, str]] = []
+        self.app_seconds = 0.0  # time inside the app's calls: how long this template's pieces take
         self.spec = runtime.job_spec(job_id)
         self.ctx = _context(self.spec, "app")
 
@@ -284,9 +296,11 @@ class _Batch:
                 if not self._job_goes_on():
                     break
                 timer.arm()
+                began = time.perf_counter()
                 try:
                     value = app(resolve(piece, storages), self.ctx.with_piece(index))
                     timer.disarm()
+                    self.app_seconds += time.perf_counter() - began
                     self.done.append((index, json.dumps(value, separators=(",", ":"))))
                 except (Exception, PieceTimeLimitExceeded) as exc:
                     timer.disarm()
