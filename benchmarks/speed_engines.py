@@ -76,7 +76,7 @@ def runner_phases(job: Any, submitted: float, returned: float) -> dict[str, Any]
     ``partitioning→assembling``)."""
     marks: dict[str, float] = {}
     flushes = 0
-    for event_id, fields in job.events():
+    for event_id, fields in _all_events(job):
         if fields.get("type") == "state":
             marks.setdefault(fields["state"], _stream_s(event_id))
         elif fields.get("type") == "progress":
@@ -93,6 +93,14 @@ def runner_phases(job: Any, submitted: float, returned: float) -> dict[str, Any]
               for (a, ta), (b, tb) in zip(order, order[1:])}
     return {"job": job.id, "batches_total": status.batches_total, "result_flushes": flushes, "phases_s": phases,
             "events_trimmed": trimmed}
+
+
+def _all_events(job: Any) -> list[tuple[str, dict[str, str]]]:
+    """Every event the stream still holds: ``Job.events`` returns at most 1,000 a call."""
+    events: list[tuple[str, dict[str, str]]] = []
+    while page := job.events(events[-1][0] if events else "0-0"):
+        events += page
+    return events
 
 
 def runner_job(client: Client, pieces: int, seconds: float, phases: bool = True) -> Run:
