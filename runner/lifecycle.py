@@ -44,17 +44,19 @@ def end_job(
     *,
     error: dict[str, Any] | None = None,
     result_summary: dict[str, Any] | None = None,
+    result: str | None = None,
     spare_task: str | None = None,
 ) -> bool:
     """Move the job to the final state ``target`` — once — and stop its tasks (all but
-    ``spare_task``, the caller's own). Returns whether this call ended the job."""
+    ``spare_task``, the caller's own). ``result`` (the assembled output as JSON) is stored
+    before anything else. Returns whether this call ended the job."""
     store = services.store
     fields: dict[str, Any] = {"finished_at": time.time()}
     if error is not None:
         fields["error"] = error
     if result_summary is not None:
         fields["result_summary"] = result_summary
-    report = store.report(job_id)
+    report = store.report(job_id, result)
     current = report[0]
     if current is None or current.is_final:
         return False

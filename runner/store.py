@@ -375,12 +375,16 @@ class StatusStore(FleetRecords):
         """Count one more failed attempt of a piece; returns the total so far."""
         return int(self.redis.hincrby(self.attempts_key(job_id), str(index), 1))
 
-    def add_tasks(self, job_id: str, task_ids: Iterable[str], **fields: Any) -> None:
-        """Record task ids of the job (and set record ``fields``) in one round trip."""
+    def add_tasks(self, job_id: str, task_ids: Iterable[str], logs: list[dict[str, Any]] | None = None,
+                  **fields: Any) -> None:
+        """Record task ids of the job (and log ``logs``, set record ``fields``) in one round
+        trip. The log stream exists already (its first line is written with the record)."""
         ids = list(task_ids)
         with self.redis.pipeline(transaction=False) as pipe:
             if ids:
                 pipe.sadd(self.tasks_key(job_id), *ids)
+            if logs:
+                self._xadd_logs(pipe, job_id, logs)
             if fields:
                 pipe.hset(self.job_key(job_id), mapping={k: _encode(v) for k, v in fields.items()})
             pipe.execute()
@@ -401,13 +405,16 @@ class StatusStore(FleetRecords):
     def metrics(self, job_id: str) -> list[dict[str, Any]]:
         return [json.loads(raw) for raw in self.redis.lrange(self.metrics_key(job_id), 0, -1)]
 
-    def report(self, job_id: str) -> tuple[JobStatus | None, list[dict[str, Any]]]:
+    def report(self, job_id: str, result: str | None = None) -> tuple[JobStatus | None, list[dict[str, Any]]]:
         """The record and the metrics, in one round trip (what ``output.json`` needs);
-        ``None`` for a job that is gone."""
+        ``None`` for a job that is gone. ``result`` (JSON), when given, is stored first, in
+        the same round trip."""
         with self.redis.pipeline(transaction=False) as pipe:
+            if result is not None:
+                pipe.set(self.result_key(job_id), result)
             pipe.hgetall(self.job_key(job_id))
             pipe.lrange(self.metrics_key(job_id), 0, -1)
-            raw, metrics = pipe.execute()
+            *_, raw, metrics = pipe.execute()
         return (self._status(job_id, raw, None) if raw else None), [json.loads(item) for item in metrics]
 
     def close_out(self, job_id: str, line: dict[str, Any], keep_seconds: float) -> None:
@@ -460,9 +467,6 @@ class StatusStore(FleetRecords):
             rank += chunk
         if expected != total:
             raise LookupError(f"job {job_id}: no result recorded for pieces {expected}..{total - 1}")
-
-    def set_result(self, job_id: str, encoded: str) -> None:
-        self.redis.set(self.result_key(job_id), encoded)
 
     def get_result(self, job_id: str) -> Any:
         raw = self.redis.get(self.result_key(job_id))

@@ -114,7 +114,7 @@ def _parallelism(queue: str) -> int:
 
 
 def _fan_out(task: Task, job_id: str, pieces: list[tuple[int, int]], round_: int, deadline: float,
-             keep_first: bool = False) -> tuple[str, int, int] | None:
+             keep_first: bool = False, logs: list[dict[str, Any]] | None = None) -> tuple[str, int, int] | None:
     """Send the app batches over ``pieces``, their task ids recorded first so a cancel can
     revoke them; with no pieces, assemble at once. With ``keep_first``, the first batch
     is not sent when this worker serves its queue: it is returned (task id, start, stop)
@@ -124,6 +124,7 @@ def _fan_out(task: Task, job_id: str, pieces: list[tuple[int, int]], round_: int
     stays visible as ``runner.partition`` in Flower.
     """
     if not pieces:
+        runtime.store().add_logs(job_id, logs or [])
         _assemble_now(task, job_id, deadline)
         return None
     spec, kept = runtime.job_spec(job_id), None
@@ -132,11 +133,11 @@ def _fan_out(task: Task, job_id: str, pieces: list[tuple[int, int]], round_: int
         pieces = pieces[1:]
     canvas, ids = job_canvas(spec, pieces, deadline, round_)
     if ids:
-        runtime.store().add_tasks(job_id, ids + ([kept[0]] if kept else []))
+        runtime.store().add_tasks(job_id, ids + ([kept[0]] if kept else []), logs=logs)
         canvas.apply_async()
         runtime.store().update(job_id, fanned_out=True)
     else:  # only the kept batch: one round trip
-        runtime.store().add_tasks(job_id, [kept[0]] if kept else [], fanned_out=True)
+        runtime.store().add_tasks(job_id, [kept[0]] if kept else [], logs=logs, fanned_out=True)
     return kept
 
 
@@ -197,11 +198,12 @@ def partition(task: Task, job_id: str, template: str) -> Any:
         fail_job(task.app, job_id, error, task.request.id)
         return None
     batches = _plan(spec, total)
-    _lifecycle(job_id, f"partitioned {spec.source} into {total} pieces, {len(batches)} app tasks on queue {spec.queue}")
     if not store.transition(job_id, JobState.RUNNING, strict=False, expect=[JobState.PARTITIONING],
                             pieces_total=total, batches_total=len(batches)):
         return None
-    kept = _fan_out(task, job_id, batches, 0, deadline, keep_first=True)
+    line = {"level": "INFO", "source": "runner",
+            "msg": f"partitioned {spec.source} into {total} pieces, {len(batches)} app tasks on queue {spec.queue}"}
+    kept = _fan_out(task, job_id, batches, 0, deadline, keep_first=True, logs=[line])
     _run_kept(task, job_id, kept, deadline)  # fanned out already: a re-run sends nothing; the kept batch is leased
     return len(batches)
 
@@ -435,10 +437,9 @@ def assemble(task: Task, job_id: str) -> Any:
         _lifecycle(job_id, f"assembler failed: {error['type']}: {error['message']}", "ERROR")
         fail_job(task.app, job_id, error, task.request.id)
         return None
-    store.set_result(job_id, encoded)
     summary = {"bytes": len(encoded), "type": type(output).__name__, "destination": spec.destination}
     stopper.disarm()
-    end_job(runtime.services(task.app), job_id, JobState.COMPLETED, result_summary=summary)
+    end_job(runtime.services(task.app), job_id, JobState.COMPLETED, result_summary=summary, result=encoded)
     return None
 
 
