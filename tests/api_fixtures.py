@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -146,3 +147,17 @@ def api_b(api_server: ApiServer, _token_b: str) -> Iterator[httpx.Client]:
     """httpx on the API as org B."""
     with api_server.client(_token_b) as client:
         yield client
+
+
+def wait_state(api: httpx.Client, path: str, states: set[str], timeout: float,
+               job_of: Callable[[dict], dict] = lambda body: body) -> dict:
+    """Poll ``GET path`` (a job, in any route family) until its state is one of ``states``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = api.get(path)
+        assert answer.status_code == 200, answer.text
+        job = job_of(answer.json())
+        if job["state"] in states:
+            return job
+        assert time.monotonic() < deadline, f"{path} still {job['state']}, wanted {states}"
+        time.sleep(0.05)  # the poll interval

@@ -4,7 +4,6 @@ workers and real SeaweedFS: a ByteNite client works with only its base URL chang
 from __future__ import annotations
 
 import json
-import time
 import uuid
 
 import httpx
@@ -13,6 +12,7 @@ import pytest
 from runner.api.bytenite_views import sign
 from runner.api.keys import ApiKeys
 from runner.store import StatusStore
+from tests.api_fixtures import wait_state
 from tests.httpserver import http_server
 
 CUSTOMER = "/v1/customer"
@@ -20,15 +20,7 @@ CUSTOMER = "/v1/customer"
 
 def wait_bytenite(api: httpx.Client, job_id: str, states: set[str], timeout: float = 90) -> dict:
     """Poll GET /jobs/{id} as ByteNite's clients do, until the state is one of ``states``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        answer = api.get(f"{CUSTOMER}/jobs/{job_id}")
-        assert answer.status_code == 200, answer.text
-        job = answer.json()["job"]
-        if job["state"] in states:
-            return job
-        assert time.monotonic() < deadline, f"job {job_id} still {job['state']}, wanted {states}"
-        time.sleep(0.05)
+    return wait_state(api, f"{CUSTOMER}/jobs/{job_id}", states, timeout, job_of=lambda body: body["job"])
 
 
 def create(api: httpx.Client, **body) -> dict:

@@ -3,34 +3,22 @@
 from __future__ import annotations
 
 import json
-import time
 
 import httpx
 import pytest
 import redis
 
 from runner.store import StatusStore
+from tests.api_fixtures import wait_state
+from tests.test_jobs import wait_until
 
 
 LIVE = {"queued", "partitioning", "running", "assembling", "completed"}  # a fast worker may be ahead of us
 
 
-def wait_state(api: httpx.Client, job_id: str, states: set[str], timeout: float = 60) -> dict:
+def wait_job(api: httpx.Client, job_id: str, states: set[str], timeout: float = 60) -> dict:
     """Poll GET /v1/jobs/{id} until its state is one of ``states``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        job = api.get(f"/v1/jobs/{job_id}").json()
-        if job["state"] in states:
-            return job
-        assert time.monotonic() < deadline, f"job {job_id} still {job['state']}, wanted {states}"
-        time.sleep(0.05)
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"{what}: not within {timeout}s"
-        time.sleep(0.1)
+    return wait_state(api, f"/v1/jobs/{job_id}", states, timeout)
 
 
 def submit(api: httpx.Client, **body) -> dict:
@@ -58,7 +46,7 @@ def sse_events(api: httpx.Client, job_id: str, headers: dict | None = None) -> l
 def test_native_submit_completes_with_the_right_result(api_a, worker, org_a):
     job = submit(api_a, template="squares@1.0.0", params={"partitioner": {"count": 20}}, name="sq")
     assert job["state"] in LIVE and job["org"] == org_a and job["name"] == "sq"
-    done = wait_state(api_a, job["id"], {"completed", "failed"})
+    done = wait_job(api_a, job["id"], {"completed", "failed"})
     assert done["state"] == "completed" and done["pieces_done"] == 20
     assert api_a.get(f"/v1/jobs/{job['id']}/result").json() == {"result": sum(i * i for i in range(20))}
 
@@ -72,7 +60,7 @@ def test_staged_flow_creates_patches_and_runs_a_draft(api_a, worker):
     assert api_a.get(f"/v1/jobs/{draft['id']}/result").json()["error"]["state"] == "draft"
     ran = api_a.post(f"/v1/jobs/{draft['id']}/run", json={"job_timeout": 120})
     assert ran.status_code == 200 and ran.json()["state"] in LIVE and ran.json()["job_timeout"] == 120
-    wait_state(api_a, draft["id"], {"completed"})
+    wait_job(api_a, draft["id"], {"completed"})
     assert api_a.get(f"/v1/jobs/{draft['id']}/result").json() == {"result": [0, 1, 2]}
     late = api_a.patch(f"/v1/jobs/{draft['id']}", json={"name": "too late"})
     assert late.status_code == 409 and late.json()["error"]["state"] == "completed"
@@ -93,7 +81,7 @@ def test_patch_validates_params_at_once_and_changes_nothing_when_bad(api_a):
 
 def test_cancel_ends_a_running_job(api_a, worker):
     job = submit(api_a, template="sleepy", params={"partitioner": {"count": 2}, "app": {"seconds": 30}})
-    wait_state(api_a, job["id"], {"running", "partitioning", "queued"})
+    wait_job(api_a, job["id"], {"running", "partitioning", "queued"})
     answer = api_a.post(f"/v1/jobs/{job['id']}/cancel")
     assert answer.status_code == 200 and answer.json()["state"] == "cancelled"
     result = api_a.get(f"/v1/jobs/{job['id']}/result")
@@ -107,12 +95,12 @@ def test_retry_reruns_the_failed_pieces(api_a, worker, tmp_path):
     flags.mkdir()
     job = submit(api_a, template="flaky", max_retries=0, params={
         "partitioner": {"count": 4}, "app": {"flag_dir": str(flags), "bad_pieces": [2], "once": False}})
-    assert wait_state(api_a, job["id"], {"failed", "completed"})["state"] == "failed"
+    assert wait_job(api_a, job["id"], {"failed", "completed"})["state"] == "failed"
     assert api_a.post(f"/v1/jobs/{job['id']}/result").status_code == 405
     (flags / "fixed").touch()
     answer = api_a.post(f"/v1/jobs/{job['id']}/retry", json={"job_timeout": 60})
     assert answer.status_code == 200, answer.text
-    wait_state(api_a, job["id"], {"completed"})
+    wait_job(api_a, job["id"], {"completed"})
     assert api_a.get(f"/v1/jobs/{job['id']}/result").json()["result"] == sum(i * 10 for i in range(4))
     assert api_a.post(f"/v1/jobs/{job['id']}/retry").status_code == 409
 
@@ -134,7 +122,7 @@ def test_jobs_are_listed_newest_first_a_page_at_a_time(api_client):
 
 def test_logs_hold_the_jobs_lines_by_piece_and_after_a_cursor(api_a, worker):
     job = submit(api_a, template="chatty", params={"partitioner": {"count": 2}, "app": {"lines": 2}})
-    wait_state(api_a, job["id"], {"completed"})
+    wait_job(api_a, job["id"], {"completed"})
     every = api_a.get(f"/v1/jobs/{job['id']}/logs").json()
     messages = [line["msg"] for line in every["items"]]
     assert "piece 1 says 1" in messages and "piece 0 says 0" in messages
@@ -150,7 +138,7 @@ def test_artifacts_are_listed_and_read(api_a, worker, tmp_path):
     (tmp_path / "model.bin").write_text("M1")
     job = submit(api_a, template="with-model", params={"partitioner": {"count": 2}},
                  inputs={"model": (tmp_path / "model.bin").as_uri()})
-    wait_state(api_a, job["id"], {"completed"})
+    wait_job(api_a, job["id"], {"completed"})
     names = api_a.get(f"/v1/jobs/{job['id']}/artifacts").json()["items"]
     assert {"output.json", "pieces/0.txt", "pieces/1.txt", "notes/summary.txt"} <= set(names)
     piece = api_a.get(f"/v1/jobs/{job['id']}/artifacts/pieces/1.txt")
@@ -175,20 +163,20 @@ def test_events_stream_ends_after_the_final_state_and_resumes_from_last_event_id
 
 def test_delete_cancels_and_removes_every_trace_of_a_job(api_a, worker, redis_url):
     job = submit(api_a, template="sleepy", params={"partitioner": {"count": 2}, "app": {"seconds": 30}})
-    wait_state(api_a, job["id"], {"running"})
+    wait_job(api_a, job["id"], {"running"})
     assert api_a.delete(f"/v1/jobs/{job['id']}").status_code == 204
     for path in ("", "/result", "/logs", "/artifacts", "/events"):
         assert api_a.get(f"/v1/jobs/{job['id']}{path}").status_code == 404, path
     assert api_a.delete(f"/v1/jobs/{job['id']}").status_code == 404
     store, raw = StatusStore(redis_url), redis.Redis.from_url(redis_url)
     # a task cut off by the cancel may still write once; the API sweeps after it
-    wait_for(lambda: not list(raw.scan_iter(f"{store.job_key(job['id'])}*")), 60, "no key of the deleted job left")
+    wait_until(lambda: not list(raw.scan_iter(f"{store.job_key(job['id'])}*")), 60, "no key of the deleted job left")
     assert job["id"] not in [j["id"] for j in api_a.get("/v1/jobs", params={"limit": 500}).json()["items"]]
 
 
 def test_delete_of_a_finished_job_removes_its_artifacts(api_a, worker, tmp_path, settings):
     job = submit(api_a, template="squares", params={"partitioner": {"count": 2}})
-    wait_state(api_a, job["id"], {"completed"})
+    wait_job(api_a, job["id"], {"completed"})
     assert "output.json" in api_a.get(f"/v1/jobs/{job['id']}/artifacts").json()["items"]
     assert api_a.delete(f"/v1/jobs/{job['id']}").status_code == 204
     from runner.artifacts import ArtifactIO, artifact_prefix
@@ -253,7 +241,7 @@ def test_the_api_needs_no_import_of_user_code(api_env, server_dir, worker, org_a
             bad = api.post("/v1/jobs", json={"template": "squares", "params": {"partitioner": {"count": "x"}}})
             assert bad.status_code == 422 and bad.json()["error"]["fields"][0]["field"] == "partitioner.count"
             job = submit(api, template="squares", params={"partitioner": {"count": 5}})
-            wait_state(api, job["id"], {"completed"})
+            wait_job(api, job["id"], {"completed"})
             assert api.get(f"/v1/jobs/{job['id']}/result").json() == {"result": 30}
 
 
@@ -265,4 +253,4 @@ def test_a_stragglers_write_after_a_delete_is_swept(api_a, redis_url):
     store, raw = StatusStore(redis_url), redis.Redis.from_url(redis_url)
     raw.hincrby(store.job_key(job["id"]), "pieces_done", 1)  # what a late record_results does
     raw.xadd(store.logs_key(job["id"]), {"msg": "late"})
-    wait_for(lambda: not list(raw.scan_iter(f"{store.job_key(job['id'])}*")), 30, "the straggler's keys swept")
+    wait_until(lambda: not list(raw.scan_iter(f"{store.job_key(job['id'])}*")), 30, "the straggler's keys swept")

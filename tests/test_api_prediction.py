@@ -3,24 +3,19 @@ prefork workers: sources are templates, setup binds roles to inputs, one job, th
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import httpx
 import pytest
+
+from tests.api_fixtures import wait_state
 
 API = "/api/v1"
 
 
 def wait_job(api: httpx.Client, job_id: str, states: set[str], timeout: float = 90) -> dict:
     """Poll GET /api/v1/jobs/{id} until its state is one of ``states``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        job = api.get(f"{API}/jobs/{job_id}").json()
-        if job["state"] in states:
-            return job
-        assert time.monotonic() < deadline, f"job {job_id} still {job['state']}, wanted {states}"
-        time.sleep(0.05)
+    return wait_state(api, f"{API}/jobs/{job_id}", states, timeout)
 
 
 def setup(api: httpx.Client, **body) -> dict:
