@@ -47,9 +47,6 @@ class FleetRecords(Keys):
     def lease(self, member: str, at: float) -> None:
         self.redis.zadd(self.leases_key(), {member: at})
 
-    def drop_lease(self, member: str) -> None:
-        self.redis.zrem(self.leases_key(), member)
-
     def drop_leases(self, members: list[str]) -> None:
         if members:
             self.redis.zrem(self.leases_key(), *members)
