@@ -14,8 +14,6 @@ import uuid
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from celery import Celery
-
 from runner.artifacts import ArtifactIO, artifact_prefix
 from runner.catalog import TemplateInfo, all_templates, find_template
 from runner import joblog
@@ -34,6 +32,7 @@ from runner.storage import Storages
 from runner.store import StatusStore
 
 if TYPE_CHECKING:
+    from celery import Celery  # imported when a Celery app is made: clients that only read skip it
     from runner.recurring import Schedule
     from runner.schedules import ScheduleInfo
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime, timezone
-from typing import Any
-
-from celery import Celery
+from typing import TYPE_CHECKING, Any
 
 from runner.config import Settings
 from runner.redis_connect import is_sentinel
+
+if TYPE_CHECKING:
+    from celery import Celery  # imported when a Celery app is made: clients that only read skip it
 
 __all__ = [
     "PARTITION", "APP", "ASSEMBLE", "RESUME", "TASKS",
@@ -83,6 +84,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 def make_celery(settings: Settings, main: str = "runner") -> Celery:
     """A Celery app configured for Runner (no tasks registered: clients send by name)."""
+    from celery import Celery
+
     celery = Celery(main, set_as_current=False)
     celery.conf.update(celery_config(settings))
     return celery

@@ -3,13 +3,14 @@ queues nobody serves (a job there would otherwise wait in silence)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from celery import Celery
+from typing import TYPE_CHECKING, Any
 
 from runner.dispatch import APP
 from runner.models import WorkerInfo
 from runner.store import StatusStore
+
+if TYPE_CHECKING:
+    from celery import Celery  # imported when a Celery app is made: clients that only read skip it
 
 __all__ = ["WorkerInfo", "live_workers", "unserved_queues"]
 

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
-
-from celery import Celery
+from typing import TYPE_CHECKING, Any
 
 from runner.artifacts import write_output
 from runner.config import Settings
@@ -22,6 +20,9 @@ from runner.dispatch import stop_tasks
 from runner.models import JobState
 from runner.storage import Storages
 from runner.store import StatusStore
+
+if TYPE_CHECKING:
+    from celery import Celery  # imported when a Celery app is made: clients that only read skip it
 
 __all__ = ["Services", "end_job"]
 

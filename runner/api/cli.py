@@ -11,9 +11,6 @@ from datetime import datetime, timezone
 
 import click
 
-from runner.config import get_settings
-from runner.store import StatusStore
-
 __all__ = ["api", "keys"]
 
 
@@ -25,9 +22,11 @@ __all__ = ["api", "keys"]
 @click.option("--log-level", default="info", show_default=True)
 def api(host: str, port: int, workers: int, include: tuple[str, ...], log_level: str) -> None:
     """Serve the HTTP API (OpenAPI at /docs and /openapi.json; GET /healthz needs no auth)."""
+    import sys
+
     import uvicorn
 
-    import sys
+    from runner.config import get_settings
 
     settings = get_settings()  # a bad RUNNER_* setting fails here, once, not in every worker
     # like `python -m workers` and `celery -A`: --include myjobs finds myjobs.py in the cwd
@@ -42,6 +41,8 @@ def api(host: str, port: int, workers: int, include: tuple[str, ...], log_level:
 
 def _keys():
     from runner.api.keys import ApiKeys
+    from runner.config import get_settings
+    from runner.store import StatusStore
 
     return ApiKeys(StatusStore.from_settings(get_settings()))
 

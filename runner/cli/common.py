@@ -4,24 +4,53 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
 
-from runner.cli.errors import err_console
-from runner.client import Client
+from runner.cli.errors import LazyConsole, err_console
 
-__all__ = ["console", "say", "make_client", "parse_params"]
+if TYPE_CHECKING:
+    from rich.console import Console
 
-def _console() -> Console:
+    from runner.client import Client
+    from runner.store import StatusStore
+
+__all__ = ["console", "say", "make_client", "read_store", "parse_params", "LazyChoice"]
+
+
+def _console() -> "Console":
     """The stdout console; when piped it never wraps or cuts (ids stay whole)."""
+    from rich.console import Console
+
     if sys.stdout.isatty():
         return Console()
     return Console(width=10_000, soft_wrap=True, highlight=False)
 
 
-console = _console()
+console = LazyConsole(_console)
+
+
+class LazyChoice(click.Choice):
+    """A ``click.Choice`` whose values come from a function called when they are first
+    needed (parsing that option, or its ``--help``): the values are an enum of a module
+    that imports pydantic, which ``runner --help`` should not load."""
+
+    def __init__(self, values: Callable[[], list[str]]) -> None:
+        self._values = values
+        self._loaded: tuple[str, ...] | None = None
+        super().__init__([])
+
+    @property  # type: ignore[override]
+    def choices(self) -> tuple[str, ...]:
+        if self._loaded is None:
+            self._loaded = tuple(self._values())
+        return self._loaded
+
+    @choices.setter
+    def choices(self, _: Any) -> None:
+        pass  # click.Choice.__init__ sets them; ours come from the function
 
 
 def say(message: str) -> None:
@@ -29,10 +58,24 @@ def say(message: str) -> None:
     err_console.print(message, markup=False)
 
 
-def make_client(include: tuple[str, ...] = (), org: str | None = None) -> Client:
+def make_client(include: tuple[str, ...] = (), org: str | None = None) -> "Client":
     """The client of a command. A Redis it never reached fails at once (one line); one
     that goes away mid-command, e.g. during --wait, is ridden out (runner/outage.py)."""
+    from runner.client import Client
+
     return Client(org=org, include=[m for item in include for m in item.split(",") if m])
+
+
+def read_store(org: str | None = None) -> tuple["StatusStore", str]:
+    """The status store and org of a command that only reads one job's record
+    (``runner status``): what ``Client.get(job).status()`` reads, without making a
+    client, which imports the built-in and ``RUNNER_INCLUDE`` template modules — a
+    third of the command's start-up (benchmarks/README.md, CLI start-up)."""
+    from runner.config import get_settings
+    from runner.store import StatusStore
+
+    settings = get_settings()
+    return StatusStore.from_settings(settings), org or settings.org
 
 
 def _parse_param(item: str) -> tuple[list[str], Any]:

@@ -10,29 +10,56 @@ never ran), 1 for everything else (a failed job, an unreachable server, a missin
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 import click
-import redis
-from kombu.exceptions import OperationalError
-from rich.console import Console
 
-from runner.config import Settings, get_settings
+if TYPE_CHECKING:
+    from rich.console import Console
 
-from runner.errors import ConfigError, InvalidParams, JobError, RunnerError, TemplateNotFound
-from runner.storage import redact_url
+    from runner.errors import JobError
 
-__all__ = ["USAGE", "FAILED", "INTERRUPTED", "describe", "exit_on_error", "err_console"]
+__all__ = ["USAGE", "FAILED", "INTERRUPTED", "describe", "exit_on_error", "err_console", "LazyConsole"]
 
 USAGE, FAILED, INTERRUPTED = 2, 1, 130
 
+
+class LazyConsole:
+    """A rich ``Console`` made on first use. Importing rich costs tens of milliseconds a
+    command like ``runner --version`` should not pay, so the consoles are built only
+    when something is printed through them (every attribute is the real console's)."""
+
+    def __init__(self, make: Callable[[], "Console"]) -> None:
+        self._make = make
+        self._console: Console | None = None
+
+    def get(self) -> "Console":
+        """The real console (for APIs that want one, such as ``rich.live.Live``)."""
+        if self._console is None:
+            self._console = self._make()
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.get(), name)
+
+
+def _stderr_console() -> "Console":
+    from rich.console import Console
+
+    return Console(stderr=True, soft_wrap=True, highlight=False)
+
+
 # Errors and hints go to stderr, unwrapped when piped, so stdout stays data (ids, JSON).
-err_console = Console(stderr=True, soft_wrap=True, highlight=False)
+err_console = LazyConsole(_stderr_console)
 
 
 def _settings_urls() -> tuple[str, str]:
     """The broker and store URLs of the current settings (defaults if they are broken)."""
+    from runner.config import Settings, get_settings
+    from runner.errors import ConfigError
+
     try:
         settings = get_settings()
     except ConfigError:
@@ -47,6 +74,8 @@ def _reason(exc: BaseException) -> str:
 
 
 def _unreachable(exc: BaseException) -> str:
+    from runner.storage import redact_url
+
     broker, store = _settings_urls()
     where = (f"the broker at {redact_url(broker)}" if broker == store
              else f"Redis (broker {redact_url(broker)}, store {redact_url(store)})")
@@ -54,11 +83,14 @@ def _unreachable(exc: BaseException) -> str:
 
 
 def _is_connection_error(exc: BaseException) -> bool:
+    import redis
+    from kombu.exceptions import OperationalError
+
     return isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OperationalError,
                             ConnectionError))
 
 
-def _job_error(exc: JobError) -> str:
+def _job_error(exc: "JobError") -> str:
     error = exc.error or {}
     hint = ""
     if error.get("type") == "TemplateNotFound" and "--include" not in str(exc):
@@ -74,6 +106,9 @@ def _job_error(exc: JobError) -> str:
 
 def describe(exc: BaseException) -> tuple[str, int]:
     """The message and exit status the command line shows for ``exc``."""
+    from runner.errors import ConfigError, InvalidParams, JobError, RunnerError, TemplateNotFound
+    from runner.storage import redact_url
+
     if isinstance(exc, JobError):
         return _job_error(exc), FAILED
     if isinstance(exc, (InvalidParams, ConfigError, TemplateNotFound)):
@@ -94,6 +129,9 @@ def debug_requested(argv: list[str] | None) -> bool:
     """``--debug`` on the command line or ``RUNNER_DEBUG=1`` in the settings."""
     if "--debug" in (sys.argv[1:] if argv is None else argv):
         return True
+    from runner.config import get_settings
+    from runner.errors import ConfigError
+
     try:
         return get_settings().debug
     except ConfigError:

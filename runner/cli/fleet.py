@@ -9,14 +9,13 @@ import sys
 from pathlib import Path
 
 import click
-from rich.table import Column, Table
-from rich.text import Text
 
 from runner.cli.common import console, make_client, say
-from runner.cli.render import status_table
-from runner.fleet import live_workers
 
 __all__ = ["COMMANDS"]
+
+# Each command imports what it needs (rich tables, Celery, the client) when it runs:
+# `runner --help` loads only click.
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
@@ -44,6 +43,10 @@ def worker(ctx: click.Context, include: tuple[str, ...], queues: str | None, con
 @click.option("--json", "as_json", is_flag=True)
 def workers(as_json: bool) -> None:
     """Live workers: their queues, concurrency and the pieces they are running."""
+    from rich.table import Table
+
+    from runner.fleet import live_workers
+
     client = make_client()
     found = live_workers(client.store, client.celery)
     if as_json:
@@ -60,6 +63,9 @@ def workers(as_json: bool) -> None:
 @click.command()
 def doctor() -> None:
     """Check the installation; print a fix for each problem; exit 1 if any."""
+    from rich.table import Table
+    from rich.text import Text
+
     from runner.doctor import run_checks
 
     checks = run_checks(make_client().settings)
@@ -104,6 +110,8 @@ def flower(port: int, address: str, unsafe_no_auth: bool, url_prefix: str | None
 def templates(ref: str | None, include: tuple[str, ...], as_json: bool) -> None:
     """List the templates the fleet published (and any imported here), or with
     NAME[@VERSION] show one template's params: every field, its type, default and meaning."""
+    from rich.table import Column, Table
+
     from runner.catalog import KINDS, TemplateInfo, param_fields
 
     client = make_client(include)
@@ -134,6 +142,9 @@ def templates(ref: str | None, include: tuple[str, ...], as_json: bool) -> None:
 @click.option("--source", default=None, help="Text file to count words in (default: the bundled example).")
 def demo(workers: int, source: str | None) -> None:
     """Run the word-count example on a private Redis and worker pool, then stop them."""
+    from rich.table import Table
+
+    from runner.cli.render import status_table
     from runner.local import local_cluster
 
     path = Path(source) if source else Path(__file__).resolve().parents[2] / "examples" / "data" / "book.txt"

@@ -12,17 +12,26 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from runner.cli.common import console, make_client, parse_params, say
+from runner.cli.common import LazyChoice, console, make_client, parse_params, read_store, say
 from runner.cli.errors import INTERRUPTED, USAGE
-from runner.cli.render import jobs_table, status_table
-from runner.client import Job
-from runner.models import JobState
+
+if TYPE_CHECKING:
+    from runner.client import Job
 
 __all__ = ["COMMANDS"]
+
+# Each command imports what it needs (the client, the tables) when it runs: `runner
+# --help` loads only click. See benchmarks/README.md (CLI start-up).
+
+
+def _job_states() -> list[str]:
+    from runner.models import JobState
+
+    return [s.value for s in JobState]
 
 
 @contextmanager
@@ -35,7 +44,7 @@ def still_running_hint(job_id: str) -> Iterator[None]:
         sys.exit(INTERRUPTED)
 
 
-def _wait_and_print(job: Job) -> Any:
+def _wait_and_print(job: "Job") -> Any:
     with still_running_hint(job.id):
         result = job.wait(progress=sys.stdout.isatty())
     print(json.dumps(result, indent=2))
@@ -95,15 +104,18 @@ def submit(template: str, source: str, destination: str, param: tuple[str, ...],
 @click.option("--org", default=None)
 def status(job_id: str, as_json: bool, org: str | None) -> None:
     """Show a job's state, counters and error (stage, piece, type, message, traceback)."""
-    current = make_client(org=org).get(job_id).status()
+    store, org = read_store(org)
+    current = store.get(job_id, org)
     if as_json:
         print(current.model_dump_json(indent=2))
     else:
+        from runner.cli.render import status_table
+
         console.print(status_table(current))
 
 
 @click.command()
-@click.option("--state", type=click.Choice([s.value for s in JobState]), default=None)
+@click.option("--state", type=LazyChoice(_job_states), default=None)
 @click.option("--template", "-t", default=None, help="Only jobs of this template (name or name@version).")
 @click.option("--schedule", default=None, help="Only the runs of this schedule (newest due time first).")
 @click.option("--limit", "-n", type=click.IntRange(min=1), default=50, show_default=True)
@@ -120,6 +132,8 @@ def jobs(state: str | None, template: str | None, schedule: str | None, limit: i
     if as_json:
         print(json.dumps([j.model_dump(mode="json") for j in found], indent=2))
     elif found:
+        from runner.cli.render import jobs_table
+
         console.print(jobs_table(found))
     else:
         say("no jobs" + (f" in state {state}" if state else "") + (f" of template {template}" if template else ""))
@@ -218,12 +232,13 @@ def artifacts(job_id: str, download: str | None, org: str | None) -> None:
 @click.option("--org", default=None)
 def watch(job_id: str, org: str | None) -> None:
     """Follow a job live: state, pieces done/failed/total, rate and ETA, to its end."""
+    from runner.models import JobState
     from runner.watch import watch_job
 
     job = make_client(org=org).get(job_id)
     with still_running_hint(job_id):
         say(f"watching job {job_id} (Ctrl-C stops watching, not the job)")
-        status = watch_job(job, console)
+        status = watch_job(job, console.get())
     if not sys.stdout.isatty():
         print()  # the last frame, when piped, ends without a newline
     if status.state is not JobState.COMPLETED:

@@ -7,15 +7,22 @@ from __future__ import annotations
 import json
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import click
-from rich.table import Table
-from rich.text import Text
 
-from runner.cli.common import console, make_client, parse_params, say
-from runner.cli.render import age
-from runner.config import get_settings
-from runner.schedules import CatchUp, ScheduleInfo
+from runner.cli.common import LazyChoice, console, make_client, parse_params, say
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from runner.schedules import ScheduleInfo
+
+
+def _catch_up_policies() -> list[str]:
+    from runner.schedules import CatchUp
+
+    return [c.value for c in CatchUp]
 
 __all__ = ["schedule", "schedules", "metrics"]
 
@@ -31,7 +38,7 @@ def schedule() -> None:
 @click.option("--every", default=None, help="Interval: 90s, 15m, 1h30m, 2d.")
 @click.option("--cron", default=None, help="Cron expression, e.g. '*/15 * * * *'.")
 @click.option("--tz", default="UTC", show_default=True, help="Time zone of --cron (IANA name).")
-@click.option("--catch-up", type=click.Choice([c.value for c in CatchUp]), default="latest", show_default=True,
+@click.option("--catch-up", type=LazyChoice(_catch_up_policies), default="latest", show_default=True,
               help="After an outage: one run (latest), none, or each missed time (all, at most 100).")
 @click.option("--max-concurrent", type=click.IntRange(min=1), default=1, show_default=True,
               help="Runs at once; a due time beyond it is skipped with the reason.")
@@ -104,7 +111,12 @@ def schedules(as_json: bool, org: str | None) -> None:
         say("no schedules; create one with: runner schedule create NAME TEMPLATE --every 15m")
 
 
-def schedules_table(found: list[ScheduleInfo]) -> Table:
+def schedules_table(found: list["ScheduleInfo"]) -> "Table":
+    from rich.table import Table
+    from rich.text import Text
+
+    from runner.cli.render import age
+
     table = Table()
     for column in ("name", "template", "timing", "next run", "last run", "state", "age", "status"):
         table.add_column(column, no_wrap=column in ("name", "last run"))
@@ -121,6 +133,7 @@ def schedules_table(found: list[ScheduleInfo]) -> Table:
 @click.option("--addr", default="0.0.0.0", show_default=True)
 def metrics(port: int, addr: str) -> None:
     """Serve Prometheus metrics from the store at http://ADDR:PORT/metrics until Ctrl-C."""
+    from runner.config import get_settings
     from runner.metrics import serve
 
     serve(get_settings(), port, addr)
