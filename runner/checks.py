@@ -15,6 +15,7 @@ from runner.errors import SourceError, TemplateNotFound
 from runner.catalog import TemplateInfo
 from runner.registry import Function, Kind, Template, get_function
 from runner.storage import Storages, safe_uri, scheme_of
+from runner.storage.file import path_of
 
 __all__ = ["check_job", "SourceReport", "source_report"]
 
@@ -43,10 +44,22 @@ def check_job(storages: Storages, tmpl: Template | TemplateInfo, source: str, de
                           f"given; pass --source URI (file:///…, s3://bucket/key, https://…); nothing was queued")
     if scheme_of(source) == "file":
         storages.backend(source).list(source)  # raises SourceError naming a missing or unreadable file
+    _check_directory_destination(destination)
     if scheme_of(destination) != "bypass" and assembler is not None and not assembler.writes:
         raise SourceError(f"template {tmpl.ref}'s assembler {assembler.name!r} does not write a destination, so "
                           f"{safe_uri(destination)} would stay empty; drop --destination and read the result with "
                           f"runner result JOB (or declare @assembler(..., writes='name')); nothing was queued")
+
+
+def _check_directory_destination(destination: str) -> None:
+    """A ``file://`` destination naming an existing directory without the trailing ``/``
+    would fail at assemble (the output replaces a directory): say so now, with the
+    prefix it meant."""
+    if scheme_of(destination) != "file" or destination.endswith("/"):
+        return
+    if path_of(destination).is_dir():
+        raise SourceError(f"destination {destination} is an existing directory; did you mean {destination}/ "
+                          f"(a prefix: the output goes under it)? nothing was queued")
 
 
 class SourceReport(BaseModel):

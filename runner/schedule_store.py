@@ -63,8 +63,17 @@ class ScheduleStore:
             pipe.execute()
 
     def get(self, org: str, name: str) -> tuple[ScheduleSpec, dict[str, str]]:
-        """The definition and state of one schedule; raises ScheduleNotFound."""
-        state = self.redis.hgetall(self.store.schedule_key(org, name))
+        """The definition and state of one schedule; raises ScheduleNotFound.
+
+        ``next_due`` is the schedule's score in the due sorted set, the one truth that
+        every claim moves; the hash's own ``next_due`` is only what create or resume
+        armed, and stays there while the schedule fires (absent while paused)."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self.store.schedule_key(org, name))
+            pipe.zscore(self.store.schedules_due_key(), json.dumps([org, name]))
+            state, due = pipe.execute()
+        if due is not None:
+            state["next_due"] = str(int(due))
         if "definition" not in state:
             known = ", ".join(sorted(self.names(org))) or "none"
             raise ScheduleNotFound(f"no schedule {name!r} in org {org!r} (known: {known}); see runner schedules")

@@ -121,5 +121,5 @@ def test_runner_check_source_prints_the_listing_or_one_line(redis_url, worker, f
     (tmp_path / "one.txt").write_text("hello\n")
     out = run_cli("check-source", tmp_path.as_uri(), env=env).stdout
     assert f"{tmp_path.as_uri()}: 1 object(s), 6 bytes" in out and "one.txt" in out
-    missing = one_line_error(run_cli("check-source", (tmp_path / "gone").as_uri(), env=env, status=1))
+    missing = one_line_error(run_cli("check-source", (tmp_path / "gone").as_uri(), env=env, status=2))
     assert missing == f"error: source {(tmp_path / 'gone').as_uri()} does not exist"

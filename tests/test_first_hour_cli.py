@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,108 @@ def test_status_loads_no_celery_api_or_s3(redis_url: str, settings) -> None:
     assert not loaded & {"celery", "kombu", "fastapi", "uvicorn", "boto3", "httpx"}, sorted(loaded)
     shown = run_cli("status", job.id, env={"RUNNER_BROKER_URL": redis_url, "RUNNER_ORG": "startup"}).stdout
     assert job.id in shown and "queued" in shown
+
+
+# -- item 5: `runner schedules` shows the next run the fleet will fire ----------------------
+
+
+def test_schedules_next_run_moves_with_each_firing(redis_url: str, file_roots) -> None:
+    from runner import Client, get_settings
+    from runner.scheduler import sweep
+
+    settings = get_settings(broker_url=redis_url, include=["tests.jobs"], file_roots=file_roots, org="sched-next",
+                            schedule_min_interval=1)
+    client = Client(settings=settings)
+    client.schedule("squares@1", name="hourly", every="1h", params={"partitioner": {"count": 1}}, max_concurrent=3)
+    env = {"RUNNER_BROKER_URL": redis_url, "RUNNER_ORG": "sched-next"}
+
+    def next_run() -> float:
+        shown = json.loads(run_cli("schedules", "--json", env=env).stdout)
+        return datetime.fromisoformat(shown[0]["next_due"]).timestamp()
+
+    first = next_run()
+    assert sweep(settings, now=first + 1) == 1  # the fleet's sweeper fires the first due time
+    assert next_run() == pytest.approx(first + 3600)
+    assert sweep(settings, now=first + 3601) == 1
+    assert next_run() == pytest.approx(first + 7200)
+    table = run_cli("schedules", env=env).stdout
+    assert datetime.fromtimestamp(first + 7200, timezone.utc).strftime("%H:%M:%S") in table
+    events = run_cli("schedule", "events", "hourly", env=env).stdout.splitlines()
+    assert [line.split()[3] for line in events] == ["fired", "fired"]  # date, time, UTC, type
+    assert all(" job " in line for line in events)
+    listed = json.loads(run_cli("schedule", "events", "hourly", "--json", env=env).stdout)
+    assert [e["type"] for e in listed] == ["fired", "fired"] and all(e["job"] for e in listed)
+    missing = run_cli("schedule", "events", "nope", env=env, status=1).stderr
+    assert "no schedule 'nope'" in missing
+
+
+# -- items 6, 12, 15: destinations, bare paths, exit codes, Runner's own files ----------------
+
+
+@pytest.fixture
+def cli_fleet(redis_url: str, file_roots, request: pytest.FixtureRequest) -> dict[str, str]:
+    """RUNNER_* settings for commands that queue jobs (no worker is needed: they stay
+    queued), in an org of the test's own."""
+    org = "".join(c for c in request.node.name if c.isalnum())[-40:]
+    return {"RUNNER_BROKER_URL": redis_url, "RUNNER_INCLUDE": "tests.jobs,examples.wordcount",
+            "RUNNER_FILE_ROOTS": ",".join(map(str, file_roots)), "RUNNER_ORG": org}
+
+
+def test_a_directory_destination_without_slash_is_refused_with_the_prefix(cli_fleet, tmp_path: Path) -> None:
+    book = tmp_path / "book.txt"
+    book.write_text("a b a\n")
+    (tmp_path / "out").mkdir()
+    done = run_cli("submit", "wordcount", "--source", book.as_uri(), "--destination", (tmp_path / "out").as_uri(),
+                   env=cli_fleet, status=2)
+    assert done.stdout == ""
+    assert done.stderr.strip() == (f"error: destination {(tmp_path / 'out').as_uri()} is an existing directory; "
+                                   f"did you mean {(tmp_path / 'out').as_uri()}/ (a prefix: the output goes under "
+                                   f"it)? nothing was queued")
+    assert run_cli("jobs", env=cli_fleet).stderr.strip() == "no jobs"
+    queued = run_cli("submit", "wordcount", "--source", book.as_uri(), "--destination",
+                     (tmp_path / "out").as_uri() + "/", env=cli_fleet)
+    assert queued.stdout.strip()
+
+
+def test_a_bare_path_says_the_uri_it_meant_and_exits_2(cli_fleet, tmp_path: Path) -> None:
+    book = tmp_path / "book.txt"
+    book.write_text("a b a\n")
+    absolute = run_cli("submit", "wordcount", "--source", str(book), env=cli_fleet, status=2)
+    assert f"did you mean {book.as_uri()}?" in absolute.stderr and absolute.stderr.count("error:") == 1
+    relative = run_cli("submit", "wordcount", "--source", "book.txt", env=cli_fleet, status=2, cwd=tmp_path)
+    assert f"'book.txt' is a path, not a URI; did you mean {book.as_uri()}?" in relative.stderr
+    checked = run_cli("check-source", str(tmp_path) + "/", env=cli_fleet, status=2)
+    assert f"did you mean {tmp_path.as_uri()}/?" in checked.stderr
+    missing = run_cli("submit", "wordcount", "--source", (tmp_path / "gone.txt").as_uri(), env=cli_fleet, status=2)
+    assert missing.stderr.strip() == f"error: source {(tmp_path / 'gone.txt').as_uri()} does not exist"
+    bad_scheme = run_cli("submit", "wordcount", "--source", "ftp://host/x", env=cli_fleet, status=2)
+    assert "unsupported URI scheme 'ftp'" in bad_scheme.stderr
+    assert run_cli("jobs", env=cli_fleet).stderr.strip() == "no jobs"
+
+
+def test_python_callers_get_the_uri_hint_too(settings) -> None:
+    from runner import Client, SourceError
+
+    with pytest.raises(SourceError, match="'/data/book.txt' is a path, not a URI; did you mean file:///data/book.txt"):
+        Client(settings=settings).submit("wordcount", source="/data/book.txt")
+
+
+def test_usage_errors_say_error_in_lowercase_like_every_other_error(cli_fleet) -> None:
+    done = run_cli("jobs", "--state", "bogus", env=cli_fleet, status=2)
+    assert "error: Invalid value for '--state'" in done.stderr and "Error:" not in done.stderr
+    assert "Try 'runner jobs --help' for help." in done.stderr or "Try '" in done.stderr
+
+
+def test_a_directory_source_never_lists_runners_own_files(cli_fleet, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / ".runner" / "artifacts" / "0123abcd").mkdir(parents=True)
+    (data / ".runner" / "artifacts" / "0123abcd" / "output.json").write_text("{}")
+    (data / ".runner" / "flower.db").write_text("state")
+    (data / "chapters").mkdir()
+    (data / "chapters" / "one.txt").write_text("one\n")
+    (data / "two.txt").write_text("two\n")
+    env = {**cli_fleet, "RUNNER_FLOWER_DB": str(data / "flower.db")}
+    (data / "flower.db").write_text("state")
+    shown = run_cli("check-source", data.as_uri() + "/", env=env).stdout
+    assert shown.splitlines()[0] == f"{data.as_uri()}/: 2 object(s), 8 bytes"
+    assert ".runner" not in shown and "flower.db" not in shown

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from runner.client import Client
     from runner.store import StatusStore
 
-__all__ = ["console", "say", "make_client", "read_store", "parse_params", "LazyChoice"]
+__all__ = ["console", "say", "make_client", "read_store", "parse_params", "uri_option", "LazyChoice"]
 
 
 def _console() -> "Console":
@@ -76,6 +76,18 @@ def read_store(org: str | None = None) -> tuple["StatusStore", str]:
 
     settings = get_settings()
     return StatusStore.from_settings(settings), org or settings.org
+
+
+def uri_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A click callback for a URI option: a bare path (``book.txt``, ``./out/``) is
+    refused with the ``file://`` URI it meant, resolved where the command runs; an
+    absolute one is said by the client itself (``runner.guards.uri``), for every caller."""
+    if value is None or ":" in value or not value.strip():
+        return value
+    from pathlib import Path
+
+    uri = Path(value).resolve().as_uri() + ("/" if value.endswith("/") else "")
+    raise click.BadParameter(f"{value!r} is a path, not a URI; did you mean {uri}?")
 
 
 def _parse_param(item: str) -> tuple[list[str], Any]:

@@ -1,9 +1,9 @@
 """Every error on the command line becomes one line (or a few) naming the value and the
 fix, never a traceback — unless ``--debug`` or ``RUNNER_DEBUG=1`` asks for one.
 
-Exit status: 2 for a usage error (a bad option, params, setting or URL: the command
-never ran), 1 for everything else (a failed job, an unreachable server, a missing job),
-130 for Ctrl-C. ``SimpleJob.main`` uses the same handler, so a training script's bad
+Exit status: 2 for a usage error (a bad option, params, setting, URL or source, a
+missing file included: the command never ran), 1 for everything else (a failed job, an
+unreachable server, a missing job), 130 for Ctrl-C. ``SimpleJob.main`` uses the same handler, so a training script's bad
 ``--lr fast`` reads the same as ``runner submit``'s bad ``-p``.
 """
 
@@ -106,12 +106,12 @@ def _job_error(exc: "JobError") -> str:
 
 def describe(exc: BaseException) -> tuple[str, int]:
     """The message and exit status the command line shows for ``exc``."""
-    from runner.errors import ConfigError, InvalidParams, JobError, RunnerError, TemplateNotFound
+    from runner.errors import ConfigError, InvalidParams, JobError, RunnerError, SourceError, TemplateNotFound
     from runner.storage import redact_url
 
     if isinstance(exc, JobError):
         return _job_error(exc), FAILED
-    if isinstance(exc, (InvalidParams, ConfigError, TemplateNotFound)):
+    if isinstance(exc, (InvalidParams, ConfigError, TemplateNotFound, SourceError)):
         return f"error: {exc}", USAGE
     if isinstance(exc, RunnerError):
         return f"error: {exc}", FAILED
@@ -138,6 +138,19 @@ def debug_requested(argv: list[str] | None) -> bool:
         return False
 
 
+def _show_click_error(exc: click.ClickException) -> None:
+    """click's usage lines and message, with Runner's ``error:`` (click says ``Error:``):
+    one spelling for every error a user sees."""
+    lines = []
+    ctx = getattr(exc, "ctx", None)
+    if isinstance(exc, click.UsageError) and ctx is not None:
+        lines.append(ctx.get_usage())
+        if ctx.command.get_help_option(ctx) is not None:
+            lines.append(f"Try '{ctx.command_path} {ctx.help_option_names[0]}' for help.\n")
+    lines.append(f"error: {exc.format_message()}")
+    click.echo("\n".join(lines), err=True)
+
+
 @contextmanager
 def exit_on_error(argv: list[str] | None = None) -> Iterator[None]:
     """Run a command: errors become one line on stderr and an exit status; with debug on,
@@ -149,7 +162,7 @@ def exit_on_error(argv: list[str] | None = None) -> Iterator[None]:
     except click.exceptions.Abort:
         sys.exit(INTERRUPTED)
     except click.ClickException as exc:
-        exc.show()
+        _show_click_error(exc)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(INTERRUPTED)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from runner.cli.common import LazyChoice, console, make_client, parse_params, read_store, say
+from runner.cli.common import LazyChoice, console, make_client, parse_params, read_store, say, uri_option
 from runner.cli.errors import INTERRUPTED, USAGE
 
 if TYPE_CHECKING:
@@ -54,8 +54,9 @@ def _wait_and_print(job: "Job") -> Any:
 
 @click.command()
 @click.argument("template")
-@click.option("--source", "-s", default="bypass:", help="Input URI (file://…, s3://…, https://…, bypass:).")
-@click.option("--destination", "-d", default="bypass:",
+@click.option("--source", "-s", default="bypass:", callback=uri_option,
+              help="Input URI (file://…, s3://…, https://…, bypass:).")
+@click.option("--destination", "-d", default="bypass:", callback=uri_option,
               help="Output URI; one ending in / is a prefix (result.json / result.txt go under it).")
 @click.option("--param", "-p", "param", multiple=True, help="section.field=value (value parsed as JSON if it can be).")
 @click.option("--params-json", default=None, help="All params as one JSON object.")
@@ -246,7 +247,7 @@ def watch(job_id: str, org: str | None) -> None:
 
 
 @click.command("check-source")
-@click.argument("uri")
+@click.argument("uri", callback=uri_option)
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--show", type=int, default=10, show_default=True, help="How many object names to print.")
 def check_source(uri: str, as_json: bool, show: int) -> None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from runner.cli.common import LazyChoice, console, make_client, parse_params, say
+from runner.cli.common import LazyChoice, console, make_client, parse_params, say, uri_option
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -43,8 +43,8 @@ def schedule() -> None:
 @click.option("--max-concurrent", type=click.IntRange(min=1), default=1, show_default=True,
               help="Runs at once; a due time beyond it is skipped with the reason.")
 @click.option("--expected-interval", default=None, help="Overdue when no run completed within this (e.g. 20m).")
-@click.option("--source", "-s", default="bypass:", help="Input URI of every run.")
-@click.option("--destination", "-d", default="bypass:", help="Output URI of every run.")
+@click.option("--source", "-s", default="bypass:", callback=uri_option, help="Input URI of every run.")
+@click.option("--destination", "-d", default="bypass:", callback=uri_option, help="Output URI of every run.")
 @click.option("--param", "-p", "param", multiple=True, help="section.field=value (value parsed as JSON if it can be).")
 @click.option("--params-json", default=None, help="All params as one JSON object.")
 @click.option("--input", "inputs", multiple=True, help="role=URI, a named input of every run.")
@@ -95,6 +95,37 @@ for _verb, _doc in [("pause", "Stop firing NAME until resumed."), ("resume", "Fi
                     ("run-now", "Submit one run of NAME at once."),
                     ("delete", "Delete NAME and its future firings (past jobs keep their retention).")]:
     schedule.add_command(_simple(_verb, _doc))
+
+
+@schedule.command("events")
+@click.argument("name")
+@click.option("--limit", "-n", type=click.IntRange(min=1), default=50, show_default=True, help="The newest N events.")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--org", default=None)
+def events(name: str, limit: int, as_json: bool, org: str | None) -> None:
+    """What NAME did, oldest first: fired (its job), skipped (why), caught_up, overdue,
+    recovered, paused, resumed — Schedule.events() in Python."""
+    found = make_client(org=org).get_schedule(name).events()[-limit:]
+    if as_json:
+        print(json.dumps(found, indent=2))
+        return
+    for event in found:
+        print(_event_line(event))
+    if not found:
+        say(f"schedule {name}: no events yet (its first run is due at the time runner schedules shows)")
+
+
+def _event_line(event: dict[str, str]) -> str:
+    """``2026-01-02 10:15:00 UTC  fired  due 10:15:00  job 3f2a…``: one event a line."""
+    from datetime import datetime, timezone
+
+    def stamp(seconds: float, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+        return datetime.fromtimestamp(seconds, timezone.utc).strftime(fmt)
+
+    at = stamp(int(event["id"].split("-")[0]) / 1000) + " UTC"
+    details = [f"due {stamp(float(event['due']), '%H:%M:%S')}" if key == "due" else f"{key} {value}"
+               for key, value in event.items() if key not in ("id", "type") and value != ""]
+    return "  ".join([at, event.get("type", "?"), *details])
 
 
 @click.command()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import urlparse
 
@@ -17,9 +18,17 @@ from runner.config import Settings
 from runner.errors import SourceError
 from runner.storage.base import Storage, redact_url, safe_uri
 from runner.storage.bypass import BypassStorage
-from runner.storage.file import FileStorage
+from runner.storage.file import FileStorage, path_of
 
 __all__ = ["Storage", "Storages", "Source", "Destination", "scheme_of", "safe_uri", "redact_url"]
+
+
+def _own_data(settings: Settings) -> list[Path]:
+    """Runner's own files outside a ``.runner`` folder, which no directory source lists."""
+    own = [settings.flower_db]
+    if (settings.artifacts_url or settings.file_roots) and urlparse(settings.artifacts_root).scheme == "file":
+        own.append(path_of(settings.artifacts_root))
+    return own
 
 
 def _s3(settings: Settings) -> Storage:
@@ -35,7 +44,7 @@ def _http(settings: Settings) -> Storage:
 
 
 _FACTORIES: dict[str, Callable[[Settings], Storage]] = {
-    "file": lambda settings: FileStorage(settings.file_roots),
+    "file": lambda settings: FileStorage(settings.file_roots, own=_own_data(settings)),
     "bypass": lambda settings: BypassStorage(),
     "s3": _s3,
     "http": _http,

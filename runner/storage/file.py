@@ -55,11 +55,20 @@ class _FileWriter(AtomicWriter):
         self.tmp.unlink(missing_ok=True)
 
 
-class FileStorage:
-    """Local files under ``roots`` (every path is allowed when ``roots`` is empty)."""
+RUNNER_DIR = ".runner"  # Runner's own data in a folder (artifacts, flower.db, runner redis)
 
-    def __init__(self, roots: Sequence[Path | str] = ()) -> None:
+
+class FileStorage:
+    """Local files under ``roots`` (every path is allowed when ``roots`` is empty).
+
+    ``own`` are paths of Runner's own data (the artifacts folder, Flower's database):
+    like every ``.runner`` folder, a directory listing never returns them as input — a
+    job over ``file:///data/`` must not read last week's artifacts or ``flower.db``.
+    Listing such a folder itself, by its own URI, still works."""
+
+    def __init__(self, roots: Sequence[Path | str] = (), own: Sequence[Path | str] = ()) -> None:
         self.roots = [Path(root).resolve() for root in roots]
+        self.own = [Path(path).resolve() for path in own]
 
     def _confined(self, uri: str) -> Path:
         path = path_of(uri).resolve()
@@ -98,8 +107,23 @@ class FileStorage:
         path = self._existing(uri)
         if path.is_file():
             return [path.as_uri()]
-        found = (p.resolve() for p in path.rglob("*") if p.is_file())
+        found = (p.resolve() for p in path.rglob("*") if p.is_file() and not self._is_own(p, path))
         return sorted(p.as_uri() for p in found if not self.roots or any(p.is_relative_to(r) for r in self.roots))
+
+    def _is_own(self, found: Path, listed: Path) -> bool:
+        """Whether ``found``, a file under the listed directory, is Runner's own data: in
+        a ``.runner`` folder, or one of ``own`` (``flower.db`` with its ``flower.db.*``
+        companions) — unless the user listed that very folder."""
+        if RUNNER_DIR in found.relative_to(listed).parts[:-1]:
+            return True
+        resolved = found.resolve()
+        for own in self.own:
+            if listed.is_relative_to(own):
+                continue
+            companion = resolved.parent == own.parent and resolved.name.startswith((own.name + ".", own.name + "-"))
+            if resolved.is_relative_to(own) or companion:
+                return True
+        return False
 
     def delete(self, uri: str) -> None:
         path = self._confined(uri)
