@@ -9,7 +9,6 @@ queue nobody consumes leaves jobs waiting forever.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from urllib.parse import urlparse
 
 import httpx
@@ -24,7 +23,7 @@ from runner.schedule_store import ScheduleStore
 from runner.scheduler import last_success, overdue_since
 from runner.store import StatusStore
 
-__all__ = ["Check", "run_checks"]
+__all__ = ["Check", "run_checks", "check_flower"]
 
 
 class Check(BaseModel):
@@ -126,6 +125,37 @@ def _reachable(name: str, url: str, fix: str) -> Check:
     return Check(name=name, ok=answer.status_code < 500, detail=f"{shown} answered HTTP {answer.status_code}", fix=fix)
 
 
+FLOWER_FIX = ("start it (runner flower), and give the user:password it runs with (RUNNER_FLOWER_BASIC_AUTH) in "
+              "RUNNER_FLOWER_URL=http://user:password@host:5555")
+
+
+def check_flower(settings: Settings) -> Check:
+    """Flower answers, and accepts our credentials. ``/healthcheck`` needs none, so it
+    alone says "ok" to a wrong password: an authenticated page is asked too."""
+    if not settings.flower_url:
+        return Check(name="flower", ok=True, detail="not checked: RUNNER_FLOWER_URL is unset (set it to Flower's URL, "
+                                                    "e.g. http://user:password@127.0.0.1:5555, to check it)")
+    base = settings.flower_url.rstrip("/")
+    reachable = _reachable("flower", base + "/healthcheck", FLOWER_FIX)
+    if not reachable.ok:
+        return reachable
+    parsed = urlparse(base)
+    auth = None
+    if not parsed.password and settings.flower_basic_auth:
+        user, _, password = settings.flower_basic_auth.get_secret_value().partition(":")
+        auth = (user, password)
+    try:
+        answer = httpx.get(base + "/api/task/types", auth=auth, timeout=3)
+    except httpx.HTTPError as exc:
+        return Check(name="flower", ok=False, detail=f"{redact_url(base)} failed: {type(exc).__name__}", fix=FLOWER_FIX)
+    if answer.status_code in (401, 403):
+        given = "rejected the credentials" if parsed.password or auth else "needs credentials and none were given"
+        return Check(name="flower", ok=False, detail=f"{redact_url(base)} {given} (HTTP {answer.status_code})",
+                     fix=FLOWER_FIX)
+    return Check(name="flower", ok=answer.status_code < 400,
+                 detail=f"{redact_url(base)} answered HTTP {answer.status_code}, credentials accepted", fix=FLOWER_FIX)
+
+
 def run_checks(settings: Settings) -> list[Check]:
     """Every check that applies to this configuration, in order."""
     broker = check_broker(settings)
@@ -134,10 +164,7 @@ def run_checks(settings: Settings) -> list[Check]:
     store = StatusStore.from_settings(settings)
     checks = [broker, *check_eviction(settings), check_visibility(settings), *check_queues(settings, store),
               *check_schedules(settings, store)]
-    optional: list[tuple[str | None, Callable[[str], Check]]] = [
-        (settings.flower_url, lambda url: _reachable("flower", url.rstrip("/") + "/healthcheck",
-                                                     "start it: runner flower")),
-        (settings.s3_endpoint_url, lambda url: _reachable("s3 endpoint", url, "check RUNNER_S3_ENDPOINT_URL")),
-    ]
-    checks += [make(url) for url, make in optional if url]
+    checks.append(check_flower(settings))
+    if settings.s3_endpoint_url:
+        checks.append(_reachable("s3 endpoint", settings.s3_endpoint_url, "check RUNNER_S3_ENDPOINT_URL"))
     return checks

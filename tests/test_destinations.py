@@ -94,9 +94,9 @@ def test_the_staged_flow_refuses_at_run_and_the_job_stays_a_draft(org_client: Cl
 def test_refusals_from_the_command_line_queue_nothing(redis_url, worker, file_roots, tmp_path: Path) -> None:
     env = cli_env(redis_url, file_roots, org=f"refuse-{uuid.uuid4().hex[:8]}")
     missing = (tmp_path / "missing.txt").as_uri()
-    message = one_line_error(run_cli("submit", "wordcount", "--source", missing, env=env, status=1))
+    message = one_line_error(run_cli("submit", "wordcount", "--source", missing, env=env, status=2))
     assert message == f"error: source {missing} does not exist"
-    assert "reads a source" in one_line_error(run_cli("submit", "wordcount", env=env, status=1))
+    assert "reads a source" in one_line_error(run_cli("submit", "wordcount", env=env, status=2))
     assert json.loads(run_cli("jobs", "--json", env=env).stdout) == []
 
 

@@ -176,3 +176,48 @@ def test_a_directory_source_never_lists_runners_own_files(cli_fleet, tmp_path: P
     shown = run_cli("check-source", data.as_uri() + "/", env=env).stdout
     assert shown.splitlines()[0] == f"{data.as_uri()}/: 2 object(s), 8 bytes"
     assert ".runner" not in shown and "flower.db" not in shown
+
+
+# -- item 11: runner doctor and Flower ------------------------------------------------------
+
+
+def _flower_rows(doctor_stdout: str) -> list[str]:
+    return [line for line in doctor_stdout.splitlines() if line.startswith("│ flower")]
+
+
+def test_doctor_checks_flowers_password_and_says_when_it_does_not(redis_url: str, worker, tmp_path: Path) -> None:
+    import httpx
+
+    from runner.local import stop_process
+
+    env = {"RUNNER_BROKER_URL": redis_url, "RUNNER_INCLUDE": "examples.wordcount"}
+    unset = run_cli("doctor", env=env).stdout  # no Flower configured: said, not a failure
+    assert "not checked: RUNNER_FLOWER_URL is unset" in "".join(_flower_rows(unset)) + unset.replace("\n", " ")
+    port = free_port()
+    flower_env = {**{k: v for k, v in __import__("os").environ.items() if not k.startswith(("RUNNER_", "FLOWER_"))},
+                  "RUNNER_BROKER_URL": redis_url, "RUNNER_FLOWER_DB": str(tmp_path / "flower.db"),
+                  "RUNNER_FLOWER_BASIC_AUTH": "admin:right-pw-1"}
+    with open(tmp_path / "flower.log", "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "runner.cli", "flower", f"--port={port}"], env=flower_env,
+                                cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        def healthy() -> bool:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/healthcheck", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(healthy, "flower", proc=proc, log=tmp_path / "flower.log", timeout=60)
+        wrong = run_cli("doctor", env={**env, "RUNNER_FLOWER_URL": f"http://admin:wrong-pw-2@127.0.0.1:{port}"},
+                        status=1)
+        shown = wrong.stdout.replace("\n", " ")
+        assert f"http://admin:***@127.0.0.1:{port} rejected the credentials (HTTP 401)" in shown
+        assert "wrong-pw-2" not in wrong.stdout + wrong.stderr
+        none = run_cli("doctor", env={**env, "RUNNER_FLOWER_URL": f"http://127.0.0.1:{port}"}, status=1).stdout
+        assert "needs credentials and none were given" in none.replace("\n", " ")
+        right = run_cli("doctor", env={**env, "RUNNER_FLOWER_URL": f"http://127.0.0.1:{port}",
+                                       "RUNNER_FLOWER_BASIC_AUTH": "admin:right-pw-1"}).stdout
+        assert "credentials accepted" in right.replace("\n", " ") and "FAIL" not in right
+    finally:
+        stop_process(proc)
