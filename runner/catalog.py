@@ -203,7 +203,9 @@ def find_template(ref: str, store: StatusStore) -> TemplateInfo:
             break
     if version is None:
         known = ", ".join(info.ref for info in all_templates(store)) or "none"
-        raise TemplateNotFound(f"unknown template {ref!r} (published or imported: {known}); {NOT_FOUND_HINT}")
+        missing = f"unknown template {ref!r} (published or imported: {known})"
+        raise TemplateNotFound(f"{missing}; {NOT_FOUND_HINT}").for_remote(
+            f"{missing}; a worker publishes a template when it starts with the module that defines it")
     if version not in local:
         return TemplateInfo.model_validate_json(remote[version])
     info = TemplateInfo.from_template(local[version])

@@ -22,7 +22,7 @@ from runner import guards
 from runner.config import Settings, get_settings
 from runner.dispatch import make_celery, send_partition, send_resume
 from runner.errors import IllegalTransition, InvalidParams
-from runner.fleet import unserved_queues
+from runner.fleet import start_hint, unserved_queues
 from runner.job import Job
 from runner.lifecycle import Services, end_job
 from runner.models import JobState, JobStatus, RunOptions
@@ -246,10 +246,10 @@ class Client:
     # -- internals ---------------------------------------------------------------------
     def _queue_warnings(self, queue: str) -> list[str]:
         """Say so when no live worker serves the job's queues, instead of hanging silently."""
+        control, default = self.settings.control_queue, self.settings.default_queue
         return [
-            f"no live worker consumes queue {q!r}: the job waits until one starts "
-            f"(runner worker --queues {q})"
-            for q in unserved_queues(self.store, [self.settings.control_queue, queue])
+            f"no live worker consumes queue {q!r}: the job waits until one starts ({start_hint(q, control, default)})"
+            for q in unserved_queues(self.store, [control, queue])
         ]
 
     def _check_inputs(self, tmpl: TemplateInfo, inputs: dict[str, str] | None) -> dict[str, str]:

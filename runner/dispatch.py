@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from runner.config import Settings
@@ -86,9 +87,28 @@ def make_celery(settings: Settings, main: str = "runner") -> Celery:
     """A Celery app configured for Runner (no tasks registered: clients send by name)."""
     from celery import Celery
 
-    celery = Celery(main, set_as_current=False)
+    celery = Celery(main, set_as_current=False, amqp=_amqp_class())
     celery.conf.update(celery_config(settings))
     return celery
+
+
+@lru_cache(maxsize=1)
+def _amqp_class() -> type:
+    """Celery's AMQP with a kombu ``Connection`` whose printable URL shows ``:**@`` only
+    for a password there is: kombu masks one that is not there too, so the worker banner,
+    Flower and connection errors showed ``redis://:**@127.0.0.1:6379/0`` for a Redis
+    without a password, as if one were set."""
+    from celery.app.amqp import AMQP
+    from kombu import Connection
+
+    class _Connection(Connection):  # type: ignore[misc]
+        def as_uri(self, include_password: bool = False, mask: str = "**", **kwargs: Any) -> str:
+            uri = super().as_uri(include_password, mask, **kwargs)
+            if include_password or self.password or f":{mask}@" not in uri:
+                return uri
+            return uri.replace(f":{mask}@", "@", 1).replace("://@", "://", 1)
+
+    return type("RunnerAMQP", (AMQP,), {"Connection": _Connection, "BrokerConnection": _Connection})
 
 
 def send_partition(celery: Celery, job_id: str, template: str, queue: str, deadline: float,

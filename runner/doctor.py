@@ -16,6 +16,7 @@ import redis
 from pydantic import BaseModel
 
 from runner.config import Settings
+from runner.fleet import start_hint
 from runner.redis_connect import connect
 from runner.registry import templates
 from runner.storage import redact_url
@@ -95,7 +96,7 @@ def check_queues(settings: Settings, store: StatusStore) -> list[Check]:
         checks.append(Check(
             name=f"queue {queue}", ok=bool(serving),
             detail=f"consumed by {', '.join(serving)}" if serving else "no live worker consumes it",
-            fix="" if serving else f"start one: runner worker --queues {queue}"))
+            fix="" if serving else "start one: " + start_hint(queue, settings.control_queue, settings.default_queue)))
     return checks
 
 

@@ -53,7 +53,23 @@ __all__ = [
 
 
 class RunnerError(Exception):
-    """Root of every error Runner raises on purpose."""
+    """Root of every error Runner raises on purpose.
+
+    :attr:`public` is its message for a remote caller (the HTTP API): the same words
+    without what only the installation's operator can see or act on — the server's
+    paths, command-line options such as ``-I MODULE``. It is the message itself unless a
+    raise site said otherwise with :meth:`for_remote`."""
+
+    _public: str | None = None
+
+    @property
+    def public(self) -> str:
+        return self._public if self._public is not None else str(self)
+
+    def for_remote(self, public: str) -> "RunnerError":
+        """Set :attr:`public`; returns the error (``raise SourceError(…).for_remote(…)``)."""
+        self._public = public
+        return self
 
 
 class ConfigError(RunnerError):

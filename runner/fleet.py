@@ -12,7 +12,7 @@ from runner.store import StatusStore
 if TYPE_CHECKING:
     from celery import Celery  # imported when a Celery app is made: clients that only read skip it
 
-__all__ = ["WorkerInfo", "live_workers", "unserved_queues"]
+__all__ = ["WorkerInfo", "live_workers", "unserved_queues", "start_hint"]
 
 
 def _active(celery: Celery, timeout: float) -> dict[str, list[dict[str, Any]]]:
@@ -37,6 +37,16 @@ def live_workers(store: StatusStore, celery: Celery | None = None, timeout: floa
     workers = store.live_workers()  # first: an unreachable Redis fails here at once, not in Celery's retries
     active = _active(celery, timeout) if celery is not None and workers else {}
     return [worker.model_copy(update={"active": active.get(name, [])}) for name, worker in workers.items()]
+
+
+def start_hint(queue: str, control_queue: str, default_queue: str) -> str:
+    """The command that starts a worker for ``queue``. Every worker consumes the control
+    queue and, unless told otherwise, the default one, so for those the missing piece
+    is a worker at all — with the module of the templates (``--include``), never
+    ``--queues control``."""
+    if queue in (control_queue, default_queue):
+        return "runner worker --include MODULE (MODULE: the one that defines your templates)"
+    return f"runner worker --queues {queue} --include MODULE"
 
 
 def unserved_queues(store: StatusStore, queues: list[str]) -> list[str]:

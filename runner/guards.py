@@ -46,7 +46,7 @@ def uri(storages: Storages, field: str, value: Any) -> str:
     try:
         return storages.check(value)
     except SourceError as exc:
-        raise SourceError(f"{field}: {exc}") from None
+        raise SourceError(f"{field}: {exc}").for_remote(f"{field}: {exc.public}") from None
 
 
 def inputs(storages: Storages, value: Any, limit: int) -> dict[str, str]:

@@ -65,7 +65,7 @@ def _template_ref(client: Client, template_id: str) -> str:
     try:
         return str(template_view(client, template_id)["ref"])
     except TemplateNotFound as exc:
-        raise ApiError(422, "unknown_template", str(exc), [FieldError(("templateId",), str(exc), "unknown_template")])
+        raise ApiError(422, "unknown_template", exc.public, [FieldError(("templateId",), exc.public, "unknown_template")])
 
 
 def _check_params(client: Client, ref: str, params: dict[str, Any], root: tuple[str, ...] = ()) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from runner.api.bytenite_models import ByteNiteJob, DataSource, DataSourceOut, JobConfigOut, LogEntry
-from runner.api.errors import ApiError, FieldError
+from runner.api.errors import ApiError, FieldError, public
 from runner.artifacts import artifact_prefix, check_name
 from runner.client import Client
 from runner.job import describe_error
@@ -101,7 +101,7 @@ def descriptor_uri(client: Client, source: DataSource, field: str) -> Descriptor
     try:
         return Descriptor(client.storages.check(uri), warnings)
     except (SourceError, ValueError) as exc:  # urlparse raises ValueError ("http://[::1")
-        raise _bad(where, str(exc), "invalid_uri") from None
+        raise _bad(where, public(exc), "invalid_uri") from None
 
 
 def uri_descriptor(client: Client, job_id: str, uri: str) -> DataSourceOut:

@@ -22,7 +22,7 @@ def check_uris(client: Client, fields: dict[Loc, str | None]) -> None:
         try:
             client.storages.check(uri)
         except SourceError as exc:
-            problems.append(FieldError(loc, str(exc), "invalid_uri"))
+            problems.append(FieldError(loc, exc.public, "invalid_uri"))
     if problems:
         raise ApiError(422, "invalid_uri", "; ".join(f"{p.path}: {p.msg}" for p in problems), problems)
 
@@ -33,4 +33,4 @@ def find_template(client: Client, ref: str, loc: Loc = ("template",)) -> Templat
     try:
         return client.template(ref)
     except TemplateNotFound as exc:
-        raise ApiError(422, "unknown_template", str(exc), [FieldError(loc, str(exc), "unknown_template")]) from None
+        raise ApiError(422, "unknown_template", exc.public, [FieldError(loc, exc.public, "unknown_template")]) from None

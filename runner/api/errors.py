@@ -31,7 +31,7 @@ from runner.errors import (
 )
 
 __all__ = ["ApiError", "FieldError", "Problem", "BodyTooLarge", "family", "render", "install_error_handlers",
-           "field_errors", "request_id"]
+           "field_errors", "request_id", "public"]
 
 log = logging.getLogger("runner.api")
 
@@ -85,6 +85,12 @@ def family(path: str) -> str:
     if path.startswith("/api/"):
         return "prediction"
     return "runner"
+
+
+def public(exc: BaseException) -> str:
+    """The message a remote caller sees: a Runner error's :attr:`~runner.errors.RunnerError.public`
+    words (no server paths, no command-line advice), else the exception's own."""
+    return exc.public if isinstance(exc, RunnerError) else str(exc)
 
 
 def request_id(request: Request) -> str:
@@ -162,11 +168,11 @@ def to_problem(exc: Exception) -> Problem | None:
     if isinstance(exc, InvalidParams):
         return Problem(422, "invalid_params", str(exc), params_errors(exc))
     if isinstance(exc, (JobNotFound, TemplateNotFound)):
-        return Problem(404, "not_found", str(exc))
+        return Problem(404, "not_found", public(exc))
     if isinstance(exc, IllegalTransition):
         return Problem(409, "conflict", str(exc))
     if isinstance(exc, SourceError):
-        return Problem(422, "invalid_uri", str(exc))
+        return Problem(422, "invalid_uri", public(exc))
     return None
 
 

@@ -12,7 +12,9 @@ the threadpool's 40 threads each, and 40 watchers would stall every other route.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
+from typing import Any
 
 import redis.asyncio as aredis
 from fastapi.responses import StreamingResponse
@@ -27,8 +29,29 @@ KEEPALIVE_SECONDS = 15
 _FINAL = {state.value for state in FINAL_STATES}
 
 
+# fields that are text even when they look like a number (a host named 1234, a hex id)
+_TEXT = frozenset({"type", "state", "task", "host", "error", "message", "job"})
+_NUMBER = re.compile(r"-?(0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?")
+
+
+def _typed(fields: dict[str, str]) -> dict[str, Any]:
+    """An event's fields with their JSON types back: Redis streams keep only strings, so
+    ``{"pieces": "3"}`` is sent as ``{"pieces": 3}`` (what the producer wrote)."""
+    typed: dict[str, Any] = {}
+    for key, value in fields.items():
+        if key not in _TEXT and (_NUMBER.fullmatch(value) or value in ("true", "false", "null")
+                                 or value[:1] in ("[", "{")):
+            try:
+                typed[key] = json.loads(value)
+                continue
+            except ValueError:
+                pass
+        typed[key] = value
+    return typed
+
+
 def _frame(event_id: str, fields: dict[str, str]) -> str:
-    return f"id: {event_id}\nevent: {fields.get('type', 'message')}\ndata: {json.dumps(fields)}\n\n"
+    return f"id: {event_id}\nevent: {fields.get('type', 'message')}\ndata: {json.dumps(_typed(fields))}\n\n"
 
 
 async def _read(conn: aredis.Redis, key: str, after: str, block: int | None) -> list[tuple[str, dict[str, str]]]:

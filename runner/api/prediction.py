@@ -20,7 +20,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from runner.api.deps import CurrentPrincipal, OrgClient, api_state
-from runner.api.errors import ApiError, FieldError
+from runner.api.errors import ApiError, FieldError, public
 from runner.api.records import extra_fields, requester
 from runner.api.prediction_models import (
     ERROR_RESPONSES, RESULT_ROLE, Binding, JobPut, PredictionJob, Role, RoleBinding, SetupBody, Source, SourceBody,
@@ -78,7 +78,7 @@ def _version_view(client: Client, ref: str, loc: Loc, status: int = 404) -> dict
     try:
         return template_view(client, ref)
     except TemplateNotFound as exc:
-        raise _error(status, "not_found" if status == 404 else "unknown_source", loc, str(exc)) from None
+        raise _error(status, "not_found" if status == 404 else "unknown_source", loc, exc.public) from None
 
 
 @router.get("/sources", response_model=list[Source])
@@ -196,7 +196,7 @@ def _inputs(client: Client, view: dict[str, Any], bindings: list[RoleBinding], r
         try:
             inputs[binding.role] = client.storages.check(binding.input_id)
         except (SourceError, ValueError) as exc:  # urlparse raises ValueError ("http://[::1")
-            raise _error(422, "invalid_uri", (*root, index, "input_id"), f"{binding.input_id!r}: {exc}") from None
+            raise _error(422, "invalid_uri", (*root, index, "input_id"), f"{binding.input_id!r}: {public(exc)}") from None
         if binding.input_type:
             types[binding.role] = binding.input_type
     missing = [role for role in declared if role not in inputs]

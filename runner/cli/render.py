@@ -35,13 +35,23 @@ def _error_rows(error: dict[str, Any]) -> list[tuple[str, str]]:
     return [(f"error.{name}", value) for name, value in rows]
 
 
+def _shown(value: Any) -> str:
+    """A record's value as a user reads it: JSON for a dict or list (``result_summary``,
+    ``warnings``, never a Python repr), the word of a state."""
+    if isinstance(value, JobState):
+        return value.value
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
 def status_table(status: JobStatus) -> Table:
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")
     for key, value in status.model_dump(exclude={"params", "error"}).items():
         if value is not None and value != [] and value != {}:
-            table.add_row(key, Text(str(value.value if isinstance(value, JobState) else value)))
+            table.add_row(key, Text(_shown(value)))
     table.add_row("params", Text(json.dumps(status.params)))
     for key, value in _error_rows(status.error or {}):
         table.add_row(Text(key, style="red"), Text(value))

@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlparse
 from runner.errors import SourceError
 from runner.storage.base import AtomicWriter
 
-__all__ = ["FileStorage", "path_of"]
+__all__ = ["FileStorage", "path_of", "umask"]
 
 
 def path_of(uri: str) -> Path:
@@ -33,6 +33,18 @@ def path_of(uri: str) -> Path:
     return Path(raw)
 
 
+def umask() -> int:
+    """This process's umask, read without changing it (``os.umask`` can only set it,
+    which would race other threads creating files); 0o022 where /proc does not say."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o022
+
+
 class _FileWriter(AtomicWriter):
     """Writes to a temp file beside the target and renames it over the target on commit."""
 
@@ -40,6 +52,7 @@ class _FileWriter(AtomicWriter):
         super().__init__(uri)
         self.target = target
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+        os.fchmod(fd, 0o666 & ~umask())  # mkstemp's 0600 would be the output's mode: use the umask, as open() does
         self.tmp = Path(tmp)
         self.file: BinaryIO = os.fdopen(fd, "wb")
 
@@ -75,7 +88,8 @@ class FileStorage:
         if self.roots and not any(path.is_relative_to(root) for root in self.roots):
             allowed = ", ".join(str(root) for root in self.roots)
             raise SourceError(f"{uri} is outside the allowed file roots ({allowed}); "
-                              f"add its directory to RUNNER_FILE_ROOTS to allow it")
+                              f"add its directory to RUNNER_FILE_ROOTS to allow it").for_remote(
+                f"{uri} is outside the directories this server may read and write (its file roots)")
         return path
 
     def check(self, uri: str) -> None:
