@@ -275,3 +275,74 @@ def test_a_second_runner_redis_on_a_busy_port_says_so_in_one_line(redis_url: str
     assert done.stderr.strip() == (f"error: port {port} on 127.0.0.1 is already in use (a Redis already running? "
                                    f"check: runner doctor); stop it, or run this one with --port {int(port) + 1} and "
                                    f"set RUNNER_BROKER_URL=redis://127.0.0.1:{int(port) + 1}/0")
+
+
+# -- small things ------------------------------------------------------------------------------
+
+
+def test_status_shows_result_summary_as_json_and_outputs_get_the_umask(redis_url: str, worker, file_roots,
+                                                                      tmp_path: Path) -> None:
+    import os
+    import stat
+
+    book = tmp_path / "book.txt"
+    book.write_text("b a b\n")
+    env = {"RUNNER_BROKER_URL": redis_url, "RUNNER_INCLUDE": "examples.wordcount", "RUNNER_ORG": "small-things",
+           "RUNNER_FILE_ROOTS": ",".join(map(str, file_roots))}
+    done = run_cli("submit", "wordcount", "--source", book.as_uri(), "--destination", (tmp_path / "out").as_uri() + "/",
+                   "--wait", env=env)
+    job_id = done.stderr.split("submitted job ")[1].split()[0]
+    shown = run_cli("status", job_id, env=env).stdout
+    row = next(line for line in shown.splitlines() if line.startswith("result_summary"))
+    summary = json.loads(row.split(None, 1)[1])
+    assert summary["destination"] == (tmp_path / "out").as_uri() + "/" and "{'" not in row
+    written = [p for p in (tmp_path / "out").iterdir() if p.is_file()]
+    umask = os.umask(0o022)
+    os.umask(umask)  # the worker inherited the suite's umask
+    assert written and all(stat.S_IMODE(p.stat().st_mode) == 0o666 & ~umask for p in written), \
+        [oct(p.stat().st_mode) for p in written]
+
+
+def test_the_no_worker_warning_names_include_not_queues_control(tmp_path: Path, file_roots) -> None:
+    from runner.local import embedded_redis
+
+    with embedded_redis(tmp_path) as url:  # a Redis no worker consumes
+        env = {"RUNNER_BROKER_URL": url, "RUNNER_INCLUDE": "tests.jobs"}
+        done = run_cli("submit", "squares", "-p", "partitioner.count=1", env=env)
+        assert "warning: no live worker consumes queue 'control'" in done.stderr
+        assert "(runner worker --include MODULE" in done.stderr and "--queues control" not in done.stderr
+        gpu = run_cli("submit", "gpu-squares", "-p", "partitioner.count=1", env=env).stderr
+        assert "runner worker --queues gpu --include MODULE" in gpu
+
+
+def test_a_redis_without_a_password_is_shown_without_a_mask(redis_url: str) -> None:
+    from runner import get_settings
+    from runner.dispatch import make_celery
+
+    plain = make_celery(get_settings(broker_url=redis_url)).connection_for_write().as_uri()
+    assert plain == redis_url and ":**@" not in plain
+    locked = make_celery(get_settings(broker_url=redis_url.replace("://", "://:sekrit@")))
+    assert locked.connection_for_write().as_uri() == redis_url.replace("://", "://:**@")
+
+
+def test_the_api_names_the_key_and_keeps_numbers_and_server_details_to_itself(api_server, worker, file_roots) -> None:
+    from tests.test_api_jobs import sse_events
+
+    org = "who-" + free_port().__str__()
+    key = api_server.create_key(org)
+    with api_server.client(api_server.token(key["key"])) as api:
+        job = api.post("/v1/jobs", json={"template": "squares@1", "params": {"partitioner": {"count": 3}}}).json()
+        events = sse_events(api, job["id"])
+        batches = [e["data"] for e in events if e["event"] == "batch"]
+        assert batches and all(isinstance(b["start"], int) and isinstance(b["stop"], int) for b in batches)
+        assert all(isinstance(b["host"], str) for b in batches)
+        lines = [line["msg"] for line in api.get(f"/v1/jobs/{job['id']}/logs").json()["items"]]
+        assert f"queued by API key {key['id']} (org {org})" in lines
+        unknown = api.post("/v1/jobs", json={"template": "no-such-template"})
+        assert unknown.status_code in (404, 422)
+        text = unknown.text
+        assert "-I MODULE" not in text and "RUNNER_INCLUDE" not in text and "a worker publishes a template" in text
+        outside = api.post("/v1/jobs", json={"template": "squares@1", "source": "file:///etc/passwd"})
+        assert outside.status_code == 422
+        assert "outside the directories this server may read" in outside.text
+        assert all(str(root) not in outside.text for root in file_roots) and "RUNNER_FILE_ROOTS" not in outside.text
