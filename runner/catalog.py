@@ -235,6 +235,9 @@ def param_fields(info: TemplateInfo, kind: Kind) -> list[tuple[str, str, str, st
         else:
             default = json.dumps(prop["default"]) if "default" in prop else "required" if name in required else "-"
         rows.append((name, _type_name(prop, schema.get("$defs", {})), default, prop.get("description", "")))
+    # the template's own defaults for fields no schema describes (an engine without schema.json)
+    rows += [(name, "any", json.dumps(value), "template default; not checked (no schema)")
+             for name, value in info.defaults.get(kind, {}).items() if name not in schema.get("properties", {})]
     return rows
 
 

@@ -9,15 +9,17 @@ read from a source.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel
 
 from runner.errors import SourceError, TemplateNotFound
 from runner.catalog import TemplateInfo
-from runner.registry import Function, Kind, Template, get_function
+from runner.registry import KINDS, Function, Kind, Template, get_function
 from runner.storage import Storages, safe_uri, scheme_of
 from runner.storage.file import path_of
 
-__all__ = ["check_job", "SourceReport", "source_report"]
+__all__ = ["check_job", "param_warnings", "is_open_schema", "SourceReport", "source_report"]
 
 
 def _function(tmpl: Template | TemplateInfo, kind: Kind) -> Function | None:
@@ -60,6 +62,31 @@ def _check_directory_destination(destination: str) -> None:
     if path_of(destination).is_dir():
         raise SourceError(f"destination {destination} is an existing directory; did you mean {destination}/ "
                           f"(a prefix: the output goes under it)? nothing was queued")
+
+
+def is_open_schema(schema: dict[str, Any] | None) -> bool:
+    """Whether a published params schema takes anything (an engine without
+    ``schema.json``): Runner cannot check those params, only warn."""
+    return bool(schema) and schema.get("additionalProperties") is True and not schema.get("properties")
+
+
+def param_warnings(tmpl: Template | TemplateInfo, params: dict[str, Any] | None) -> list[str]:
+    """Params Runner cannot check, said instead of passed over in silence: a key the
+    template's defaults do not name, for a function that publishes no schema (an engine
+    without ``schema.json``) — likely a typo, which the engine may ignore."""
+    info = tmpl if isinstance(tmpl, TemplateInfo) else TemplateInfo.from_template(tmpl)
+    warnings = []
+    for kind, section in (params or {}).items():
+        if kind not in KINDS or not isinstance(section, dict) or not is_open_schema(info.params_schema.get(kind)):
+            continue
+        known = info.params.get(kind, {})
+        unknown = [key for key in section if key not in known]
+        if unknown:
+            listed = ", ".join(sorted(known)) or "none"
+            warnings += [f"{kind}.{key}: not a param the template names ({kind} {getattr(info, kind)} has no "
+                         f"schema.json, so it is passed on unchecked; the template's {kind} params: {listed})"
+                         for key in unknown]
+    return warnings
 
 
 class SourceReport(BaseModel):

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from runner.artifacts import ArtifactIO, artifact_prefix
 from runner.catalog import TemplateInfo, all_templates, find_template
 from runner import joblog
-from runner.checks import SourceReport, check_job, source_report
+from runner.checks import SourceReport, check_job, param_warnings, source_report
 from runner import guards
 from runner.config import Settings, get_settings
 from runner.dispatch import make_celery, send_partition, send_resume
@@ -102,7 +102,7 @@ class Client:
         check_job(self.storages, tmpl, source, destination)
         record = self._record(tmpl, guards.name("name", name), source, destination, guards.retention(retention_hours))
         record["inputs"] = self._check_inputs(tmpl, inputs)
-        record["warnings"] = self._queue_warnings(record["queue"])
+        record["warnings"] = self._queue_warnings(record["queue"]) + param_warnings(tmpl, params)
         record.update(_timing(record, validated, options))
         task_id = str(uuid.uuid4())
         self.store.create(record, expire_seconds=_lifetime(record), deadline=record["deadline"], tasks=[task_id],

@@ -346,3 +346,41 @@ def test_the_api_names_the_key_and_keeps_numbers_and_server_details_to_itself(ap
         assert outside.status_code == 422
         assert "outside the directories this server may read" in outside.text
         assert all(str(root) not in outside.text for root in file_roots) and "RUNNER_FILE_ROOTS" not in outside.text
+
+
+# -- item 14: engine params, shown and checked ------------------------------------------------
+
+
+def test_engine_params_show_their_defaults_validate_with_schema_json_and_warn_without(tmp_path: Path) -> None:
+    import shutil
+
+    from runner.local import embedded_redis
+    from tests.test_engines import ENGINES
+
+    engines = tmp_path / "engines"
+    shutil.copytree(ENGINES, engines)
+    (engines / "caseconv" / "app" / "schema.json").rename(engines / "caseconv" / "schema.json")  # where ByteNite puts it
+    template = tmp_path / "template.json"
+    template.write_text(json.dumps({"id": "engine-params", "partitioner": "fanout", "app": "caseconv",
+                                    "assembler": "zipper", "params": {"partitioner": {"lines_per_chunk": 2}}}))
+    (tmp_path / "in.txt").write_text("a\nb\n")
+    source = (tmp_path / "in.txt").as_uri()
+    (tmp_path / "redis").mkdir()
+    with embedded_redis(tmp_path / "redis") as url:
+        env = {"RUNNER_BROKER_URL": url, "RUNNER_FILE_ROOTS": str(tmp_path)}
+        ref = run_cli("template", "import", str(template), "--engines", str(engines), env=env).stdout.strip()
+        shown = run_cli("templates", ref, env=env).stdout
+        partitioner = shown.split("partitioner fanout")[1].split("app caseconv")[0]
+        assert "lines_per_chunk" in partitioner and "2" in partitioner and "no params" not in partitioner
+        assert "not checked" in partitioner
+        app = shown.split("app caseconv")[1].split("assembler zipper")[0]
+        assert "mode" in app and '"upper"' in app  # the root schema.json is read
+        assert "any params, not checked (no schema.json)" in shown.split("assembler zipper")[1]
+        warned = run_cli("submit", ref, "--source", source, "-p", "partitioner.bogus=1", env=env)
+        assert ("warning: partitioner.bogus: not a param the template names (partitioner fanout@0.1"
+                in warned.stderr) and "the template's partitioner params: lines_per_chunk)" in warned.stderr
+        assert "warning: partitioner.lines_per_chunk" not in run_cli(
+            "submit", ref, "--source", source, "-p", "partitioner.lines_per_chunk=3", env=env).stderr
+        refused = run_cli("submit", ref, "--source", source, "-p", "app.bogus=1", "-p", "app.mode=sideways", env=env,
+                          status=2)
+        assert "app.bogus: unexpected field" in refused.stderr and "app.mode:" in refused.stderr

@@ -113,6 +113,7 @@ def templates(ref: str | None, include: tuple[str, ...], as_json: bool) -> None:
     from rich.table import Column, Table
 
     from runner.catalog import KINDS, TemplateInfo, param_fields
+    from runner.checks import is_open_schema
 
     client = make_client(include)
     found: list[TemplateInfo] = [client.template(ref)] if ref else client.templates()
@@ -127,7 +128,11 @@ def templates(ref: str | None, include: tuple[str, ...], as_json: bool) -> None:
                           title_justify="left")
             for row in param_fields(info, kind):
                 table.add_row(*row)
-            console.print(table if table.rows else f"{kind} {getattr(info, kind)}: no params")
+            if table.rows:
+                console.print(table)
+            else:
+                console.print(f"{kind} {getattr(info, kind)}: " + ("any params, not checked (no schema.json)"
+                              if is_open_schema(info.params_schema.get(kind)) else "no params"))
     else:
         table = Table(Column("template", no_wrap=True), "partitioner", "app", "assembler", "queue", "description")
         for tmpl in found:

@@ -175,8 +175,8 @@ def register_record(record: ImportRecord) -> Template:
         if _is_registered(kind, engine.function):  # type: ignore[arg-type]
             continue
         manifest = Manifest.model_validate(engine.manifest)
-        params: type[BaseModel] = OpenParams
-        if kind == "app" and engine.schema_:
+        params: type[BaseModel] = OpenParams  # no schema.json: any params (unknown keys warn at submit)
+        if engine.schema_:
             params = model_from_schema(engine.schema_, f"{manifest.name}_params")
         traits = {"writes": "output"} if kind == "assembler" else {}
         register(kind, engine.function, CommandEngine(kind, engine.function, manifest, engine.digest, engine.uri),  # type: ignore[arg-type]

@@ -1,7 +1,8 @@
 """ByteNite engine folders and template files, read as they are written in the wild.
 
 An engine is ``NAME/manifest.json`` plus ``NAME/app/<entrypoint>`` (and optionally
-``NAME/app/schema.json``, the JSON Schema of its params). Manifests were written by hand
+``NAME/schema.json``, as ByteNite places it, or ``NAME/app/schema.json``: the JSON Schema
+of its params, checked at submit for a partitioner, app or assembler alike). Manifests were written by hand
 and by several versions of ByteNite's tools, so every spelling seen is accepted
 (``platform_config``/``platformConfig``, ``device_requirements``/``deviceRequirements``,
 ``name``/``Name``); what Runner does not use (the container image) is reported in
@@ -118,7 +119,9 @@ def read_engine(folder: Path) -> EngineFolder:
     if not entry.is_file():
         raise EngineError(f"{folder}: entrypoint app/{manifest.entrypoint} does not exist")
     schema = None
-    schema_path = folder / "app" / "schema.json"
+    # ByteNite keeps it at the folder's root; older Runner docs said app/: either is read
+    schema_path = next((p for p in (folder / "schema.json", folder / "app" / "schema.json") if p.is_file()),
+                       folder / "schema.json")
     if schema_path.is_file():
         try:
             schema = json.loads(schema_path.read_text())
