@@ -149,7 +149,7 @@ def demo(workers: int, source: str | None) -> None:
     """Run the word-count example on a private Redis and worker pool, then stop them."""
     from rich.table import Table
 
-    from runner.cli.render import status_table
+    from runner.cli.render import status_text
     from runner.local import local_cluster
 
     path = Path(source) if source else Path(__file__).resolve().parents[2] / "examples" / "data" / "book.txt"
@@ -164,7 +164,7 @@ def demo(workers: int, source: str | None) -> None:
         for word, count in counts.items():
             table.add_row(word, str(count))
         console.print(table)
-        console.print(status_table(job.status()))
+        click.echo(status_text(job.status()))
     say("next: write your own templates (README: Your own templates), or run a fleet: runner worker --include MODULE")
 
 

@@ -110,9 +110,9 @@ def status(job_id: str, as_json: bool, org: str | None) -> None:
     if as_json:
         print(current.model_dump_json(indent=2))
     else:
-        from runner.cli.render import status_table
+        from runner.cli.render import status_text
 
-        console.print(status_table(current))
+        click.echo(status_text(current))
 
 
 @click.command()

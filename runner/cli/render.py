@@ -1,18 +1,23 @@
 """Tables the commands print. Values are plain text (never rich markup: ``[app]`` in an
-error stays ``[app]``), and ids never wrap or get cut."""
+error stays ``[app]``), and ids never wrap or get cut.
+
+``runner status`` prints its two columns itself (click styles them on a terminal) rather
+than through rich, whose import is a sixth of that command's start-up."""
 
 from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.table import Table
-from rich.text import Text
+import click
 
 from runner.models import JobState, JobStatus
 
-__all__ = ["status_table", "jobs_table", "age", "TRACEBACK_FRAMES"]
+if TYPE_CHECKING:
+    from rich.table import Table
+
+__all__ = ["status_text", "jobs_table", "age", "TRACEBACK_FRAMES"]
 
 TRACEBACK_FRAMES = 8  # last lines of a recorded traceback shown by `runner status`
 
@@ -45,17 +50,20 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
-def status_table(status: JobStatus) -> Table:
-    table = Table(show_header=False, box=None, pad_edge=False)
-    table.add_column(style="bold", no_wrap=True)
-    table.add_column(overflow="fold")
-    for key, value in status.model_dump(exclude={"params", "error"}).items():
-        if value is not None and value != [] and value != {}:
-            table.add_row(key, Text(_shown(value)))
-    table.add_row("params", Text(json.dumps(status.params)))
-    for key, value in _error_rows(status.error or {}):
-        table.add_row(Text(key, style="red"), Text(value))
-    return table
+def status_text(status: JobStatus) -> str:
+    """A job's record as ``key  value`` lines, the values aligned, error rows last (and
+    red on a terminal); a value of several lines (a traceback) stays in its column."""
+    rows = [(key, _shown(value)) for key, value in status.model_dump(exclude={"params", "error"}).items()
+            if value is not None and value != [] and value != {}]
+    rows.append(("params", json.dumps(status.params)))
+    errors = _error_rows(status.error or {})
+    width = max(len(key) for key, _ in [*rows, *errors])
+    lines = []
+    for (key, value), style in [*((row, {"bold": True}) for row in rows), *((row, {"fg": "red"}) for row in errors)]:
+        first, *rest = value.split("\n") or [""]
+        lines.append(click.style(key.ljust(width), **style) + "  " + first)
+        lines += [" " * (width + 2) + line for line in rest]
+    return "\n".join(lines)
 
 
 def _progress(job: JobStatus) -> str:
@@ -66,8 +74,11 @@ def _progress(job: JobStatus) -> str:
     return text + (f" ({job.pieces_failed} failed)" if job.pieces_failed else "")
 
 
-def jobs_table(jobs: list[JobStatus]) -> Table:
+def jobs_table(jobs: list[JobStatus]) -> "Table":
     """One row a job: the whole id (never wrapped), template, state, progress, age, error."""
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table()
     table.add_column("job", no_wrap=True, min_width=max((len(j.id) for j in jobs), default=3))
     for name in ("template", "state", "progress", "age"):
