@@ -68,7 +68,7 @@ def test_status_loads_no_celery_api_or_s3(redis_url: str, settings) -> None:
     env = {"RUNNER_BROKER_URL": redis_url, "RUNNER_ORG": "startup", "PATH": "/usr/bin:/bin"}
     loaded = _modules_after("status", job.id, env=env)
     assert {"redis", "pydantic"} <= loaded
-    assert not loaded & {"celery", "kombu", "fastapi", "uvicorn", "boto3", "httpx"}, sorted(loaded)
+    assert not loaded & {"celery", "kombu", "fastapi", "uvicorn", "boto3", "httpx", "rich"}, sorted(loaded)
     shown = run_cli("status", job.id, env={"RUNNER_BROKER_URL": redis_url, "RUNNER_ORG": "startup"}).stdout
     assert job.id in shown and "queued" in shown
 
