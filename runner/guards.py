@@ -15,6 +15,7 @@ import json
 import math
 import re
 from pathlib import Path
+from urllib.parse import unquote
 from typing import Any
 
 from runner.errors import InvalidParams, SourceError
@@ -38,8 +39,9 @@ def uri(storages: Storages, field: str, value: Any) -> str:
         return "bypass:"
     if not isinstance(value, str):
         raise _bad(field, f"must be a URI string such as file:///data/in.txt, got {type(value).__name__}")
-    if found := _CONTROL.search(value):
-        raise _bad(field, f"contains the control character {found.group()!r}; URIs are printable text")
+    if found := _CONTROL.search(value) or _CONTROL.search(unquote(value)):
+        raise _bad(field, f"contains the control character {found.group()!r} (maybe %-encoded); URIs are "
+                          "printable text")
     if value.startswith("/"):  # a bare absolute path: the URI it meant is certain
         raise SourceError(f"{field}: {value!r} is a path, not a URI; did you mean {Path(value).as_uri()}"
                           f"{'/' if value.endswith('/') else ''}?")

@@ -91,9 +91,9 @@ def test_schedules_next_run_moves_with_each_firing(redis_url: str, file_roots) -
         return datetime.fromisoformat(shown[0]["next_due"]).timestamp()
 
     first = next_run()
-    assert sweep(settings, now=first + 1) == 1  # the fleet's sweeper fires the first due time
+    assert sweep(client.services, now=first + 1) == 1  # the fleet's sweeper fires the first due time
     assert next_run() == pytest.approx(first + 3600)
-    assert sweep(settings, now=first + 3601) == 1
+    assert sweep(client.services, now=first + 3601) == 1
     assert next_run() == pytest.approx(first + 7200)
     table = run_cli("schedules", env=env).stdout
     assert datetime.fromtimestamp(first + 7200, timezone.utc).strftime("%H:%M:%S") in table

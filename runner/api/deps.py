@@ -22,7 +22,6 @@ from fastapi.security import APIKeyHeader
 
 from starlette.concurrency import run_in_threadpool
 
-from runner import joblog
 from runner.api.keys import ApiKeys, Principal, RateLimit, Unauthorized
 from runner.client import Client
 from runner.redis_connect import connect_async
@@ -112,17 +111,8 @@ def principal(request: Request, authorization: Annotated[str | None, Depends(_au
 CurrentPrincipal = Annotated[Principal, Depends(principal)]
 
 
-async def caller(who: CurrentPrincipal) -> Principal:
-    """The caller, also set as who this request acts for (:func:`runner.joblog.acting_for`):
-    async, so the value is set in the request's own context, which the sync route
-    handlers' threads inherit (a sync dependency runs in a copy, and it would be lost)."""
-    joblog.acting_for(who.who)
-    return who
-
-
-def client_for(request: Request, who: Annotated[Principal, Depends(caller)]) -> Client:
-    """A ``Client`` bound to the caller's org; the jobs it queues or cancels are logged
-    as the caller's (``queued by API key K (org O)``)."""
+def client_for(request: Request, who: CurrentPrincipal) -> Client:
+    """A ``Client`` bound to the caller's org."""
     return api_state(request).client(who.org)
 
 

@@ -65,11 +65,6 @@ class Principal:
     org: str
     key_id: str
 
-    @property
-    def who(self) -> str:
-        """How a job's log names this caller: ``API key K (org O)``."""
-        return f"API key {self.key_id} (org {self.org})"
-
 
 @dataclass(frozen=True)
 class ApiKeyInfo:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from runner.cli.errors import LazyConsole, err_console
+from runner.exits import LazyConsole, err_console
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from runner.cli.common import LazyChoice, console, make_client, parse_params, read_store, say, uri_option
-from runner.cli.errors import INTERRUPTED, USAGE
+from runner.exits import INTERRUPTED, USAGE
 
 if TYPE_CHECKING:
     from runner.client import Job

@@ -1,10 +1,13 @@
-"""Every error on the command line becomes one line (or a few) naming the value and the
-fix, never a traceback — unless ``--debug`` or ``RUNNER_DEBUG=1`` asks for one.
+"""How a command line ends on an error: every error becomes one line (or a few) naming
+the value and the fix, never a traceback — unless ``--debug`` or ``RUNNER_DEBUG=1`` asks
+for one. Both command lines use it, ``runner`` and a ``SimpleJob``'s own ``main``, so it
+sits beside them rather than inside the CLI (the SDK never imports the CLI).
 
 Exit status: 2 for a usage error (a bad option, params, setting, URL or source, a
 missing file included: the command never ran), 1 for everything else (a failed job, an
-unreachable server, a missing job), 130 for Ctrl-C. ``SimpleJob.main`` uses the same handler, so a training script's bad
-``--lr fast`` reads the same as ``runner submit``'s bad ``-p``.
+unreachable server, a missing job), 130 for Ctrl-C. ``SimpleJob.main`` uses the same
+handler, so a training script's bad ``--lr fast`` reads the same as ``runner submit``'s
+bad ``-p``.
 """
 
 from __future__ import annotations
