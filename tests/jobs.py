@@ -237,3 +237,14 @@ def odd_one_out(piece: int, ctx):
 template("odd-one-out", "1.0.0", partitioner="replicas", app="odd_one_out", assembler="sum", test_pieces=2)
 template("sleepy-limits", "1.0.0", partitioner="replicas", app="sleepy", assembler="json_list", max_retries=1,
          description="sleepy for test_pieces' limit tests: its own piece-time history, apart from sleepy's")
+
+
+@app("mildew_risk")
+def mildew_risk(piece: int, ctx) -> dict:
+    """The Prediction-API tutorial's model: a mildew risk from a temperature reading (°C)."""
+    celsius = float(ctx.inputs["temperature"].read_text())
+    return {"celsius": celsius, "risk": "high" if 15 <= celsius <= 25 else "low"}
+
+
+template("mildew-predictor", "1.0.0", partitioner="single", app="mildew_risk", assembler="single",
+         inputs=["temperature"])

@@ -1,0 +1,162 @@
+"""What a Prediction-API job runs: the source version a setup names, and its role bindings
+as the job's named inputs.
+
+A setup names its version by id (``job.source_version_id``, ``source_version.id``) or its
+source by id or name (``job.source_id``, ``source.id`` / ``name``,
+``source_version.source_id``) at ``source_version.version``, else the source's newest
+version. Objects the API returned are accepted as they were read back. A fleet template
+can still be named straight (``with-model``, ``with-model@1.0.0``): it is a source with
+one output role, ``result``. Every name given must agree, else a 422 naming it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from runner.api.prediction_models import RESULT_ROLE, RoleBinding, SetupBody
+from runner.api.prediction_sources import Loc, api_error, find_source, records
+from runner.client import Client
+from runner.errors import SourceError, TemplateNotFound
+
+__all__ = ["Target", "target_of", "target_for_setup", "bind_inputs", "Bound"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """A source version as a job needs it."""
+
+    template: str  # the Runner template, name@version
+    inputs: list[str]  # its input roles: the template's named inputs
+    source_id: str
+    source_name: str
+    version_id: str
+    version: str
+    output_roles: list[str] = field(default_factory=lambda: [RESULT_ROLE])
+    retention_hours: float | None = None  # the source's
+    interval: int | None = None  # the source's expectedintervalminutes
+
+    @property
+    def record(self) -> dict[str, Any]:
+        """What the job's record keeps of it (``source_ref``)."""
+        return {"source_id": self.source_id, "source_version_id": self.version_id, "output_roles": self.output_roles}
+
+
+def _of_template(client: Client, ref: str, loc: Loc) -> Target:
+    try:
+        info = client.template(ref)
+    except TemplateNotFound as exc:
+        raise api_error(422, "unknown_source", loc, f"{exc}; or create the source with POST /api/v1/sources") from None
+    return Target(info.ref, list(info.inputs), info.name, info.name, info.ref, info.version)
+
+
+def target_of(client: Client, version: dict[str, Any], source: dict[str, Any] | None = None) -> Target:
+    """The target of a stored version record (and its source's hints)."""
+    source = source or records(client).source(client.org, version["source_id"]) or {}
+    return Target(version["template"], [role["role"] for role in version["input_roles"]], version["source_id"],
+                  source.get("name", version["source_id"]), version["id"], version["version"],
+                  [role["role"] for role in version["output_roles"]], source.get("retention_hours"),
+                  source.get("expectedintervalminutes"))
+
+
+def _by_version(client: Client, ref: str, loc: Loc) -> Target:
+    found = records(client).version(client.org, ref)
+    if found is not None:
+        return target_of(client, found)
+    if "@" in ref:
+        return _of_template(client, ref, loc)
+    raise api_error(422, "unknown_source", loc, f"no source version {ref!r} in this organisation: give an id "
+                    "from POST /api/v1/source_versions (or a template name@version)")
+
+
+def _by_source(client: Client, ref: str, version: str | None, loc: Loc) -> Target:
+    source = find_source(client, ref)
+    if source is None:
+        return _of_template(client, f"{ref}@{version}" if version else ref, ("source_version", "version") if version
+                            else loc)
+    store = records(client)
+    if version:
+        version_id = store.version_ids(client.org, source["id"]).get(version)
+        if version_id is None:
+            known = ", ".join(row["version"] for row in store.versions(client.org, source["id"])) or "none"
+            raise api_error(422, "unknown_version", ("source_version", "version"), f"source {source['name']!r} "
+                            f"has no version {version!r} (it has: {known}); POST /api/v1/source_versions first")
+        return target_of(client, store.version(client.org, version_id) or {}, source)
+    versions = store.versions(client.org, source["id"])
+    if not versions:
+        raise api_error(422, "no_version", loc, f"source {source['name']!r} has no version yet; "
+                        "create one with POST /api/v1/source_versions")
+    return target_of(client, versions[-1], source)
+
+
+def target_for_setup(client: Client, body: SetupBody) -> Target:
+    """The version a setup names; 422 naming the field for an unknown or disagreeing one."""
+    src, ver, job = body.source, body.source_version, body.job
+    version_ids = [(loc, value) for loc, value in ((("job", "source_version_id"), job.source_version_id),
+                                                   (("source_version", "id"), ver and ver.id)) if value]
+    source_ids = [(loc, value) for loc, value in (
+        (("job", "source_id"), job.source_id), (("source", "id"), src and src.id),
+        (("source", "name"), src and src.name), (("source_version", "source_id"), ver and ver.source_id)) if value]
+    if version_ids:
+        target = _by_version(client, version_ids[0][1], version_ids[0][0])
+    elif source_ids:
+        target = _by_source(client, source_ids[0][1], ver and ver.version, source_ids[0][0])
+    else:
+        raise api_error(422, "missing", ("job", "source_version_id"),
+                        "field required: job.source_version_id, or job.source_id (newest version)")
+    for loc, value in version_ids:
+        if value != target.version_id:
+            raise api_error(422, "conflict", loc, f"{value!r} disagrees with source version {target.version_id!r}")
+    for loc, value in source_ids:
+        if value not in (target.source_id, target.source_name):
+            raise api_error(422, "conflict", loc, f"{value!r} disagrees with source {target.source_name!r}")
+    if ver and ver.version and ver.version != target.version:
+        raise api_error(422, "conflict", ("source_version", "version"),
+                        f"{ver.version!r} disagrees with version {target.version!r} of {target.source_name!r}")
+    return target
+
+
+@dataclass
+class Bound:
+    """Role bindings as a job keeps them: URIs by role, and what reads them back."""
+
+    inputs: dict[str, str] = field(default_factory=dict)  # role -> URI (the job's named inputs)
+    types: dict[str, str] = field(default_factory=dict)  # role -> input_type
+    ids: dict[str, str] = field(default_factory=dict)  # role -> registered input id, when bound by id
+
+
+def _uri(client: Client, input_id: str, loc: Loc, bound: Bound, role: str) -> str:
+    """A URI, or (no scheme) the URI of the org's input registered under that id."""
+    if ":" not in input_id:
+        found = records(client).input(client.org, input_id)
+        if found is None:
+            raise api_error(422, "unknown_input", loc, f"no input {input_id!r} in this organisation: register it "
+                            "with POST /api/v1/inputs {uri, kind}, or give a URI")
+        bound.ids[role] = input_id
+        if found.get("kind"):
+            bound.types.setdefault(role, found["kind"])
+        return found["uri"]
+    try:
+        return client.storages.check(input_id)
+    except (SourceError, ValueError) as exc:  # urlparse raises ValueError ("http://[::1")
+        raise api_error(422, "invalid_uri", loc, f"{input_id!r}: {exc}") from None
+
+
+def bind_inputs(client: Client, target: Target, bindings: list[RoleBinding], root: Loc, complete: bool) -> Bound:
+    """Role bindings as the job's ``inputs``; 422 naming ``role_bindings[i].role`` /
+    ``.input_id`` for an unknown or repeated role or a bad URI or id, or ``role_bindings``
+    for an unbound role when ``complete`` (the job is to run)."""
+    bound = Bound()
+    for index, binding in enumerate(bindings):
+        if binding.role not in target.inputs:
+            raise api_error(422, "unknown_role", (*root, index, "role"), f"unknown role {binding.role!r}; source "
+                            f"version {target.version_id} has input roles: {', '.join(target.inputs) or 'none'}")
+        if binding.role in bound.inputs:
+            raise api_error(422, "duplicate_role", (*root, index, "role"), f"role {binding.role!r} is bound twice")
+        if binding.input_type:
+            bound.types[binding.role] = binding.input_type
+        bound.inputs[binding.role] = _uri(client, binding.input_id, (*root, index, "input_id"), bound, binding.role)
+    missing = [role for role in target.inputs if role not in bound.inputs]
+    if complete and missing:
+        raise api_error(422, "missing_role", root, f"required input roles not bound: {', '.join(missing)}")
+    return bound
