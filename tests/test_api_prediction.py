@@ -432,6 +432,39 @@ def test_setup_takes_objects_as_read_back_and_inputs_by_id(api, model_uri):
     assert by_uri["role_bindings"][0]["input_id"] == model_uri
 
 
+def test_setup_creates_its_source_and_version_on_the_fly(api, model_uri):
+    roles = {"input_roles": [{"role": "model", "input_kind": "file"}], "output_roles": [{"role": "y"}]}
+    body = {"source": {"name": "with-model", "description": "fly", "retention_hours": 2},
+            "source_version": {"version": "1.0.0", **roles}, "job": {"name": "fly"}}
+    refused = [
+        ({**body, "source_version": {"version": "1.0.0", **roles, "input_roles": []}},
+         ["source_version", "input_roles"]),
+        ({**body, "source_version": {"version": "2", **roles}}, ["source_version", "version"]),  # no template
+        ({**body, "source": {"name": "a/b"}}, ["source", "name"]),
+        ({**body, "role_bindings": [{"role": "nope", "input_id": model_uri}]}, ["role_bindings", 0, "role"]),
+    ]
+    for bad, loc in refused:
+        assert_detail(api.post(f"{API}/jobs/setup", json=bad), 422, loc)
+    assert api.get(f"{API}/sources").json() == [] and api.get(f"{API}/source_versions").json() == []
+    job = create(api, "jobs/setup", body)
+    (source,) = api.get(f"{API}/sources").json()
+    (version,) = api.get(f"{API}/source_versions").json()
+    assert (source["name"], source["description"], source["versions"]) == ("with-model", "fly", ["1.0.0"])
+    assert version["template"] == "with-model@1.0.0" and version["input_roles"][0]["input_kind"] == "file"
+    assert (job["source_id"], job["source_version_id"], job["retention_hours"]) == (source["id"], version["id"], 2)
+    again = create(api, "jobs/setup", body)  # the records exist now: the same ones are used
+    assert (again["source_id"], again["source_version_id"]) == (source["id"], version["id"])
+    newer = create(api, "jobs/setup", {"source": source, "job": {},
+                                       "source_version": {"version": "7", "template": "with-model@1.0.0", **roles}})
+    assert api.get(f"{API}/sources/{source['id']}").json()["versions"] == ["1.0.0", "7"]
+    assert newer["source_version_id"] == api.get(f"{API}/source_versions").json()[1]["id"]
+    assert_detail(api.post(f"{API}/jobs/setup", json={**body, "source_version": {
+        "version": "1.0.0", **roles, "output_roles": [{"role": "z"}]}}), 422, ["source_version", "output_roles"])
+    assert_detail(api.post(f"{API}/jobs/setup", json={**body, "source": {"name": "with-model", "retention_hours": 9}}),
+                  422, ["source", "retention_hours"])
+    assert job_count(api) == 3
+
+
 def test_bad_references_in_a_setup_are_422s_naming_the_field(api, api_client, model_uri):
     source = create(api, "sources", {"name": "with-model"})
     version = create(api, "source_versions", {"source_id": source["id"], "version": "1.0.0",

@@ -25,7 +25,7 @@ from runner.api.prediction_models import (
     ERROR_RESPONSES, RESULT_ROLE, Binding, JobOutputs, JobPut, PredictionJob, RoleBinding, SetupBody,
 )
 from runner.api.prediction_sources import Loc, api_error
-from runner.api.prediction_targets import Bound, Target, bind_inputs, target_for_setup
+from runner.api.prediction_targets import Bound, Target, bind_inputs, create_records, target_for_setup
 from runner.client import Client
 from runner.errors import ScheduleNotFound
 from runner.job import describe_error
@@ -130,9 +130,11 @@ def setup_job(body: SetupBody, client: OrgClient, who: CurrentPrincipal) -> Pred
     _check_org(body, who.org)
     if body.role_bindings is not None and body.job.role_bindings is not None:
         raise api_error(422, "ambiguous", ("job", "role_bindings"), "give role_bindings once: top-level or in job")
-    target = target_for_setup(client, body)
+    target, new = target_for_setup(client, body)
     root: Loc = ("job", "role_bindings") if body.job.role_bindings is not None else ("role_bindings",)
     bound = bind_inputs(client, target, body.role_bindings or body.job.role_bindings or [], root, body.job.active)
+    if new is not None:
+        target = create_records(client, new)
     inputs = bound.inputs
     retention = (body.job.retention_hours or target.retention_hours or (body.source and body.source.retention_hours)
                  or None)

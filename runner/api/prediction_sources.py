@@ -30,7 +30,8 @@ from runner.client import Client
 from runner.errors import SourceError, TemplateNotFound
 from runner.source_store import SourceStore
 
-__all__ = ["router", "records", "find_source", "new_id", "api_error", "Loc"]
+__all__ = ["router", "records", "find_source", "api_error", "Loc", "source_record", "save_source", "version_record",
+           "save_version"]
 
 router = APIRouter(prefix="/api/v1", tags=["prediction"], responses=ERROR_RESPONSES)
 
@@ -74,18 +75,31 @@ def _first_difference(stored: dict[str, Any], wanted: dict[str, Any], fields: tu
 
 # -- sources --------------------------------------------------------------------------
 
+def source_record(body: SourceBody | dict[str, Any]) -> dict[str, Any]:
+    """A new source record of ``body`` (not stored yet)."""
+    fields = body.model_dump() if isinstance(body, SourceBody) else body
+    return {"id": new_id(), **fields, "created_at": _now()}
+
+
+def save_source(client: Client, wanted: dict[str, Any], root: Loc = ()) -> tuple[dict[str, Any], bool]:
+    """Store ``wanted`` unless its name is taken: ``(stored, created)``; 409 naming the
+    field when a source of that name differs."""
+    stored = records(client).add_source(client.org, wanted)
+    if stored["id"] == wanted["id"]:
+        return stored, True
+    field = _first_difference(stored, wanted, ("description", "expectedintervalminutes", "retention_hours"))
+    if field is not None:
+        raise api_error(409, "conflict", (*root, field), f"source {wanted['name']!r} exists with {field} "
+                        f"{stored.get(field)!r}, not {wanted.get(field)!r}; sources keep their name")
+    return stored, False
+
+
 @router.post("/sources", status_code=201, response_model=Source, responses=_EXISTED)
 def post_source(body: SourceBody, client: OrgClient, response: Response) -> Source:
     """Register a source (a model) under a name unique in the org; the same body again
     answers the stored source (200), a different one is a 409 naming the field."""
-    wanted = {"id": new_id(), **body.model_dump(), "created_at": _now()}
-    stored = records(client).add_source(client.org, wanted)
-    if stored["id"] != wanted["id"]:
-        field = _first_difference(stored, wanted, ("description", "expectedintervalminutes", "retention_hours"))
-        if field is not None:
-            raise api_error(409, "conflict", (field,), f"source {body.name!r} exists with {field} "
-                            f"{stored.get(field)!r}, not {wanted.get(field)!r}; sources keep their name")
-        response.status_code = 200
+    stored, created = save_source(client, source_record(body))
+    response.status_code = 201 if created else 200
     return _source_view(client, stored)
 
 
@@ -106,9 +120,9 @@ def get_source(source_id: RecordId, client: OrgClient) -> Source:
 
 # -- source versions ------------------------------------------------------------------
 
-def _bound_template(client: Client, body: SourceVersionBody, source: dict[str, Any]) -> TemplateInfo:
+def _bound_template(client: Client, body: SourceVersionBody, source: dict[str, Any], root: Loc) -> TemplateInfo:
     """The template the version runs: ``template`` if given, else ``<source name>@<version>``."""
-    loc: Loc = ("template",) if body.template else ("version",)
+    loc: Loc = (*root, "template") if body.template else (*root, "version")
     ref = body.template or f"{source['name']}@{body.version}"
     try:
         return client.template(ref)
@@ -117,23 +131,46 @@ def _bound_template(client: Client, body: SourceVersionBody, source: dict[str, A
         raise api_error(422, "unknown_template", loc, f"{exc}{hint}") from None
 
 
-def _check_roles(info: TemplateInfo, body: SourceVersionBody) -> None:
+def _check_roles(info: TemplateInfo, body: SourceVersionBody, root: Loc) -> None:
     """Input roles are exactly the template's named inputs (each required); roles unique."""
     for field in ("input_roles", "output_roles"):
         names = [role.role for role in getattr(body, field)]
         repeated = next((i for i, name in enumerate(names) if name in names[:i]), None)
         if repeated is not None:
-            raise api_error(422, "duplicate_role", (field, repeated, "role"), f"role {names[repeated]!r} is named twice")
+            raise api_error(422, "duplicate_role", (*root, field, repeated, "role"),
+                            f"role {names[repeated]!r} is named twice")
     if not body.output_roles:
-        raise api_error(422, "missing", ("output_roles",), "give at least one output role (e.g. 'prediction')")
+        raise api_error(422, "missing", (*root, "output_roles"), "give at least one output role (e.g. 'prediction')")
     names = [role.role for role in body.input_roles]
     if sorted(names) != sorted(info.inputs):
-        raise api_error(422, "roles_differ", ("input_roles",), f"input_roles {names} differ from the named "
+        raise api_error(422, "roles_differ", (*root, "input_roles"), f"input_roles {names} differ from the named "
                         f"inputs of template {info.ref}: {list(info.inputs)}")
     for index, role in enumerate(body.input_roles):
         if not role.required:
-            raise api_error(422, "required", ("input_roles", index, "required"),
+            raise api_error(422, "required", (*root, "input_roles", index, "required"),
                             f"role {role.role!r}: every named input of template {info.ref} is required")
+
+
+def version_record(client: Client, body: SourceVersionBody, source: dict[str, Any], root: Loc = ()) -> dict[str, Any]:
+    """A new version record of ``source`` (not stored yet), its template and roles checked:
+    422 naming ``root`` + the field."""
+    info = _bound_template(client, body, source, root)
+    _check_roles(info, body, root)
+    return {"id": new_id(), **body.model_dump(mode="json"), "source_id": source["id"], "template": info.ref,
+            "created_at": _now()}
+
+
+def save_version(client: Client, wanted: dict[str, Any], root: Loc = ()) -> tuple[dict[str, Any], bool]:
+    """Store ``wanted`` unless its version exists: ``(stored, created)``; 409 naming the
+    field when the stored one differs (versions never change)."""
+    stored = records(client).add_version(client.org, wanted)
+    if stored["id"] == wanted["id"]:
+        return stored, True
+    field = _first_difference(stored, wanted, ("description", "input_roles", "output_roles", "template"))
+    if field is not None:
+        raise api_error(409, "conflict", (*root, field), f"version {wanted['version']!r} of this source exists "
+                        f"with another {field}; versions never change: post a new version")
+    return stored, False
 
 
 @router.post("/source_versions", status_code=201, response_model=SourceVersion, responses=_EXISTED)
@@ -144,17 +181,8 @@ def post_source_version(body: SourceVersionBody, client: OrgClient, response: Re
     if source is None:
         raise api_error(422, "unknown_source", ("source_id",), f"no source {body.source_id!r} in this "
                         "organisation; create it first with POST /api/v1/sources")
-    info = _bound_template(client, body, source)
-    _check_roles(info, body)
-    wanted = {"id": new_id(), **body.model_dump(mode="json"), "source_id": source["id"], "template": info.ref,
-              "created_at": _now()}
-    stored = records(client).add_version(client.org, wanted)
-    if stored["id"] != wanted["id"]:
-        field = _first_difference(stored, wanted, ("description", "input_roles", "output_roles", "template"))
-        if field is not None:
-            raise api_error(409, "conflict", (field,), f"version {body.version!r} of source {source['name']!r} "
-                            f"exists with another {field}; versions never change: post a new version")
-        response.status_code = 200
+    stored, created = save_version(client, version_record(client, body, source))
+    response.status_code = 201 if created else 200
     return SourceVersion(**stored)
 
 

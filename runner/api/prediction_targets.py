@@ -4,7 +4,10 @@ as the job's named inputs.
 A setup names its version by id (``job.source_version_id``, ``source_version.id``) or its
 source by id or name (``job.source_id``, ``source.id`` / ``name``,
 ``source_version.source_id``) at ``source_version.version``, else the source's newest
-version. Objects the API returned are accepted as they were read back. A fleet template
+version. Objects the API returned are accepted as they were read back. A setup may also
+create its records on the fly, as the tutorial's ``source`` / ``source_version`` allow: a
+new source by ``name`` and a version with its roles, stored once everything is checked
+(the same rules as ``POST /sources`` and ``/source_versions``). A fleet template
 can still be named straight (``with-model``, ``with-model@1.0.0``): it is a source with
 one output role, ``result``. Every name given must agree, else a 422 naming it.
 """
@@ -14,12 +17,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from runner.api.prediction_models import RESULT_ROLE, RoleBinding, SetupBody
-from runner.api.prediction_sources import Loc, api_error, find_source, records
+from runner.api.prediction_models import RESULT_ROLE, RoleBinding, SetupBody, SourceVersionBody
+from runner.api.prediction_sources import (
+    Loc, api_error, find_source, records, save_source, save_version, source_record, version_record,
+)
 from runner.client import Client
 from runner.errors import SourceError, TemplateNotFound
 
-__all__ = ["Target", "target_of", "target_for_setup", "bind_inputs", "Bound"]
+__all__ = ["Target", "NewRecords", "target_of", "target_for_setup", "create_records", "bind_inputs", "Bound"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,7 @@ class Target:
     output_roles: list[str] = field(default_factory=lambda: [RESULT_ROLE])
     retention_hours: float | None = None  # the source's
     interval: int | None = None  # the source's expectedintervalminutes
+    from_template: bool = False  # a fleet template named straight, no records
 
     @property
     def record(self) -> dict[str, Any]:
@@ -47,7 +53,7 @@ def _of_template(client: Client, ref: str, loc: Loc) -> Target:
         info = client.template(ref)
     except TemplateNotFound as exc:
         raise api_error(422, "unknown_source", loc, f"{exc}; or create the source with POST /api/v1/sources") from None
-    return Target(info.ref, list(info.inputs), info.name, info.name, info.ref, info.version)
+    return Target(info.ref, list(info.inputs), info.name, info.name, info.ref, info.version, from_template=True)
 
 
 def target_of(client: Client, version: dict[str, Any], source: dict[str, Any] | None = None) -> Target:
@@ -89,31 +95,103 @@ def _by_source(client: Client, ref: str, version: str | None, loc: Loc) -> Targe
     return target_of(client, versions[-1], source)
 
 
-def target_for_setup(client: Client, body: SetupBody) -> Target:
-    """The version a setup names; 422 naming the field for an unknown or disagreeing one."""
+@dataclass(frozen=True)
+class NewRecords:
+    """What a setup creates on the fly, after every check: a source (None: it exists) and a version."""
+
+    source: dict[str, Any] | None
+    version: dict[str, Any]
+
+
+def _new_records(client: Client, body: SetupBody) -> NewRecords | None:
+    """A setup creating its records on the fly: ``source_version`` with ``version`` and both
+    role lists but no ``id``, of a source the org has (that lacks that version) or of a new
+    ``source`` given by ``name`` alone. None when the setup names existing records."""
     src, ver, job = body.source, body.source_version, body.job
-    version_ids = [(loc, value) for loc, value in ((("job", "source_version_id"), job.source_version_id),
-                                                   (("source_version", "id"), ver and ver.id)) if value]
-    source_ids = [(loc, value) for loc, value in (
-        (("job", "source_id"), job.source_id), (("source", "id"), src and src.id),
-        (("source", "name"), src and src.name), (("source_version", "source_id"), ver and ver.source_id)) if value]
+    if ver is None or ver.id or job.source_version_id or not ver.version or None in (ver.input_roles,
+                                                                                     ver.output_roles):
+        return None
+    ref = job.source_id or (src and (src.id or src.name)) or ver.source_id
+    source = find_source(client, ref) if ref else None
+    new_source = None
+    if source is None:
+        if not (src and src.name and not src.id):
+            return None  # the ordinary lookup names what is missing
+        if "@" in src.name or "/" in src.name:
+            raise api_error(422, "invalid_name", ("source", "name"), f"{src.name!r}: a source name has no '@' or '/'")
+        new_source = source = source_record(src.model_dump(include={"name", "description", "expectedintervalminutes",
+                                                                    "retention_hours"}))
+    elif ver.version in records(client).version_ids(client.org, source["id"]):
+        return None
+    fields = ver.model_dump(include={"version", "description", "input_roles", "output_roles", "template"})
+    version = version_record(client, SourceVersionBody(**fields, source_id=source["id"]), source, ("source_version",))
+    return NewRecords(new_source, version)
+
+
+def create_records(client: Client, new: NewRecords) -> Target:
+    """Store a setup's new source and version (a racing identical one is taken as is)."""
+    source = new.source
+    if source is not None:
+        source, _ = save_source(client, source, ("source",))
+    version = {**new.version, "source_id": source["id"]} if source is not None else new.version
+    stored, _ = save_version(client, version, ("source_version",))
+    return target_of(client, stored, source)
+
+
+def _named(client: Client, body: SetupBody, version_ids: list[tuple[Loc, str]],
+           source_ids: list[tuple[Loc, str]]) -> Target:
     if version_ids:
-        target = _by_version(client, version_ids[0][1], version_ids[0][0])
-    elif source_ids:
-        target = _by_source(client, source_ids[0][1], ver and ver.version, source_ids[0][0])
-    else:
-        raise api_error(422, "missing", ("job", "source_version_id"),
-                        "field required: job.source_version_id, or job.source_id (newest version)")
+        return _by_version(client, version_ids[0][1], version_ids[0][0])
+    if source_ids:
+        return _by_source(client, source_ids[0][1], body.source_version and body.source_version.version,
+                          source_ids[0][0])
+    raise api_error(422, "missing", ("job", "source_version_id"),
+                    "field required: job.source_version_id, or job.source_id (newest version)")
+
+
+def _check_agreement(target: Target, body: SetupBody, version_ids: list[tuple[Loc, str]],
+                     source_ids: list[tuple[Loc, str]]) -> None:
+    """Every id, name, version, template and role list the setup gives is the target's."""
     for loc, value in version_ids:
         if value != target.version_id:
             raise api_error(422, "conflict", loc, f"{value!r} disagrees with source version {target.version_id!r}")
     for loc, value in source_ids:
         if value not in (target.source_id, target.source_name):
             raise api_error(422, "conflict", loc, f"{value!r} disagrees with source {target.source_name!r}")
-    if ver and ver.version and ver.version != target.version:
-        raise api_error(422, "conflict", ("source_version", "version"),
-                        f"{ver.version!r} disagrees with version {target.version!r} of {target.source_name!r}")
-    return target
+    src, ver = body.source, body.source_version
+    if src is not None and not target.from_template:  # a template-named source's hours are the job's
+        for field, value, actual in (("retention_hours", src.retention_hours, target.retention_hours),
+                                     ("expectedintervalminutes", src.expectedintervalminutes, target.interval)):
+            if value is not None and value != actual:
+                raise api_error(422, "conflict", ("source", field), f"{value!r} disagrees with source "
+                                f"{target.source_name!r}: {actual!r} (set the job's own in job.{field})")
+    if ver is None:
+        return
+    given = {"version": ver.version, "template": ver.template,
+             "input_roles": ver.input_roles and sorted(role.role for role in ver.input_roles),
+             "output_roles": ver.output_roles and [role.role for role in ver.output_roles]}
+    actual = {"version": target.version, "template": target.template, "input_roles": sorted(target.inputs),
+              "output_roles": target.output_roles}
+    for field, value in given.items():
+        if value is not None and value != actual[field]:
+            raise api_error(422, "conflict", ("source_version", field), f"{value!r} disagrees with version "
+                            f"{target.version!r} of {target.source_name!r}: {actual[field]!r}")
+
+
+def target_for_setup(client: Client, body: SetupBody) -> tuple[Target, NewRecords | None]:
+    """The version a setup names, and the records it creates on the fly (stored by
+    :func:`create_records` once the job's inputs are checked too); 422 naming the field for
+    an unknown or disagreeing one."""
+    src, ver, job = body.source, body.source_version, body.job
+    version_ids = [(loc, value) for loc, value in ((("job", "source_version_id"), job.source_version_id),
+                                                   (("source_version", "id"), ver and ver.id)) if value]
+    source_ids = [(loc, value) for loc, value in (
+        (("job", "source_id"), job.source_id), (("source", "id"), src and src.id),
+        (("source", "name"), src and src.name), (("source_version", "source_id"), ver and ver.source_id)) if value]
+    new = _new_records(client, body)
+    target = target_of(client, new.version, new.source) if new else _named(client, body, version_ids, source_ids)
+    _check_agreement(target, body, version_ids, source_ids)
+    return target, new
 
 
 @dataclass
