@@ -19,8 +19,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from runner import admission
+from runner.admission import JobRequest
 from runner.api.deps import CurrentPrincipal, OrgClient, api_state
-from runner.api.records import extra_fields, requester
+from runner.api.records import extra_fields, queued_by, requester
 from runner.api.prediction_models import (
     ERROR_RESPONSES, RESULT_ROLE, Binding, JobOutputs, JobPut, PredictionJob, RoleBinding, SetupBody,
 )
@@ -104,12 +106,12 @@ def _hint(minutes: int | None) -> dict[str, int] | None:
 
 def _stand(client: Client, job_id: str, template: str, inputs: dict[str, str], retention: float | None,
            minutes: int) -> None:
-    """Make the job standing: a schedule runs it again every interval, and is overdue
-    when no run completed within one (``runner schedules``, metrics, doctor)."""
+    """Make the job standing (its record names the schedule): a schedule runs it again
+    every interval, and is overdue when no run completed within one (``runner schedules``,
+    metrics, doctor)."""
     every = f"{minutes}m"
     client.schedule(template, name=_schedule_name(job_id), every=every, expected_interval=every,
                     inputs=inputs, retention_hours=retention)
-    client.store.update(job_id, schedule=_schedule_name(job_id))
 
 
 # -- routes ---------------------------------------------------------------------------
@@ -133,22 +135,24 @@ def setup_job(body: SetupBody, client: OrgClient, who: CurrentPrincipal) -> Pred
     target, new = target_for_setup(client, body)
     root: Loc = ("job", "role_bindings") if body.job.role_bindings is not None else ("role_bindings",)
     bound = bind_inputs(client, target, body.role_bindings or body.job.role_bindings or [], root, body.job.active)
-    if new is not None:
-        target = create_records(client, new)
-    inputs = bound.inputs
     retention = (body.job.retention_hours or target.retention_hours or (body.source and body.source.retention_hours)
                  or None)
-    if body.job.active:
-        job = client.submit(target.template, inputs=inputs, name=body.job.name, retention_hours=retention)
-    else:
-        job = client.create(target.template, name=body.job.name, retention_hours=retention)
-        if inputs:
-            job.set_datasource(inputs=inputs)
+    request = JobRequest(template=target.template, inputs=bound.inputs or None, name=body.job.name,
+                         retention_hours=retention)
+    if new is not None:  # checked in full before the records are written
+        admission.check(client.services, request, draft=not body.job.active)
+        target = create_records(client, new)
+    job_id = admission.new_job_id()
     minutes = body.job.expectedintervalminutes or target.interval
-    client.store.update(job.id, schedule_hint=_hint(minutes), source_ref=target.record, **_fields(bound))
-    if body.job.active and minutes:  # a standing configuration: it runs again every interval
-        _stand(client, job.id, target.template, inputs, retention, minutes)
-    return _read(client, job.id)
+    fields = {"schedule_hint": _hint(minutes), "source_ref": target.record, **_fields(bound)}
+    standing = body.job.active and minutes  # a standing configuration: it runs again every interval
+    if standing:
+        fields["schedule"] = _schedule_name(job_id)
+    admission.admit(client.services, client.org, request, draft=not body.job.active, job_id=job_id,
+                    extra_fields=fields, who=queued_by(who))
+    if standing:
+        _stand(client, job_id, target.template, bound.inputs, retention, minutes)
+    return _read(client, job_id)
 
 
 @router.get("/jobs", response_model=list[PredictionJob])
@@ -225,16 +229,17 @@ def put_job(job_id: JobId, body: JobPut, client: OrgClient, who: CurrentPrincipa
         bindings = [RoleBinding(role=r, input_id=ids.get(r, u), input_type=types.get(r))
                     for r, u in status.inputs.items()]
     bound = bind_inputs(client, target, bindings, ("role_bindings",), bool(body.active))
-    job.set_datasource(inputs=bound.inputs)
     fields: dict[str, Any] = _fields(bound)
     if "name" in body.model_fields_set:
         fields["name"] = body.name
     hint = extra.get("schedule_hint")
     if "expectedintervalminutes" in body.model_fields_set:
         fields["schedule_hint"] = hint = _hint(body.expectedintervalminutes)
-    client.store.update(job_id, **fields)
+    if body.active and hint:
+        fields["schedule"] = _schedule_name(job_id)
+    admission.edit_draft(client.services, client.org, job_id, JobRequest(inputs=bound.inputs), extra_fields=fields)
     if body.active:
-        job.run()
+        admission.queue_draft(client.services, client.org, job_id, who=queued_by(who))
         if hint:
             _stand(client, job_id, status.template, bound.inputs, status.retention_hours,
                    hint["expected_interval_minutes"])
