@@ -405,6 +405,8 @@ def test_the_tutorials_four_steps_run_to_a_result(api_client, api_server, worker
     # both are standing (active + the source's 60 minutes): one schedule each, checked for overdue
     rows = json.loads(api_server.cli("schedules", "--json", "--org", org).stdout)
     assert sorted(row["name"] for row in rows) == sorted(f"prediction-{j['id']}" for j in (job, direct))
+    assert {(row["template"], row["expected_interval"], row["paused"]) for row in rows} == \
+        {("mildew-predictor@1.0.0", 3600, False)}  # the overdue check: 60 minutes
     listed = api.get(f"{API}/jobs").json()
     assert [j["name"] for j in listed] == ["Job B", "Job A"]
     for made in (job, direct):

@@ -207,20 +207,10 @@ def _switch(client: Client, status: JobStatus, active: bool, who: str) -> bool:
     return True
 
 
-@router.put("/jobs/{job_id}", response_model=PredictionJob)
-def put_job(job_id: JobId, body: JobPut, client: OrgClient, who: CurrentPrincipal) -> PredictionJob:
-    """Change a draft (``name``, ``role_bindings``, ``expectedintervalminutes``); ``active:
-    true`` runs it (standing, with an interval). ``active`` alone pauses / resumes a
-    standing job and cancels a running one-off job; otherwise 409 for a job that is no
-    longer a draft."""
-    job = client.get(job_id)
-    status = job.status()
-    if set(body.model_fields_set) <= {"active"} and body.active is not None:
-        if _switch(client, status, body.active, requester(who)):
-            return _read(client, job_id)
-    if status.state is not JobState.DRAFT:
-        raise api_error(409, "not_a_draft", ("state",), f"job {job_id} is {status.state.value}; only a draft "
-                        "(active: false) job can be changed")
+def _change_draft(client: Client, status: JobStatus, body: JobPut, who: str) -> None:
+    """A PUT on a draft: its bindings (kept unless given), name and interval, checked by
+    admission; ``active: true`` then queues it, standing when it has an interval."""
+    job_id = status.id
     extra = client.store.fields(job_id, *EXTRA)
     target = _target(client, status, extra.get("source_ref") or {})
     bindings = body.role_bindings
@@ -239,10 +229,27 @@ def put_job(job_id: JobId, body: JobPut, client: OrgClient, who: CurrentPrincipa
         fields["schedule"] = _schedule_name(job_id)
     admission.edit_draft(client.services, client.org, job_id, JobRequest(inputs=bound.inputs), extra_fields=fields)
     if body.active:
-        admission.queue_draft(client.services, client.org, job_id, who=queued_by(who))
+        admission.queue_draft(client.services, client.org, job_id, who=who)
         if hint:
             _stand(client, job_id, status.template, bound.inputs, status.retention_hours,
                    hint["expected_interval_minutes"])
+
+
+@router.put("/jobs/{job_id}", response_model=PredictionJob)
+def put_job(job_id: JobId, body: JobPut, client: OrgClient, who: CurrentPrincipal) -> PredictionJob:
+    """Change a draft (``name``, ``role_bindings``, ``expectedintervalminutes``); ``active:
+    true`` runs it (standing, with an interval). ``active`` alone pauses / resumes a
+    standing job and cancels a running one-off job; otherwise 409 for a job that is no
+    longer a draft."""
+    job = client.get(job_id)
+    status = job.status()
+    if set(body.model_fields_set) <= {"active"} and body.active is not None:
+        if _switch(client, status, body.active, requester(who)):
+            return _read(client, job_id)
+    if status.state is not JobState.DRAFT:
+        raise api_error(409, "not_a_draft", ("state",), f"job {job_id} is {status.state.value}; only a draft "
+                        "(active: false) job can be changed")
+    _change_draft(client, status, body, queued_by(who))
     return _read(client, job_id)
 
 
