@@ -160,11 +160,11 @@ def _check_agreement(target: Target, body: SetupBody, version_ids: list[tuple[Lo
             raise api_error(422, "conflict", loc, f"{value!r} disagrees with source {target.source_name!r}")
     src, ver = body.source, body.source_version
     if src is not None and not target.from_template:  # a template-named source's hours are the job's
-        for field, value, actual in (("retention_hours", src.retention_hours, target.retention_hours),
-                                     ("expectedintervalminutes", src.expectedintervalminutes, target.interval)):
+        for name, value, actual in (("retention_hours", src.retention_hours, target.retention_hours),
+                                    ("expectedintervalminutes", src.expectedintervalminutes, target.interval)):
             if value is not None and value != actual:
-                raise api_error(422, "conflict", ("source", field), f"{value!r} disagrees with source "
-                                f"{target.source_name!r}: {actual!r} (set the job's own in job.{field})")
+                raise api_error(422, "conflict", ("source", name), f"{value!r} disagrees with source "
+                                f"{target.source_name!r}: {actual!r} (set the job's own in job.{name})")
     if ver is None:
         return
     given = {"version": ver.version, "template": ver.template,
@@ -172,10 +172,10 @@ def _check_agreement(target: Target, body: SetupBody, version_ids: list[tuple[Lo
              "output_roles": ver.output_roles and [role.role for role in ver.output_roles]}
     actual = {"version": target.version, "template": target.template, "input_roles": sorted(target.inputs),
               "output_roles": target.output_roles}
-    for field, value in given.items():
-        if value is not None and value != actual[field]:
-            raise api_error(422, "conflict", ("source_version", field), f"{value!r} disagrees with version "
-                            f"{target.version!r} of {target.source_name!r}: {actual[field]!r}")
+    for name, value in given.items():
+        if value is not None and value != actual[name]:
+            raise api_error(422, "conflict", ("source_version", name), f"{value!r} disagrees with version "
+                            f"{target.version!r} of {target.source_name!r}: {actual[name]!r}")
 
 
 def target_for_setup(client: Client, body: SetupBody) -> tuple[Target, NewRecords | None]:
