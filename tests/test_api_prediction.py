@@ -316,7 +316,8 @@ def test_a_one_off_job_deactivated_is_cancelled_and_reads_inactive(api):
     assert stopped.json()["state"] == "cancelled"
     assert api.put(f"{API}/jobs/{job['id']}", json={"active": False}).json()["active"] is False  # idempotent
     assert_detail(api.put(f"{API}/jobs/{job['id']}", json={"active": True}), 409, ["active"])
-    assert api.get(f"{API}/jobs/{job['id']}/outputs").json()["outputs"] is None
+    outputs = api.get(f"{API}/jobs/{job['id']}/outputs").json()
+    assert outputs["outputs"] is None and outputs["state"] == "cancelled" and "cancelled" in outputs["error"]
 
 
 def test_metrics_are_served_in_prometheus_format(api_server):
