@@ -173,11 +173,13 @@ def test_a_directory_source_never_lists_runners_own_files(cli_fleet, tmp_path: P
     (data / "chapters").mkdir()
     (data / "chapters" / "one.txt").write_text("one\n")
     (data / "two.txt").write_text("two\n")
-    env = {**cli_fleet, "RUNNER_FLOWER_DB": str(data / "flower.db")}
+    (data / "runs" / "0123abcd").mkdir(parents=True)  # RUNNER_ARTIFACTS_URL pointing inside the data
+    (data / "runs" / "0123abcd" / "output.json").write_text("{}")
+    env = {**cli_fleet, "RUNNER_FLOWER_DB": str(data / "flower.db"), "RUNNER_ARTIFACTS_URL": (data / "runs").as_uri()}
     (data / "flower.db").write_text("state")
     shown = run_cli("check-source", data.as_uri() + "/", env=env).stdout
     assert shown.splitlines()[0] == f"{data.as_uri()}/: 2 object(s), 8 bytes"
-    assert ".runner" not in shown and "flower.db" not in shown
+    assert ".runner" not in shown and "flower.db" not in shown and "runs" not in shown
 
 
 # -- item 11: runner doctor and Flower ------------------------------------------------------
