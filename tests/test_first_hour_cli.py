@@ -189,6 +189,7 @@ def _flower_rows(doctor_stdout: str) -> list[str]:
     return [line for line in doctor_stdout.splitlines() if line.startswith("│ flower")]
 
 
+@pytest.mark.timeout(240)
 def test_doctor_checks_flowers_password_and_says_when_it_does_not(redis_url: str, worker, tmp_path: Path) -> None:
     import httpx
 
@@ -212,7 +213,7 @@ def test_doctor_checks_flowers_password_and_says_when_it_does_not(redis_url: str
             except httpx.HTTPError:
                 return False
 
-        wait_until(healthy, "flower", proc=proc, log=tmp_path / "flower.log", timeout=60)
+        wait_until(healthy, "flower", proc=proc, log=tmp_path / "flower.log", timeout=120)
         wrong = run_cli("doctor", env={**env, "RUNNER_FLOWER_URL": f"http://admin:wrong-pw-2@127.0.0.1:{port}"},
                         status=1)
         shown = wrong.stdout.replace("\n", " ")
