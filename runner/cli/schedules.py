@@ -14,6 +14,8 @@ import click
 from runner.cli.common import LazyChoice, console, make_client, parse_params, say, uri_option
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from rich.table import Table
 
     from runner.schedules import ScheduleInfo
@@ -142,6 +144,13 @@ def schedules(as_json: bool, org: str | None) -> None:
         say("no schedules; create one with: runner schedule create NAME TEMPLATE --every 15m")
 
 
+def _when(due: "datetime") -> str:
+    """A due time (UTC): the time of day when it is today, else the date too."""
+    from datetime import datetime, timezone
+
+    return f"{due:%H:%M:%S}" if due.date() == datetime.now(timezone.utc).date() else f"{due:%Y-%m-%d %H:%M:%S}"
+
+
 def schedules_table(found: list["ScheduleInfo"]) -> "Table":
     from rich.table import Table
     from rich.text import Text
@@ -153,7 +162,7 @@ def schedules_table(found: list["ScheduleInfo"]) -> "Table":
         table.add_column(column, no_wrap=column in ("name", "last run"))
     for s in found:
         status = "paused" if s.paused else ("OVERDUE" if s.overdue else "ok")
-        table.add_row(s.name, s.template, s.timing, f"{s.next_due:%H:%M:%S}" if s.next_due else "-",
+        table.add_row(s.name, s.template, s.timing, _when(s.next_due) if s.next_due else "-",
                       s.last_job or "-", s.last_state or "-", age(s.last_age) if s.last_age is not None else "-",
                       Text(status, style="red" if s.overdue else ""))
     return table
