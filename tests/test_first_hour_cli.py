@@ -239,7 +239,7 @@ def _gone(pid: int) -> bool:
         return True
 
 
-@pytest.mark.parametrize("signum", ["SIGHUP", "SIGKILL"])
+@pytest.mark.parametrize("signum", ["SIGHUP", "SIGKILL", "SIGINT"])
 def test_runner_redis_stops_with_its_parent(signum: str, tmp_path: Path) -> None:
     import os
     import signal
@@ -265,8 +265,10 @@ def test_runner_redis_stops_with_its_parent(signum: str, tmp_path: Path) -> None
         server_pid = int(client.info("server")["process_id"])
         assert server_pid != proc.pid  # the command is the server's parent, not the server
         os.kill(proc.pid, getattr(signal, signum))  # the terminal closed / the parent was killed
-        proc.wait(30)
+        status = proc.wait(30)
         wait_until(lambda: _gone(server_pid), f"redis-server (pid {server_pid}) to stop", timeout=30)
+        if signum == "SIGINT":
+            assert status == 130  # Ctrl-C: the exit status of every command stopped by it
     finally:
         stop_process(proc)
         if server_pid and not _gone(server_pid):
