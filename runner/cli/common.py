@@ -67,10 +67,11 @@ def make_client(include: tuple[str, ...] = (), org: str | None = None) -> "Clien
 
 
 def read_store(org: str | None = None) -> tuple["StatusStore", str]:
-    """The status store and org of a command that only reads one job's record
-    (``runner status``): what ``Client.get(job).status()`` reads, without making a
-    client, which imports the built-in and ``RUNNER_INCLUDE`` template modules — a
-    third of the command's start-up (benchmarks/README.md, CLI start-up)."""
+    """The status store and org of a command that only reads job records (``runner
+    status``, ``runner jobs``): what ``Client.get(job).status()`` and ``Client.jobs``
+    read, without making a client, which imports the built-in and ``RUNNER_INCLUDE``
+    template modules — a third of the command's start-up (benchmarks/README.md, CLI
+    start-up)."""
     from runner.config import get_settings
     from runner.store import StatusStore
 

@@ -125,11 +125,13 @@ def status(job_id: str, as_json: bool, org: str | None) -> None:
 def jobs(state: str | None, template: str | None, schedule: str | None, limit: int, as_json: bool,
          org: str | None) -> None:
     """List this org's jobs, newest first: whole ids, template, state, progress, age."""
-    client = make_client(org=org)
     if schedule:
-        found = [j for j in client.get_schedule(schedule).jobs(limit) if state in (None, j.state.value)]
-    else:
-        found = client.jobs(state=state, limit=limit, template=template)
+        found = [j for j in make_client(org=org).get_schedule(schedule).jobs(limit) if state in (None, j.state.value)]
+    else:  # what Client.jobs reads, without making a client (see read_store)
+        from runner.models import JobState
+
+        store, org = read_store(org)
+        found = store.list_jobs(org, JobState(state) if state else None, limit, template)
     if as_json:
         print(json.dumps([j.model_dump(mode="json") for j in found], indent=2))
     elif found:
