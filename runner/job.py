@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from runner import guards
 from runner.artifacts import ArtifactIO, artifact_prefix
 from runner.errors import IllegalTransition, JobCancelled, JobFailed, JobNotFinished, JobNotFound, JobTimedOut
+from runner.metric_series import read_metrics
 from runner.models import JobState, JobStatus, LogLine
 from runner.params import validate_params
 
@@ -46,8 +47,10 @@ class Job:
         return f"Job({self.id!r})"
 
     def status(self) -> JobStatus:
-        """The job's record: state, counters, timestamps, error. Raises JobNotFound."""
+        """The job's record: state, counters, timestamps, error, its metrics so far.
+        Raises JobNotFound."""
         status = self.client.store.get(self.id, self.client.org)
+        status.metrics = read_metrics(self.client.store, self.id)
         self.known = True
         return status
 

@@ -1,6 +1,7 @@
 """API keys and access tokens of the HTTP API.
 
-A key (``rk_<id>_<secret>``) belongs to one org and is shown once, at creation; the
+A key (``rk_<id>_<secret>``) belongs to one org (a job's own key, to one job of it:
+``runner/job_keys.py``) and is shown once, at creation; the
 store keeps only an argon2 hash of it, found by the id inside the key, so a leaked Redis
 dump reveals no usable key. A key is exchanged for a short-lived access token
 (``rt_<id>_<secret>``, ``RUNNER_API_TOKEN_SECONDS``), whose SHA-256 is stored with a TTL:
@@ -38,11 +39,12 @@ _ID = re.compile(r"^[0-9a-f]{12}$")
 # The counter moves only for a valid token, so bogus tokens cannot spend a key's quota.
 _AUTHENTICATE = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0} end
-local org = redis.call('HGET', KEYS[2], 'org')
+local found = redis.call('HMGET', KEYS[2], 'org', 'job')
+local org = found[1]
 if not org then return {0} end
 local n = redis.call('INCR', KEYS[3])
 if n == 1 then redis.call('EXPIRE', KEYS[3], ARGV[2]) end
-return {1, org, n}
+return {1, org, n, found[2] or ''}
 """
 
 
@@ -60,10 +62,12 @@ class RateLimited(RunnerError):
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the org every read and write is scoped to, and the key it used."""
+    """Who is calling: the org every read and write is scoped to, and the key it used;
+    for a job's own key (``runner/job_keys.py``), the one job it may touch."""
 
     org: str
     key_id: str
+    job: str | None = None
 
 
 @dataclass(frozen=True)
@@ -173,7 +177,7 @@ class ApiKeys:
             raise Unauthorized("invalid API key") from None
         token = f"{TOKEN_PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
         self.redis.set(self.store.api_token_key(_sha256(token)), key_id, ex=self.token_seconds)
-        return token, Principal(record["org"], key_id)  # type: ignore[arg-type]
+        return token, Principal(record["org"], key_id, record.get("job"))  # type: ignore[arg-type]
 
     def authenticate(self, token: str, limit: RateLimit | None = None) -> Principal:
         """The principal of a live token, counting the request against its key's limit.
@@ -193,7 +197,7 @@ class ApiKeys:
             raise Unauthorized("access token expired, unknown or revoked: get a new one from POST /v1/auth/access_token")
         if int(answer[2]) > limit.requests:
             raise RateLimited(f"rate limit of {limit.requests} requests per {limit.seconds}s exceeded", retry_after)
-        return Principal(answer[1], key_id)
+        return Principal(answer[1], key_id, answer[3] if len(answer) > 3 and answer[3] else None)
 
     def _count(self, key_id: str, limit: RateLimit) -> None:
         window, retry_after = limit.window(time.time())
