@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from pydantic import BaseModel, Field
 
@@ -237,3 +238,26 @@ def odd_one_out(piece: int, ctx):
 template("odd-one-out", "1.0.0", partitioner="replicas", app="odd_one_out", assembler="sum", test_pieces=2)
 template("sleepy-limits", "1.0.0", partitioner="replicas", app="sleepy", assembler="json_list", max_retries=1,
          description="sleepy for test_pieces' limit tests: its own piece-time history, apart from sleepy's")
+
+
+# -- live metrics: app metrics readable while the job is still assembling -----------------
+class GateParams(BaseModel):
+    gate: str  # a file path: the assembler waits (bounded) until it exists
+
+
+@app("scored")
+def scored(piece: int, ctx) -> int:
+    ctx.add_metric("score", piece * 1.5, step=piece)
+    return piece
+
+
+@assembler("gated_sum", params=GateParams)
+def gated_sum(results, ctx) -> int:
+    """Sums, once the test opens the gate: until then the job stays ``assembling``."""
+    gate, give_up = Path(ctx.params.gate), time.monotonic() + 120
+    while not gate.exists() and time.monotonic() < give_up:
+        time.sleep(0.05)  # polling the test's barrier file
+    return sum(results)
+
+
+template("gated-scores", "1.0.0", partitioner="replicas", app="scored", assembler="gated_sum")
