@@ -130,7 +130,7 @@ def write_output(
         if ending:
             status = status.model_validate({**status.model_dump(), **ending})
         document = {
-            "job": status.model_dump(mode="json", exclude={"error", "result_summary"}),
+            "job": status.model_dump(mode="json", exclude={"error", "result_summary", "metrics"}),
             "template": status.template,
             "state": status.state.value,
             "counters": {"pieces_total": status.pieces_total, "pieces_done": status.pieces_done,

@@ -369,3 +369,16 @@ def test_sdk_and_cli_create_attached_jobs(client, attach_api, redis_url, file_ro
                               env=cli_env(redis_url, file_roots, client.org)).stdout)
     assert client.get(made["id"]).status().settings == {"a": 1}
     assert as_job(attach_api, made["apiKey"]).get(f"/v1/jobs/{made['id']}").json()["name"] == "from-cli"
+
+
+def test_the_readme_example_trains_reports_and_completes(attach_api, org, tmp_path):
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    script = tmp_path / "train.py"
+    script.write_text(readme.split("cat > train.py <<'PY'\n", 1)[1].split("\nPY\n", 1)[0])
+    job = create(org, name="train", settings={"lr": 0.1})
+    ran = run_script(attach_api, script, "--job_id", job["id"], "--api_key", job["apiKey"], "--epochs", "5",
+                     "--optimizer.name", "adam")
+    assert ran.returncode == 0, ran.stderr
+    done = wait_state(org, f"/v1/jobs/{job['id']}", {"completed"}, 30)
+    assert done["metrics"]["loss"]["count"] == 5 and done["result_summary"] == {"model": "model.txt"}
+    assert org.get(f"/v1/jobs/{job['id']}/artifacts/model.txt").content == b"adam lr=0.1"
