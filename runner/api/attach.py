@@ -74,8 +74,9 @@ class JobFail(_Body):
 
 
 def _open_job(client: Client, job_id: str) -> JobStatus:
-    """The job (404 if not the caller's); 409 once it has ended."""
-    status = client.get(job_id).status()
+    """The job's record (404 if not the caller's); 409 once it has ended. Only the record
+    is read: the metrics a status carries are not needed here."""
+    status = client.store.get(job_id, client.org)
     if status.is_final:
         raise ApiError(409, "job_ended", f"job {job_id} has already ended ({status.state.value}); create a new job",
                        extra={"state": status.state.value})
