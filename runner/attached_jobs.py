@@ -17,11 +17,10 @@ job whose process went silent and ends it ``failed`` with :data:`SILENT`.
 from __future__ import annotations
 
 import json
-import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
-from runner import joblog
+from runner import admission, joblog
 from runner.errors import IllegalTransition, InvalidParams
 from runner.job_keys import create_job_key
 from runner.lifecycle import Services, end_job
@@ -56,7 +55,8 @@ def _settings(value: Any, limit: int) -> dict[str, Any]:
 
 
 def create_attached(client: "Client", *, name: str | None = None, settings: dict[str, Any] | None = None,
-                    job_timeout: float | None = None, retention_hours: float | None = None) -> tuple[JobStatus, str]:
+                    job_timeout: float | None = None, retention_hours: float | None = None,
+                    who: str | None = None) -> tuple[JobStatus, str]:
     """Create a job for an outside process: ``(its record, its own API key)``. The key is
     shown only here. Raises InvalidParams naming each bad value, writing nothing."""
     config = client.settings
@@ -67,7 +67,7 @@ def create_attached(client: "Client", *, name: str | None = None, settings: dict
     lifetime = record["job_timeout"] + record["retention_hours"] * 3600
     key_id, key = create_job_key(client.store, client.org, record["id"], lifetime)
     record["attached"]["key_id"] = key_id
-    _write(client, record, lifetime)
+    admission.admit_attached(client.services, record, lifetime, who)  # the one door that writes job records
     return client.store.get(record["id"], client.org), key
 
 
@@ -75,20 +75,13 @@ def _record(client: "Client", name: str | None, settings: dict[str, Any], timeou
             retention: float) -> dict[str, Any]:
     now = time.time()
     return {
-        "id": secrets.token_hex(8), "org": client.org, "template": ATTACHED_TEMPLATE,
+        "id": admission.new_job_id(), "org": client.org, "template": ATTACHED_TEMPLATE,
         "state": JobState.QUEUED.value, "name": name, "params": {}, "source": "bypass:", "destination": "bypass:",
         "inputs": {}, "test": False, "task_timeout": timeout, "job_timeout": timeout, "max_retries": 0,
         "retention_hours": retention, "queue": ATTACHED_TEMPLATE, "created_at": now, "queued_at": now,
         "deadline": now + timeout, "pieces_done": 0, "pieces_failed": 0, "settings": settings,
         "attached": {"dead_seconds": client.settings.attach_dead_seconds},
     }
-
-
-def _write(client: "Client", record: dict[str, Any], lifetime: float) -> None:
-    """Write the queued record (no task is sent: the outside process does the work).
-    The one place to switch to ``runner.admission`` once it creates records."""
-    client.store.create(record, expire_seconds=lifetime, deadline=record["deadline"],
-                        logs=[joblog.line(f"created for an attached process by {joblog.who()}")])
 
 
 def _attached(store: "StatusStore", job_id: str) -> dict[str, Any]:
