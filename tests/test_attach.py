@@ -382,3 +382,19 @@ def test_the_readme_example_trains_reports_and_completes(attach_api, org, tmp_pa
     done = wait_state(org, f"/v1/jobs/{job['id']}", {"completed"}, 30)
     assert done["metrics"]["loss"]["count"] == 5 and done["result_summary"] == {"model": "model.txt"}
     assert org.get(f"/v1/jobs/{job['id']}/artifacts/model.txt").content == b"adam lr=0.1"
+
+
+def test_artifacts_on_s3_upload_multipart_and_download_streamed(api_env, server_dir, worker, s3, bucket, tmp_path):
+    env = {**api_env, "RUNNER_ARTIFACTS_URL": f"s3://{bucket}/artifacts"}
+    with run_api(env, server_dir / "attach-s3-api.log") as server:
+        key = server.create_key(f"s3-{uuid.uuid4().hex[:8]}")
+        with server.client(server.token(key["key"])) as org:
+            job = create(org)
+            source = tmp_path / "weights.bin"
+            source.write_bytes(os.urandom(MB) * 20)  # three 8 MiB parts
+            attached = Job.init(job["id"], job["apiKey"], host=server.url, argv=[])
+            path = attached.io.upload(source, "weights.bin")
+            head = s3.client().head_object(Bucket=bucket, Key=f"artifacts/{job['id']}/weights.bin")
+            assert head["ContentLength"] == 20 * MB and head["ETag"].strip('"').endswith("-3")
+            back = attached.io.download(path, tmp_path / "back.bin")
+            assert back.read_bytes() == source.read_bytes()
