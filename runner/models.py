@@ -138,7 +138,8 @@ class JobStatus(BaseModel):
     attached: dict[str, Any] | None = None  # an attached job's process: dead_seconds, host, pid, started_at
     seen_at: datetime | None = None  # an attached job's last heartbeat
     metrics: dict[str, "MetricSummary"] = Field(
-        default_factory=dict, description="Each metric's summary and latest series, live (runner/metric_series.py).")
+        default_factory=dict, description="Each metric's summary and latest series, live: in one job's view (GET /v1/jobs/{id}, "
+                                           "runner status), not in lists (runner/metric_series.py).")
 
     @property
     def is_final(self) -> bool:

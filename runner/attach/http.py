@@ -8,6 +8,7 @@ training run outlives a token). Artifacts are streamed both ways, a chunk at a t
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 from urllib.parse import quote
@@ -55,14 +56,21 @@ class AttachApi:
             answer = self.http.post("/v1/auth/access_token", json={"apiKey": self._key})
         except httpx.HTTPError as exc:
             raise AttachError(f"cannot reach runner api at {self.url} ({exc}); set RUNNER_API_URL or host=") from None
-        token = _check(answer).json()["token"]
-        self.http.headers["Authorization"] = f"Bearer {token}"
+        body = _check(answer).json()
+        self.http.headers["Authorization"] = f"Bearer {body['token']}"
+        self._renew_at = time.monotonic() + 0.8 * float(body.get("expiresIn") or 3600)
+
+    def _fresh(self) -> None:
+        """Renew the token before it expires: a streamed upload cannot be sent twice."""
+        if time.monotonic() >= self._renew_at:
+            self._login()
 
     def _path(self, tail: str = "") -> str:
         return f"/v1/jobs/{quote(self.job_id, safe='')}{tail}"
 
     def call(self, method: str, tail: str = "", **kwargs: Any) -> httpx.Response:
         """One request about the job; a token that expired is renewed once."""
+        self._fresh()
         answer = self.http.request(method, self._path(tail), **kwargs)
         if answer.status_code == 401:
             self._login()
@@ -103,6 +111,7 @@ class AttachApi:
     def get_artifact(self, name: str, out: BinaryIO) -> int:
         """Download artifact ``name`` into ``out``, a chunk at a time; returns its size."""
         size = 0
+        self._fresh()
         for attempt in (1, 2):
             with self.http.stream("GET", self._path(f"/artifacts/{quote(name)}")) as answer:
                 if answer.status_code == 401 and attempt == 1:
