@@ -183,6 +183,8 @@ def test_simple_job_argv_accepts_underscore_spellings():
 
 def test_a_job_key_reaches_only_its_own_job_and_cannot_list_jobs(attach_api, org, api_client):
     mine, other = create(org, settings={"a": 1}), create(org)
+    exchanged = httpx.post(f"{attach_api.url}/v1/auth/access_token", json={"apiKey": mine["apiKey"]}, timeout=30)
+    assert exchanged.json()["scope"] == f"job:{mine['id']}"
     with as_job(attach_api, mine["apiKey"]) as job_http:
         own = job_http.get(f"/v1/jobs/{mine['id']}")
         assert own.status_code == 200 and own.json()["settings"] == {"a": 1}
@@ -223,7 +225,10 @@ def test_an_artifact_over_the_cap_is_refused_413_before_its_body_is_read(attach_
     with socket.create_connection((host, int(port)), timeout=30) as conn:
         conn.sendall(f"PUT /v1/jobs/{job['id']}/artifacts/big.bin HTTP/1.1\r\nHost: x\r\nAuthorization: {token}\r\n"
                      f"Content-Length: {MAX_ARTIFACT + 1}\r\n\r\n".encode())  # and no body at all
-        head = conn.recv(65536).decode(errors="replace")
+        answer = b""
+        while chunk := conn.recv(65536):  # the server closes the connection after its answer
+            answer += chunk
+        head = answer.decode(errors="replace")
     assert head.startswith("HTTP/1.1 413"), head
     assert "RUNNER_ATTACH_MAX_ARTIFACT_BYTES" in head
     assert org.get(f"/v1/jobs/{job['id']}/artifacts").json()["items"] == []
