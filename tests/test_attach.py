@@ -282,6 +282,12 @@ def test_a_sigkilled_process_fails_its_job_within_the_dead_seconds(attach_api, o
     assert ended["seen_at"] >= beats_before and ended["error"]["stage"] == "attached"
 
 
+def test_job_timeout_holds_for_a_job_nobody_starts(attach_api, org):
+    job = create(org, job_timeout=1)
+    ended = wait_state(org, f"/v1/jobs/{job['id']}", {"timed_out"}, 30)
+    assert ended["error"]["type"] == "JobTimedOut"
+
+
 def test_ctrl_c_fails_the_job_as_interrupted(attach_api, org, tmp_path):
     job, proc = _start_forever(attach_api, org, tmp_path)
     proc.send_signal(signal.SIGINT)
@@ -305,7 +311,7 @@ def test_metric_series_summarize_every_value_and_keep_the_latest_points(attach_a
     assert len(loss["series"]) == SERIES_MAX and loss["series"][0] == [5, 5]
 
 
-def test_app_metrics_are_live_while_the_job_runs_and_kept_after(client, tmp_path, redis_url, file_roots):
+def test_app_metrics_are_live_while_the_job_runs_and_kept_after(client, tmp_path, redis_url, file_roots, attach_api):
 
     gate = tmp_path / "gate"
     job = client.submit("gated-scores", params={"partitioner": {"count": 4}, "assembler": {"gate": str(gate)}})
@@ -318,6 +324,8 @@ def test_app_metrics_are_live_while_the_job_runs_and_kept_after(client, tmp_path
     assert during["state"] == "assembling"
     assert (score["count"], score["sum"], score["max"]) == (4, 9.0, 4.5)
     assert sorted(score["series"]) == [[0, 0.0], [1, 1.5], [2, 3.0], [3, 4.5]]
+    with attach_api.client(attach_api.token(attach_api.create_key(client.org)["key"])) as http:
+        assert http.get(f"/v1/jobs/{job.id}").json()["metrics"]["score"] == score
     gate.touch()
     assert job.wait(timeout=60) == 6
     assert job.status().metrics["score"].count == 4
