@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import time
-from pathlib import Path
 
 from pydantic import BaseModel, Field
 
@@ -240,11 +240,42 @@ template("sleepy-limits", "1.0.0", partitioner="replicas", app="sleepy", assembl
          description="sleepy for test_pieces' limit tests: its own piece-time history, apart from sleepy's")
 
 
-# -- live metrics: app metrics readable while the job is still assembling -----------------
 class GateParams(BaseModel):
-    gate: str  # a file path: the assembler waits (bounded) until it exists
+    """A stage that waits until the file ``gate`` exists: a test's explicit barrier (it
+    opens the gate when it has done what must happen while the stage runs)."""
+
+    gate: str
+    count: int = 1
+    timeout: float = Field(120.0, gt=0)
 
 
+def _wait_for_gate(params: GateParams) -> None:
+    deadline = time.monotonic() + params.timeout
+    while not os.path.exists(params.gate):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gate {params.gate} was never opened")
+        time.sleep(0.02)  # the poll interval
+
+
+@partitioner("gated_count", params=GateParams)
+def gated_count(source, ctx):
+    """``count`` pieces, once the gate is open."""
+    _wait_for_gate(ctx.params)
+    yield from range(ctx.params.count)
+
+
+@app("gated", params=GateParams)
+def gated(piece: int, ctx) -> int:
+    """Returns the piece, once the gate is open."""
+    _wait_for_gate(ctx.params)
+    return piece
+
+
+template("gated-partition", "1.0.0", partitioner="gated_count", app="slow_square", assembler="sum")
+template("gated-piece", "1.0.0", partitioner="replicas", app="gated", assembler="json_list")
+
+
+# -- live metrics: app metrics readable while the job is still assembling -----------------
 @app("scored")
 def scored(piece: int, ctx) -> int:
     ctx.add_metric("score", piece * 1.5, step=piece)
@@ -254,9 +285,7 @@ def scored(piece: int, ctx) -> int:
 @assembler("gated_sum", params=GateParams)
 def gated_sum(results, ctx) -> int:
     """Sums, once the test opens the gate: until then the job stays ``assembling``."""
-    gate, give_up = Path(ctx.params.gate), time.monotonic() + 120
-    while not gate.exists() and time.monotonic() < give_up:
-        time.sleep(0.05)  # polling the test's barrier file
+    _wait_for_gate(ctx.params)
     return sum(results)
 
 
