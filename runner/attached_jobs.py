@@ -28,7 +28,6 @@ from runner.models import JobState, JobStatus, RunOptions
 from runner import guards
 
 if TYPE_CHECKING:
-    from runner.client import Client
     from runner.store import StatusStore
 
 __all__ = ["create_attached", "start", "heartbeat", "complete", "fail", "silent", "next_check", "SILENT",
@@ -54,33 +53,33 @@ def _settings(value: Any, limit: int) -> dict[str, Any]:
     return value
 
 
-def create_attached(client: "Client", *, name: str | None = None, settings: dict[str, Any] | None = None,
-                    job_timeout: float | None = None, retention_hours: float | None = None,
-                    who: str | None = None) -> tuple[JobStatus, str]:
-    """Create a job for an outside process: ``(its record, its own API key)``. The key is
-    shown only here. Raises InvalidParams naming each bad value, writing nothing."""
-    config = client.settings
+def create_attached(services: Services, org: str, *, name: str | None = None,
+                    settings: dict[str, Any] | None = None, job_timeout: float | None = None,
+                    retention_hours: float | None = None, who: str | None = None) -> tuple[JobStatus, str]:
+    """Create a job of ``org`` for an outside process: ``(its record, its own API key)``.
+    The key is shown only here. Raises InvalidParams naming each bad value, writing nothing."""
+    config = services.settings
     options = RunOptions.checked(config.max_timeout_seconds, job_timeout=job_timeout)
-    record = _record(client, guards.name("name", name), _settings(settings, config.max_params_bytes),
+    record = _record(org, guards.name("name", name), _settings(settings, config.max_params_bytes),
                      float(options.job_timeout or config.job_timeout),
-                     guards.retention(retention_hours) or config.retention_hours)
+                     guards.retention(retention_hours) or config.retention_hours, config.attach_dead_seconds)
     lifetime = record["job_timeout"] + record["retention_hours"] * 3600
-    key_id, key = create_job_key(client.store, client.org, record["id"], lifetime)
+    key_id, key = create_job_key(services.store, org, record["id"], lifetime)
     record["attached"]["key_id"] = key_id
-    admission.admit_attached(client.services, record, lifetime, who)  # the one door that writes job records
-    return client.store.get(record["id"], client.org), key
+    admission.admit_attached(services, record, lifetime, who)  # the one door that writes job records
+    return services.store.get(record["id"], org), key
 
 
-def _record(client: "Client", name: str | None, settings: dict[str, Any], timeout: float,
-            retention: float) -> dict[str, Any]:
+def _record(org: str, name: str | None, settings: dict[str, Any], timeout: float, retention: float,
+            dead_seconds: float) -> dict[str, Any]:
     now = time.time()
     return {
-        "id": admission.new_job_id(), "org": client.org, "template": ATTACHED_TEMPLATE,
+        "id": admission.new_job_id(), "org": org, "template": ATTACHED_TEMPLATE,
         "state": JobState.QUEUED.value, "name": name, "params": {}, "source": "bypass:", "destination": "bypass:",
         "inputs": {}, "test": False, "task_timeout": timeout, "job_timeout": timeout, "max_retries": 0,
         "retention_hours": retention, "queue": ATTACHED_TEMPLATE, "created_at": now, "queued_at": now,
         "deadline": now + timeout, "pieces_done": 0, "pieces_failed": 0, "settings": settings,
-        "attached": {"dead_seconds": client.settings.attach_dead_seconds},
+        "attached": {"dead_seconds": dead_seconds},
     }
 
 

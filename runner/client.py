@@ -122,8 +122,8 @@ class Client:
         the process starts it; ``job_timeout`` holds. Raises InvalidParams, writing nothing."""
         from runner.attached_jobs import create_attached
 
-        status, key = create_attached(self, name=name, settings=settings, job_timeout=job_timeout,
-                                      retention_hours=retention_hours)
+        status, key = create_attached(self.services, self.org, name=name, settings=settings,
+                                      job_timeout=job_timeout, retention_hours=retention_hours)
         return Job(self, status.id, known=True), key
 
     def get(self, job_id: str) -> Job:

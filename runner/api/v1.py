@@ -60,7 +60,7 @@ def _create_attached(body: JobCreate, client: OrgClient, who: str) -> JobCreated
     if wrong:
         fields = [FieldError((name,), "not for an attached job: its own process does the work") for name in wrong]
         raise ApiError(422, "invalid_attached", "; ".join(f"{f.path}: {f.msg}" for f in fields), fields)
-    status, key = create_attached(client, name=body.name, settings=body.settings, job_timeout=body.job_timeout,
+    status, key = create_attached(client.services, client.org, name=body.name, settings=body.settings, job_timeout=body.job_timeout,
                                   retention_hours=body.retention_hours, who=who)
     return JobCreated(**status.model_dump(), apiKey=key)
 
