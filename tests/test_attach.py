@@ -340,6 +340,7 @@ def test_a_200_mb_artifact_round_trips_with_bounded_memory(attach_api, org, tmp_
             digest.update(chunk)
             out.write(chunk)
     attached = Job.init(job["id"], job["apiKey"], host=attach_api.url, argv=[])
+    assert psutil.Process(attach_api.proc.pid).children() == []  # one uvicorn process serves it all
     peaks = _watch_rss([psutil.Process(), psutil.Process(attach_api.proc.pid)])
     try:
         path = attached.io.upload(source, "models/model.bin")

@@ -56,6 +56,7 @@ def _view(job: Job) -> JobStatus:
 
 
 def _create_attached(body: JobCreate, client: OrgClient, who: str) -> JobCreated:
+    """An attached job (``runner/attached_jobs.py``): 422 for what only a template job takes."""
     wrong = [name for name in ("template", "params", "inputs") if getattr(body, name)] + (["draft"] if body.draft else [])
     if wrong:
         fields = [FieldError((name,), "not for an attached job: its own process does the work") for name in wrong]
