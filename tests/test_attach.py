@@ -9,6 +9,7 @@ and an artifact cap the 413 test can exceed.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+import pydantic.dataclasses
 import pytest
 
 from runner.attach import Job, JobSettings
@@ -169,6 +171,29 @@ def test_argv_takes_dashes_or_underscores_and_json_for_structured_fields():
         settings = build_settings(Settings, {"batch_size": 2}, overrides)
         assert options == {"job_id": "J"}
         assert settings.get_config() == {"batch_size": 4, "tags": ["a"], "custom": {"custom_param": 5}}
+
+
+@pydantic.dataclasses.dataclass
+class Schedule:
+    warmup_steps: int = 0
+
+
+@dataclasses.dataclass
+class Data:
+    paths: list[str] = dataclasses.field(default_factory=list)
+    schedule: Schedule = dataclasses.field(default_factory=Schedule)
+
+
+class DataSettings(JobSettings):
+    data: Data = Data()
+
+
+def test_settings_nest_pydantic_dataclasses_and_stdlib_dataclasses():
+    Settings = DataSettings
+    _, overrides = split_argv(["--data.paths", '["a", "b"]', "--data.schedule.warmup-steps", "7"])
+    settings = build_settings(Settings, {"data": {"paths": ["x"]}}, overrides)
+    assert settings.data.paths == ["a", "b"] and settings.data.schedule.warmup_steps == 7
+    assert settings.get_config() == {"data": {"paths": ["a", "b"], "schedule": {"warmup_steps": 7}}}
 
 
 def test_simple_job_argv_accepts_underscore_spellings():

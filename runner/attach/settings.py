@@ -82,7 +82,10 @@ def _fields(tp: Any) -> dict[str, Any] | None:
     if isinstance(tp, type) and issubclass(tp, BaseModel):
         return {name: field.annotation for name, field in tp.model_fields.items()}
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        hints = typing.get_type_hints(tp)
+        try:
+            hints = typing.get_type_hints(tp)
+        except NameError:  # a string annotation naming a class local to a function
+            hints = {f.name: f.type for f in dataclasses.fields(tp) if not isinstance(f.type, str)}
         return {field.name: hints.get(field.name, Any) for field in dataclasses.fields(tp)}
     return None
 
