@@ -18,7 +18,7 @@ from runner.checks import check_job
 from runner.errors import InvalidParams, InvalidSchedule, SourceError, TemplateNotFound
 from runner.models import JobStatus, RunOptions
 from runner.params import validate_params
-from runner.schedule_store import ScheduleStore
+from runner.store.schedule_records import ScheduleRecords
 from runner.scheduler import fire, last_success, overdue_since
 from runner.schedules import NAME_PATTERN, CatchUp, ScheduleInfo, ScheduleSpec, parse_duration, timing_errors
 
@@ -42,7 +42,7 @@ class Schedule:
     def __init__(self, client: "Client", name: str) -> None:
         self.client = client
         self.name = name
-        self._schedules = ScheduleStore(client.store)
+        self._schedules = client.store.schedules
 
     def __repr__(self) -> str:
         return f"Schedule({self.name!r})"
@@ -136,7 +136,7 @@ def create_schedule(
     )
     now_ms = round(now * 1000)
     check_at = now_ms + round(expected * 1000) if expected else None
-    ScheduleStore(client.store).create(spec, spec.due_after(now_ms), check_at)
+    client.store.schedules.create(spec, spec.due_after(now_ms), check_at)
     return Schedule(client, name)
 
 
@@ -176,7 +176,7 @@ def _job_errors(client: "Client", tmpl: Any, job: dict[str, Any]) -> list[tuple[
 
 def list_schedules(client: "Client") -> list[ScheduleInfo]:
     """Every schedule of the client's org, by name."""
-    schedules = ScheduleStore(client.store)
+    schedules = client.store.schedules
     found = []
     for name in schedules.names(client.org):
         try:
@@ -187,7 +187,7 @@ def list_schedules(client: "Client") -> list[ScheduleInfo]:
     return found
 
 
-def _info(client: "Client", schedules: ScheduleStore, spec: ScheduleSpec, state: dict[str, str]) -> ScheduleInfo:
+def _info(client: "Client", schedules: ScheduleRecords, spec: ScheduleSpec, state: dict[str, str]) -> ScheduleInfo:
     success = last_success(client.store, schedules, spec) or (float(state["last_success"]) if "last_success" in state
                                                               else None)
     last_job = state.get("last_job")

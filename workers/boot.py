@@ -67,7 +67,7 @@ def publish_templates(settings: Settings) -> None:
     except redis.ConnectionError as exc:
         raise ClusterError(f"cannot publish templates: status store unreachable ({exc})") from exc
     finally:
-        store.redis.close()
+        store.close()
 
 
 def _worker_info(consumer: Any) -> WorkerInfo:

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 
 from runner.api import auth, bytenite, prediction, v1
-from runner.api.deps import ApiState
+from runner.api.deps import ApiState, MetricsScope
 from runner.api.errors import install_error_handlers
 from runner.api.guards import BodySizeLimit, RequestId
 from runner.config import Settings, get_settings
@@ -42,12 +42,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (auth, v1, bytenite, prediction):
         app.include_router(module.router)
 
-    @app.get("/metrics", tags=["health"], summary="Prometheus metrics of the store (no auth, as Flower's)",
-             response_class=Response)
-    def metrics() -> Response:
-        # counts only (jobs by state and template, pieces, queues, workers, schedules): no
-        # job ids, params or org names' data leave through it
-        return Response(render(app.state.api.store, settings.broker_url), media_type=CONTENT_TYPE)
+    @app.get("/metrics", tags=["health"], response_class=Response,
+             summary="Prometheus metrics of the store: every org's with RUNNER_METRICS_TOKEN, else the token's org's")
+    def metrics(org: MetricsScope) -> Response:
+        # counts only, but labelled with org, template and schedule names: a token is
+        # required, and an org's own token reads that org's jobs and schedules only
+        return Response(render(app.state.api.store, settings.broker_url, org), media_type=CONTENT_TYPE)
 
     @app.get("/healthz", tags=["health"], summary="Liveness and store reachability (no auth)")
     async def healthz() -> JSONResponse:

@@ -11,6 +11,7 @@ write is the key's and never a request body's.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import threading
 from functools import cached_property
@@ -28,7 +29,8 @@ from runner.redis_connect import connect_async
 from runner.config import Settings
 from runner.store import StatusStore
 
-__all__ = ["ApiState", "api_state", "principal", "client_for", "CurrentPrincipal", "OrgClient"]
+__all__ = ["ApiState", "api_state", "principal", "client_for", "metrics_scope", "CurrentPrincipal", "OrgClient",
+           "MetricsScope"]
 
 log = logging.getLogger("runner.api")
 
@@ -109,6 +111,21 @@ def principal(request: Request, authorization: Annotated[str | None, Depends(_au
 
 
 CurrentPrincipal = Annotated[Principal, Depends(principal)]
+
+
+def metrics_scope(request: Request, authorization: Annotated[str | None, Depends(_authorization)] = None) -> str | None:
+    """Whose metrics the caller reads: every org's (``None``) with ``RUNNER_METRICS_TOKEN``
+    (what Prometheus is configured with), else only the org of their access token.
+    Raises Unauthorized (401) or RateLimited (429): the labels name orgs and templates."""
+    state = api_state(request)
+    token = bearer_token(authorization)
+    expected = state.settings.metrics_token
+    if expected is not None and hmac.compare_digest(token.encode(), expected.get_secret_value().encode()):
+        return None
+    return principal(request, authorization).org
+
+
+MetricsScope = Annotated[str | None, Depends(metrics_scope)]
 
 
 def client_for(request: Request, who: CurrentPrincipal) -> Client:

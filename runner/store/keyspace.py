@@ -1,7 +1,8 @@
 """Every Redis key Runner writes, one builder each, under a configurable prefix.
 
 No key string exists anywhere else in Runner, Lua included (scripts take their keys as
-``KEYS``), so the whole schema reads here:
+``KEYS``), so the whole schema reads here. The store's parts (:mod:`runner.store`) share
+one ``Keys``.
 
 ``P`` is ``RUNNER_KEY_PREFIX`` (default ``runner``).
 
@@ -165,7 +166,8 @@ class Keys:
         """The list kombu's Redis transport keeps a queue's messages in (the queue's name)."""
         return queue
 
-    def _job_keys(self, job_id: str) -> list[str]:
+    def all_job_keys(self, job_id: str) -> list[str]:
+        """Every key a job may have (deleting or expiring a job covers them all)."""
         return [
             self.job_key(job_id), self.events_key(job_id), self.pieces_key(job_id),
             self.results_key(job_id), self.ranges_key(job_id), self.failed_key(job_id), self.result_key(job_id),
