@@ -88,7 +88,7 @@ def check_visibility(settings: Settings) -> Check:
 
 def check_queues(settings: Settings, store: StatusStore) -> list[Check]:
     needed = {settings.control_queue, settings.default_queue, *(t.queue for t in templates() if t.queue)}
-    live = store.live_workers()
+    live = store.fleet.live_workers()
     checks = []
     for queue in sorted(needed):
         serving = [name for name, worker in live.items() if worker.serves(queue)]

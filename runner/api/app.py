@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # the async client does not ride out outages (RUNNER_REDIS_OUTAGE_SECONDS): a health
         # check must answer at once, 503 while the store is unreachable
         try:
-            ok = bool(await asyncio.wait_for(app.state.api.async_redis.ping(), HEALTH_TIMEOUT))
+            ok = await asyncio.wait_for(app.state.api.live.ping(), HEALTH_TIMEOUT)
         except Exception:
             ok = False
         return JSONResponse({"ok": ok}, status_code=200 if ok else 503)

@@ -17,7 +17,6 @@ import threading
 from functools import cached_property
 from typing import Annotated
 
-import redis.asyncio as aredis
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
 
@@ -25,9 +24,8 @@ from starlette.concurrency import run_in_threadpool
 
 from runner.api.keys import ApiKeys, Principal, RateLimit, Unauthorized
 from runner.client import Client
-from runner.redis_connect import connect_async
 from runner.config import Settings
-from runner.store import StatusStore
+from runner.store import LiveReads, StatusStore
 
 __all__ = ["ApiState", "api_state", "principal", "client_for", "metrics_scope", "CurrentPrincipal", "OrgClient",
            "MetricsScope"]
@@ -54,9 +52,10 @@ class ApiState:
         self._sweeps: set[asyncio.Task] = set()
 
     @cached_property
-    def async_redis(self) -> aredis.Redis:
-        """The store's Redis for async routes (server-sent events), made in the event loop."""
-        return connect_async(self.store.url, self.settings.redis_master_name)
+    def live(self) -> LiveReads:
+        """The store's async reads for async routes (server-sent events, ``/healthz``),
+        made in the event loop on first use."""
+        return self.store.live()
 
     def sweep_later(self, client: Client, job_id: str) -> None:
         """Delete a deleted job's keys again after ``SWEEP_AFTER`` seconds.

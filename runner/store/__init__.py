@@ -9,6 +9,8 @@ small part per concept over ONE connection.
 ``store.api_keys``            the HTTP API's key records, token digests, rate counters, link secret
 ``store.schedules``           schedules: definitions, due times and their claims, firings
 ``store.keys``                every key's builder (:mod:`runner.store.keyspace`: the key table)
+``store.live()``              async reads for the HTTP API's event loop (events, state, ping)
+``store.broker(url)``         the broker's queue lengths (metrics)
 ============================  =======================================================
 
 Every Lua script is in :mod:`runner.store.scripts`. No module outside this package
@@ -32,10 +34,11 @@ from runner.store.fleet_records import RECENT_SECONDS, BrokerQueues, FleetRecord
 from runner.store.job_records import JobRecords
 from runner.store.journal import EVENTS_MAXLEN, Journal
 from runner.store.keyspace import Keys
+from runner.store.live_reads import LiveReads
 from runner.store.piece_results import PieceResults, Progress
 from runner.store.schedule_records import ScheduleRecords
 
-__all__ = ["StatusStore", "Progress", "EVENTS_MAXLEN", "RECENT_SECONDS", "Keys", "BrokerQueues"]
+__all__ = ["StatusStore", "Progress", "EVENTS_MAXLEN", "RECENT_SECONDS", "Keys", "BrokerQueues", "LiveReads"]
 
 
 class StatusStore:
@@ -76,6 +79,11 @@ class StatusStore:
             client = connect(url, self.master_name, self.outage_seconds, decode_responses=True)
             self._brokers[url] = BrokerQueues(client, self.keys)
         return self._brokers[url]
+
+    def live(self) -> LiveReads:
+        """Async reads of this store (events as they come, state, ping), for an event loop:
+        call it in the loop that will use them."""
+        return LiveReads(self.url, self.master_name, self.keys)
 
     def close(self) -> None:
         """Close the connections' pools (a process that forks closes them first)."""

@@ -43,7 +43,8 @@ class FleetRecords(Part):
     # -- workers --------------------------------------------------------------------
     def heartbeat_worker(self, info: WorkerInfo) -> None:
         beat = info.model_copy(update={"seen": time.time()})
-        self.redis.hset(self.keys.workers_key(), info.hostname, beat.model_dump_json(exclude={"active", "seen_seconds_ago"}))
+        encoded = beat.model_dump_json(exclude={"active", "seen_seconds_ago"})
+        self.redis.hset(self.keys.workers_key(), info.hostname, encoded)
 
     # -- leases: running tasks, vouched for by their worker --------------------------
     def lease(self, member: str, at: float) -> None:
