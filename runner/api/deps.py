@@ -118,8 +118,8 @@ def metrics_scope(request: Request, authorization: Annotated[str | None, Depends
     Raises Unauthorized (401) or RateLimited (429): the labels name orgs and templates."""
     state = api_state(request)
     token = bearer_token(authorization)
-    expected = state.settings.metrics_token
-    if expected is not None and hmac.compare_digest(token.encode(), expected.get_secret_value().encode()):
+    expected = state.settings.metrics_token.get_secret_value() if state.settings.metrics_token else ""
+    if expected and hmac.compare_digest(token.encode(), expected.encode()):
         return None
     return principal(request, authorization).org
 
