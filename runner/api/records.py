@@ -21,6 +21,11 @@ def extra_fields(client: Client, job_ids: list[str], *names: str) -> list[dict[s
     return client.store.jobs.fields_each(job_ids, *names)
 
 
+def queued_by(who: Principal) -> str:
+    """Who queued a job, as its first log line says it: the API key and its org."""
+    return f"API key {who.key_id} (org {who.org})"
+
+
 def requester(who: Principal) -> str:
     """Who cancelled, as the job's error says it: the API key (never the server's user)."""
     return f"API key {who.key_id}"
