@@ -15,6 +15,7 @@ from runner.api import auth, bytenite, prediction, v1
 from runner.api.deps import ApiState, MetricsScope
 from runner.api.errors import install_error_handlers
 from runner.api.guards import BodySizeLimit, RequestId
+from runner.api.v1_models import ERROR_RESPONSES
 from runner.config import Settings, get_settings
 from runner.metrics import CONTENT_TYPE, render
 from runner.registry import load_plugins
@@ -43,7 +44,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
 
     @app.get("/metrics", tags=["health"], response_class=Response,
-             summary="Prometheus metrics of the store: every org's with RUNNER_METRICS_TOKEN, else the token's org's")
+             summary="Prometheus metrics of the store: every org's with RUNNER_METRICS_TOKEN, else the token's org's",
+             responses={code: ERROR_RESPONSES[code] for code in (401, 429)})
     def metrics(org: MetricsScope) -> Response:
         # counts only, but labelled with org, template and schedule names: a token is
         # required, and an org's own token reads that org's jobs and schedules only
