@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.store import StatusStore
+from runner.store import Keys, StatusStore
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -57,6 +57,15 @@ def test_the_check_sees_a_raw_pipeline_and_a_client(tmp_path: Path) -> None:
     source = tmp_path / "leaky.py"
     source.write_text("import redis\ndef f(store):\n    store.redis.pipeline()\n    redis.Redis.from_url('x')\n")
     assert sorted(use.split(":", 1)[1] for use in raw_redis_uses(source)) == ["3 uses .redis", "4 makes a Redis client"]
+
+
+def test_only_the_store_builds_keys() -> None:
+    builders = {name for name in vars(Keys) if not name.startswith("_")}
+    calls = [f"{path.relative_to(REPO)}:{node.lineno} calls {node.func.attr}"
+             for path in product_files(exclude=STORE)
+             for node in ast.walk(ast.parse(path.read_text(), str(path)))
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in builders]
+    assert calls == []
 
 
 def test_every_lua_script_is_in_the_scripts_module() -> None:

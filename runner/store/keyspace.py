@@ -2,7 +2,7 @@
 
 No key string exists anywhere else in Runner, Lua included (scripts take their keys as
 ``KEYS``), so the whole schema reads here. The store's parts (:mod:`runner.store`) share
-one ``Keys``.
+one ``Keys``, and no module outside the store package calls a builder.
 
 ``P`` is ``RUNNER_KEY_PREFIX`` (default ``runner``).
 
