@@ -273,3 +273,14 @@ def gated(piece: int, ctx) -> int:
 
 template("gated-partition", "1.0.0", partitioner="gated_count", app="slow_square", assembler="sum")
 template("gated-piece", "1.0.0", partitioner="replicas", app="gated", assembler="json_list")
+
+
+@app("mildew_risk")
+def mildew_risk(piece: int, ctx) -> dict:
+    """The Prediction-API tutorial's model: a mildew risk from a temperature reading (°C)."""
+    celsius = float(ctx.inputs["temperature"].read_text())
+    return {"celsius": celsius, "risk": "high" if 15 <= celsius <= 25 else "low"}
+
+
+template("mildew-predictor", "1.0.0", partitioner="single", app="mildew_risk", assembler="single",
+         inputs=["temperature"])
