@@ -8,6 +8,7 @@ small part per concept over ONE connection.
 ``store.fleet``               worker heartbeats, leases, piece times, published/imported templates
 ``store.api_keys``            the HTTP API's key records, token digests, rate counters, link secret
 ``store.schedules``           schedules: definitions, due times and their claims, firings
+``store.sources``             the Prediction API's sources, source versions and registered inputs
 ``store.keys``                every key's builder (:mod:`runner.store.keyspace`: the key table)
 ``store.live()``              async reads for the HTTP API's event loop (events, state, ping)
 ``store.broker(url)``         the broker's queue lengths (metrics)
@@ -37,6 +38,7 @@ from runner.store.keyspace import Keys
 from runner.store.live_reads import LiveReads
 from runner.store.piece_results import PieceResults, Progress
 from runner.store.schedule_records import ScheduleRecords
+from runner.store.source_records import SourceRecords
 
 __all__ = ["StatusStore", "Progress", "EVENTS_MAXLEN", "RECENT_SECONDS", "Keys", "BrokerQueues", "LiveReads"]
 
@@ -58,6 +60,7 @@ class StatusStore:
         self.fleet = FleetRecords(self.redis, self.keys)
         self.api_keys = ApiKeyRecords(self.redis, self.keys)
         self.schedules = ScheduleRecords(self.redis, self.keys)
+        self.sources = SourceRecords(self.redis, self.keys)
         self._brokers: dict[str, BrokerQueues] = {}
 
     @classmethod

@@ -43,7 +43,7 @@ key                                   type    holds
 ``P:org:{org}:schedules``             set     names of one org's schedules
 ``P:schedules:due``                   zset    ``[org, name]`` as JSON, scored by next due time (epoch ms)
 ``P:schedules:checks``                zset    ``[org, name]`` as JSON, scored by when overdue is next checked (ms)
-``P:org:{org}:sources``               hash    source id -> a Prediction-API source as JSON (``source_store.py``)
+``P:org:{org}:sources``               hash    source id -> a Prediction-API source as JSON (``source_records.py``)
 ``P:org:{org}:source_names``          hash    source name -> its id (a name is unique in an org)
 ``P:org:{org}:source_versions``       hash    version id -> a source version as JSON (never changes)
 ``P:org:{org}:source:{id}:versions``  hash    version string -> version id, of one source
@@ -158,7 +158,7 @@ class Keys:
     def schedules_checks_key(self) -> str:
         return f"{self.prefix}:schedules:checks"
 
-    # Prediction-API records (runner/source_store.py): config, so they never expire
+    # Prediction-API records (runner/store/source_records.py): config, so they never expire
     def sources_key(self, org: str) -> str:
         return f"{self.prefix}:org:{org}:sources"
 

@@ -1,5 +1,6 @@
 """Every Lua script Runner runs: each compare-and-set and counter that must be atomic
-(job transitions and results, log lines, schedule claims, API token checks).
+(job transitions and results, log lines, schedule claims, API token checks, the
+Prediction API's names and versions).
 
 Each takes its keys as ``KEYS`` (built by :class:`runner.store.keyspace.Keys`, never here) and is
 safe to replay: a client that retries a call whose reply was lost (``redis_connect``)
@@ -7,7 +8,7 @@ gets the same outcome as if the first call had answered.
 """
 
 __all__ = ["TRANSITION", "RECORD_RESULTS", "RECORD_RANGES", "RECORD_FAILURE", "ADD_LOGS", "CLAIM_SCHEDULE",
-           "AUTHENTICATE"]
+           "AUTHENTICATE", "CLAIM_NAME"]
 
 # KEYS: job, events[, every other key of the job, to expire]. ARGV: target, maxlen, expire seconds
 # (0: leave lifetimes alone), token, n_allowed, allowed..., field, value, ...
@@ -149,4 +150,14 @@ if not org then return {0} end
 local n = redis.call('INCR', KEYS[3])
 if n == 1 then redis.call('EXPIRE', KEYS[3], ARGV[2]) end
 return {1, org, n}
+"""
+
+# KEYS: index hash, records hash. ARGV: index field, new id, record JSON.
+# The id already under the field, else the new one with its record (both written at once).
+CLAIM_NAME = """
+local found = redis.call('HGET', KEYS[1], ARGV[1])
+if found then return found end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+return ARGV[2]
 """
