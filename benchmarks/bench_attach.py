@@ -14,7 +14,7 @@ directory), creates an attached job and, as its process (``runner.attach.Job``):
   upload works against on one disk;
 - writes metric values three ways: one ``add_output_metric`` call per value (one HTTP
   request each), ``POST /v1/jobs/{id}/metrics`` with 1,000 values per request, and the
-  store call a worker's batch flush makes (``runner.metric_series.add_metrics``, 1,000
+  store call a worker's batch flush makes (``store.metric_series.add``, 1,000
   values per call) — values per second each.
 """
 
@@ -45,7 +45,6 @@ from benchmarks.bench_api import serve  # noqa: E402
 from runner.api.keys import ApiKeys  # noqa: E402
 from runner.attach import Job  # noqa: E402
 from runner.local import embedded_redis  # noqa: E402
-from runner.metric_series import add_metrics  # noqa: E402
 from runner.store import StatusStore  # noqa: E402
 
 MB = 1024 * 1024
@@ -122,7 +121,7 @@ def metrics_run(job: Job, store: StatusStore, seconds: float) -> dict[str, float
     return {
         "sdk_one_per_request_values_s": rate(lambda i: job.add_output_metric("loss", float(i), step=i), 1),
         "http_1000_per_request_values_s": rate(lambda i: job.api.metrics(batch), 1000),
-        "store_1000_per_flush_values_s": rate(lambda i: add_metrics(store, job.id, batch), 1000),
+        "store_1000_per_flush_values_s": rate(lambda i: store.metric_series.add(job.id, batch), 1000),
     }
 
 

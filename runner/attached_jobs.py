@@ -114,11 +114,9 @@ def start(store: "StatusStore", job_id: str, host: str | None = None, pid: int |
 def heartbeat(store: "StatusStore", job_id: str) -> JobState:
     """The process is alive: push back the moment it would count as gone."""
     fields, now = _attached(store, job_id), time.time()
-    with store.redis.pipeline(transaction=False) as pipe:
-        pipe.hset(store.job_key(job_id), "seen_at", json.dumps(now))
-        if fields["state"] == JobState.RUNNING.value:
-            pipe.zadd(store.deadlines_key(), {job_id: _watch_from(fields, now)})
-        pipe.execute()
+    store.update(job_id, seen_at=now)
+    if fields["state"] == JobState.RUNNING.value:
+        store.set_deadline(job_id, _watch_from(fields, now))
     return JobState(fields["state"])
 
 

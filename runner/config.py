@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     )
     api_token_seconds: int = Field(3600, ge=1, description="Seconds an HTTP API access token lives.")
     api_link_seconds: int = Field(48 * 3600, ge=60, description="Seconds a signed result link stays valid.")
+    metrics_token: SecretStr | None = Field(
+        None, description="Bearer token that reads every org's metrics at the HTTP API's /metrics (for Prometheus); "
+                          "without it, only an org's access token reads that org's. Never logged.",
+    )
     attach_dead_seconds: float = Field(
         60.0, ge=1, description="Seconds without a heartbeat before an attached job's process counts as gone "
                                 "(the job ends failed: 'the attached process stopped reporting').")

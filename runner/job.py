@@ -16,7 +16,6 @@ from runner import admission
 from runner.admission import JobRequest
 from runner.artifacts import ArtifactIO, artifact_prefix
 from runner.errors import JobCancelled, JobFailed, JobNotFinished, JobNotFound, JobTimedOut
-from runner.metric_series import read_metrics
 from runner.models import ErrorInfo, JobState, JobStatus, LogLine
 
 if TYPE_CHECKING:
@@ -47,7 +46,7 @@ class Job:
         """The job's record: state, counters, timestamps, error, its metrics so far.
         Raises JobNotFound."""
         status = self.client.store.get(self.id, self.client.org)
-        status.metrics = read_metrics(self.client.store, self.id)
+        status.metrics = self.client.store.metric_series.read(self.id)
         self.known = True
         return status
 

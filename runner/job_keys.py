@@ -30,8 +30,5 @@ def create_job_key(store: "StatusStore", org: str, job_id: str, lifetime: float)
     key_id = secrets.token_hex(6)
     key = f"{KEY_PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
     record = {"org": org, "job": job_id, "hash": PasswordHasher().hash(key), "created_at": f"{time.time():.3f}"}
-    with store.redis.pipeline() as pipe:
-        pipe.hset(store.api_key_key(key_id), mapping=record)
-        pipe.expire(store.api_key_key(key_id), int(lifetime) + 1)
-        pipe.execute()
+    store.api_keys.add_job_key(key_id, record, lifetime)
     return key_id, key

@@ -139,7 +139,7 @@ class JobStatus(BaseModel):
     seen_at: datetime | None = None  # an attached job's last heartbeat
     metrics: dict[str, "MetricSummary"] = Field(
         default_factory=dict, description="Each metric's summary and latest series, live: in one job's view (GET /v1/jobs/{id}, "
-                                           "runner status), not in lists (runner/metric_series.py).")
+                                           "runner status), not in lists (runner/store/metric_series.py).")
 
     @property
     def is_final(self) -> bool:

@@ -325,7 +325,7 @@ def test_ctrl_c_fails_the_job_as_interrupted(attach_api, org, tmp_path):
 # -- metrics and artifacts ------------------------------------------------------------------------
 
 def test_metric_series_summarize_every_value_and_keep_the_latest_points(attach_api, org):
-    from runner.metric_series import SERIES_MAX
+    from runner.store.metric_series import SERIES_MAX
 
     job = create(org)
     values = [{"name": "loss", "value": float(i), "step": i} for i in range(SERIES_MAX + 5)]

@@ -25,7 +25,6 @@ from runner.artifacts import ArtifactIO, artifact_prefix
 from runner.dispatch import APP, ASSEMBLE, PARTITION, RESUME, assemble_task_id, send_assemble
 from runner.lifecycle import end_job
 from runner.models import JobState
-from runner.metric_series import add_metrics
 from runner.pieces import Generated, resolve
 from workers import leases, runtime, stopper
 from workers.canvas import HARD_LIMIT_GRACE, batch_task_id, batch_time_limit, job_canvas, plan_batches
@@ -75,7 +74,7 @@ def _context(spec: runtime.JobSpec, kind: str, **extra: Any) -> TaskContext:
 def _flush_records(ctx: TaskContext) -> None:
     """Send the metrics and log lines user code produced to the store."""
     metrics, lines = ctx.take_records()
-    add_metrics(runtime.store(), ctx.job_id, metrics)  # live: summary and series too
+    runtime.store().metric_series.add(ctx.job_id, metrics)  # live: summary and series too
     runtime.store().add_logs(ctx.job_id, lines)
 
 

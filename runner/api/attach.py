@@ -24,7 +24,6 @@ from runner.api.v1_models import ERROR_RESPONSES
 from runner.artifacts import ArtifactIO, artifact_prefix, check_name
 from runner.client import Client
 from runner.errors import IllegalTransition, JobNotFound, SourceError
-from runner.metric_series import add_metrics
 from runner.models import JobState, JobStatus
 
 __all__ = ["router"]
@@ -128,7 +127,7 @@ def post_metrics(job_id: JobId, client: JobClient,
     """Add metric values (``[{name, value, step?}]``); live in ``GET /v1/jobs/{id}`` at once."""
     _open_job(client, job_id)
     items = [{"name": m.name, "value": m.value, **({"step": m.step} if m.step is not None else {})} for m in body]
-    return MetricsAdded(added=add_metrics(client.store, job_id, items))
+    return MetricsAdded(added=client.store.metric_series.add(job_id, items))
 
 
 @router.post("/{job_id}/start", response_model=JobStatus)
