@@ -351,6 +351,8 @@ def test_app_metrics_are_live_while_the_job_runs_and_kept_after(client, tmp_path
     assert sorted(score["series"]) == [[0, 0.0], [1, 1.5], [2, 3.0], [3, 4.5]]
     with attach_api.client(attach_api.token(attach_api.create_key(client.org)["key"])) as http:
         assert http.get(f"/v1/jobs/{job.id}").json()["metrics"]["score"] == score
+    table = run_cli("status", job.id, env=cli_env(redis_url, file_roots, client.org)).stdout
+    assert "metric score" in table and "count=4 mean=2.25 min=0 max=4.5 last=" in table
     gate.touch()
     assert job.wait(timeout=60) == 6
     assert job.status().metrics["score"].count == 4
