@@ -143,6 +143,7 @@ class WorkerInfo(BaseModel):
     queues: list[str] = Field(default_factory=list)
     concurrency: int = 1
     pid: int | None = None
+    templates: list[str] = Field(default_factory=list)  # name@version of each template it registered
     seen: float = 0.0
     active: list[dict[str, Any]] = Field(default_factory=list)
 

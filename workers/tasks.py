@@ -32,6 +32,7 @@ from workers.context import TaskContext
 from workers.fold import CombineFailed, kept_results
 from workers.inline import has_headroom, run_inline, serves
 from workers.inputs import Inputs
+from workers.routing import routed
 from workers.limits import PieceTimeLimitExceeded, SoftTimeLimitExceeded, piece_timer
 
 __all__ = ["register_tasks", "fail_job"]
@@ -465,4 +466,4 @@ def _on_task_failure(sender: Task | None = None, task_id: str | None = None, exc
 def register_tasks(celery: Celery) -> None:
     """Register Runner's tasks on ``celery`` under their public names."""
     for name, fn in ((PARTITION, partition), (APP, run_app), (ASSEMBLE, assemble), (RESUME, resume)):
-        celery.task(bind=True, name=name, ignore_result=True)(leases.leased(fn))  # results live in Runner's store
+        celery.task(bind=True, name=name, ignore_result=True)(routed(leases.leased(fn)))  # results: Runner's store

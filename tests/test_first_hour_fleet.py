@@ -1,0 +1,167 @@
+"""A newcomer's first hour with the fleet (issue 19, the worker side): engines unpack on
+every Python the package claims, one data directory every process agrees on, a worker
+that fails at once on an unreachable broker, says when it is ready, and shares a host
+with another worker with other templates."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from runner.engines.packing import engines_cache, extract_checked, pack
+from runner.errors import EngineError
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _tar(*members: tuple[tarfile.TarInfo, bytes | None]) -> bytes:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
+        for info, data in members:
+            if data is not None:
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return raw.getvalue()
+
+
+def _member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "", mode: int = 0o644) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.mode = kind, link, mode
+    return info
+
+
+def test_a_packed_engine_unpacks_on_this_python_modes_and_inner_links_kept(tmp_path: Path) -> None:
+    folder = tmp_path / "engine"
+    (folder / "app").mkdir(parents=True)
+    (folder / "app" / "main.sh").write_text("#!/bin/sh\necho hi\n")
+    (folder / "app" / "main.sh").chmod(0o755)
+    (folder / "manifest.json").write_text("{}")
+    data, _ = pack(folder)
+    extract_checked(data, tmp_path / "out")
+    assert (tmp_path / "out" / "app" / "main.sh").read_text() == "#!/bin/sh\necho hi\n"
+    assert os.access(tmp_path / "out" / "app" / "main.sh", os.X_OK)
+    inner = _tar((_member("a.txt"), b"x"), (_member("b.txt", tarfile.SYMTYPE, "a.txt"), None))
+    extract_checked(inner, tmp_path / "inner")
+    assert (tmp_path / "inner" / "b.txt").read_text() == "x"
+
+
+@pytest.mark.parametrize("member, says", [
+    (_member("/etc/evil"), "would unpack outside its folder"),
+    (_member("../evil"), "would unpack outside its folder"),
+    (_member("app/../../evil"), "would unpack outside its folder"),
+    (_member("link", tarfile.SYMTYPE, "/etc/passwd"), "points outside its folder"),
+    (_member("link", tarfile.SYMTYPE, "../../etc"), "points outside its folder"),
+    (_member("hard", tarfile.LNKTYPE, "../outside"), "points outside its folder"),
+    (_member("dev", tarfile.CHRTYPE), "is a device or FIFO"),
+    (_member("fifo", tarfile.FIFOTYPE), "is a device or FIFO"),
+])
+def test_an_engine_that_would_escape_its_folder_is_refused_naming_the_member(
+        tmp_path: Path, member: tarfile.TarInfo, says: str) -> None:
+    data = _tar((member, b"" if member.isfile() else None))
+    with pytest.raises(EngineError, match=says) as caught:
+        extract_checked(data, tmp_path / "out")
+    assert repr(member.name) in str(caught.value)
+    assert not (tmp_path / "evil").exists() and not (tmp_path.parent / "evil").exists()
+
+
+def test_setuid_and_world_writable_bits_are_dropped(tmp_path: Path) -> None:
+    extract_checked(_tar((_member("run", mode=0o6777), b"x")), tmp_path / "out")
+    assert (tmp_path / "out" / "run").stat().st_mode & 0o7777 == 0o755
+
+
+def test_the_engine_cache_is_per_user_and_per_installation(tmp_path: Path) -> None:
+    code = "from runner.engines.packing import engines_cache; print(engines_cache())"
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    here = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    cache = Path(here.stdout.strip())
+    assert cache.parent == tmp_path / "runner" and cache.name.startswith("engines-")
+    other = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.prefix = '/elsewhere'; "
+                            f"sys.path[:0] = {sys.path!r}; {code}"], env=env, capture_output=True, text=True, check=True)
+    assert Path(other.stdout.strip()).parent == cache.parent and Path(other.stdout.strip()) != cache
+    assert not str(engines_cache()).startswith("/tmp/runner-engines-0/")
+
+
+# -- the fleet: a worker that fails fast, says it is ready, and shares its host ------------
+
+def _clean_env(**settings: str) -> dict[str, str]:
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("RUNNER_")}, **settings}
+
+
+def test_a_worker_with_no_redis_fails_within_seconds_with_the_clients_line(tmp_path: Path) -> None:
+    from runner.local import free_port
+    from tests.cli import run_cli
+
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    worker = subprocess.run(RUNNER_WORKER, env=_clean_env(RUNNER_BROKER_URL=url), capture_output=True, text=True,
+                            timeout=30, cwd=tmp_path)
+    assert worker.returncode == 1, worker.stderr
+    lines = worker.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in worker.stderr, worker.stderr
+    client = run_cli("workers", env={"RUNNER_BROKER_URL": url}, status=1)
+    assert lines[0] == f"runner worker: {client.stderr.strip()}"
+    assert f"cannot reach the broker at {url} (" in lines[0] and "start Redis or set RUNNER_BROKER_URL" in lines[0]
+
+
+RUNNER_WORKER = [sys.executable, "-m", "workers"]
+
+
+def _start_worker(url: str, include: str, log: Path, cwd: Path) -> subprocess.Popen:
+    """``runner worker --include INCLUDE`` with no --hostname, as a user types it."""
+    return subprocess.Popen([*RUNNER_WORKER, "--include", include, "--concurrency", "1", "--loglevel", "INFO",
+                             "--logfile", str(log)], env=_clean_env(RUNNER_BROKER_URL=url), cwd=cwd,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True,
+                            stderr=log.with_suffix(".err").open("w"))
+
+
+def _ready_line(log: Path, proc: subprocess.Popen) -> str:
+    from runner.local import wait_until
+
+    err = log.with_suffix(".err")
+    found: list[str] = []
+
+    def ready() -> bool:
+        found[:] = [line for line in err.read_text().splitlines() if line.startswith("runner worker ")]
+        return bool(found)
+
+    wait_until(ready, f"the ready line in {err}", proc, err)
+    return found[0]
+
+
+def test_two_workers_on_one_host_each_run_only_their_templates(tmp_path: Path) -> None:
+    """Worker A has `squares` (tests.jobs), worker B only `wordcount`. A stops taking the
+    plain queues, so every task of a squares job lands on B first: B passes each on to
+    the template's queue, A runs it, and the job completes."""
+    from runner import Client, get_settings
+    from runner.local import embedded_redis, stop_process, wait_until
+    from tests.cli import run_cli
+
+    with embedded_redis() as url:
+        a = _start_worker(url, "tests.jobs", tmp_path / "a.log", REPO)
+        b = _start_worker(url, "examples.wordcount", tmp_path / "b.log", REPO)
+        try:
+            line_a, line_b = _ready_line(tmp_path / "a.log", a), _ready_line(tmp_path / "b.log", b)
+            name_a, name_b = line_a.split()[2], line_b.split()[2]
+            assert name_a == f"runner-{a.pid}@{os.uname().nodename}" and name_b != name_a
+            assert "queues control, default; 1 process; templates " in line_b
+            assert line_b.endswith("templates wordcount@1.0.0") and "squares@1.0.0" in line_a
+            listed = run_cli("workers", "--json", env={"RUNNER_BROKER_URL": url})
+            assert {w["hostname"] for w in __import__("json").loads(listed.stdout)} == {name_a, name_b}
+
+            client = Client(settings=get_settings(broker_url=url))
+            for queue in ("control", "default"):
+                client.celery.control.cancel_consumer(queue, destination=[name_a], reply=True, timeout=10)
+            job = client.submit("squares", params={"partitioner": {"count": 40}})
+            assert job.wait(timeout=90) == sum(i * i for i in range(40))
+            passed = (tmp_path / "b.log").read_text()
+            assert "passed on to control:squares@1.0.0: this worker lacks template squares@1.0.0" in passed
+            assert "passed on to default:squares@1.0.0" in passed
+            wait_until(lambda: job.status().state.value == "completed", "the job's record", timeout=10)
+        finally:
+            stop_process(a)
+            stop_process(b)
