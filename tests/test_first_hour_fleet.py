@@ -165,3 +165,37 @@ def test_two_workers_on_one_host_each_run_only_their_templates(tmp_path: Path) -
         finally:
             stop_process(a)
             stop_process(b)
+
+
+# -- small things ------------------------------------------------------------------------
+
+def test_a_soft_time_limit_names_its_type_once() -> None:
+    from runner.errors import SoftTimeLimitExceeded
+
+    error = SoftTimeLimitExceeded("piece 3 exceeded task_timeout=1s")
+    assert str(error) == "piece 3 exceeded task_timeout=1s"
+    assert f"{type(error).__name__}: {error}" == "SoftTimeLimitExceeded: piece 3 exceeded task_timeout=1s"
+
+
+def test_a_one_piece_job_says_1_piece_and_1_app_task(client) -> None:
+    job = client.submit("squares", params={"partitioner": {"count": 1}})
+    assert job.wait(timeout=60) == 0
+    lines = [line.msg for line in job.logs() if line.msg.startswith("partitioned ")]
+    assert len(lines) == 1 and " into 1 piece, 1 app task on queue default" in lines[0], lines
+
+
+def test_engine_log_lines_keep_their_level_and_outputs_get_the_umask(client, settings, tmp_path: Path) -> None:
+    from tests.test_engines import TEXT, import_engines
+
+    ref = import_engines(settings, tmp_path, params={"partitioner": {"lines_per_chunk": 2}, "app": {"log": True},
+                                                     "assembler": {}})
+    (tmp_path / "in.txt").write_bytes(TEXT)
+    out = tmp_path / "out"
+    job = client.submit(ref, source=(tmp_path / "in.txt").as_uri(), destination=out.as_uri() + "/")
+    job.wait(timeout=60)
+    app_lines = [(line.level, line.msg) for line in job.logs(piece=1) if line.source == "app"]
+    assert app_lines == [("INFO", "piece 1: 23 bytes"), ("INFO", "INFO:caseconv:converting piece 1"),
+                         ("WARNING", "WARNING:caseconv:piece 1 has no accents")], app_lines
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert (out / "results.zip").stat().st_mode & 0o777 == 0o666 & ~umask

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote, urlparse
@@ -33,13 +34,31 @@ def path_of(uri: str) -> Path:
     return Path(raw)
 
 
+@lru_cache(maxsize=1)
+def _umask() -> int:
+    """This process's umask, read without changing it where Linux says it (``os.umask``
+    sets it too: another thread could create a file in between)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
 class _FileWriter(AtomicWriter):
-    """Writes to a temp file beside the target and renames it over the target on commit."""
+    """Writes to a temp file beside the target and renames it over the target on commit.
+    The file gets the mode any new file gets (0666 less the umask), not ``mkstemp``'s
+    0600: a destination is for the user's other tools and colleagues to read."""
 
     def __init__(self, uri: str, target: Path) -> None:
         super().__init__(uri)
         self.target = target
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+        os.fchmod(fd, 0o666 & ~_umask())
         self.tmp = Path(tmp)
         self.file: BinaryIO = os.fdopen(fd, "wb")
 
