@@ -24,7 +24,7 @@ from runner import guards
 from runner.config import Settings, get_settings
 from runner.dispatch import make_celery, send_partition, send_resume
 from runner.errors import IllegalTransition, InvalidParams
-from runner.fleet import unserved_queues
+from runner.fleet import check_worker_roots, unserved_queues
 from runner.job import Job
 from runner.lifecycle import Services, end_job
 from runner.models import JobState, JobStatus, RunOptions
@@ -103,6 +103,8 @@ class Client:
         check_job(self.storages, tmpl, source, destination)
         record = self._record(tmpl, guards.name("name", name), source, destination, guards.retention(retention_hours))
         record["inputs"] = self._check_inputs(tmpl, inputs)
+        check_worker_roots(self.store, tmpl.ref, {"source": source, "destination": destination,
+                                                  **{f"inputs.{k}": v for k, v in record["inputs"].items()}})
         record["warnings"] = self._queue_warnings(record["queue"])
         record.update(_timing(record, validated, options))
         task_id = str(uuid.uuid4())
@@ -131,6 +133,8 @@ class Client:
         timing = _timing(status.model_dump(), validate_params(tmpl, status.params), options)
         self._check_inputs(tmpl, status.inputs)
         check_job(self.storages, tmpl, status.source, status.destination)
+        check_worker_roots(self.store, tmpl.ref, {"source": status.source, "destination": status.destination,
+                                                  **{f"inputs.{k}": v for k, v in status.inputs.items()}})
         self.store.transition(job_id, JobState.QUEUED, expect=[JobState.DRAFT], **timing)
         self.store.keep_for(job_id, _lifetime({**status.model_dump(), **timing}))
         task_id = str(uuid.uuid4())

@@ -23,6 +23,7 @@ from typing import Any
 import redis
 
 from celery import Celery
+from celery.utils.nodenames import host_format
 from celery.signals import after_setup_logger, after_setup_task_logger, worker_ready, worker_shutdown
 
 from runner.catalog import TemplateInfo, publish
@@ -75,10 +76,14 @@ def publish_templates(settings: Settings) -> None:
 
 def _worker_info(consumer: Any) -> WorkerInfo:
     """What the heartbeat says: the queues jobs name (template queues are implied by
-    ``templates``, see ``workers/routing.py``) and the templates this worker runs."""
+    ``templates``, see ``workers/routing.py``), the templates this worker runs, and where
+    its files may be and its artifacts are (so a client can check a job's file:// URIs
+    against the workers' roots, and say where artifacts went)."""
     queues = sorted(q for q in consumer.app.amqp.queues.consume_from if ":" not in q)
+    settings = runtime.settings()
     return WorkerInfo(hostname=consumer.hostname, queues=queues, concurrency=consumer.controller.concurrency,
-                      pid=os.getpid(), templates=local_templates())
+                      pid=os.getpid(), templates=local_templates(), artifacts=settings.artifacts_root,
+                      file_roots=[str(root.resolve()) for root in settings.allowed_roots])
 
 
 def ready_line(info: WorkerInfo) -> str:
@@ -173,8 +178,11 @@ def run_worker(
     if settings.control_queue not in queues:
         queues.append(settings.control_queue)
     argv = ["worker", "--pool", "prefork", "--queues", ",".join([*queues, *template_queues(queues)])]
-    if not _names_itself(extra or []):
-        argv += ["--hostname", default_name()]
+    name = _given_name(extra or [])
+    if name is None:
+        name = default_name()
+        argv += ["--hostname", name]
+    runtime.set_name(host_format(name))
     if concurrency:
         argv += ["--concurrency", str(concurrency)]
     celery.worker_main([*argv, *(extra or [])])
@@ -186,6 +194,13 @@ def default_name() -> str:
     return f"runner-{os.getpid()}@%h"
 
 
-def _names_itself(extra: list[str]) -> bool:
-    return any(arg in ("-n", "--hostname") or arg.startswith(("--hostname=", "-n=")) or
-               (arg.startswith("-n") and len(arg) > 2 and not arg.startswith("--")) for arg in extra)
+def _given_name(extra: list[str]) -> str | None:
+    """The ``--hostname`` / ``-n`` among celery's options, if any."""
+    for i, arg in enumerate(extra):
+        if arg in ("-n", "--hostname") and i + 1 < len(extra):
+            return extra[i + 1]
+        if arg.startswith("--hostname="):
+            return arg.split("=", 1)[1]
+        if arg.startswith("-n") and not arg.startswith("--") and len(arg) > 2:
+            return arg[2:].lstrip("=")
+    return None
