@@ -199,3 +199,58 @@ def test_engine_log_lines_keep_their_level_and_outputs_get_the_umask(client, set
     umask = os.umask(0o022)
     os.umask(umask)
     assert (out / "results.zip").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+# -- item 2: one data dir every process agrees on ------------------------------------------
+
+def test_a_worker_in_another_folder_refuses_by_name_and_artifacts_are_found_from_anywhere(tmp_path: Path) -> None:
+    """The README's walk: a worker started in the template's folder, commands run from the
+    clone. A file only the clone's roots allow is refused at submit, naming the worker and
+    the setting to change on it (and, for a job queued before any worker was live, by the
+    worker itself); artifacts are in the data dir, found from any folder."""
+    from runner import Client, JobFailed, get_settings
+    from runner.local import embedded_redis, stop_process
+    from tests.cli import run_cli
+
+    demo, clone, elsewhere = tmp_path / "demo", tmp_path / "clone", tmp_path / "elsewhere"
+    for folder in (demo, clone, elsewhere):
+        folder.mkdir()
+    (clone / "book.txt").write_text("the cat sat\nthe end\n")
+    (demo / "book.txt").write_text("a b a\n")
+    with embedded_redis() as url:
+        env = {"RUNNER_BROKER_URL": url}
+        early = Client(settings=get_settings(broker_url=url, file_roots=[clone], include=["examples.wordcount"])).submit(
+            "wordcount", source=(clone / "book.txt").as_uri())  # no worker yet: nothing to check against
+        worker = _start_worker(url, "examples.wordcount", tmp_path / "w.log", demo)
+        try:
+            name = _ready_line(tmp_path / "w.log", worker).split()[2]
+            with pytest.raises(JobFailed) as failed:
+                early.wait(timeout=60)
+            message = failed.value.error["message"]
+            assert (f"is outside the allowed file roots of worker {name} ({demo}," in message
+                    and f",{clone} in that worker's environment and restart it" in message), message
+
+            refused = run_cli("submit", "wordcount", "--source", (clone / "book.txt").as_uri(), env=env, cwd=clone,
+                              status=1)
+            assert refused.stderr.strip().splitlines()[-1] == (
+                f"error: source: {(clone / 'book.txt').as_uri()} is outside the allowed file roots of worker {name} "
+                f"({demo},{get_settings().data_root}); set RUNNER_FILE_ROOTS={demo},{get_settings().data_root},"
+                f"{clone} in that worker's environment and restart it (or put the file under the data dir, "
+                f"{get_settings().data_root})")
+            assert "submitted job" not in refused.stderr
+
+            done = run_cli("submit", "wordcount", "--source", (demo / "book.txt").as_uri(), "--wait", env=env,
+                           cwd=demo)
+            job_id = done.stderr.split("submitted job ")[1].split()[0]
+            listed = run_cli("artifacts", job_id, env=env, cwd=elsewhere)
+            assert listed.stdout.split() == ["output.json"]
+            assert (get_settings().data_root / "artifacts" / job_id / "output.json").is_file()
+
+            lost = run_cli("artifacts", job_id, env={**env, "RUNNER_ARTIFACTS_URL": elsewhere.as_uri()}, status=1)
+            assert lost.stdout == ""
+            assert lost.stderr.strip() == (
+                f"no artifacts of job {job_id} under {elsewhere.as_uri()}/{job_id}/; the live workers write theirs "
+                f"under {get_settings().artifacts_root}: run this with RUNNER_ARTIFACTS_URL="
+                f"{get_settings().artifacts_root} (or give every process the same RUNNER_DATA_DIR)")
+        finally:
+            stop_process(worker)
