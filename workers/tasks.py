@@ -203,15 +203,11 @@ def partition(task: Task, job_id: str, template: str) -> Any:
                             pieces_total=total, batches_total=len(batches)):
         return None
     line = {"level": "INFO", "source": "runner",
-            "msg": f"partitioned {spec.source} into {_count(total, 'piece')}, {_count(len(batches), 'app task')} "
-                   f"on queue {spec.queue}"}
+            "msg": f"partitioned {spec.source} into {total} piece{'s' * (total != 1)}, {len(batches)} app "
+                   f"task{'s' * (len(batches) != 1)} on queue {spec.queue}"}
     kept = _fan_out(task, job_id, batches, 0, deadline, keep_first=True, logs=[line])
     _run_kept(task, job_id, kept, deadline)  # fanned out already: a re-run sends nothing; the kept batch is leased
     return len(batches)
-
-
-def _count(n: int, what: str) -> str:
-    return f"{n} {what}{'' if n == 1 else 's'}"
 
 
 def resume(task: Task, job_id: str, template: str) -> Any:
