@@ -155,7 +155,8 @@ def test_two_workers_on_one_host_each_run_only_their_templates(tmp_path: Path) -
 
             client = Client(settings=get_settings(broker_url=url))
             for queue in ("control", "default"):
-                client.celery.control.cancel_consumer(queue, destination=[name_a], reply=True, timeout=10)
+                replies = client.celery.control.cancel_consumer(queue, destination=[name_a], reply=True, timeout=10)
+                assert replies == [{name_a: {"ok": f"no longer consuming from {queue}"}}], replies
             job = client.submit("squares", params={"partitioner": {"count": 40}})
             assert job.wait(timeout=90) == sum(i * i for i in range(40))
             passed = (tmp_path / "b.log").read_text()

@@ -13,6 +13,7 @@ At boot, before consuming anything, a worker publishes every template it registe
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -132,6 +133,8 @@ def _log_format(logger: logging.Logger | None = None, **_: Any) -> None:
 def _start_background(sender: Any = None, **_: Any) -> None:
     info = _worker_info(sender)
     store = runtime.store()
+    with contextlib.suppress(Exception):  # the beat thread retries; ready means `runner workers` lists it
+        store.heartbeat_worker(info)
     _say_ready(info)
 
     def beat() -> None:
