@@ -255,3 +255,14 @@ def test_a_worker_in_another_folder_refuses_by_name_and_artifacts_are_found_from
                 f"{get_settings().artifacts_root} (or give every process the same RUNNER_DATA_DIR)")
         finally:
             stop_process(worker)
+
+
+@pytest.mark.parametrize("extra, name", [
+    ([], None), (["--loglevel", "INFO"], None), (["--hostname", "gpu1@%h"], "gpu1@%h"), (["--hostname=b@x"], "b@x"),
+    (["-n", "c@x"], "c@x"), (["-nd@x"], "d@x"),
+])
+def test_a_name_given_to_celery_is_kept_else_each_worker_gets_its_own(extra: list[str], name: str | None) -> None:
+    from workers.boot import _given_name, default_name
+
+    assert _given_name(extra) == name
+    assert default_name() == f"runner-{os.getpid()}@%h"
