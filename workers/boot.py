@@ -99,7 +99,8 @@ def _say_ready(info: WorkerInfo) -> None:
     if runtime.settings().log_format == "json":
         line = json.dumps({"level": "INFO", "logger": "runner.worker", "msg": line, "worker": info.hostname,
                            "queues": info.queues, "processes": info.concurrency, "templates": info.templates})
-    print(line, file=sys.__stderr__, flush=True)  # not Celery's redirected stderr, which would say WARNING
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # a detached worker has no stderr
+        print(line, file=sys.__stderr__, flush=True)  # not Celery's redirected stderr, which would say WARNING
 
 
 class JsonLogFormatter(logging.Formatter):
