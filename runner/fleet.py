@@ -54,21 +54,19 @@ def unserved_queues(store: StatusStore, queues: list[str]) -> list[str]:
     return unserved
 
 
-def check_worker_roots(store: StatusStore, template: str, uris: dict[str, str]) -> None:
-    """Refuse, before anything is queued, a job whose ``file://`` URIs (by field: source,
-    destination, …) a live worker that would run it does not allow: the message names
-    the worker and the setting to change on it. Workers that have not said their roots
-    (older ones) and a fleet with no live worker are not checked."""
-    files = {field: uri for field, uri in uris.items() if uri.startswith("file:")}
-    if not files:
+def check_worker_roots(store: StatusStore, template: str, field: str, uri: str) -> None:
+    """Refuse, before anything is queued, a ``file://`` URI (the job's ``field``: source,
+    destination, an input) that a live worker which would run the job does not allow:
+    the message names the worker and the setting to change on it. Workers that have not
+    said their roots (older ones) and a fleet with no live worker are not checked."""
+    if not uri.startswith("file:"):
         return
     workers = list(store.live_workers(recent=True).values())
+    path = path_of(uri).resolve()
     for worker in [w for w in workers if template in w.templates] or workers:  # an imported engine: every one
         roots = [Path(root) for root in worker.file_roots or []]
-        for field, uri in files.items():
-            path = path_of(uri).resolve()
-            if roots and not any(path.is_relative_to(root) for root in roots):
-                raise SourceError(f"{field}: {outside_roots(uri, path, roots, f'worker {worker.hostname}')}")
+        if roots and not any(path.is_relative_to(root) for root in roots):
+            raise SourceError(f"{field}: {outside_roots(uri, path, roots, f'worker {worker.hostname}')}")
 
 
 def worker_artifacts(store: StatusStore) -> list[str]:
