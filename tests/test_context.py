@@ -116,6 +116,7 @@ def test_file_uris_outside_the_roots_are_refused(client: Client, tmp_path: Path)
     (tmp_path / "escape").symlink_to("/etc")
     with pytest.raises(SourceError, match="outside the allowed file roots"):
         client.submit("echo-lines", source=(tmp_path / "escape" / "hostname").as_uri())
+    (tmp_path / "in.txt").write_text("x\n")  # a good source: the destination is what is refused
     with pytest.raises(SourceError, match="outside the allowed file roots"):
         client.submit("echo-lines", source=(tmp_path / "in.txt").as_uri(), destination="file:///etc/evil.txt")
     with pytest.raises(SourceError, match="carries credentials"):
