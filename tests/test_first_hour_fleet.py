@@ -129,10 +129,11 @@ def _ready_line(log: Path, proc: subprocess.Popen) -> str:
         found[:] = [line for line in err.read_text().splitlines() if line.startswith("runner worker ")]
         return bool(found)
 
-    wait_until(ready, f"the ready line in {err}", proc, err)
+    wait_until(ready, f"the ready line in {err}", proc, err, timeout=120)
     return found[0]
 
 
+@pytest.mark.timeout(300)
 def test_two_workers_on_one_host_each_run_only_their_templates(tmp_path: Path) -> None:
     """Worker A has `squares` (tests.jobs), worker B only `wordcount`. A stops taking the
     plain queues, so every task of a squares job lands on B first: B passes each on to
@@ -204,6 +205,7 @@ def test_engine_log_lines_keep_their_level_and_outputs_get_the_umask(client, set
 
 # -- item 2: one data dir every process agrees on ------------------------------------------
 
+@pytest.mark.timeout(300)
 def test_a_worker_in_another_folder_refuses_by_name_and_artifacts_are_found_from_anywhere(tmp_path: Path) -> None:
     """The README's walk: a worker started in the template's folder, commands run from the
     clone. A file only the clone's roots allow is refused at submit, naming the worker and
