@@ -28,12 +28,12 @@ from runner.catalog import TemplateInfo, find_template
 from runner.checks import check_destination, check_source, param_warnings
 from runner.dispatch import send_partition, send_resume
 from runner.errors import IllegalTransition, InvalidParams, RunnerError, SourceError, TemplateNotFound
-from runner.fleet import start_hint, unserved_queues
+from runner.fleet import check_worker_roots, start_hint, unserved_queues
 from runner.lifecycle import Services, end_job
 from runner.models import ErrorInfo, JobState, RunOptions
 from runner.params import validate_params
 
-__all__ = ["JobRequest", "Checked", "check", "admit", "edit_draft", "queue_draft", "retry_failed", "new_job_id"]
+__all__ = ["JobRequest", "Checked", "check", "admit", "admit_attached", "edit_draft", "queue_draft", "retry_failed", "new_job_id"]
 
 OPTIONS = ("task_timeout", "job_timeout", "max_retries", "test")
 
@@ -140,17 +140,25 @@ def _steps(services: Services, req: JobRequest, out: Checked, draft: bool) -> li
         if not draft or values["raw_params"]:
             out.params = validate_params(out.template, values["raw_params"])
 
+    def on_workers(field: str, uri: str) -> None:  # the workers' file roots decide: they read the files
+        if not draft:
+            check_worker_roots(services.store, out.template.ref, field, uri)
+
     def inputs() -> None:
         values["inputs"] = _inputs(services, out.template, req.inputs, required=not draft)
+        for name, uri in values["inputs"].items():
+            on_workers(f"inputs.{name}", uri)
 
     def source() -> None:
         values["source"] = guards.uri(storages, "source", req.source)
         if not draft or req.source is not None:
             check_source(storages, out.template, values["source"], needed=not draft)
+        on_workers("source", values["source"])
 
     def destination() -> None:
         values["destination"] = guards.uri(storages, "destination", req.destination)
         check_destination(storages, out.template, values["destination"])
+        on_workers("destination", values["destination"])
 
     def retention() -> None:
         values["retention_hours"] = guards.retention(req.retention_hours)
@@ -198,6 +206,15 @@ def admit(services: Services, org: str, request: JobRequest, *, draft: bool = Fa
     services.store.create(record, expire_seconds=_lifetime(record), deadline=record["deadline"], tasks=[task_id],
                           logs=[_queued_line(who)])
     _send(services, record["id"], checked.template.ref, record["deadline"], task_id)
+    return record["id"]
+
+
+def admit_attached(services: Services, record: dict[str, Any], lifetime: float, who: str | None = None) -> str:
+    """Write the record of an attached job (``runner/attached_jobs.py`` builds and checks
+    it: no template, free-JSON settings): queued, with its deadline, and no partition
+    task — the job's own process does the work. Returns the job's id."""
+    services.store.create(record, expire_seconds=lifetime, deadline=record["deadline"],
+                          logs=[joblog.line(f"created for an attached process by {who or joblog.who()}")])
     return record["id"]
 
 

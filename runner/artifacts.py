@@ -12,7 +12,7 @@ import logging
 import shutil
 import statistics
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 
 from runner.config import Settings
 from runner.errors import SourceError
@@ -65,6 +65,17 @@ class ArtifactIO:
             shutil.copyfileobj(src, out, 1024 * 1024)
         return uri
 
+    def open_read(self, name: str) -> BinaryIO:
+        """A stream of artifact ``name`` (never all in memory); SourceError if absent."""
+        uri = self.uri(name)
+        return self.storages.backend(uri).open_read(uri)
+
+    def open_write(self, name: str) -> BinaryIO:
+        """A stream whose content becomes artifact ``name`` on a clean close (an abort,
+        or leaving a ``with`` by an exception, publishes nothing)."""
+        uri = self.uri(name)
+        return self.storages.backend(uri).open_write(uri)
+
     def read_file(self, name: str) -> bytes:
         uri = self.uri(name)
         with self.storages.backend(uri).open_read(uri) as stream:
@@ -113,13 +124,13 @@ def write_output(
     ``report``, the record and metrics the caller read). Never raises: a job's end must
     not depend on its report being written."""
     try:
-        status, metrics = report or store.report(job_id)
+        status, metrics = report or store.journal.report(job_id)
         if status is None:
             return None
         if ending:
             status = status.model_validate({**status.model_dump(), **ending})
         document = {
-            "job": status.model_dump(mode="json", exclude={"error", "result_summary"}),
+            "job": status.model_dump(mode="json", exclude={"error", "result_summary", "metrics"}),
             "template": status.template,
             "state": status.state.value,
             "counters": {"pieces_total": status.pieces_total, "pieces_done": status.pieces_done,

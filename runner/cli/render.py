@@ -53,9 +53,12 @@ def _shown(value: Any) -> str:
 def status_text(status: JobStatus) -> str:
     """A job's record as ``key  value`` lines, the values aligned, error rows last (and
     red on a terminal); a value of several lines (a traceback) stays in its column."""
-    rows = [(key, _shown(value)) for key, value in status.model_dump(exclude={"params", "error"}).items()
+    rows = [(key, _shown(value)) for key, value in status.model_dump(exclude={"params", "error", "metrics"}).items()
             if value is not None and value != [] and value != {}]
     rows.append(("params", json.dumps(status.params)))
+    for name, metric in status.metrics.items():  # the summary; the series is in --json
+        numbers = f" mean={metric.mean:g} min={metric.min:g} max={metric.max:g}" if metric.mean is not None else ""
+        rows.append((f"metric {name}", f"count={metric.count}{numbers} last={metric.last}"))
     errors = _error_rows(status.error or {})
     width = max(len(key) for key, _ in [*rows, *errors])
     lines = []

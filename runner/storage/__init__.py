@@ -26,7 +26,7 @@ __all__ = ["Storage", "Storages", "Source", "Destination", "scheme_of", "safe_ur
 def _own_data(settings: Settings) -> list[Path]:
     """Runner's own files outside a ``.runner`` folder, which no directory source lists."""
     own = [settings.flower_db]
-    if (settings.artifacts_url or settings.file_roots) and urlparse(settings.artifacts_root).scheme == "file":
+    if urlparse(settings.artifacts_root).scheme == "file":
         own.append(path_of(settings.artifacts_root))
     return own
 
@@ -44,7 +44,7 @@ def _http(settings: Settings) -> Storage:
 
 
 _FACTORIES: dict[str, Callable[[Settings], Storage]] = {
-    "file": lambda settings: FileStorage(settings.file_roots, own=_own_data(settings)),
+    "file": lambda settings: FileStorage(settings.allowed_roots, own=_own_data(settings)),
     "bypass": lambda settings: BypassStorage(),
     "s3": _s3,
     "http": _http,
@@ -60,8 +60,9 @@ def scheme_of(uri: str) -> str:
 class Storages:
     """The storage backends of one configuration, keyed by URI scheme."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, process: str | None = None) -> None:
         self.settings = settings
+        self.process = process  # who refuses a file outside the roots: "worker NAME" on the worker side
         self._backends: dict[str, Storage] = {}
 
     def backend(self, uri: str) -> Storage:
@@ -71,7 +72,10 @@ class Storages:
             known = ", ".join(f"{s}:" for s in sorted(_FACTORIES))
             raise SourceError(f"unsupported URI scheme {scheme or '(none)'!r} in {safe_uri(uri)!r}; supported: {known}")
         if scheme not in self._backends:
-            self._backends[scheme] = _FACTORIES[scheme](self.settings)
+            made = _FACTORIES[scheme](self.settings)
+            if isinstance(made, FileStorage):
+                made.process = self.process
+            self._backends[scheme] = made
         return self._backends[scheme]
 
     def check(self, uri: str | None) -> str:

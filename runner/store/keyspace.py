@@ -1,7 +1,8 @@
 """Every Redis key Runner writes, one builder each, under a configurable prefix.
 
 No key string exists anywhere else in Runner, Lua included (scripts take their keys as
-``KEYS``), so the whole schema reads here:
+``KEYS``), so the whole schema reads here. The store's parts (:mod:`runner.store`) share
+one ``Keys``, and no module outside the store package calls a builder.
 
 ``P`` is ``RUNNER_KEY_PREFIX`` (default ``runner``).
 
@@ -20,16 +21,20 @@ key                                   type    holds
 ``P:job:{id}:deliveries``             hash    app task id:start -> times it started (poison cap)
 ``P:job:{id}:tasks``                  set     Celery task ids of the job (revoked on cancel/timeout)
 ``P:job:{id}:metrics``                list    ``ctx.add_metric`` values as JSON ``{name, value, piece}``
+``P:job:{id}:metric_series``         hash    metric name -> JSON ``{count, n, sum, min, max, last, series}``: each
+                                              metric's summary and its last values ``[step, value]`` (capped), live
 ``P:job:{id}:logs``                   stream  ``ctx.log`` lines and Runner's lifecycle lines, capped
 ``P:org:{org}:jobs``                  zset    job ids of one org, scored by creation time
-``P:deadlines``                       zset    non-final job ids, scored by deadline (watchdog)
+``P:deadlines``                       zset    non-final job ids, scored by deadline (watchdog); a running attached
+                                              job's by the earlier of it and last heartbeat + its dead seconds
 ``P:workers``                         hash    hostname -> its heartbeat, a ``WorkerInfo`` as JSON
 ``P:leases``                          zset    running tasks ``[name, id, args]`` as JSON, scored by when
                                               their worker last vouched for them (dead-work recovery)
 ``P:templates``                       hash    ref -> published template as JSON (never expires: ``catalog.py``)
 ``P:piece_seconds:{ref}#{params}``    string  mean seconds of one piece of the template with those params (a
                                               digest), lately; sizes the next such jobs' batches; expires in a day
-``P:api:key:{id}``                    hash    an HTTP API key: org, argon2 hash of its secret, created_at
+``P:api:key:{id}``                    hash    an HTTP API key: org, argon2 hash of its secret, created_at; a job's
+                                              own key (``job_keys.py``) also ``job``, and expires with the job
 ``P:api:org:{org}:keys``              set     ids of an org's HTTP API keys
 ``P:api:token:{sha256}``              string  an access token's key id; expires with the token
 ``P:api:rate:{key id}:{window}``      string  requests of one API key in one rate-limit window
@@ -42,7 +47,7 @@ key                                   type    holds
 ``P:org:{org}:schedules``             set     names of one org's schedules
 ``P:schedules:due``                   zset    ``[org, name]`` as JSON, scored by next due time (epoch ms)
 ``P:schedules:checks``                zset    ``[org, name]`` as JSON, scored by when overdue is next checked (ms)
-``P:org:{org}:sources``               hash    source id -> a Prediction-API source as JSON (``source_store.py``)
+``P:org:{org}:sources``               hash    source id -> a Prediction-API source as JSON (``source_records.py``)
 ``P:org:{org}:source_names``          hash    source name -> its id (a name is unique in an org)
 ``P:org:{org}:source_versions``       hash    version id -> a source version as JSON (never changes)
 ``P:org:{org}:source:{id}:versions``  hash    version string -> version id, of one source
@@ -102,6 +107,9 @@ class Keys:
     def metrics_key(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}:metrics"
 
+    def metric_series_key(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}:metric_series"
+
     def logs_key(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}:logs"
 
@@ -157,7 +165,7 @@ class Keys:
     def schedules_checks_key(self) -> str:
         return f"{self.prefix}:schedules:checks"
 
-    # Prediction-API records (runner/source_store.py): config, so they never expire
+    # Prediction-API records (runner/store/source_records.py): config, so they never expire
     def sources_key(self, org: str) -> str:
         return f"{self.prefix}:org:{org}:sources"
 
@@ -186,10 +194,11 @@ class Keys:
         """The list kombu's Redis transport keeps a queue's messages in (the queue's name)."""
         return queue
 
-    def _job_keys(self, job_id: str) -> list[str]:
+    def all_job_keys(self, job_id: str) -> list[str]:
+        """Every key a job may have (deleting or expiring a job covers them all)."""
         return [
             self.job_key(job_id), self.events_key(job_id), self.pieces_key(job_id),
             self.results_key(job_id), self.ranges_key(job_id), self.failed_key(job_id), self.result_key(job_id),
             self.attempts_key(job_id), self.deliveries_key(job_id), self.tasks_key(job_id),
-            self.metrics_key(job_id), self.logs_key(job_id),
+            self.metrics_key(job_id), self.logs_key(job_id), self.metric_series_key(job_id),
         ]
