@@ -234,7 +234,7 @@ def test_a_worker_in_another_folder_refuses_by_name_and_artifacts_are_found_from
                     and f",{clone} in that worker's environment and restart it" in message), message
 
             refused = run_cli("submit", "wordcount", "--source", (clone / "book.txt").as_uri(), env=env, cwd=clone,
-                              status=1)
+                              status=2)  # a source the job cannot use: a usage error, as every bad source
             assert refused.stderr.strip().splitlines()[-1] == (
                 f"error: source: {(clone / 'book.txt').as_uri()} is outside the allowed file roots of worker {name} "
                 f"({demo},{get_settings().data_root}); set RUNNER_FILE_ROOTS={demo},{get_settings().data_root},"
