@@ -18,10 +18,13 @@ from typing import Any, BinaryIO
 
 from pydantic import BaseModel
 
-from runner.artifacts import ArtifactIO, check_name
+from runner.artifacts import ArtifactIO, artifact_prefix, check_name
 from runner.storage import Destination, Source, Storages
+from workers import runtime
+from workers.inputs import Inputs
+from workers.runtime import JobSpec
 
-__all__ = ["TaskContext", "JobLog"]
+__all__ = ["TaskContext", "JobLog", "job_context", "flush_records", "close"]
 
 
 class JobLog(logging.LoggerAdapter):
@@ -89,8 +92,6 @@ class TaskContext:
         return self
 
     def _storages(self) -> Storages:
-        from workers import runtime
-
         return self.storages or runtime.storages()
 
     def read_range(self, piece: dict) -> bytes:
@@ -151,3 +152,28 @@ class TaskContext:
 
     def __repr__(self) -> str:
         return f"TaskContext(job={self.job_id}, template={self.template}, kind={self.kind}, piece={self.piece_index})"
+
+
+def job_context(spec: JobSpec, kind: str, **extra: Any) -> TaskContext:
+    """The ``ctx`` a worker hands to one of the job's functions."""
+    storages = runtime.storages()
+    return TaskContext(
+        spec.job_id, spec.template.ref, kind, spec.params[kind], test=spec.test, storages=storages,
+        inputs=Inputs(spec.inputs, runtime.input_cache()),
+        io=ArtifactIO(storages, artifact_prefix(runtime.settings(), spec.job_id)), **extra,
+    )
+
+
+def flush_records(ctx: TaskContext) -> None:
+    """Send the metrics and log lines user code produced to the store."""
+    metrics, lines = ctx.take_records()
+    runtime.store().add_metrics(ctx.job_id, metrics)
+    runtime.store().add_logs(ctx.job_id, lines)
+
+
+def close(ctx: TaskContext) -> None:
+    """Persist the context's artifacts, metrics and logs, drop its scratch space."""
+    try:
+        ctx.close_piece()
+    finally:
+        flush_records(ctx)

@@ -7,12 +7,10 @@ lazily, after the prefork pool has forked, so no connection is shared across pro
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from dataclasses import dataclass
 from collections import OrderedDict
-from functools import cache, cached_property
+from functools import cache
 from typing import Any
 
 from celery import Celery
@@ -50,14 +48,6 @@ class JobSpec:
     source: str
     destination: str
     inputs: dict[str, str]
-
-    @cached_property
-    def piece_kind(self) -> str:
-        """The template and a digest of the params: pieces of one kind take alike long
-        (the same template with other params may not), which sizes batches."""
-        params = {kind: model.model_dump(mode="json") if model else None for kind, model in self.params.items()}
-        digest = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
-        return f"{self.template.ref}#{digest}"
 
 
 def _forget_clients() -> None:
