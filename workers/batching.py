@@ -8,7 +8,11 @@ another finishes a long tail). It needs no estimate of how long a piece takes; w
 is known, no batch carries less than ``MIN_BATCH_SECONDS`` of work.
 
 The policy's inputs live here too: how many processes serve the job's queue (from the
-workers' heartbeats), and how long a piece of this kind (template and params) took lately.
+workers' heartbeats), and how long a piece of this kind took lately. That time is keyed
+by the template and the app's params, not the partitioner's: a ``count`` says how many
+pieces there are, not what one costs, so the first job of a new size plans as well as
+the second. (A partitioner param that does shape pieces, such as ``lines_per_piece``,
+shares the key: the first batch of such a job notes the new time for the next job.)
 """
 
 from __future__ import annotations
@@ -88,11 +92,12 @@ def _runs(indices: list[int]) -> list[tuple[int, int]]:
 
 
 def piece_kind(spec: JobSpec) -> str:
-    """The template and a digest of the params: pieces of one kind take alike long
-    (the same template with other params may not), which sizes batches."""
-    params = {kind: model.model_dump(mode="json") if model else None for kind, model in spec.params.items()}
-    digest = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
-    return f"{spec.template.ref}#{digest}"
+    """The template and a digest of the app's params: what a piece's time is known by.
+    The partitioner's params are left out (a new ``count`` would make every new size look
+    unknown), and so are the assembler's (they do not touch the app's calls)."""
+    app = spec.params.get("app")
+    encoded = json.dumps(app.model_dump(mode="json") if app else None, sort_keys=True)
+    return f"{spec.template.ref}#{hashlib.sha1(encoded.encode()).hexdigest()[:12]}"
 
 
 _noted: dict[str, tuple[float, float]] = {}  # piece kind -> (piece seconds, when) this process last wrote
