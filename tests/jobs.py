@@ -160,12 +160,14 @@ template("s3-artifacts", "1.0.0", partitioner="replicas", app="reads_model", ass
 
 class ChattyParams(BaseModel):
     lines: int = 3
+    seconds: float = 0.0  # sleeps this long (interruptibly) after saying its lines
 
 
 @app("chatty", params=ChattyParams)
 def chatty(piece: int, ctx) -> int:
     for i in range(ctx.params.lines):
         ctx.log.info("piece %d says %d", piece, i)
+    time.sleep(ctx.params.seconds)
     return piece
 
 

@@ -22,6 +22,7 @@ from runner.artifacts import ArtifactIO, artifact_prefix, check_name
 from runner.storage import Destination, Source, Storages
 from workers import runtime
 from workers.inputs import Inputs
+from workers.outbox import Outbox, outbox
 from workers.runtime import JobSpec
 
 __all__ = ["TaskContext", "JobLog", "job_context", "flush_records", "close"]
@@ -45,8 +46,12 @@ class JobLog(logging.LoggerAdapter):
             text = str(msg) % args if args else str(msg)
             if kwargs.get("exc_info"):
                 text += "\n" + "".join(traceback.format_exc()).rstrip()
-            self.lines.append({"level": logging.getLevelName(level), "source": self.ctx.kind,
-                               "piece": self.ctx.piece_index, "msg": text, "t": f"{time.time():.6f}"})
+            line = {"level": logging.getLevelName(level), "source": self.ctx.kind,
+                    "piece": self.ctx.piece_index, "msg": text, "t": f"{time.time():.6f}"}
+            if self.ctx.outbox is not None:
+                self.ctx.outbox.add(self.ctx.job_id, line)  # in a worker: sent as written, in batches
+            else:
+                self.lines.append(line)
         super().log(level, msg, *args, **kwargs)
 
     def take(self) -> list[dict[str, Any]]:
@@ -78,6 +83,7 @@ class TaskContext:
     storages: Storages | None = None
     inputs: Mapping[str, Path] = field(default_factory=dict)
     io: ArtifactIO | None = None
+    outbox: Outbox | None = None  # where log lines go as they are written (a worker's); else kept here
     log: JobLog = field(init=False)
     _scratch: Path | None = field(default=None, init=False, repr=False)
     _staged: Path | None = field(default=None, init=False, repr=False)
@@ -160,7 +166,7 @@ def job_context(spec: JobSpec, kind: str, **extra: Any) -> TaskContext:
     return TaskContext(
         spec.job_id, spec.template.ref, kind, spec.params[kind], test=spec.test, storages=storages,
         inputs=Inputs(spec.inputs, runtime.input_cache()),
-        io=ArtifactIO(storages, artifact_prefix(runtime.settings(), spec.job_id)), **extra,
+        io=ArtifactIO(storages, artifact_prefix(runtime.settings(), spec.job_id)), outbox=outbox, **extra,
     )
 
 
@@ -168,7 +174,9 @@ def flush_records(ctx: TaskContext) -> None:
     """Send the metrics and log lines user code produced to the store."""
     metrics, lines = ctx.take_records()
     runtime.store().add_metrics(ctx.job_id, metrics)
-    runtime.store().add_logs(ctx.job_id, lines)
+    runtime.store().add_logs(ctx.job_id, lines)  # those of a context without an outbox
+    if ctx.outbox is not None:
+        ctx.outbox.send()
 
 
 def close(ctx: TaskContext) -> None:
