@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from typing import Any
+from typing import Any, NoReturn
 
 from celery import Celery, Task
 from celery.signals import task_failure
@@ -23,12 +23,20 @@ from workers import leases, runtime, stopper
 from workers.fold import CombineFailed
 from workers.limits import PieceTimeLimitExceeded, SoftTimeLimitExceeded
 
-__all__ = ["error_info", "fail_job", "fail_stage", "log_line", "piece_failed", "TRACEBACK_LINES", "RETRY_BACKOFF"]
+__all__ = ["PiecesFailed", "error_info", "fail_job", "fail_stage", "fail_batch", "log_line", "piece_failed",
+           "TRACEBACK_LINES", "RETRY_BACKOFF"]
 
 TRACEBACK_LINES = 15
 RETRY_BACKOFF = 0.5  # seconds before the first retry; doubles each time, at most 60 s
 _TIMEOUTS = (SoftTimeLimitExceeded, PieceTimeLimitExceeded)
 _FUNCTION = {"partition": "partitioner", "assemble": "assembler"}  # whose code a stage runs
+
+
+class PiecesFailed(Exception):
+    """A batch's pieces failed for good, and the job is failed already. Raised after that,
+    so that Celery — and Flower's Failed tab — records the batch task as failed, with the
+    pieces' error; nothing else follows from it (no retry, no second failing of the job,
+    the task's lease dropped, its message acknowledged)."""
 
 
 def error_info(stage: str, exc: BaseException, piece: int | None = None, **extra: Any) -> dict[str, Any]:
@@ -62,7 +70,7 @@ def fail_stage(task: Task, job_id: str, stage: str, exc: Exception) -> None:
     fail_job(task.app, job_id, error, task.request.id)
 
 
-def piece_failed(task: Task, spec: runtime.JobSpec, index: int, exc: BaseException, stop: int) -> int:
+def piece_failed(task: Task, spec: runtime.JobSpec, index: int, exc: BaseException, stop: int) -> NoReturn:
     """Piece ``index`` raised ``exc``: retry the batch from it up to ``stop`` (raises
     Celery's ``Retry``), or fail the job once the piece's retries are spent (returns 0)."""
     store, job_id = runtime.store(), spec.job_id
@@ -81,8 +89,13 @@ def piece_failed(task: Task, spec: runtime.JobSpec, index: int, exc: BaseExcepti
     store.record_failure(job_id, index, error)
     log_line(job_id, f"failed after {attempts} attempt(s): {error['type']}: {error['message']}\n"
                      + "\n".join(error["traceback"]), "ERROR", piece=index)
+    fail_batch(task, job_id, error)
+
+
+def fail_batch(task: Task, job_id: str, error: dict[str, Any]) -> NoReturn:
+    """Fail the job with its batch's ``error``, then end the batch task as failed."""
     fail_job(task.app, job_id, error, task.request.id)
-    return 0
+    raise PiecesFailed(f"piece {error['piece']}: {error['type']}: {error['message']}")
 
 
 def _attempt(spec: runtime.JobSpec, index: int, exc: BaseException) -> tuple[BaseException, int]:
@@ -105,6 +118,8 @@ def _on_task_failure(sender: Task | None = None, task_id: str | None = None, exc
     lost for good, a bug: fail its job now rather than at the deadline."""
     if sender is None or sender.name not in (APP, PARTITION, ASSEMBLE, RESUME) or not args:
         return
+    if isinstance(exception, PiecesFailed):
+        return  # the job was failed with the pieces' error before this was raised
     job_id = args[0]
     piece = args[2] if sender.name == APP and len(args) > 2 else None
     stage = {APP: "app", PARTITION: "partition", ASSEMBLE: "assemble", RESUME: "resume"}[sender.name]

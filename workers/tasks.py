@@ -15,6 +15,7 @@ piece loop, ``workers/batch.py``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -30,7 +31,7 @@ from workers import batching, inline, leases, runtime, stopper
 from workers.batch import Batch
 from workers.canvas import HARD_LIMIT_GRACE, batch_task_id, batch_time_limit, job_canvas
 from workers.context import close, job_context
-from workers.failures import fail_job, fail_stage, piece_failed
+from workers.failures import PiecesFailed, fail_batch, fail_stage, piece_failed
 
 __all__ = ["register_tasks"]
 
@@ -122,10 +123,12 @@ def _fan_out(task: Task, spec: runtime.JobSpec, batches: list[tuple[int, int]], 
 
 
 def _run_batch_here(task: Task, spec: runtime.JobSpec, batch: tuple[int, int], round_: int, deadline: float) -> None:
-    """Run one batch in this process, as the app task it would have been."""
+    """Run one batch in this process, as the app task it would have been. Its pieces
+    failing for good fail that task (as Flower shows it), not the one running it here."""
     (start, stop), job_id = batch, spec.job_id
     args = [job_id, spec.template.ref, start, stop]
-    with (stopper.hard_limit(batch_time_limit(spec, start, stop)),  # what its message would have carried
+    with (contextlib.suppress(PiecesFailed),  # announced as that task's failure; this task goes on
+          stopper.hard_limit(batch_time_limit(spec, start, stop)),  # what its message would have carried
           inline.stage(task, APP, batch_task_id(job_id, round_, start), args, spec.queue, deadline) as here):
         here.result = run_app(here.task, *args)
 
@@ -142,12 +145,11 @@ def run_app(task: Task, job_id: str, template: str, start: int, stop: int) -> in
     if state is None or state.is_final:
         return 0
     if deliveries > MAX_DELIVERIES:
-        fail_job(task.app, job_id, task_id=task.request.id, error={
+        fail_batch(task, job_id, {
             "stage": "app", "piece": start, "type": "WorkerLost",
             "message": f"pieces {start}..{stop - 1} were started {deliveries - 1} times and never finished: "
                        f"a piece kills its worker process (out of memory? a crash in native code?)",
         })
-        return 0
     spec = runtime.job_spec(job_id)
     skip = store.done_pieces(job_id, start, stop) if deliveries > 1 else None  # a re-run: skip what is done
     outcome = Batch(task, spec, start, stop, deadline, skip).run()
@@ -162,7 +164,7 @@ def run_app(task: Task, job_id: str, template: str, start: int, stop: int) -> in
         _assemble_next(task, job_id, deadline)
     elif outcome.failed:
         index, exc = outcome.failed
-        return piece_failed(task, spec, index, exc, stop)
+        piece_failed(task, spec, index, exc, stop)  # raises: a retry, or the batch failed
     return ran
 
 
@@ -251,4 +253,5 @@ def _claim(job_id: str, task_id: str, target: JobState, owner_field: str, **fiel
 def register_tasks(celery: Celery) -> None:
     """Register the pipeline's steps on ``celery`` under their public names."""
     for name, fn in ((PARTITION, partition), (APP, run_app), (ASSEMBLE, assemble), (RESUME, resume)):
-        celery.task(bind=True, name=name, ignore_result=True)(leases.leased(fn))  # results live in Runner's store
+        celery.task(bind=True, name=name, ignore_result=True,  # results live in Runner's store
+                    throws=(PiecesFailed,))(leases.leased(fn))  # an expected failure: logged without a traceback
