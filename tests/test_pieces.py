@@ -13,7 +13,6 @@ import pytest
 from runner import Client, Generated, JobFailed, TemplateError, assembler
 from runner.params import parse_section
 from runner.registry import get_template
-from workers.batching import piece_kind
 from workers.runtime import JobSpec
 
 
@@ -121,8 +120,8 @@ def _spin_kind(count: int, seconds: float) -> str:
     spin = get_template("spin")
     params = {"partitioner": parse_section(spin.function("partitioner").params, {"count": count}),
               "app": parse_section(spin.function("app").params, {"seconds": seconds}), "assembler": None}
-    return piece_kind(JobSpec(job_id="j", template=spin, params=params, test=False, task_timeout=1.0, max_retries=0,
-                              retention_hours=1.0, queue="default", source="", destination="", inputs={}))
+    return JobSpec(job_id="j", template=spin, params=params, test=False, task_timeout=1.0, max_retries=0,
+                   retention_hours=1.0, queue="default", source="", destination="", inputs={}).piece_kind
 
 
 def test_a_piece_time_is_known_by_the_template_and_app_params_not_by_the_partitioners() -> None:

@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from celery import Task
-
 from runner.models import JobState
 from runner.pieces import Generated, resolve
 from workers import runtime
@@ -48,9 +46,9 @@ class Outcome:
 class Batch:
     """Pieces ``start``..``stop`` of a job, but those in ``skip`` (done by an earlier run)."""
 
-    def __init__(self, task: Task, spec: runtime.JobSpec, start: int, stop: int, deadline: float,
+    def __init__(self, spec: runtime.JobSpec, start: int, stop: int, deadline: float,
                  skip: set[int] | None = None) -> None:
-        self.task, self.spec, self.start, self.stop, self.deadline = task, spec, start, stop, deadline
+        self.spec, self.start, self.stop, self.deadline = spec, start, stop, deadline
         self.skip = skip or set()
         self.checked_at = time.monotonic()  # the job's state was read just now (begin_batch)
         self.done = kept_results(spec.template.function("assembler"))

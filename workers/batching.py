@@ -9,7 +9,7 @@ is known, no batch carries less than ``MIN_BATCH_SECONDS`` of work.
 
 The policy's inputs live here too: how many processes serve the job's queue (from the
 workers' heartbeats), and how long a piece of this kind took lately. That time is keyed
-by the template and the app's params, not the partitioner's: a ``count`` says how many
+(``JobSpec.piece_kind``) by the template and the app's params, not the partitioner's: a ``count`` says how many
 pieces there are, not what one costs, so the first job of a new size plans as well as
 the second. (A partitioner param that does shape pieces, such as ``lines_per_piece``,
 shares the key: the first batch of such a job notes the new time for the next job.)
@@ -17,15 +17,13 @@ shares the key: the first batch of such a job notes the new time for the next jo
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import time
 
 from workers import runtime
 from workers.runtime import JobSpec
 
-__all__ = ["plan_batches", "plan", "plan_missing", "piece_kind", "note_piece_seconds", "MIN_BATCH_SECONDS"]
+__all__ = ["plan_batches", "plan", "plan_missing", "note_piece_seconds", "MIN_BATCH_SECONDS"]
 
 MIN_BATCH_SECONDS = 0.01  # the least work an app task carries, once a template's piece time is known
 NOTE_CHANGE = 0.25  # a piece time is written again when it moved by this fraction …
@@ -62,7 +60,7 @@ def plan(spec: JobSpec, total: int) -> list[tuple[int, int]]:
     and for how long its kind of piece took lately."""
     store = runtime.store()
     return plan_batches(total, _parallelism(spec.queue), runtime.settings().max_batch, spec.template.batch_size,
-                        store.piece_seconds(piece_kind(spec)))
+                        store.piece_seconds(spec.piece_kind))
 
 
 def plan_missing(spec: JobSpec, missing: list[int]) -> list[tuple[int, int]]:
@@ -91,15 +89,6 @@ def _runs(indices: list[int]) -> list[tuple[int, int]]:
     return runs
 
 
-def piece_kind(spec: JobSpec) -> str:
-    """The template and a digest of the app's params: what a piece's time is known by.
-    The partitioner's params are left out (a new ``count`` would make every new size look
-    unknown), and so are the assembler's (they do not touch the app's calls)."""
-    app = spec.params.get("app")
-    encoded = json.dumps(app.model_dump(mode="json") if app else None, sort_keys=True)
-    return f"{spec.template.ref}#{hashlib.sha1(encoded.encode()).hexdigest()[:12]}"
-
-
 _noted: dict[str, tuple[float, float]] = {}  # piece kind -> (piece seconds, when) this process last wrote
 
 
@@ -107,7 +96,7 @@ def note_piece_seconds(spec: JobSpec, seconds: float) -> None:
     """Tell the fleet how long a piece of this job's kind takes, when that changed by a
     quarter or was last said over 10 s ago (one write per batch would cost a small job a
     round trip)."""
-    kind = piece_kind(spec)
+    kind = spec.piece_kind
     last = _noted.get(kind)
     if last and abs(seconds - last[0]) <= NOTE_CHANGE * last[0] and time.monotonic() - last[1] < NOTE_SECONDS:
         return

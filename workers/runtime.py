@@ -7,10 +7,12 @@ lazily, after the prefork pool has forked, so no connection is shared across pro
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from dataclasses import dataclass
 from collections import OrderedDict
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 
 from celery import Celery
@@ -48,6 +50,15 @@ class JobSpec:
     source: str
     destination: str
     inputs: dict[str, str]
+
+    @cached_property
+    def piece_kind(self) -> str:
+        """The template and a digest of the app's params: what a piece's time is known by
+        (``workers/batching.py``). The partitioner's params are left out (a new ``count``
+        would make every new size look unknown), and so are the assembler's."""
+        app = self.params.get("app")
+        encoded = json.dumps(app.model_dump(mode="json") if app else None, sort_keys=True)
+        return f"{self.template.ref}#{hashlib.sha1(encoded.encode()).hexdigest()[:12]}"
 
 
 def _forget_clients() -> None:

@@ -136,8 +136,9 @@ def _run_batch_here(task: Task, spec: runtime.JobSpec, batch: tuple[int, int], r
 # -- 3. run a batch: the app over a range of pieces, results recorded ------------------
 def run_app(task: Task, job_id: str, template: str, start: int, stop: int) -> int:
     """Run the app over pieces ``start``..``stop``, one call per piece, each under its own
-    time limit; a failing piece is retried from where it failed, with backoff. The batch
-    whose results were the job's last goes on to the assembly."""
+    time limit; a failing piece is retried from where it failed, with backoff, and one
+    that fails for good fails the job and this task. The batch whose results were the
+    job's last goes on to the assembly."""
     store = runtime.store()
     event = {"task": task.request.id, "start": start, "stop": stop, "host": task.request.hostname or socket.gethostname(),
              "pid": os.getpid()}
@@ -152,19 +153,19 @@ def run_app(task: Task, job_id: str, template: str, start: int, stop: int) -> in
         })
     spec = runtime.job_spec(job_id)
     skip = store.done_pieces(job_id, start, stop) if deliveries > 1 else None  # a re-run: skip what is done
-    outcome = Batch(task, spec, start, stop, deadline, skip).run()
+    first = outcome = Batch(spec, start, stop, deadline, skip).run()
     ran = outcome.ran
-    if ran:
-        batching.note_piece_seconds(spec, outcome.app_seconds / ran)
     while outcome.refused and not (outcome.completes_job or outcome.failed) and _job_goes_on(job_id, deadline):
         done = store.done_pieces(job_id, start, stop)  # another run recorded some meanwhile; grows: this ends
-        outcome = Batch(task, spec, start, stop, deadline, done).run()
+        outcome = Batch(spec, start, stop, deadline, done).run()
         ran += outcome.ran
     if outcome.completes_job:
         _assemble_next(task, job_id, deadline)
     elif outcome.failed:
         index, exc = outcome.failed
         piece_failed(task, spec, index, exc, stop)  # raises: a retry, or the batch failed
+    if first.ran:  # after the assembly: a write the job's result need not wait for
+        batching.note_piece_seconds(spec, first.app_seconds / first.ran)
     return ran
 
 
