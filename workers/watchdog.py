@@ -15,7 +15,7 @@ import time
 from celery import Celery
 
 from runner.lifecycle import end_job
-from runner.models import JobState
+from runner.models import ErrorInfo, JobState
 from runner import scheduler
 from workers import leases, runtime
 
@@ -30,15 +30,15 @@ def sweep(celery: Celery, now: float | None = None) -> list[str]:
     store = runtime.store()
     now = now or time.time()
     ended = []
-    for job_id in store.overdue(now):
-        fields = store.fields(job_id, "state", "job_timeout", "deadline")
+    for job_id in store.jobs.overdue(now):
+        fields = store.jobs.fields(job_id, "state", "job_timeout", "deadline")
         if fields["state"] is None or JobState(fields["state"]).is_final:
-            store.forget_deadline(job_id)  # expired, or ended without us
+            store.jobs.forget_deadline(job_id)  # expired, or ended without us
             continue
         if (fields["deadline"] or 0) > now:  # retry_failed gave it a new deadline
             continue
-        error = {"stage": "deadline", "type": "JobTimedOut",
-                 "message": f"job_timeout of {fields['job_timeout']:g}s passed"}
+        error = ErrorInfo(stage="deadline", type="JobTimedOut",
+                          message=f"job_timeout of {fields['job_timeout']:g}s passed")
         if end_job(runtime.services(celery), job_id, JobState.TIMED_OUT, error=error):
             log.warning("job %s timed out (job_timeout=%ss)", job_id, fields["job_timeout"])
             ended.append(job_id)
@@ -54,7 +54,7 @@ def start_watchdog(celery: Celery, stop: threading.Event) -> threading.Thread:
             try:
                 sweep(celery)
                 leases.recover(celery)
-                scheduler.sweep(runtime.settings())  # recurring jobs: runner/schedules.py says why here
+                scheduler.sweep(runtime.services(celery))  # recurring jobs: runner/schedules.py says why here
             except Exception:  # the store may be restarting: the next sweep retries
                 log.exception("watchdog sweep failed")
 
