@@ -67,7 +67,7 @@ class Batch:
     def _run_pieces(self) -> bool:
         """Run the pieces; returns whether the batch got to its end (no failure, no stop)."""
         app, storages, job_id = self.spec.template.function("app").fn, runtime.storages(), self.spec.job_id
-        pieces = runtime.store().load_pieces(job_id, self.start, self.stop, lambda: _piece_function(job_id))
+        pieces = runtime.store().pieces.load_pieces(job_id, self.start, self.stop, lambda: _piece_function(job_id))
         last_flush = time.monotonic()
         with piece_timer(self.spec.task_timeout, HARD_LIMIT_GRACE) as timer:
             for index, piece in enumerate(pieces, self.start):
@@ -103,7 +103,7 @@ class Batch:
         if time.monotonic() - self.checked_at < STATE_CHECK_SECONDS:
             return True
         self.checked_at = time.monotonic()
-        state = runtime.store().state(self.spec.job_id)
+        state = runtime.store().jobs.state(self.spec.job_id)
         return state is not None and not state.is_final
 
     def _flush(self, finished: bool = False) -> bool:
@@ -116,7 +116,7 @@ class Batch:
             self.outcome.completes_job = self.outcome.completes_job or progress.completes_job
             return progress.state is not None and not progress.state.is_final
         if finished and self.skip:  # a re-run that found its pieces done: the assembly may be lost too
-            fields = store.fields(job_id, "state", "pieces_done", "pieces_total")
+            fields = store.jobs.fields(job_id, "state", "pieces_done", "pieces_total")
             if fields["state"] == JobState.RUNNING.value and fields["pieces_done"] == fields["pieces_total"]:
                 self.outcome.completes_job = True
         return True

@@ -60,7 +60,7 @@ def plan(spec: JobSpec, total: int) -> list[tuple[int, int]]:
     and for how long its kind of piece took lately."""
     store = runtime.store()
     return plan_batches(total, _parallelism(spec.queue), runtime.settings().max_batch, spec.template.batch_size,
-                        store.piece_seconds(spec.piece_kind))
+                        store.fleet.piece_seconds(spec.piece_kind))
 
 
 def plan_missing(spec: JobSpec, missing: list[int]) -> list[tuple[int, int]]:
@@ -74,7 +74,7 @@ def plan_missing(spec: JobSpec, missing: list[int]) -> list[tuple[int, int]]:
 
 def _parallelism(queue: str) -> int:
     """Worker processes consuming ``queue`` now, from the workers' heartbeats."""
-    live = runtime.store().live_workers(recent=True).values()
+    live = runtime.store().fleet.live_workers(recent=True).values()
     return sum(worker.concurrency for worker in live if worker.serves(queue)) or 1
 
 
@@ -101,4 +101,4 @@ def note_piece_seconds(spec: JobSpec, seconds: float) -> None:
     if last and abs(seconds - last[0]) <= NOTE_CHANGE * last[0] and time.monotonic() - last[1] < NOTE_SECONDS:
         return
     _noted[kind] = (seconds, time.monotonic())
-    runtime.store().note_piece_seconds(kind, seconds)
+    runtime.store().fleet.note_piece_seconds(kind, seconds)

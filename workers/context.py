@@ -173,8 +173,8 @@ def job_context(spec: JobSpec, kind: str, **extra: Any) -> TaskContext:
 def flush_records(ctx: TaskContext) -> None:
     """Send the metrics and log lines user code produced to the store."""
     metrics, lines = ctx.take_records()
-    runtime.store().add_metrics(ctx.job_id, metrics)
-    runtime.store().add_logs(ctx.job_id, lines)  # those of a context without an outbox
+    runtime.store().journal.add_metrics(ctx.job_id, metrics)
+    runtime.store().journal.add_logs(ctx.job_id, lines)  # those of a context without an outbox
     if ctx.outbox is not None:
         ctx.outbox.send()
 

@@ -54,7 +54,7 @@ def error_info(stage: str, exc: BaseException, piece: int | None = None, **extra
 
 def log_line(job_id: str, msg: str, level: str = "INFO", **where: Any) -> None:
     """One of Runner's own lines in the job's log."""
-    runtime.store().add_logs(job_id, [{"level": level, "source": "runner", "msg": msg, **where}])
+    runtime.store().journal.add_logs(job_id, [{"level": level, "source": "runner", "msg": msg, **where}])
 
 
 def fail_job(celery: Celery, job_id: str, error: dict[str, Any], task_id: str | None) -> bool:
@@ -77,7 +77,7 @@ def piece_failed(task: Task, spec: runtime.JobSpec, index: int, exc: BaseExcepti
     exc, attempts = _attempt(spec, index, exc)
     error = error_info("app", exc, index, attempts=attempts)
     if attempts <= spec.max_retries:
-        store.add_event(job_id, "piece_retry", piece=index, attempt=attempts,
+        store.journal.add_event(job_id, "piece_retry", piece=index, attempt=attempts,
                         error=f"{error['type']}: {error['message']}"[:500])
         backoff = min(60.0, RETRY_BACKOFF * 2 ** (attempts - 1))
         timed_out = "timed out; " if isinstance(exc, _TIMEOUTS) else ""
@@ -86,7 +86,7 @@ def piece_failed(task: Task, spec: runtime.JobSpec, index: int, exc: BaseExcepti
         args = [job_id, spec.template.ref, index, stop]
         leases.expect(APP, task.request.id, args, time.time() + backoff)  # re-run if its worker dies meanwhile
         raise task.retry(args=args, countdown=backoff, max_retries=None, exc=exc)
-    store.record_failure(job_id, index, error)
+    store.pieces.record_failure(job_id, index, error)
     log_line(job_id, f"failed after {attempts} attempt(s): {error['type']}: {error['message']}\n"
                      + "\n".join(error["traceback"]), "ERROR", piece=index)
     fail_batch(task, job_id, error)
@@ -105,7 +105,7 @@ def _attempt(spec: runtime.JobSpec, index: int, exc: BaseException) -> tuple[Bas
         return TypeError(f"app returned a value that is not JSON-serializable: {exc}"), spec.max_retries + 1
     if isinstance(exc, CombineFailed):
         return exc, spec.max_retries + 1
-    attempts = runtime.store().count_attempt(spec.job_id, index)
+    attempts = runtime.store().pieces.count_attempt(spec.job_id, index)
     if isinstance(exc, _TIMEOUTS):
         exc = type(exc)(f"piece {index} exceeded task_timeout={spec.task_timeout:g}s")
     return exc, attempts

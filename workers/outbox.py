@@ -82,7 +82,7 @@ class Outbox:
         self._sent_at = time.monotonic()
         store = runtime.store()
         for job_id, group in groupby(taken, key=lambda item: item[0]):
-            store.add_logs(job_id, [line for _, line in group])
+            store.journal.add_logs(job_id, [line for _, line in group])
 
     def _forget(self) -> None:
         """In a forked child: the parent's lines and locks are not this process's."""

@@ -57,7 +57,7 @@ def partition(task: Task, job_id: str, template: str) -> Any:
     if total is None:
         return None
     batches = batching.plan(spec, total)
-    if not runtime.store().transition(job_id, JobState.RUNNING, strict=False, expect=[JobState.PARTITIONING],
+    if not runtime.store().jobs.transition(job_id, JobState.RUNNING, strict=False, expect=[JobState.PARTITIONING],
                                       pieces_total=total, batches_total=len(batches)):
         return None
     line = {"level": "INFO", "source": "runner",
@@ -75,7 +75,7 @@ def _store_pieces(task: Task, spec: runtime.JobSpec, deadline: float) -> int | N
             pieces = spec.template.function("partitioner").fn(ctx.source, ctx)
             limit = spec.template.test_pieces if spec.test else None
             keep = deadline - time.time() + spec.retention_hours * 3600
-            return runtime.store().store_pieces(spec.job_id, pieces, keep, limit)
+            return runtime.store().pieces.store_pieces(spec.job_id, pieces, keep, limit)
         finally:
             close(ctx)
     except Exception as exc:
@@ -86,7 +86,7 @@ def _store_pieces(task: Task, spec: runtime.JobSpec, deadline: float) -> int | N
 def _fan_out_again(task: Task, spec: runtime.JobSpec, deadline: float) -> int | None:
     """A partition task run again after its pieces were stored: fan out if that never
     happened (its first run died in between)."""
-    fields = runtime.store().fields(spec.job_id, "partition_task", "pieces_total", "fanned_out")
+    fields = runtime.store().jobs.fields(spec.job_id, "partition_task", "pieces_total", "fanned_out")
     if fields["partition_task"] != task.request.id or fields["fanned_out"]:
         return None
     batches = batching.plan(spec, int(fields["pieces_total"]))
@@ -106,18 +106,18 @@ def _fan_out(task: Task, spec: runtime.JobSpec, batches: list[tuple[int, int]], 
     stays visible as ``runner.partition`` in Flower."""
     store, job_id = runtime.store(), spec.job_id
     if not batches:
-        store.add_logs(job_id, logs or [])
+        store.journal.add_logs(job_id, logs or [])
         _assemble_next(task, job_id, deadline)
         return
     here = batches[0] if run_first and inline.serves(task.app, spec.queue) else None
     here_ids = [batch_task_id(job_id, round_, here[0])] if here else []
     canvas, ids = job_canvas(spec, batches[1:] if here else batches, deadline, round_)
     if ids:
-        store.add_tasks(job_id, ids + here_ids, logs=logs)
+        store.journal.add_tasks(job_id, ids + here_ids, logs=logs)
         canvas.apply_async()
-        store.update(job_id, fanned_out=True)
+        store.jobs.update(job_id, fanned_out=True)
     else:  # only the batch run here: one round trip
-        store.add_tasks(job_id, here_ids, logs=logs, fanned_out=True)
+        store.journal.add_tasks(job_id, here_ids, logs=logs, fanned_out=True)
     if here:
         _run_batch_here(task, spec, here, round_, deadline)
 
@@ -142,7 +142,7 @@ def run_app(task: Task, job_id: str, template: str, start: int, stop: int) -> in
     store = runtime.store()
     event = {"task": task.request.id, "start": start, "stop": stop, "host": task.request.hostname or socket.gethostname(),
              "pid": os.getpid()}
-    state, deliveries, deadline = store.begin_batch(job_id, f"{task.request.id}:{start}", event)
+    state, deliveries, deadline = store.journal.begin_batch(job_id, f"{task.request.id}:{start}", event)
     if state is None or state.is_final:
         return 0
     if deliveries > MAX_DELIVERIES:
@@ -152,11 +152,11 @@ def run_app(task: Task, job_id: str, template: str, start: int, stop: int) -> in
                        f"a piece kills its worker process (out of memory? a crash in native code?)",
         })
     spec = runtime.job_spec(job_id)
-    skip = store.done_pieces(job_id, start, stop) if deliveries > 1 else None  # a re-run: skip what is done
+    skip = store.pieces.done_pieces(job_id, start, stop) if deliveries > 1 else None  # a re-run: skip what is done
     first = outcome = Batch(spec, start, stop, deadline, skip).run()
     ran = outcome.ran
     while outcome.refused and not (outcome.completes_job or outcome.failed) and _job_goes_on(job_id, deadline):
-        done = store.done_pieces(job_id, start, stop)  # another run recorded some meanwhile; grows: this ends
+        done = store.pieces.done_pieces(job_id, start, stop)  # another run recorded some meanwhile; grows: this ends
         outcome = Batch(spec, start, stop, deadline, done).run()
         ran += outcome.ran
     if outcome.completes_job:
@@ -170,7 +170,7 @@ def run_app(task: Task, job_id: str, template: str, start: int, stop: int) -> in
 
 
 def _job_goes_on(job_id: str, deadline: float) -> bool:
-    state = runtime.store().state(job_id)
+    state = runtime.store().jobs.state(job_id)
     return time.time() < deadline and state is not None and not state.is_final
 
 
@@ -188,7 +188,7 @@ def _assemble_next(task: Task, job_id: str, deadline: float | None = None) -> No
                           deadline) as here:
             here.result = assemble(here.task, job_id)
     else:
-        runtime.store().add_tasks(job_id, [send_assemble(task.app, job_id, deadline)])
+        runtime.store().journal.add_tasks(job_id, [send_assemble(task.app, job_id, deadline)])
 
 
 def assemble(task: Task, job_id: str) -> Any:
@@ -199,7 +199,7 @@ def assemble(task: Task, job_id: str) -> Any:
     if not _claim(job_id, task.request.id, JobState.ASSEMBLING, "assemble_task"):
         return None
     spec = runtime.job_spec(job_id)
-    counts = store.fields(job_id, "pieces_total", "pieces_done")
+    counts = store.jobs.fields(job_id, "pieces_total", "pieces_done")
     total, done = int(counts["pieces_total"]), int(counts["pieces_done"])
     try:
         ctx = job_context(spec, "assembler", source=runtime.storages().source(spec.source),
@@ -207,7 +207,7 @@ def assemble(task: Task, job_id: str) -> Any:
         if done != total:
             raise RuntimeError(f"{total - done} of {total} pieces have no result")
         try:
-            output = spec.template.function("assembler").fn(store.iter_results(job_id, total), ctx)
+            output = spec.template.function("assembler").fn(store.pieces.iter_results(job_id, total), ctx)
         finally:
             close(ctx)
         encoded = json.dumps(output, separators=(",", ":"))
@@ -230,13 +230,13 @@ def assemble(task: Task, job_id: str) -> Any:
 def resume(task: Task, job_id: str, template: str) -> Any:
     """Re-run only the pieces with no result (``retry_failed``), then assemble."""
     store = runtime.store()
-    if store.state(job_id) is not JobState.RUNNING:
+    if store.jobs.state(job_id) is not JobState.RUNNING:
         return None
-    fields = store.fields(job_id, "pieces_total", "round")
-    missing = store.missing_pieces(job_id, int(fields["pieces_total"]))
+    fields = store.jobs.fields(job_id, "pieces_total", "round")
+    missing = store.pieces.missing_pieces(job_id, int(fields["pieces_total"]))
     spec = runtime.job_spec(job_id)
     batches = batching.plan_missing(spec, missing)
-    store.add_event(job_id, "resume", pieces=len(missing), batches=len(batches))
+    store.journal.add_event(job_id, "resume", pieces=len(missing), batches=len(batches))
     _fan_out(task, spec, batches, int(fields["round"] or 1), runtime.deadline(job_id))
     return len(batches)
 
@@ -245,9 +245,9 @@ def _claim(job_id: str, task_id: str, target: JobState, owner_field: str, **fiel
     """Move the job to ``target`` as ``task_id``, or accept a redelivery of the task that
     already did (same id, job still in ``target``): a task killed half way resumes."""
     store = runtime.store()
-    if store.transition(job_id, target, strict=False, **{owner_field: task_id}, **fields):
+    if store.jobs.transition(job_id, target, strict=False, **{owner_field: task_id}, **fields):
         return True
-    current = store.fields(job_id, "state", owner_field)
+    current = store.jobs.fields(job_id, "state", owner_field)
     return current["state"] == target.value and current[owner_field] == task_id
 
 
