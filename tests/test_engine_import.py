@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -153,3 +155,14 @@ def test_the_bytenite_example_counts_words_as_python_does(client: Client, settin
     assert json.loads((out / "counts.json").read_text()) == dict(expected)
     assert sorted(p.name for p in out.iterdir()) == ["counts.json", "top.txt"]
     assert job.status().pieces_total == -(-len(book.read_text().splitlines()) // 5)
+
+
+def test_importing_the_engines_package_installs_no_template_loader() -> None:
+    # Workers find imported templates because their boot installs the loader
+    # (workers/boot.create_app; the tests above run imported templates on real workers),
+    # not as a side effect of some module importing runner.engines.
+    code = ("import runner.engines, partitioners.passthrough, assemblers.passthrough\n"
+            "from runner import registry\n"
+            "print(len(registry._loaders))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.split() == ["0"]
