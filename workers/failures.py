@@ -1,10 +1,12 @@
 """What a task does when the job's code fails: retry a piece with backoff, or fail the job.
 
 Failures never travel through Celery's chord machinery: a task records the error on the
-job, stops the job's other tasks and returns, so the job ends the moment a piece fails
-for good instead of when the slowest sibling reports. A task that dies outside Runner's
-own handling (a batch's hard time limit, a worker lost for good, a bug) fails its job
-through Celery's ``task_failure`` signal, at once rather than at the deadline.
+job and stops the job's other tasks, so the job ends the moment a piece fails for good
+instead of when the slowest sibling reports. Only then does the failing batch end its own
+Celery task as failed (:class:`PiecesFailed`), so Flower shows what ``runner jobs`` shows.
+A task that dies outside Runner's own handling (a batch's hard time limit, a worker lost
+for good, a bug) fails its job through Celery's ``task_failure`` signal, at once rather
+than at the deadline.
 """
 
 from __future__ import annotations
