@@ -32,6 +32,7 @@ from workers.batch import Batch
 from workers.canvas import HARD_LIMIT_GRACE, batch_task_id, batch_time_limit, job_canvas
 from workers.context import close, job_context
 from workers.failures import PiecesFailed, fail_batch, fail_stage, piece_failed
+from workers.routing import routed
 
 __all__ = ["register_tasks"]
 
@@ -61,7 +62,8 @@ def partition(task: Task, job_id: str, template: str) -> Any:
                                       pieces_total=total, batches_total=len(batches)):
         return None
     line = {"level": "INFO", "source": "runner",
-            "msg": f"partitioned {spec.source} into {total} pieces, {len(batches)} app tasks on queue {spec.queue}"}
+            "msg": f"partitioned {spec.source} into {total} piece{'s' * (total != 1)}, {len(batches)} app "
+                   f"task{'s' * (len(batches) != 1)} on queue {spec.queue}"}
     _fan_out(task, spec, batches, 0, deadline, logs=[line], run_first=True)
     return len(batches)
 
@@ -255,4 +257,4 @@ def register_tasks(celery: Celery) -> None:
     """Register the pipeline's steps on ``celery`` under their public names."""
     for name, fn in ((PARTITION, partition), (APP, run_app), (ASSEMBLE, assemble), (RESUME, resume)):
         celery.task(bind=True, name=name, ignore_result=True,  # results live in Runner's store
-                    throws=(PiecesFailed,))(leases.leased(fn))  # an expected failure: logged without a traceback
+                    throws=(PiecesFailed,))(routed(leases.leased(fn)))  # PiecesFailed: logged, no traceback
