@@ -13,21 +13,21 @@ from __future__ import annotations
 
 import json
 import logging
-import mimetypes
 import posixpath
 from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from runner.api.bytenite_models import (
-    ERROR_RESPONSES, DataSourceBody, GenericResponse, JobCreateBody, JobEnvelope, JobList, JobParams, LogsBody,
+    ERROR_RESPONSES, ByteNiteErrorBody, DataSourceBody, GenericResponse, JobCreateBody, JobEnvelope, JobList, JobParams, LogsBody,
     LogsResponse, Pagination, ResultLink, Results, RunBody, TemplateInfo,
 )
 from runner.api.bytenite_views import (
-    RESULT_JSON, Descriptor, descriptor_uri, group_logs, job_view, output_prefix, sign, signature_ok,
+    RESULT_JSON, Descriptor, bytenite_state, content_type, descriptor_uri, group_logs, job_view, output_prefix, sign,
+    signature_ok,
 )
 from runner.api.deps import CurrentPrincipal, OrgClient, api_state
 from runner.api.errors import ApiError, FieldError, params_errors
@@ -36,7 +36,7 @@ from runner.api.templates import check_params, template_view
 from runner.artifacts import check_name
 from runner.client import Client
 from runner.errors import InvalidParams, JobNotFound, SourceError, TemplateNotFound
-from runner.job import Job
+from runner.job import Job, describe_error
 from runner.models import JobState, JobStatus
 
 __all__ = ["router"]
@@ -164,10 +164,18 @@ def create_job(body: JobCreateBody, client: OrgClient) -> JobEnvelope:
 @router.get("/jobs", response_model=JobList)
 def list_jobs(
     client: OrgClient,
-    limit: Annotated[int, Query(alias="pagination.limit", ge=1, le=500, description="Rows per page.")] = 50,
-    offset: Annotated[int, Query(alias="pagination.offset", ge=0, le=1_000_000, description="Rows to skip.")] = 0,
+    limit: Annotated[int | None, Query(alias="pagination.limit", ge=1, le=500, description="Rows per page.")] = None,
+    offset: Annotated[int | None, Query(alias="pagination.offset", ge=0, le=1_000_000,
+                                        description="Rows to skip.")] = None,
+    plain_limit: Annotated[int | None, Query(alias="limit", ge=1, le=500, description="Rows per page "
+                                             "(as `pagination.limit`, which wins).")] = None,
+    plain_offset: Annotated[int | None, Query(alias="offset", ge=0, le=1_000_000, description="Rows to skip "
+                                              "(as `pagination.offset`, which wins).")] = None,
 ) -> JobList:
-    """The caller's org's jobs, newest first, a page at a time."""
+    """The caller's org's jobs, newest first, a page at a time (``limit``/``offset`` or
+    ``pagination.limit``/``pagination.offset``: clients send either)."""
+    limit = limit or plain_limit or 50
+    offset = offset if offset is not None else plain_offset or 0
     items, total = client.store.page_jobs(client.org, None, limit, offset)
     extras = extra_fields(client, [status.id for status in items], "description")
     data = [job_view(client, status, extra["description"]) for status, extra in zip(items, extras)]
@@ -236,24 +244,42 @@ async def delete_job(jobId: JobId, client: OrgClient, who: CurrentPrincipal, req
 
 def _result_names(client: Client, job: Job, status: JobStatus) -> list[str]:
     """What the job wrote: ``result.json`` (the result itself) for a ``bypass:``
-    destination, the files under its artifacts' ``output/`` for ``bucket``, else the
+    destination; for ``bucket``, every file the assembler wrote under its artifacts'
+    ``output/`` (or only the one ``params.name`` names), each by its own name; else the
     destination file."""
     if status.destination == "bypass:":
         return [RESULT_JSON]
-    if status.destination.startswith(output_prefix(client, job.id) + "/"):
-        return [name[len(OUTPUT):] for name in job.artifacts() if name.startswith(OUTPUT)]
+    out = output_prefix(client, job.id) + "/"
+    if status.destination.startswith(out):
+        wanted = OUTPUT + status.destination[len(out):]
+        return [name[len(OUTPUT):] for name in job.artifacts()
+                if name == wanted or (wanted.endswith("/") and name.startswith(wanted))]
     return [posixpath.basename(status.destination.rstrip("/")) or RESULT_JSON]
 
 
-@router.get("/jobs/{jobId}/results", response_model=Results)
-def job_results(jobId: JobId, request: Request, client: OrgClient) -> Results:
-    """Signed links to what the completed job wrote; 409 while it has not completed."""
+def _not_ready(job_id: str, status: JobStatus) -> JSONResponse:
+    """202 for a job that has not ended (ByteNite's clients wait on it); 400 with its
+    ``errorMessage`` for one that ended without results (its clients stop there)."""
+    if status.state in (JobState.FAILED, JobState.TIMED_OUT, JobState.CANCELLED):
+        raise ApiError(400, "job_failed", describe_error(status))
+    hint = f"; run it with POST /v1/customer/jobs/{job_id}/run" if status.state is JobState.DRAFT else ""
+    message = (f"job {job_id} is {bytenite_state(status.state)} ({status.state.value}){hint}; "
+               "results exist once it is JOB_STATE_COMPLETE")
+    return JSONResponse(Results(results=[], message=message).model_dump(), status_code=202)
+
+
+@router.get("/jobs/{jobId}/results", response_model=Results,
+            responses={202: {"model": Results, "description": "not complete yet: `results` is empty, `message` "
+                             "says the state"},
+                       400: {"model": ByteNiteErrorBody, "description": "the job ended failed, timed out or "
+                             "cancelled: `message` is its errorMessage"}})
+def job_results(jobId: JobId, request: Request, client: OrgClient) -> Any:
+    """Signed links to what the completed job wrote, each with its content type; 202 with
+    no results while it has not completed, 400 once it has failed."""
     job = client.get(jobId)
     status = job.status()
     if status.state is not JobState.COMPLETED:
-        why = f": {status.error.get('message')}" if status.error and status.error.get("message") else ""
-        raise ApiError(409, "not_completed", f"job {jobId} is {status.state.value}{why}; results exist once it "
-                       "is JOB_STATE_COMPLETE")
+        return _not_ready(jobId, status)
     state = api_state(request)
     secret, seconds = state.keys.link_secret(), state.settings.api_link_seconds
     links = []
@@ -261,7 +287,7 @@ def job_results(jobId: JobId, request: Request, client: OrgClient) -> Results:
         expires, signature = sign(secret, jobId, name, seconds)
         url = request.url_for("bytenite_result", jobId=jobId, name=name).include_query_params(
             expires=expires, signature=signature)
-        links.append(ResultLink(name=name, link=str(url)))
+        links.append(ResultLink(name=name, link=str(url), contentType=content_type(name)))
     return Results(results=links)
 
 
@@ -285,8 +311,7 @@ def _open_result(client: Client, job: Job, status: JobStatus, name: str) -> Resp
             while block := stream.read(CHUNK):
                 yield block
 
-    kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    return StreamingResponse(chunks(), media_type=kind)
+    return StreamingResponse(chunks(), media_type=content_type(name))
 
 
 @router.get("/results/{jobId}/{name:path}", name="bytenite_result", response_class=Response,

@@ -37,8 +37,10 @@ class _Body(BaseModel):
 
 class DataSource(_Body):
     """``{dataSourceDescriptor, params}``: ``bypass``, ``url`` (``params.url``, input only), ``s3``/``aws``
-    (``params.bucketName``, ``params.name``), or ``bucket`` for output (the job's artifacts,
-    under ``output/``, named ``params.name`` or ``result``)."""
+    (``params.bucketName``, ``params.name``), ``bucket`` for output (the job's artifacts folder
+    ``output/``: every file the assembler writes, or only ``params.name``, a file or a
+    ``dir/``), or ``file`` (also ``bucket``) for input: a file the client uploads to
+    ``params.tempUrl`` of the job as read back."""
 
     dataSourceDescriptor: str = Field(..., min_length=1, max_length=40)
     params: dict[str, Any] = Field(default_factory=dict)
@@ -163,10 +165,12 @@ class JobList(BaseModel):
 class ResultLink(BaseModel):
     name: str
     link: str = Field(description="A signed link (48 h); needs no Authorization header.")
+    contentType: str = Field("application/octet-stream", description="The file's media type, by its name.")
 
 
 class Results(BaseModel):
     results: list[ResultLink]
+    message: str | None = Field(None, description="Why there are no results yet (with a 202).")
 
 
 class GenericResponse(BaseModel):
@@ -205,7 +209,7 @@ class ByteNiteErrorBody(BaseModel):
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ByteNiteErrorBody, "description": text} for status, text in (
-        (401, "missing, bad, expired or revoked token"), (404, "no such job (in this org)"),
+        (400, "the job ended failed, timed out or cancelled"), (401, "missing, bad, expired or revoked token"), (404, "no such job (in this org)"),
         (409, "the job's state does not allow this"), (413, "body over RUNNER_API_MAX_BODY_BYTES"),
         (422, "invalid input; `error.description` names each bad field"), (429, "rate limit; see Retry-After"),
     )
