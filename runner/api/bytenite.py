@@ -27,8 +27,9 @@ from runner.api.bytenite_models import (
 )
 from runner.api.bytenite_views import (
     RESULT_JSON, Descriptor, bytenite_state, content_type, descriptor_uri, group_logs, job_view, output_prefix, sign,
-    signature_ok,
+    signature_ok, template_descriptors,
 )
+from runner.api.bytenite_uploads import with_upload_url
 from runner.api.deps import CurrentPrincipal, OrgClient, api_state
 from runner.api.errors import ApiError, FieldError, params_errors
 from runner.api.records import extra_fields, requester
@@ -108,10 +109,13 @@ def _apply_descriptors(client: Client, job: Job, status: JobStatus, found: dict[
         client.store.update(job.id, warnings=[*status.warnings, *warnings])
 
 
-def _envelope(client: Client, job_id: str) -> JobEnvelope:
+def _envelope(client: Client, job_id: str, request: Request | None = None) -> JobEnvelope:
+    """The job as ByteNite reads it; with ``request``, an upload source's signed ``tempUrl``."""
     status = client.get(job_id).status()
     description = client.store.fields(job_id, "description")["description"]
-    return JobEnvelope(job=job_view(client, status, description), templateInfo=_template_info(client, status.template))
+    job = job_view(client, status, description)
+    return JobEnvelope(job=with_upload_url(job, request) if request else job,
+                       templateInfo=_template_info(client, status.template))
 
 
 # -- jobs ---------------------------------------------------------------------------
@@ -132,13 +136,14 @@ def _existing_draft(client: Client, job_id: str, ref: str) -> tuple[Job, JobStat
 
 
 @router.post("/jobs", response_model=JobEnvelope)
-def create_job(body: JobCreateBody, client: OrgClient) -> JobEnvelope:
+def create_job(body: JobCreateBody, client: OrgClient, request: Request) -> JobEnvelope:
     """Create a new job (JOB_STATE_NEW) from a template — or, with ``jobId``, update one not
-    yet run; data source, destination, params and config may come now or later.
+    yet run; data source, destination, params and config may come now or later (a new
+    job starts with its imported template's dataSource/dataDestination).
     Everything is checked before anything is written."""
     ref = _template_ref(client, body.templateId)
     existing = _existing_draft(client, body.jobId, ref) if body.jobId else None
-    found = _descriptors(client, body)
+    found = _descriptors(client, body) if existing else {**template_descriptors(client, ref), **_descriptors(client, body)}
     params = body.params.sections() if body.params else {}
     if params:
         _check_params(client, ref, {**(existing[1].params if existing else {}), **params}, ("params",))
@@ -158,7 +163,7 @@ def create_job(body: JobCreateBody, client: OrgClient) -> JobEnvelope:
                                          ("test", body.config.isTestJob)) if v is not None})
     if fields:
         client.store.update(job.id, **fields)
-    return _envelope(client, job.id)
+    return _envelope(client, job.id, request)
 
 
 @router.get("/jobs", response_model=JobList)
@@ -184,17 +189,18 @@ def list_jobs(
 
 
 @router.get("/jobs/{jobId}", response_model=JobEnvelope)
-def get_job(jobId: JobId, client: OrgClient) -> JobEnvelope:
+def get_job(jobId: JobId, client: OrgClient, request: Request) -> JobEnvelope:
     """A job of the caller's org; 404 for any other."""
-    return _envelope(client, jobId)
+    return _envelope(client, jobId, request)
 
 
 @router.patch("/jobs/{jobId}/datasource", response_model=JobEnvelope)
-def set_datasource(jobId: JobId, body: DataSourceBody, client: OrgClient) -> JobEnvelope:
-    """Set a new job's data source and/or destination (409 once it has run)."""
+def set_datasource(jobId: JobId, body: DataSourceBody, client: OrgClient, request: Request) -> JobEnvelope:
+    """Set a new job's data source and/or destination (409 once it has run); a ``file``
+    source reads back with the ``tempUrl`` to PUT the file to."""
     job, status = _draft(client, jobId)
     _apply_descriptors(client, job, status, _descriptors(client, body))
-    return _envelope(client, jobId)
+    return _envelope(client, jobId, request)
 
 
 @router.patch("/jobs/{jobId}/params", response_model=JobEnvelope)

@@ -25,12 +25,13 @@ from runner.api.bytenite_models import ByteNiteJob, DataSource, DataSourceOut, J
 from runner.api.errors import ApiError, FieldError
 from runner.artifacts import artifact_prefix, check_name
 from runner.client import Client
+from runner.engines.imports import imported_record
 from runner.job import describe_error
 from runner.errors import SourceError
 from runner.models import JobState, JobStatus, LogLine
 
 __all__ = ["Descriptor", "descriptor_uri", "uri_descriptor", "bytenite_state", "job_view", "output_prefix",
-           "upload_prefix", "group_logs", "sign", "signature_ok", "content_type", "DEFAULT_UPLOAD_NAME", "RESULT_JSON"]
+           "upload_prefix", "template_descriptors", "draft_status", "group_logs", "sign", "signature_ok", "content_type", "DEFAULT_UPLOAD_NAME", "RESULT_JSON"]
 
 DEFAULT_UPLOAD_NAME = "upload"
 RESULT_JSON = "result.json"
@@ -128,6 +129,27 @@ def descriptor_uri(client: Client, source: DataSource, field: str) -> Descriptor
         return Descriptor(client.storages.check(uri), warnings)
     except (SourceError, ValueError) as exc:  # urlparse raises ValueError ("http://[::1")
         raise _bad(where, str(exc), "invalid_uri") from None
+
+
+def draft_status(client: Client, job_id: str) -> JobStatus:
+    """A new job's record (404 for none in the org); 409 once it has been run."""
+    status = client.get(job_id).status()
+    if status.state is not JobState.DRAFT:
+        raise ApiError(409, "not_a_draft", f"job {job_id} is {status.state.value}; only a new job "
+                       "(JOB_STATE_NEW) can be changed or run")
+    return status
+
+
+def template_descriptors(client: Client, ref: str) -> dict[str, Descriptor]:
+    """The ``dataSource``/``dataDestination`` an imported ByteNite template carries, as the
+    defaults of its new jobs (``runner template import`` keeps them); {} for any other."""
+    record = imported_record(client.store, ref)
+    found = {}
+    for field, raw in (("dataSource", record and record.data_source),
+                       ("dataDestination", record and record.data_destination)):
+        if raw:
+            found[field] = descriptor_uri(client, DataSource.model_validate(raw), field)
+    return found
 
 
 def uri_descriptor(client: Client, job_id: str, uri: str) -> DataSourceOut:

@@ -46,14 +46,16 @@ class RequestId:
 
 
 class BodySizeLimit:
-    """413 for a body over ``max_bytes``, without reading the rest of it."""
+    """413 for a body over ``max_bytes``, without reading the rest of it. Paths under
+    ``exempt`` (file uploads) are left to their route, which streams and caps them itself."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, exempt: tuple[str, ...] = ()) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.exempt = exempt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or (self.exempt and str(scope.get("path", "")).startswith(self.exempt)):
             await self.app(scope, receive, send)
             return
         length = dict(scope["headers"]).get(b"content-length")
