@@ -235,6 +235,8 @@ def test_renames_configs_and_events_stay_in_the_callers_org(api_client, worker):
     assert owner.get(f"{CUSTOMER}/jobs/{job['id']}").json()["job"] == job
     assert_bytenite_error(owner.patch(f"{CUSTOMER}/jobs/{job['id']}/configs", json={"jobTimeout": 10**9}), 422,
                           "jobTimeout")
+    too_long = owner.patch(f"{CUSTOMER}/jobs/{job['id']}/configs", json={"jobTimeout": 200 * 24 * 3600})
+    assert "RUNNER_MAX_TIMEOUT_SECONDS" in assert_bytenite_error(too_long, 422, "jobTimeout")["error"]["description"]
     owner.post(f"{CUSTOMER}/jobs/{job['id']}/run")
     wait_bytenite(owner, job["id"], DONE)
     assert_bytenite_error(owner.patch(f"{CUSTOMER}/jobs/{job['id']}/configs", json={"taskTimeout": 5}), 409)

@@ -33,7 +33,7 @@ from runner.api.records import extra_fields
 from runner.catalog import TemplateInfo
 from runner.client import Client
 from runner.engines.imports import imported_record
-from runner.errors import SourceError
+from runner.errors import InvalidParams, SourceError
 from runner.models import JobState, JobStatus, RunOptions
 
 __all__ = ["router"]
@@ -42,6 +42,7 @@ router = APIRouter(prefix="/v1/customer", tags=["bytenite"], responses=ERROR_RES
 
 JobId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="The job's id.")]
 FILTER_SCAN = 5000  # newest jobs a filter looks through
+_CAMEL = {"task_timeout": "taskTimeout", "job_timeout": "jobTimeout"}
 EVENT_JOBS = 20  # newest jobs whose events GET /events merges when no jobId is given
 
 
@@ -167,8 +168,12 @@ def set_configs(jobId: JobId, body: RunBody, client: OrgClient, request: Request
     each at most ``RUNNER_MAX_TIMEOUT_SECONDS``; 409 once it has run."""
     config = body.merged()
     draft_status(client, jobId)
-    RunOptions.checked(client.settings.max_timeout_seconds, task_timeout=config.taskTimeout,
-                       job_timeout=config.jobTimeout)
+    try:
+        RunOptions.checked(client.settings.max_timeout_seconds, task_timeout=config.taskTimeout,
+                           job_timeout=config.jobTimeout)
+    except InvalidParams as exc:  # named as the client sent them
+        fields = [FieldError((_CAMEL.get(field, field),), message) for field, message in exc.errors]
+        raise ApiError(422, "invalid_config", "; ".join(f"{f.path}: {f.msg}" for f in fields), fields) from None
     fields = {key: value for key, value in (("task_timeout", config.taskTimeout), ("job_timeout", config.jobTimeout),
                                             ("test", config.isTestJob)) if value is not None}
     if fields:
