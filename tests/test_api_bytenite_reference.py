@@ -85,19 +85,23 @@ def test_an_imported_templates_destination_and_default_params_are_each_new_jobs(
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "in.txt").write_text(TEXT)
     with http_server(tmp_path / "site") as site:
+        url = {"dataSourceDescriptor": "url", "params": {"url": site.url_for("/in.txt")}}
         job = create(bytenite, templateId=ref, name="no destination given")
         assert job["dataDestination"] == {"dataSourceDescriptor": "bucket", "params": {}}
         assert job["dataSource"] == {"dataSourceDescriptor": "bypass", "params": {}}
-        url = {"dataSourceDescriptor": "url", "params": {"url": site.url_for("/in.txt")}}
         assert bytenite.patch(f"{CUSTOMER}/jobs/{job['id']}/datasource", json={"dataSource": url}).status_code == 200
-        bytenite.post(f"{CUSTOMER}/jobs/{job['id']}/run", json={})
-        assert wait_bytenite(bytenite, job["id"], DONE)["state"] == "JOB_STATE_COMPLETE"
+        given = create(bytenite, templateId=ref, dataSource=url, dataDestination={"dataSourceDescriptor": "bypass"})
+        assert given["dataDestination"] == {"dataSourceDescriptor": "bypass", "params": {}}  # the client's own wins
+        for each in (job, given):
+            bytenite.post(f"{CUSTOMER}/jobs/{each['id']}/run", json={})
+            assert wait_bytenite(bytenite, each["id"], DONE)["state"] == "JOB_STATE_COMPLETE"
     links = bytenite.get(f"{CUSTOMER}/jobs/{job['id']}/results").json()["results"]
     assert [(link["name"], link["contentType"]) for link in links] == [("results_archive.zip", "application/zip")]
     archive = zipfile.ZipFile(io.BytesIO(download(links[0]).content))
     assert len(archive.namelist()) == 4  # 40 lines, 10 a chunk
-    given = create(bytenite, templateId=ref, dataDestination={"dataSourceDescriptor": "bypass"})
-    assert given["dataDestination"] == {"dataSourceDescriptor": "bypass", "params": {}}  # the client's own wins
+    kept = bytenite.get(f"{CUSTOMER}/jobs/{given['id']}/results").json()["results"]  # bypass: the artifacts, not
+    assert [link["name"] for link in kept] == ["results_archive.zip"]               # a summary of file:// paths
+    assert zipfile.ZipFile(io.BytesIO(download(kept[0]).content)).namelist() == archive.namelist()
 
 
 def wordcount_template(api_server, tmp_path: Path) -> str:

@@ -249,12 +249,12 @@ async def delete_job(jobId: JobId, client: OrgClient, who: CurrentPrincipal, req
 # -- results ------------------------------------------------------------------------
 
 def _result_names(client: Client, job: Job, status: JobStatus) -> list[str]:
-    """What the job wrote: ``result.json`` (the result itself) for a ``bypass:``
-    destination; for ``bucket``, every file the assembler wrote under its artifacts'
+    """What the job wrote: for a ``bypass:`` destination, the files an engine assembler
+    left under its artifacts' ``output/``, else ``result.json`` (the result itself); for ``bucket``, every file the assembler wrote under its artifacts'
     ``output/`` (or only the one ``params.name`` names), each by its own name; else the
     destination file."""
-    if status.destination == "bypass:":
-        return [RESULT_JSON]
+    if status.destination == "bypass:":  # an engine assembler's files stay as artifacts under output/
+        return [name[len(OUTPUT):] for name in job.artifacts() if name.startswith(OUTPUT)] or [RESULT_JSON]
     out = output_prefix(client, job.id) + "/"
     if status.destination.startswith(out):
         wanted = OUTPUT + status.destination[len(out):]
@@ -300,11 +300,10 @@ def job_results(jobId: JobId, request: Request, client: OrgClient) -> Any:
 def _open_result(client: Client, job: Job, status: JobStatus, name: str) -> Response:
     """Result ``name`` as a response, streamed from storage (a job's output may be large);
     raises SourceError (or ValueError for a bad name) if there is none."""
-    if status.destination == "bypass:":
-        if name != RESULT_JSON:
-            raise SourceError(name)
+    bypass = status.destination == "bypass:"
+    if bypass and name == RESULT_JSON and OUTPUT + RESULT_JSON not in job.artifacts():
         return Response(json.dumps(client.store.get_result(job.id)), media_type="application/json")
-    if status.destination.startswith(output_prefix(client, job.id) + "/"):
+    if bypass or status.destination.startswith(output_prefix(client, job.id) + "/"):
         uri = f"{output_prefix(client, job.id)}/{check_name(name)}"
     elif name == posixpath.basename(status.destination.rstrip("/")):
         uri = status.destination
