@@ -18,7 +18,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 
 import runner
-from runner import guards
+from runner import admission, guards
+from runner.admission import JobRequest
 from runner.api import bytenite
 from runner.api.bytenite_models import (
     ERROR_RESPONSES, ConfigEnvelope, DataSourceBody, DataSourceInfo, DataSourceOut, DataSourceTestBody,
@@ -27,14 +28,14 @@ from runner.api.bytenite_models import (
     TemplateOut,
 )
 from runner.api.bytenite_views import bytenite_state, descriptor_uri, draft_status, job_view
-from runner.api.deps import OrgClient
+from runner.api.deps import CurrentPrincipal, OrgClient
 from runner.api.errors import ApiError, FieldError
 from runner.api.records import extra_fields
 from runner.catalog import TemplateInfo
 from runner.client import Client
 from runner.engines.imports import imported_record
 from runner.errors import InvalidParams, SourceError
-from runner.models import JobState, JobStatus, RunOptions
+from runner.models import JobState, JobStatus
 
 __all__ = ["router"]
 
@@ -148,11 +149,24 @@ def running_tasks(client: OrgClient, body: RunningTasksBody | None = None) -> Ru
 
 # -- changing jobs --------------------------------------------------------------------
 
+def _admission_fields(exc: InvalidParams) -> ApiError:
+    """Admission's errors named as the client sent them (``jobTimeout``, not ``job_timeout``)."""
+    fields = [FieldError((_CAMEL.get(field, field),), message) for field, message in exc.errors]
+    return ApiError(422, "invalid_config", "; ".join(f"{f.path}: {f.msg}" for f in fields), fields)
+
+
 @router.patch("/jobs/{jobId}/jobname", response_model=JobEnvelope)
 def set_job_name(jobId: JobId, body: JobNameBody, client: OrgClient, request: Request) -> JobEnvelope:
-    """Rename a job, in any state (a name is a label: it changes nothing the job does)."""
-    client.get(jobId)
-    client.store.update(jobId, name=guards.name("name", body.name))
+    """Rename a job, in any state (a name is a label: it changes nothing the job does);
+    a new job's through admission, as every draft edit."""
+    status = client.get(jobId).status()
+    if status.state is JobState.DRAFT:
+        try:
+            admission.edit_draft(client.services, client.org, jobId, JobRequest(name=body.name))
+        except InvalidParams as exc:
+            raise _admission_fields(exc) from None
+    else:
+        client.store.update(jobId, name=guards.name("name", body.name))
     return bytenite.get_job(jobId, client, request)
 
 
@@ -169,15 +183,10 @@ def set_configs(jobId: JobId, body: RunBody, client: OrgClient, request: Request
     config = body.merged()
     draft_status(client, jobId)
     try:
-        RunOptions.checked(client.settings.max_timeout_seconds, task_timeout=config.taskTimeout,
-                           job_timeout=config.jobTimeout)
-    except InvalidParams as exc:  # named as the client sent them
-        fields = [FieldError((_CAMEL.get(field, field),), message) for field, message in exc.errors]
-        raise ApiError(422, "invalid_config", "; ".join(f"{f.path}: {f.msg}" for f in fields), fields) from None
-    fields = {key: value for key, value in (("task_timeout", config.taskTimeout), ("job_timeout", config.jobTimeout),
-                                            ("test", config.isTestJob)) if value is not None}
-    if fields:
-        client.store.update(jobId, **fields)
+        admission.edit_draft(client.services, client.org, jobId, JobRequest(
+            task_timeout=config.taskTimeout, job_timeout=config.jobTimeout, test=config.isTestJob))
+    except InvalidParams as exc:
+        raise _admission_fields(exc) from None
     return bytenite.get_job(jobId, client, request)
 
 
@@ -255,9 +264,9 @@ def events(
 # -- the older layout -----------------------------------------------------------------
 
 @router.post("/jobs/run/{jobId}", response_model=GenericResponse)
-def run_legacy(jobId: JobId, client: OrgClient, body: RunBody | None = None) -> GenericResponse:
+def run_legacy(jobId: JobId, client: OrgClient, who: CurrentPrincipal, body: RunBody | None = None) -> GenericResponse:
     """``POST /jobs/{jobId}/run`` in the older layout."""
-    return bytenite.run_job(jobId, client, body)
+    return bytenite.run_job(jobId, client, who, body)
 
 
 @router.post("/jobs/datasource/{jobId}", response_model=JobEnvelope)
