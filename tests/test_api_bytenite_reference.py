@@ -265,6 +265,9 @@ def test_an_upload_is_streamed_past_the_body_limit_and_only_its_signed_link_take
 
     assert httpx.put(temp_url, content=chunks(), timeout=60).status_code == 200  # chunked, no Content-Length
     assert bytenite.patch(f"{CUSTOMER}/jobs/{job['id']}/uploadcompleted").json()["bytes"] == len(big)
+    form = httpx.put(temp_url, files={"my_file_name": ("a.txt", b"x")}, timeout=30)
+    assert "raw bytes" in assert_bytenite_error(form, 415)["message"]
+    assert bytenite.patch(f"{CUSTOMER}/jobs/{job['id']}/uploadcompleted").json()["bytes"] == len(big)  # kept
     forged = httpx.URL(temp_url).copy_set_param("signature", "0" * 64)
     assert_bytenite_error(httpx.put(forged, content=b"x", timeout=30), 403)
     other, _ = upload_job(bytenite)

@@ -85,7 +85,8 @@ def _too_large(limit: int) -> ApiError:
 
 
 @router.put("/uploads/{jobId}/{name:path}", name="bytenite_upload", response_model=UploadAnswer,
-            responses={403: {"model": ByteNiteErrorBody, "description": "bad or expired upload link"}})
+            responses={403: {"model": ByteNiteErrorBody, "description": "bad or expired upload link"},
+                       415: {"model": ByteNiteErrorBody, "description": "a multipart form instead of the raw file"}})
 async def upload(
     jobId: JobId,
     name: Annotated[str, Path(max_length=1024)],
@@ -99,6 +100,9 @@ async def upload(
     if not signature_ok(state.keys.link_secret(), _purpose(jobId), name, expires, signature):
         raise ApiError(403, "bad_link", f"upload link invalid or expired: get a new tempUrl from "
                        f"GET /v1/customer/jobs/{jobId}")
+    if request.headers.get("content-type", "").lower().startswith("multipart/"):
+        raise ApiError(415, "multipart_upload", "send the file's raw bytes as the body (requests.put(tempUrl, "
+                       "data=f)), not a multipart form (files=...); nothing was stored")
     limit = state.settings.api_max_upload_bytes
     length = request.headers.get("content-length")
     if length is not None and (not length.isdigit() or int(length) > limit):
