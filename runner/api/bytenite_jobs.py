@@ -43,7 +43,7 @@ router = APIRouter(prefix="/v1/customer", tags=["bytenite"], responses=ERROR_RES
 
 JobId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="The job's id.")]
 FILTER_SCAN = 5000  # newest jobs a filter looks through
-_CAMEL = {"task_timeout": "taskTimeout", "job_timeout": "jobTimeout"}
+_CAMEL = {"task_timeout": "taskTimeout", "job_timeout": "jobTimeout", "test": "isTestJob"}
 EVENT_JOBS = 20  # newest jobs whose events GET /events merges when no jobId is given
 
 

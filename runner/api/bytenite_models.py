@@ -270,7 +270,7 @@ class ConfigEnvelope(BaseModel):
 class RunningTask(BaseModel):
     jobId: str
     taskId: str = Field(description="The piece index.")
-    state: str = Field(description="TASK_STATE_PENDING until the job has split its input, else TASK_STATE_RUNNING.")
+    state: str = Field(description="TASK_STATE_RUNNING: a piece of a running job without a result yet.")
 
 
 class RunningTasks(BaseModel):
