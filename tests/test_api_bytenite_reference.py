@@ -254,7 +254,7 @@ def upload_job(api: httpx.Client, name: str = "in.txt") -> tuple[dict, str]:
     return job, job["dataSource"]["params"]["tempUrl"]
 
 
-def test_an_upload_is_streamed_past_the_body_limit_and_only_its_signed_link_takes_it(bytenite, api_server):
+def test_an_upload_is_streamed_past_the_body_limit_and_only_its_signed_link_takes_it(bytenite, api_server, worker):
     job, temp_url = upload_job(bytenite)
     assert_bytenite_error(bytenite.patch(f"{CUSTOMER}/jobs/{job['id']}/uploadcompleted"), 409)
     big = b"0123456789abcdef\n" * (3 * 1024 * 1024 // 17)  # 3 MiB: over the 1 MiB request-body limit
@@ -275,6 +275,13 @@ def test_an_upload_is_streamed_past_the_body_limit_and_only_its_signed_link_take
     assert_bytenite_error(httpx.put(moved, content=b"x", timeout=30), 403)
     assert_bytenite_error(bytenite.post(f"{CUSTOMER}/jobs", json={"templateId": "echo-lines", "dataSource": {
         "dataSourceDescriptor": "file", "params": {"name": "../x"}}}), 422, "dataSource.params.name")
+    bucket = create(bytenite, templateId="echo-lines", dataSource={"dataSourceDescriptor": "bucket"})
+    assert bucket["dataSource"]["dataSourceDescriptor"] == "file" and bucket["dataSource"]["params"]["tempUrl"]
+    assert httpx.put(bucket["dataSource"]["params"]["tempUrl"], content=b"a\n", timeout=30).status_code == 200
+    ran = bytenite.post(f"{CUSTOMER}/jobs/{bucket['id']}/run")
+    assert ran.status_code == 200, ran.text
+    assert "tempUrl" not in bytenite.get(f"{CUSTOMER}/jobs/{bucket['id']}").json()["job"]["dataSource"]["params"]
+    assert wait_bytenite(bytenite, bucket["id"], DONE)["state"] == "JOB_STATE_COMPLETE"
 
 
 def test_an_upload_over_the_cap_is_refused_and_stores_nothing(api_env, server_dir):
