@@ -6,7 +6,9 @@ everywhere and in no list); each ByteNite concept maps onto Runner's own (see
 ``bytenite_views``): a job is a Runner job, created as a draft, configured, then run.
 Bad input is refused with a 4xx naming the field, before anything is written or queued.
 Result links are signed (``ApiKeys.link_secret()``), last ``RUNNER_API_LINK_SECONDS``
-(48 h) and need no Authorization header.
+(48 h) and need no Authorization header. This module serves the staged flow; the
+reference's other operations and the older layout are ``bytenite_jobs``'s, the file
+upload ``bytenite_uploads``'s.
 """
 
 from __future__ import annotations
