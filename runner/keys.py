@@ -42,6 +42,11 @@ key                                   type    holds
 ``P:org:{org}:schedules``             set     names of one org's schedules
 ``P:schedules:due``                   zset    ``[org, name]`` as JSON, scored by next due time (epoch ms)
 ``P:schedules:checks``                zset    ``[org, name]`` as JSON, scored by when overdue is next checked (ms)
+``P:org:{org}:sources``               hash    source id -> a Prediction-API source as JSON (``source_store.py``)
+``P:org:{org}:source_names``          hash    source name -> its id (a name is unique in an org)
+``P:org:{org}:source_versions``       hash    version id -> a source version as JSON (never changes)
+``P:org:{org}:source:{id}:versions``  hash    version string -> version id, of one source
+``P:org:{org}:inputs``                hash    input id -> a registered input ``{id, uri, kind, …}`` as JSON
 ``{queue}`` (broker)                   list    a Celery queue in the *broker* Redis (kombu's key; read by metrics)
 ====================================  ======  =================================================
 
@@ -151,6 +156,22 @@ class Keys:
 
     def schedules_checks_key(self) -> str:
         return f"{self.prefix}:schedules:checks"
+
+    # Prediction-API records (runner/source_store.py): config, so they never expire
+    def sources_key(self, org: str) -> str:
+        return f"{self.prefix}:org:{org}:sources"
+
+    def source_names_key(self, org: str) -> str:
+        return f"{self.prefix}:org:{org}:source_names"
+
+    def source_versions_key(self, org: str) -> str:
+        return f"{self.prefix}:org:{org}:source_versions"
+
+    def source_version_ids_key(self, org: str, source_id: str) -> str:
+        return f"{self.prefix}:org:{org}:source:{source_id}:versions"
+
+    def inputs_key(self, org: str) -> str:
+        return f"{self.prefix}:org:{org}:inputs"
 
     def org_jobs_pattern(self) -> str:
         """A ``SCAN`` pattern matching every org's job index (metrics read every org)."""

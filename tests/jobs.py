@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from pydantic import BaseModel, Field
@@ -237,3 +238,49 @@ def odd_one_out(piece: int, ctx):
 template("odd-one-out", "1.0.0", partitioner="replicas", app="odd_one_out", assembler="sum", test_pieces=2)
 template("sleepy-limits", "1.0.0", partitioner="replicas", app="sleepy", assembler="json_list", max_retries=1,
          description="sleepy for test_pieces' limit tests: its own piece-time history, apart from sleepy's")
+
+
+class GateParams(BaseModel):
+    """A stage that waits until the file ``gate`` exists: a test's explicit barrier (it
+    opens the gate when it has done what must happen while the stage runs)."""
+
+    gate: str
+    count: int = 1
+    timeout: float = Field(120.0, gt=0)
+
+
+def _wait_for_gate(params: GateParams) -> None:
+    deadline = time.monotonic() + params.timeout
+    while not os.path.exists(params.gate):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gate {params.gate} was never opened")
+        time.sleep(0.02)  # the poll interval
+
+
+@partitioner("gated_count", params=GateParams)
+def gated_count(source, ctx):
+    """``count`` pieces, once the gate is open."""
+    _wait_for_gate(ctx.params)
+    yield from range(ctx.params.count)
+
+
+@app("gated", params=GateParams)
+def gated(piece: int, ctx) -> int:
+    """Returns the piece, once the gate is open."""
+    _wait_for_gate(ctx.params)
+    return piece
+
+
+template("gated-partition", "1.0.0", partitioner="gated_count", app="slow_square", assembler="sum")
+template("gated-piece", "1.0.0", partitioner="replicas", app="gated", assembler="json_list")
+
+
+@app("mildew_risk")
+def mildew_risk(piece: int, ctx) -> dict:
+    """The Prediction-API tutorial's model: a mildew risk from a temperature reading (°C)."""
+    celsius = float(ctx.inputs["temperature"].read_text())
+    return {"celsius": celsius, "risk": "high" if 15 <= celsius <= 25 else "low"}
+
+
+template("mildew-predictor", "1.0.0", partitioner="single", app="mildew_risk", assembler="single",
+         inputs=["temperature"])

@@ -11,7 +11,7 @@ import asyncio
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 
-from runner.api import auth, bytenite, bytenite_jobs, bytenite_uploads, prediction, v1
+from runner.api import auth, bytenite, bytenite_jobs, bytenite_uploads, prediction, prediction_sources, v1
 from runner.api.deps import ApiState
 from runner.api.errors import install_error_handlers
 from runner.api.guards import BodySizeLimit, RequestId
@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes, exempt=(bytenite_uploads.UPLOADS,))
     app.add_middleware(RequestId)  # added last: outermost, so every response carries the id
     # ByteNite's fixed paths (/jobs/templates) before its /jobs/{jobId}, which would catch them
-    for module in (auth, v1, bytenite_jobs, bytenite_uploads, bytenite, prediction):
+    for module in (auth, v1, bytenite_jobs, bytenite_uploads, bytenite, prediction_sources, prediction):
         app.include_router(module.router)
 
     @app.get("/metrics", tags=["health"], summary="Prometheus metrics of the store (no auth, as Flower's)",

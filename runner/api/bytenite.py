@@ -26,8 +26,7 @@ from starlette.concurrency import run_in_threadpool
 
 from runner.api.bytenite_models import (
     ERROR_RESPONSES, ByteNiteErrorBody, DataSourceBody, GenericResponse, JobConfig, JobCreateBody, JobEnvelope,
-    JobList, JobParams, LogsBody,
-    LogsResponse, Pagination, ResultLink, Results, RunBody, TemplateInfo,
+    JobList, JobParams, LogsBody, LogsResponse, Pagination, ResultLink, Results, RunBody, TemplateInfo,
 )
 from runner.api.bytenite_views import (
     RESULT_JSON, Descriptor, bytenite_state, content_type, descriptor_uri, group_logs, job_view, output_prefix, sign,

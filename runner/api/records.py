@@ -1,6 +1,8 @@
 """What the foreign route families write on a job's own record (JSON, like every other
 field): ByteNite's ``description``; the Prediction API's ``schedule_hint``
-(``{"expected_interval_minutes": n}``) and ``input_types`` (role → ``input_type``).
+(``{"expected_interval_minutes": n}``), ``input_types`` (role → ``input_type``),
+``input_ids`` (role → registered input id), ``source_ref`` (``{source_id,
+source_version_id, output_roles}``) and ``schedule`` (a standing job's schedule).
 ``JobStatus`` ignores them, so Runner's own views are unchanged: one job, three views.
 And who cancelled a job through them, as its error says it.
 """
