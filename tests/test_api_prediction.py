@@ -323,7 +323,8 @@ def test_a_one_off_job_deactivated_is_cancelled_and_reads_inactive(api):
 def test_metrics_are_served_in_prometheus_format(api_server):
     from prometheus_client.parser import text_string_to_metric_families
 
-    answer = httpx.get(f"{api_server.url}/metrics", timeout=30)
+    answer = httpx.get(f"{api_server.url}/metrics", timeout=30,
+                       headers={"Authorization": f"Bearer {api_server.env['RUNNER_METRICS_TOKEN']}"})
     assert answer.status_code == 200
     names = {family.name for family in text_string_to_metric_families(answer.text)}
     assert any(name.startswith("runner_") for name in names), names

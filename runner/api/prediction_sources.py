@@ -1,5 +1,5 @@
 """Prediction-API sources, source versions and registered inputs (``/api/v1``): records of
-the caller's org, kept by :class:`runner.source_store.SourceStore`.
+the caller's org, kept by :class:`runner.store.source_records.SourceRecords`.
 
 A *source* is a named model; a *source version* one immutable release of it, **bound to a
 Runner template** — its ``template`` field, or by default the template named like the
@@ -28,7 +28,7 @@ from runner.api.prediction_models import (
 from runner.catalog import TemplateInfo
 from runner.client import Client
 from runner.errors import SourceError, TemplateNotFound
-from runner.source_store import SourceStore
+from runner.store.source_records import SourceRecords
 
 __all__ = ["router", "records", "find_source", "api_error", "Loc", "source_record", "save_source", "version_record",
            "save_version"]
@@ -45,9 +45,9 @@ def api_error(status: int, kind: str, loc: Loc, msg: str) -> ApiError:
     return ApiError(status, kind, msg, [FieldError(loc, msg, kind)])
 
 
-def records(client: Client) -> SourceStore:
+def records(client: Client) -> SourceRecords:
     """The Prediction records of the client's store (every read and write goes through it)."""
-    return SourceStore(client.store)
+    return client.store.sources
 
 
 def new_id() -> str:

@@ -125,12 +125,12 @@ def import_template(path: Path, store: StatusStore, storages: Storages, settings
         job_timeout=spec.job_timeout, queue=queue, description=spec.description,
         data_source=spec.dataSource, data_destination=spec.dataDestination,
     )
-    existing = store.imported_template(record.ref)
+    existing = store.fleet.imported_template(record.ref)
     if existing is not None and existing != record.encoded():
         raise _conflict(record, ImportRecord.model_validate_json(existing))
     registered = register_record(record)
     publish(store, [TemplateInfo.from_template(registered)])
-    current = store.record_import(record.ref, record.encoded())
+    current = store.fleet.record_import(record.ref, record.encoded())
     if current != record.encoded():
         raise _conflict(record, ImportRecord.model_validate_json(current))
     return ImportReport(ref=record.ref, created=existing is None, functions=functions, queue=queue,
@@ -210,7 +210,7 @@ def imported_record(store: StatusStore, ref: str) -> ImportRecord | None:
 def load_imported(ref: str, store: StatusStore, **_: Any) -> bool:
     """Register the imported template ``ref`` from the store, if there is one (a worker's
     template loader: jobs name exact refs)."""
-    raw = store.imported_template(ref)
+    raw = store.fleet.imported_template(ref)
     if raw is None:
         return False
     register_record(ImportRecord.model_validate_json(raw))
