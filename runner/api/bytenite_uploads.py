@@ -9,7 +9,8 @@ artifacts under ``input/<name>``; ``PATCH /jobs/{id}/uploadcompleted`` (the olde
 The body is streamed (spooled to disk past a few MiB, never held whole in memory) and
 capped at ``RUNNER_API_MAX_UPLOAD_BYTES``: a larger ``Content-Length`` is refused before
 reading anything, a longer chunked body as soon as it passes the cap, with nothing
-stored. The request-size guard leaves this one route to its own cap.
+stored (the request-size guard applies that cap to this one route, and the route checks
+it again, so it holds whatever is in front).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ __all__ = ["router", "UPLOADS", "with_upload_url"]
 
 router = APIRouter(prefix="/v1/customer", tags=["bytenite"], responses=ERROR_RESPONSES)
 
-UPLOADS = "/v1/customer/uploads/"  # the path the request-size guard leaves to this module's cap
+UPLOADS = "/v1/customer/uploads/"  # where the request-size guard applies RUNNER_API_MAX_UPLOAD_BYTES
 JobId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="The job's id.")]
 CHUNK = 1024 * 1024
 SPOOL = 8 * CHUNK  # bytes held in memory before the spool moves to a temporary file
