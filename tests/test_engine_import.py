@@ -158,17 +158,6 @@ def test_the_bytenite_example_counts_words_as_python_does(client: Client, settin
     assert job.status().pieces_total == -(-len(book.read_text().splitlines()) // 5)
 
 
-<<<<<<< HEAD
-def test_importing_the_engines_package_installs_no_template_loader() -> None:
-    # Workers find imported templates because their boot installs the loader
-    # (workers/boot.create_app; the tests above run imported templates on real workers),
-    # not as a side effect of some module importing runner.engines.
-    code = ("import runner.engines, partitioners.passthrough, assemblers.passthrough\n"
-            "from runner import registry\n"
-            "print(len(registry._loaders))\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
-    assert done.stdout.split() == ["0"]
-=======
 def test_an_import_keeps_the_templates_data_defaults_and_default_params(settings, tmp_path: Path) -> None:
     from runner.engines.imports import imported_record
 
@@ -198,4 +187,14 @@ def test_a_record_from_before_the_data_defaults_reimports_as_unchanged(settings,
     assert "data_source" not in json.loads(encoded)  # the record's format as before
     assert ImportRecord.model_validate_json(encoded).encoded() == encoded
     assert import_template(template, store, storages, settings, engine_dirs=[ENGINES]).created is False
->>>>>>> main
+
+
+def test_importing_the_engines_package_installs_no_template_loader() -> None:
+    # Workers find imported templates because their boot installs the loader
+    # (workers/boot.create_app; the tests above run imported templates on real workers),
+    # not as a side effect of some module importing runner.engines.
+    code = ("import runner.engines, partitioners.passthrough, assemblers.passthrough\n"
+            "from runner import registry\n"
+            "print(len(registry._loaders))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.split() == ["0"]
