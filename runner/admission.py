@@ -151,8 +151,8 @@ def _steps(services: Services, req: JobRequest, out: Checked, draft: bool) -> li
 
     def source() -> None:
         values["source"] = guards.uri(storages, "source", req.source)
-        if not draft or req.source is not None:
-            check_source(storages, out.template, values["source"], needed=not draft)
+        if not draft:  # a draft's file may not exist yet (a ByteNite upload comes after its dataSource)
+            check_source(storages, out.template, values["source"])
         on_workers("source", values["source"])
 
     def destination() -> None:

@@ -111,6 +111,8 @@ class Settings(BaseSettings):
     )
     api_token_seconds: int = Field(3600, ge=1, description="Seconds an HTTP API access token lives.")
     api_link_seconds: int = Field(48 * 3600, ge=60, description="Seconds a signed result link stays valid.")
+    api_max_upload_bytes: int = Field(5 * 1024**3, ge=1024, description="Largest file a ByteNite client may PUT "
+                                      "to a job's upload link (tempUrl); 413 above, nothing stored.")
     metrics_token: SecretStr | None = Field(
         None, description="Bearer token that reads every org's metrics at the HTTP API's /metrics (for Prometheus); "
                           "without it, only an org's access token reads that org's. Never logged.",

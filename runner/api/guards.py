@@ -48,17 +48,22 @@ class RequestId:
 class BodySizeLimit:
     """413 for a body over ``max_bytes``, without reading the rest of it; an artifact
     upload (``PUT /v1/jobs/{id}/artifacts/{name}``, streamed to storage) has its own
-    limit, ``artifact_max_bytes``."""
+    limit, ``artifact_max_bytes``, and so has a ByteNite file upload (``PUT`` under
+    ``uploads[0]``, streamed to storage), ``uploads[1]``."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int, artifact_max_bytes: int | None = None) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, artifact_max_bytes: int | None = None,
+                 uploads: tuple[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.artifact_max_bytes = artifact_max_bytes or max_bytes
+        self.uploads = uploads
 
     def _limit(self, scope: Scope) -> tuple[int, str]:
         path = scope.get("path", "")
         if scope.get("method") == "PUT" and path.startswith("/v1/jobs/") and "/artifacts/" in path:
             return self.artifact_max_bytes, "RUNNER_ATTACH_MAX_ARTIFACT_BYTES"
+        if self.uploads and scope.get("method") == "PUT" and path.startswith(self.uploads[0]):
+            return self.uploads[1], "RUNNER_API_MAX_UPLOAD_BYTES"
         return self.max_bytes, "RUNNER_API_MAX_BODY_BYTES"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
