@@ -41,6 +41,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestId)  # added last: outermost, so every response carries the id
     for module in (auth, v1, bytenite, prediction):
         app.include_router(module.router)
+    if settings.ui:
+        from runner.ui import mount  # Jinja2 and the dashboard's routes only when served
+
+        mount(app)
 
     @app.get("/metrics", tags=["health"], summary="Prometheus metrics of the store (no auth, as Flower's)",
              response_class=Response)
