@@ -50,9 +50,10 @@ def browser():
             browser.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def gates(redis_url: str) -> Iterator[Callable[[], str]]:
-    """Fresh gate names; at the end every gate gets enough tokens that no piece still waits."""
+    """Fresh gate names; after the test every gate gets enough tokens that no piece still
+    waits (a waiting piece holds one of the session worker's two processes)."""
     made: list[str] = []
     conn = redis.Redis.from_url(redis_url)
 
@@ -206,7 +207,6 @@ def test_cancel_and_retry_failed_pieces_from_the_page(make_org, redis_url, gates
     org = make_org()
     failing_gate, waiting_gate = gates(), gates()
     failing = gated_job(org, redis_url, failing_gate, pieces=2, fail_pieces=[1])
-    waiting = gated_job(org, redis_url, waiting_gate, pieces=2)
     release(redis_url, failing_gate, 2)
     page = org.sign_in()
     page.on("dialog", lambda dialog: dialog.accept())  # the confirmations
@@ -220,6 +220,8 @@ def test_cancel_and_retry_failed_pieces_from_the_page(make_org, redis_url, gates
     page.click("#retry")
     expect(page.locator("#job-state")).to_contain_text("completed", timeout=WAIT_MS)
     assert failing.result() == 0 + 1
+
+    waiting = gated_job(org, redis_url, waiting_gate, pieces=2)  # after: its pieces hold the worker's processes
 
     page.goto(f"{org.server.url}/ui/jobs/{waiting.id}")
     expect(page.locator("#job-state")).to_contain_text("running", timeout=WAIT_MS)
