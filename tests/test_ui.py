@@ -339,3 +339,24 @@ def test_no_asset_comes_from_outside_the_package(make_org) -> None:
     page.goto(f"{org.server.url}/ui/fleet")
     assert requested and all(url.startswith(org.server.url) for url in requested), requested
     assert page.locator("table.workers").inner_text()  # the fleet page lists the suite's worker
+
+
+def test_schedules_pause_resume_and_run_now(make_org) -> None:
+    from playwright.sync_api import expect
+
+    org = make_org()
+    org.client.schedule("squares", name="hourly", every="1h", params={"partitioner": {"count": 2}})
+    page = org.sign_in()
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto(f"{org.server.url}/ui/schedules")
+    row = page.locator("#schedule-hourly")
+    expect(row).to_contain_text("on time")
+    row.locator("text=Pause").click()
+    expect(page.locator("#schedule-hourly")).to_contain_text("paused")
+    assert org.client.get_schedule("hourly").info().paused
+    page.locator("#schedule-hourly").locator("text=Resume").click()
+    expect(page.locator("#schedule-hourly")).to_contain_text("on time")
+    page.locator("#schedule-hourly").locator("text=Run now").click()
+    page.wait_for_url(re.compile(r".*/ui/jobs/[0-9a-f]{16}$"))
+    expect(page.locator("#job-state")).to_contain_text("completed", timeout=WAIT_MS)
+    expect(page.locator(".meta")).to_contain_text("schedule hourly")

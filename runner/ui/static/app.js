@@ -32,7 +32,7 @@ function drawCharts(data) {
     holder.innerHTML = "<h3></h3>";
     holder.querySelector("h3").textContent = name;
     box.appendChild(holder);
-    const width = Math.max(280, holder.clientWidth || 320);
+    const width = Math.max(260, Math.min(holder.getBoundingClientRect().width || 320, 720));
     chart = new uPlot({
       width, height: 200, legend: { show: false }, scales: { x: { time: false } },
       axes: [{ label: "step" }, {}],
