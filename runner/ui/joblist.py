@@ -19,18 +19,19 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from runner.models import JobState, JobStatus
+from runner.scripts import HMGET_MANY
 from runner.store import StatusStore
 
 __all__ = ["JobFilter", "JobPage", "page_of_jobs", "MAX_SCAN"]
 
-CHUNK = 500
-MAX_SCAN = 20_000
+CHUNK = 1000
+MAX_SCAN = 10_000
 _CURSOR = re.compile(r"^(-?[0-9.e+-]{1,32}):([A-Za-z0-9_.-]{1,64})$")
-_FIELDS = ("state", "template", "name", "schedule")
 
 
 @dataclass(frozen=True)
@@ -49,18 +50,26 @@ class JobFilter:
     def by_fields(self) -> bool:
         return any((self.state, self.template, self.schedule, self.name))
 
-    def matches(self, job_id: str, row: dict[str, Any]) -> bool:
-        if row.get("state") is None:  # expired: only its index entry is left
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The record fields these filters read (``state`` always: an expired job has none)."""
+        wanted = {"state": True, "template": self.template, "schedule": self.schedule, "name": self.name}
+        return tuple(name for name, used in wanted.items() if used)
+
+    def matches(self, job_id: str, row: dict[str, str | None]) -> bool:
+        """Whether a job's raw (JSON-encoded) fields pass the filters; an expired job's
+        index entry (no record left) never does."""
+        if row.get("state") is None:
             return False
-        if self.state is not None and row["state"] != self.state.value:
+        if self.state is not None and row["state"] != json.dumps(self.state.value):
             return False
-        template = row.get("template") or ""
+        template = json.loads(row.get("template") or '""')
         if self.template and self.template not in (template, template.partition("@")[0]):
             return False
-        if self.schedule and row.get("schedule") != self.schedule:
+        if self.schedule and json.loads(row.get("schedule") or "null") != self.schedule:
             return False
         needle = (self.name or "").lower()
-        return not needle or needle in (row.get("name") or "").lower() or needle in job_id.lower()
+        return not needle or needle in (json.loads(row.get("name") or "null") or "").lower() or needle in job_id.lower()
 
 
 @dataclass
@@ -83,16 +92,28 @@ def _bounds(flt: JobFilter, cursor: str | None) -> tuple[float, str | None]:
     return min(top, float(match.group(1))), match.group(2)
 
 
-def _after_cursor(entries: list[tuple[str, float]], score: float, last_id: str | None) -> list[tuple[str, float]]:
-    """Drop the entries at or before the cursor's row (same score, id not below it)."""
-    if last_id is None:
-        return entries
-    return [(job_id, s) for job_id, s in entries if not (s == score and job_id >= last_id)]
+def _ties(store: StatusStore, key: str, score: float, last_id: str) -> list[str]:
+    """Jobs with the cursor row's very score that come after it (Redis orders equal scores
+    by id, descending, newest first): normally none."""
+    return [job_id for job_id in sorted(store.redis.zrangebyscore(key, repr(score), repr(score)), reverse=True)
+            if job_id < last_id]
 
 
-def _read(store: StatusStore, key: str, top: float, bottom: float, offset: int, count: int) -> list[tuple[str, float]]:
+def _chunks(store: StatusStore, key: str, flt: JobFilter, top: float, last_id: str | None,
+            size: int) -> Iterator[list[str]]:
+    """Ids newest first from the cursor (or the top of the range), ``size`` at a time;
+    ids only, no scores: reading the index is most of a filtered page's cost."""
     high = "+inf" if math.isinf(top) else repr(top)
-    return store.redis.zrevrangebyscore(key, high, bottom, start=offset, num=count, withscores=True)
+    if last_id is not None:
+        yield _ties(store, key, top, last_id)
+        high = f"({high}"
+    low, offset = (repr(flt.since) if flt.since is not None else "-inf"), 0
+    while True:
+        ids = store.redis.zrevrangebyscore(key, high, low, start=offset, num=size)
+        offset += len(ids)
+        yield ids
+        if len(ids) < size:
+            return
 
 
 def _records(store: StatusStore, ids: list[str], org: str) -> list[JobStatus]:
@@ -108,12 +129,11 @@ def _records(store: StatusStore, ids: list[str], org: str) -> list[JobStatus]:
     return found
 
 
-def _fields(store: StatusStore, ids: list[str]) -> list[dict[str, Any]]:
-    with store.redis.pipeline(transaction=False) as pipe:
-        for job_id in ids:
-            pipe.hmget(store.job_key(job_id), _FIELDS)
-        rows = pipe.execute()
-    return [{n: (json.loads(v) if v is not None else None) for n, v in zip(_FIELDS, row)} for row in rows]
+def _fields(store: StatusStore, ids: list[str], names: tuple[str, ...]) -> list[dict[str, str | None]]:
+    """The filter's fields of each job, as stored (JSON), in one command (``HMGET_MANY``)."""
+    flat = store.redis.register_script(HMGET_MANY)(keys=[store.job_key(job_id) for job_id in ids], args=list(names))
+    values = [v if isinstance(v, str) else None for v in flat]  # a missing field comes back false or nil
+    return [dict(zip(names, values[i:i + len(names)])) for i in range(0, len(values), len(names))]
 
 
 def page_of_jobs(store: StatusStore, org: str, flt: JobFilter, cursor: str | None = None,
@@ -121,30 +141,29 @@ def page_of_jobs(store: StatusStore, org: str, flt: JobFilter, cursor: str | Non
     """One page of ``org``'s jobs matching ``flt``, newest first, after ``cursor``."""
     key = store.org_jobs_key(org)
     top, last_id = _bounds(flt, cursor)
-    bottom = repr(flt.since) if flt.since is not None else "-inf"
-    page = JobPage(in_range=store.redis.zcount(key, bottom, repr(flt.until) if flt.until is not None else "+inf"))
-    chosen: list[tuple[str, float]] = []
-    offset, exhausted, last_read = 0, False, None
-    while len(chosen) <= limit and page.scanned < MAX_SCAN and not exhausted:
-        size = CHUNK if flt.by_fields else limit + 1 - len(chosen) + (1 if last_id else 0)
-        entries = _read(store, key, top, bottom, offset, size)
-        offset += len(entries)
-        page.scanned += len(entries)
-        exhausted = len(entries) < size
-        last_read = entries[-1] if entries else last_read
-        entries = _after_cursor(entries, top, last_id)
-        if flt.by_fields and entries:
-            rows = _fields(store, [job_id for job_id, _ in entries])
-            entries = [entry for entry, row in zip(entries, rows) if flt.matches(entry[0], row)]
-        chosen.extend(entries)
+    low, high = (repr(flt.since) if flt.since is not None else "-inf"), (repr(flt.until) if flt.until else "+inf")
+    page = JobPage(in_range=store.redis.zcount(key, low, high))
+    chosen: list[str] = []
+    last_read, exhausted = None, True
+    for ids in _chunks(store, key, flt, top, last_id, CHUNK if flt.by_fields else limit + 1):
+        page.scanned += len(ids)
+        last_read = ids[-1] if ids else last_read
+        if flt.by_fields and ids:
+            rows = _fields(store, ids, flt.fields)
+            ids = [job_id for job_id, row in zip(ids, rows) if flt.matches(job_id, row)]
+        chosen.extend(ids)
+        if len(chosen) > limit or page.scanned >= MAX_SCAN:
+            exhausted = False
+            break
     shown = chosen[:limit]
-    page.jobs = _records(store, [job_id for job_id, _ in shown], org)
+    page.jobs = _records(store, shown, org)
     if len(chosen) > limit:
-        page.next_cursor = _cursor(*shown[-1])
+        page.next_cursor = _cursor(store, key, shown[-1])
     elif not exhausted and last_read is not None:  # stopped after MAX_SCAN ids: carry on from there
-        page.next_cursor = _cursor(*last_read)
+        page.next_cursor = _cursor(store, key, last_read)
     return page
 
 
-def _cursor(job_id: str, score: float) -> str:
+def _cursor(store: StatusStore, key: str, job_id: str) -> str:
+    score = store.redis.zscore(key, job_id)
     return f"{score!r}:{job_id}"
