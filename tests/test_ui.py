@@ -360,3 +360,14 @@ def test_schedules_pause_resume_and_run_now(make_org) -> None:
     page.wait_for_url(re.compile(r".*/ui/jobs/[0-9a-f]{16}$"))
     expect(page.locator("#job-state")).to_contain_text("completed", timeout=WAIT_MS)
     expect(page.locator(".meta")).to_contain_text("schedule hourly")
+
+
+def test_no_ui_serves_the_api_without_the_dashboard(api_env, tmp_path) -> None:
+    from tests.api_fixtures import run_api
+
+    with run_api(api_env, tmp_path / "api.log", "--no-ui") as server:
+        assert httpx.get(f"{server.url}/ui/jobs", timeout=10).status_code == 404
+        assert httpx.get(f"{server.url}/ui/static/vendor/htmx.min.js", timeout=10).status_code == 404
+        token = server.token(server.create_key(f"noui-{uuid.uuid4().hex[:6]}")["key"])
+        with server.client(token) as api:
+            assert api.get("/v1/jobs").status_code == 200

@@ -47,6 +47,15 @@ def _type_of(prop: dict[str, Any]) -> tuple[str | None, bool]:
     return (kind if isinstance(kind, str) else None), False
 
 
+def _resolve(prop: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """A property with its ``$ref`` (an enum or a model, in ``$defs``) read in."""
+    ref = prop.get("$ref") or next((p.get("$ref") for p in prop.get("allOf", []) if "$ref" in p), None)
+    if not isinstance(ref, str) or not ref.startswith("#/$defs/"):
+        return prop
+    target = (schema.get("$defs") or {}).get(ref.removeprefix("#/$defs/"), {})
+    return {**target, **{k: v for k, v in prop.items() if k not in ("$ref", "allOf")}}
+
+
 def _widget(prop: dict[str, Any]) -> str:
     kind, _ = _type_of(prop)
     if "enum" in prop:
@@ -75,7 +84,8 @@ def form_fields(tmpl: TemplateInfo, posted: dict[str, str] | None = None) -> dic
         schema = tmpl.params_schema.get(kind) or {}
         required = set(schema.get("required", []))
         fixed = tmpl.params.get(kind, {})
-        for key, prop in (schema.get("properties") or {}).items():
+        for key, raw in (schema.get("properties") or {}).items():
+            prop = _resolve(raw, schema)
             widget = _widget(prop)
             name = f"{kind}.{key}"
             default = fixed.get(key, prop.get("default"))

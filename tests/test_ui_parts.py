@@ -1,6 +1,9 @@
-"""The dashboard's job list query (``runner/ui/joblist.py``) against a real Redis: every
-job exactly once, newest first, across pages and filters, ties on the creation time
-included; expired jobs skipped; a filter that matches little stops at its bound."""
+"""The dashboard's parts without a browser.
+
+The job list query (``runner/ui/joblist.py``) against a real Redis: every job exactly
+once, newest first, across pages and filters, ties on the creation time included;
+expired jobs skipped; a filter that matches little stops at its bound. And a params form
+generated from a published JSON Schema, read back into params the one validation takes."""
 
 from __future__ import annotations
 
@@ -83,3 +86,43 @@ def test_a_time_range_and_expired_jobs(store: StatusStore) -> None:
     assert ids[0] not in _walk(store, org, JobFilter(state=JobState.FAILED), limit=50)
     assert ids[0] not in _walk(store, org, JobFilter(), limit=50)
     assert _walk(store, f"other-{org}", JobFilter(), limit=5) == []
+
+
+def test_a_params_form_round_trips_through_the_published_schema() -> None:
+    import enum
+
+    from pydantic import BaseModel, Field
+
+    from runner.catalog import TemplateInfo, schema_of
+    from runner.params import validate_params
+    from runner.ui.forms import form_fields, read_params
+
+    class Mode(str, enum.Enum):
+        fast = "fast"
+        careful = "careful"
+
+    class AppParams(BaseModel):
+        threshold: float = Field(0.5, description="Cut-off.")
+        rounds: int = 3
+        mode: Mode = Mode.fast
+        verbose: bool = True
+        tags: list[str] = []
+        label: str | None = None
+
+    info = TemplateInfo(ref="t@1.0.0", name="t", version="1.0.0", partitioner="p", app="a", assembler="s",
+                        params_schema={"app": schema_of(AppParams), "partitioner": None, "assembler": None})
+    fields = {f.name: f for f in form_fields(info)["app"]}
+    assert {name: f.widget for name, f in fields.items()} == {
+        "app.threshold": "number", "app.rounds": "integer", "app.mode": "select", "app.verbose": "checkbox",
+        "app.tags": "json", "app.label": "text"}
+    assert fields["app.mode"].options == ("fast", "careful") and fields["app.threshold"].value == "0.5"
+    assert fields["app.threshold"].description == "Cut-off."
+    form = {"app.threshold": "0.75", "app.rounds": "", "app.mode": "careful", "app.tags": '["a", "b"]',
+            "app.label": "x"}  # verbose unticked; rounds left empty keeps its default
+    params = read_params(info, form)
+    assert params == {"app": {"threshold": 0.75, "mode": "careful", "verbose": False, "tags": ["a", "b"], "label": "x"}}
+    assert validate_params(info, params)["app"]["rounds"] == 3
+    bad = read_params(info, {"app.rounds": "three"})
+    with pytest.raises(Exception) as refused:
+        validate_params(info, bad)
+    assert "app.rounds" in str(refused.value)
