@@ -88,8 +88,8 @@ def _fleet(who: Viewer) -> dict[str, Any]:
     mine = _own_jobs(who, {str(a["job"]) for w in workers for a in w.active if a.get("job")})
     rows = []
     for worker in workers:
-        running = [{**a, "job": a["job"] if a.get("job") in mine else None, "other": bool(a.get("job")) and a["job"] not in mine}
-                   for a in worker.active]
+        running = [{**a, "job": a["job"] if a.get("job") in mine else None,
+                    "other": bool(a.get("job")) and a["job"] not in mine} for a in worker.active]
         rows.append({"worker": worker, "running": running})
     queues = sorted({q for w in workers for q in w.queues})
     broker = _broker(who.client.settings.broker_url)

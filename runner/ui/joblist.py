@@ -21,7 +21,6 @@ import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from runner.models import JobState, JobStatus
 from runner.scripts import HMGET_MANY
