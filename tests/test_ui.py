@@ -165,6 +165,9 @@ def test_job_page_logs_metrics_artifacts_and_download(make_org, redis_url, gates
     assert job.wait(timeout=60) == 0 + 1 + 2
 
     page = org.sign_in()
+    problems: list[str] = []  # a script error or a CSP violation shows in the console
+    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: problems.append(str(error)))
     page.goto(f"{org.server.url}/ui/jobs/{job.id}")
     expect(page.locator("#job-state")).to_contain_text("completed")
     log = page.locator("#log")
@@ -199,6 +202,7 @@ def test_job_page_logs_metrics_artifacts_and_download(make_org, redis_url, gates
     saved = tmp_path / "pixel.png"
     download.value.save_as(saved)
     assert saved.read_bytes() == job.read_artifact("plots/pixel.png")  # byte-exact
+    assert problems == []
 
 
 def test_cancel_and_retry_failed_pieces_from_the_page(make_org, redis_url, gates) -> None:
