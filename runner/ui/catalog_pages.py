@@ -14,7 +14,7 @@ from fastapi.responses import RedirectResponse, Response
 from runner.catalog import TemplateInfo
 from runner.errors import InvalidParams, SourceError, TemplateNotFound
 from runner.ui.forms import form_fields, read_params
-from runner.ui.web import CurrentViewer, Posted, UiError, Viewer, posted_viewer, render
+from runner.ui.web import OrgViewer, Posted, UiError, Viewer, posted_viewer, render
 
 __all__ = ["router"]
 
@@ -24,7 +24,7 @@ _JOB_FIELDS = ("name", "source", "destination")
 
 
 @router.get("/templates")
-def templates_page(request: Request, who: CurrentViewer) -> Response:
+def templates_page(request: Request, who: OrgViewer) -> Response:
     """Each template once, newest version first, with its older versions."""
     by_name: dict[str, list[TemplateInfo]] = defaultdict(list)
     for info in who.client.templates():
@@ -51,7 +51,7 @@ def _form_page(request: Request, who: Viewer, tmpl: TemplateInfo, posted: dict[s
 
 
 @router.get("/templates/{ref}")
-def template_page(ref: Ref, request: Request, who: CurrentViewer) -> Response:
+def template_page(ref: Ref, request: Request, who: OrgViewer) -> Response:
     """One template version: what it runs, its params form, its other versions."""
     return _form_page(request, who, _template(who, ref))
 

@@ -19,7 +19,7 @@ from fastapi.responses import RedirectResponse, Response
 from runner.errors import InvalidParams, RunnerError, ScheduleNotFound
 from runner.fleet import live_workers
 from runner.schedules import NAME_PATTERN
-from runner.ui.web import CurrentViewer, Posted, UiError, Viewer, posted_viewer, render
+from runner.ui.web import OrgViewer, Posted, UiError, Viewer, posted_viewer, render
 
 __all__ = ["router"]
 
@@ -29,7 +29,7 @@ INSPECT_SECONDS = 1.0
 
 
 @router.get("/schedules")
-def schedules_page(request: Request, who: CurrentViewer) -> Response:
+def schedules_page(request: Request, who: OrgViewer) -> Response:
     """The org's schedules: timing, next and last run, overdue, and their controls."""
     return render(request, "schedules.html", {"schedules": who.client.schedules()}, who=who)
 
@@ -42,7 +42,7 @@ def _schedule(who: Viewer, name: str):  # type: ignore[no-untyped-def]
 
 
 @router.get("/schedules/{name}")
-def schedule_page(name: Name, request: Request, who: CurrentViewer) -> Response:
+def schedule_page(name: Name, request: Request, who: OrgViewer) -> Response:
     """One schedule: its state, its events (fired, skipped, overdue…) and its jobs."""
     handle = _schedule(who, name)
     return render(request, "schedule.html", {"info": handle.info(), "spec": handle.spec(),
@@ -100,12 +100,12 @@ def _fleet(who: Viewer) -> dict[str, Any]:
 
 
 @router.get("/fleet")
-def fleet_page(request: Request, who: CurrentViewer) -> Response:
+def fleet_page(request: Request, who: OrgViewer) -> Response:
     """Live workers (host, queues, processes, heartbeat), queue depths, what runs where."""
     return render(request, "fleet.html", _fleet(who), who=who)
 
 
 @router.get("/fleet/rows")
-def fleet_rows(request: Request, who: CurrentViewer) -> Response:
+def fleet_rows(request: Request, who: OrgViewer) -> Response:
     """The fleet page's live part alone (refreshed every few seconds)."""
     return render(request, "_fleet_body.html", _fleet(who), who=who)

@@ -20,7 +20,7 @@ from runner.errors import IllegalTransition, RunnerError
 from runner.models import JobState, JobStatus
 from runner.ui import jobview
 from runner.ui.fmt import pretty
-from runner.ui.joblist import JobFilter, page_of_jobs
+from runner.ui.joblist import JobFilter, JobPage, page_of_jobs
 from runner.ui.live import live_stream, parse_cursor
 from runner.ui.web import CurrentViewer, Posted, UiError, Viewer, job_or_404, posted_viewer, render, sessions
 
@@ -64,7 +64,10 @@ def _list_context(request: Request, who: Viewer) -> dict[str, Any]:
     flt, query, errors = _filter(request)
     limit = int(query["limit"]) if query.get("limit", "").isdigit() and int(query["limit"]) in PAGE_SIZES else 50
     cursor = request.query_params.get("cursor")
-    page = page_of_jobs(who.client.store, who.org, flt, cursor, limit)
+    if who.job is not None:  # a job's own key: its one job
+        page = JobPage(jobs=[job_or_404(who, who.job).status()], in_range=1)
+    else:
+        page = page_of_jobs(who.client.store, who.org, flt, cursor, limit)
     keep = {k: v for k, v in query.items() if v}
     return {"page": page, "query": query, "keep": keep, "errors": errors, "cursor": cursor,
             "states": [s.value for s in JobState], "limit": limit, "now": datetime.now(timezone.utc)}

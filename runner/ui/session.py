@@ -7,6 +7,8 @@ also reads the key's own record in the same round trip, so revoking the key
 (``runner keys revoke``) ends its sessions at the very next request — the same rule the
 API's access tokens follow.
 
+A job's own key (its record names the job) opens a session that sees that job only.
+
 The sign-in form has no session yet, so its CSRF token is a double-submit cookie: the
 form's hidden field must equal a cookie that only this origin could have set.
 """
@@ -38,6 +40,7 @@ class Session:
     key_id: str
     csrf: str
     digest: str
+    job: str | None = None  # a job's own key sees that one job only
 
 
 def _digest(sid: str) -> str:
@@ -59,7 +62,8 @@ class Sessions:
     def open(self, who: Principal) -> str:
         """A new session for a verified key; returns the cookie value (shown only to the browser)."""
         sid = f"{who.key_id}.{secrets.token_urlsafe(32)}"
-        record = {"org": who.org, "key_id": who.key_id, "csrf": secrets.token_urlsafe(32)}
+        record = {"org": who.org, "key_id": who.key_id, "csrf": secrets.token_urlsafe(32),
+                  "job": getattr(who, "job", None) or ""}
         key = self.store.ui_session_key(_digest(sid))
         with self.store.redis.pipeline() as pipe:
             pipe.hset(key, mapping=record)
@@ -76,15 +80,17 @@ class Sessions:
         key = self.store.ui_session_key(_digest(sid))  # type: ignore[arg-type]
         with self.store.redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(key)
-            pipe.hget(self.store.api_key_key(match.group(1)), "org")
+            pipe.hmget(self.store.api_key_key(match.group(1)), ["org", "job"])
             pipe.expire(key, self.seconds)
-            record, key_org, _ = pipe.execute()
+            record, (key_org, key_job), _ = pipe.execute()
         if not record:
             return None
-        if key_org is None or key_org != record.get("org") or record.get("key_id") != match.group(1):
+        if (key_org is None or key_org != record.get("org") or record.get("key_id") != match.group(1)
+                or (key_job or "") != record.get("job", "")):
             self.store.redis.delete(key)  # the key was revoked: its sessions end now
             return None
-        return Session(record["org"], record["key_id"], record["csrf"], _digest(sid))  # type: ignore[arg-type]
+        return Session(record["org"], record["key_id"], record["csrf"], _digest(sid),  # type: ignore[arg-type]
+                       record.get("job") or None)
 
     def close(self, sid: str | None) -> None:
         """Sign out: forget the session (the cookie is cleared by the response)."""

@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from runner.api.deps import api_state
 from runner.api.keys import RateLimited, Unauthorized
 from runner.ui.session import LOGIN_COOKIE, SESSION_COOKIE, same_token
-from runner.ui.web import Posted, UiError, form_of, posted_viewer, render, sessions
+from runner.ui.web import UiError, form_of, render, sessions, signed_form
 
 __all__ = ["router"]
 
@@ -77,10 +77,10 @@ async def login(request: Request) -> Response:
 
 
 @router.post("/logout")
-def logout(form: Posted, request: Request) -> Response:
-    """Forget the session (in the store and in the browser)."""
-    posted_viewer(request)
-    sessions(request).close(request.cookies.get(SESSION_COOKIE))
+async def logout(request: Request) -> Response:
+    """Forget the session (in the store and in the browser); any key may sign out."""
+    await signed_form(request)
+    await run_in_threadpool(sessions(request).close, request.cookies.get(SESSION_COOKIE))
     response = RedirectResponse("/ui/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/ui")
     return response

@@ -22,7 +22,7 @@ from runner.job import Job
 from runner.ui import fmt
 from runner.ui.session import SESSION_COOKIE, Session, Sessions, same_token
 
-__all__ = ["Viewer", "CurrentViewer", "Posted", "SignInRequired", "UiError", "pages", "sessions", "render",
+__all__ = ["Viewer", "CurrentViewer", "OrgViewer", "Posted", "SignInRequired", "UiError", "pages", "sessions", "render",
            "job_or_404", "form_of"]
 
 HERE = Path(__file__).parent
@@ -59,6 +59,11 @@ class Viewer:
     def org(self) -> str:
         return self.session.org
 
+    @property
+    def job(self) -> str | None:
+        """The one job a job's own key may see; None for an org's key."""
+        return self.session.job
+
 
 def sessions(request: Request) -> Sessions:
     return request.app.state.ui_sessions
@@ -78,19 +83,43 @@ def viewer(request: Request) -> Viewer:
 CurrentViewer = Annotated[Viewer, Depends(viewer)]
 
 
+def org_viewer(request: Request) -> Viewer:
+    """A viewer signed in with an org's key: the org-wide pages (templates, schedules,
+    fleet) and every action are not for a job's own key."""
+    who = viewer(request)
+    _org_wide(who)
+    return who
+
+
+def _org_wide(who: Viewer) -> None:
+    if who.job is not None:
+        raise UiError(403, f"This key belongs to job {who.job} and sees that job only: sign in with an org's key.")
+
+
+OrgViewer = Annotated[Viewer, Depends(org_viewer)]
+
+
 async def form_of(request: Request) -> dict[str, str]:
     """A posted ``application/x-www-form-urlencoded`` body (the body size guard applies)."""
     body = (await request.body()).decode("utf-8", "replace")
     return dict(parse_qsl(body, keep_blank_values=True))
 
 
-async def posted(request: Request) -> dict[str, str]:
-    """The posted form of a signed-in browser, refused (403) without its session's CSRF
-    token in the form's ``csrf`` field or the ``X-CSRF-Token`` header (htmx)."""
+async def signed_form(request: Request) -> tuple[dict[str, str], Viewer]:
+    """The posted form and its viewer, refused (403) without the session's CSRF token in
+    the form's ``csrf`` field or the ``X-CSRF-Token`` header (htmx)."""
     form = await form_of(request)
     who = await run_in_threadpool(viewer, request)
     if not same_token(form.get("csrf") or request.headers.get("x-csrf-token"), who.session.csrf):
         raise UiError(403, "This form was refused: its CSRF token is missing or stale. Reload the page and try again.")
+    return form, who
+
+
+async def posted(request: Request) -> dict[str, str]:
+    """A signed form (:func:`signed_form`) posted to act: not from a job's own key (it may
+    look, not act)."""
+    form, who = await signed_form(request)
+    _org_wide(who)
     request.state.ui_viewer = who
     return form
 
@@ -111,7 +140,10 @@ def render(request: Request, name: str, context: dict[str, Any], status: int = 2
 
 
 def job_or_404(who: Viewer, job_id: str) -> Job:
-    """The viewer's org's job ``job_id``; another org's (or no) job is a 404 page."""
+    """The viewer's org's job ``job_id``; another org's (or no) job is a 404 page, and so
+    is every job but its own for a job's key."""
+    if who.job is not None and job_id != who.job:
+        raise UiError(404, f"No job {job_id} in org {who.org} (it may have expired or been deleted).")
     try:
         return who.client.get(job_id)
     except JobNotFound:
