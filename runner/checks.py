@@ -16,7 +16,7 @@ from runner.catalog import TemplateInfo
 from runner.registry import Function, Kind, Template, get_function
 from runner.storage import Storages, safe_uri, scheme_of
 
-__all__ = ["check_job", "SourceReport", "source_report"]
+__all__ = ["check_job", "check_source", "check_destination", "SourceReport", "source_report"]
 
 
 def _function(tmpl: Template | TemplateInfo, kind: Kind) -> Function | None:
@@ -30,24 +30,34 @@ def _function(tmpl: Template | TemplateInfo, kind: Kind) -> Function | None:
 
 
 def check_job(storages: Storages, tmpl: Template | TemplateInfo, source: str, destination: str) -> None:
-    """Refuse a job whose source or destination cannot work with ``tmpl``.
+    """Refuse a job whose source or destination cannot work with ``tmpl`` (both checks below)."""
+    check_source(storages, tmpl, storages.check(source))
+    check_destination(storages, tmpl, storages.check(destination))
 
-    Raises :class:`SourceError` naming the reason and the fix: a partitioner that reads
-    a source given none, a ``file://`` source that does not exist, or a destination
-    given to an assembler that does not write one.
-    """
-    source, destination = storages.check(source), storages.check(destination)
-    partitioner, assembler = _function(tmpl, "partitioner"), _function(tmpl, "assembler")
-    if scheme_of(source) == "bypass" and partitioner is not None and partitioner.needs_source:
+
+def check_source(storages: Storages, tmpl: Template | TemplateInfo, source: str, needed: bool = True) -> None:
+    """Raise :class:`SourceError` naming the reason and the fix for a partitioner that
+    reads a source given none (when the source is ``needed`` now, not later as a draft's
+    may be), or a ``file://`` source that does not exist."""
+    partitioner = _function(tmpl, "partitioner")
+    if needed and scheme_of(source) == "bypass" and partitioner is not None and partitioner.needs_source:
         raise SourceError(f"template {tmpl.ref} reads a source (partitioner {partitioner.name!r}) and none was "
                           f"given; pass --source URI (file:///…, s3://bucket/key, https://…); nothing was queued")
     if scheme_of(source) == "file":
         storages.backend(source).list(source)  # raises SourceError naming a missing or unreadable file
+
+
+def check_destination(storages: Storages, tmpl: Template | TemplateInfo, destination: str) -> None:
+    """Raise :class:`SourceError` for a destination nothing can write: an http(s) URI
+    (sources only), or any destination of an assembler that does not write one."""
+    if scheme_of(destination) in ("http", "https"):
+        raise SourceError(f"destination: http(s) URIs are sources only, {safe_uri(destination)} cannot be written; "
+                          "write to file:///… or s3://bucket/key (or omit it); nothing was queued")
+    assembler = _function(tmpl, "assembler")
     if scheme_of(destination) != "bypass" and assembler is not None and not assembler.writes:
         raise SourceError(f"template {tmpl.ref}'s assembler {assembler.name!r} does not write a destination, so "
                           f"{safe_uri(destination)} would stay empty; drop --destination and read the result with "
                           f"runner result JOB (or declare @assembler(..., writes='name')); nothing was queued")
-
 
 class SourceReport(BaseModel):
     """What a job would read from ``uri``."""

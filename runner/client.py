@@ -1,34 +1,29 @@
 """The Python client: submit jobs, follow them, read their results.
 
 ``Client`` is what users, the CLI and the HTTP API call; :class:`~runner.job.Job` is its
-handle on one job. It validates params
-against the template *before* anything is written or queued, writes the job record,
-and sends one task by name. It never imports ``workers/``.
+handle on one job. What it means to admit a job (the checks, the record, the partition
+task) is :mod:`runner.admission`'s; the client binds it to an org and its settings. It
+never imports ``workers/``.
 """
 
 from __future__ import annotations
 
-import secrets
-import time
-import uuid
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from celery import Celery
 
+from runner import admission, joblog
+from runner.admission import JobRequest
 from runner.artifacts import ArtifactIO, artifact_prefix
 from runner.catalog import TemplateInfo, all_templates, find_template
-from runner import joblog
-from runner.checks import SourceReport, check_job, source_report
 from runner import guards
+from runner.checks import SourceReport, source_report
 from runner.config import Settings, get_settings
-from runner.dispatch import make_celery, send_partition, send_resume
-from runner.errors import IllegalTransition, InvalidParams
-from runner.fleet import unserved_queues
+from runner.dispatch import make_celery
 from runner.job import Job
 from runner.lifecycle import Services, end_job
-from runner.models import JobState, JobStatus, RunOptions
-from runner.params import validate_params
+from runner.models import ErrorInfo, JobState, JobStatus
 from runner.registry import load_plugins
 from runner.storage import Storages
 from runner.store import StatusStore
@@ -92,24 +87,12 @@ class Client:
         ``inputs`` binds the template's named inputs to URIs. Raises TemplateNotFound,
         InvalidParams (listing every bad field and input) or SourceError before anything
         is written or queued; SourceError too for a source or destination the template
-        cannot use (``runner.checks.check_job``).
+        cannot use. The checks and the queueing are :mod:`runner.admission`'s.
         """
-        tmpl = self.template(template)
-        options = RunOptions.checked(self.settings.max_timeout_seconds, task_timeout=task_timeout,
-                                     job_timeout=job_timeout, max_retries=max_retries, test=test)
-        validated = validate_params(tmpl, guards.params(params, self.settings.max_params_bytes))
-        source, destination = guards.uri(self.storages, "source", source), guards.uri(self.storages, "destination",
-                                                                                      destination)
-        check_job(self.storages, tmpl, source, destination)
-        record = self._record(tmpl, guards.name("name", name), source, destination, guards.retention(retention_hours))
-        record["inputs"] = self._check_inputs(tmpl, inputs)
-        record["warnings"] = self._queue_warnings(record["queue"])
-        record.update(_timing(record, validated, options))
-        task_id = str(uuid.uuid4())
-        self.store.create(record, expire_seconds=_lifetime(record), deadline=record["deadline"], tasks=[task_id],
-                          logs=[joblog.line(f"queued by {joblog.who()}")])
-        self._send(record["id"], tmpl.ref, record["deadline"], task_id)
-        return Job(self, record["id"], known=True)
+        request = JobRequest(template=template, source=source, destination=destination, params=params,
+                             inputs=inputs, name=name, task_timeout=task_timeout, job_timeout=job_timeout,
+                             max_retries=max_retries, retention_hours=retention_hours, test=test)
+        return Job(self, admission.admit(self.services, self.org, request), known=True)
 
     def run(
         self,
@@ -122,31 +105,15 @@ class Client:
     ) -> Job:
         """Queue the draft job ``job_id`` — the staged flow's last step, with ``submit``'s
         checks. Raises InvalidParams (nothing queued) or IllegalTransition (not a draft)."""
-        status = self.store.get(job_id, self.org)
-        if status.state is not JobState.DRAFT:
-            raise IllegalTransition(f"job {job_id} is {status.state.value}; only a draft job can be run")
-        tmpl = self.template(status.template)
-        options = RunOptions.checked(self.settings.max_timeout_seconds, task_timeout=task_timeout,
-                                     job_timeout=job_timeout, max_retries=max_retries, test=test)
-        timing = _timing(status.model_dump(), validate_params(tmpl, status.params), options)
-        self._check_inputs(tmpl, status.inputs)
-        check_job(self.storages, tmpl, status.source, status.destination)
-        self.store.transition(job_id, JobState.QUEUED, expect=[JobState.DRAFT], **timing)
-        self.store.keep_for(job_id, _lifetime({**status.model_dump(), **timing}))
-        task_id = str(uuid.uuid4())
-        self.store.set_deadline(job_id, timing["deadline"])
-        self.store.add_tasks(job_id, [task_id])
-        self.store.add_logs(job_id, [joblog.line(f"queued by {joblog.who()}")])
-        self._send(job_id, tmpl.ref, timing["deadline"], task_id)
+        options = JobRequest(task_timeout=task_timeout, job_timeout=job_timeout, max_retries=max_retries,
+                             test=test or None)
+        admission.queue_draft(self.services, self.org, job_id, options)
         return Job(self, job_id, known=True)
 
     def create(self, template: str, name: str | None = None, retention_hours: float | None = None) -> Job:
         """Create a draft job to configure step by step (``set_datasource``, ``set_params``, ``run``)."""
-        tmpl = self.template(template)
-        record = self._record(tmpl, guards.name("name", name), "bypass:", "bypass:", guards.retention(retention_hours))
-        record["state"] = JobState.DRAFT.value
-        self.store.create(record, expire_seconds=record["retention_hours"] * 3600)
-        return Job(self, record["id"], known=True)
+        request = JobRequest(template=template, name=name, retention_hours=retention_hours)
+        return Job(self, admission.admit(self.services, self.org, request, draft=True), known=True)
 
     def get(self, job_id: str) -> Job:
         """A handle on an existing job of this org; raises JobNotFound."""
@@ -177,8 +144,8 @@ class Client:
         ``by`` says who asked (default: this process's ``user@host (pid N)``)."""
         if self.store.get(job_id, self.org).is_final:
             return False
-        return end_job(self.services, job_id, JobState.CANCELLED, error={
-            "stage": "cancel", "type": "JobCancelled", "message": f"cancelled by {by or 'request from ' + joblog.who()}"})
+        return end_job(self.services, job_id, JobState.CANCELLED, error=ErrorInfo(
+            stage="cancel", type="JobCancelled", message=f"cancelled by {by or 'request from ' + joblog.who()}"))
 
     def delete(self, job_id: str, by: str | None = None) -> None:
         """Delete a job of this org: cancel it if it has not ended, then remove its record,
@@ -193,29 +160,7 @@ class Client:
 
         Raises IllegalTransition for a job in any other state.
         """
-        status = self.store.get(job_id, self.org)
-        if status.state not in (JobState.FAILED, JobState.TIMED_OUT):
-            raise IllegalTransition(
-                f"job {job_id} is {status.state.value}; only a failed or timed_out job can retry its failed pieces"
-            )
-        now = time.time()
-        timeout = float(job_timeout or status.job_timeout)
-        deadline = now + timeout
-        partitioned = status.pieces_total is not None
-        round_ = int(self.store.fields(job_id, "round")["round"] or 0) + 1
-        self.store.reset_failures(job_id)
-        self.store.transition(
-            job_id, JobState.RUNNING if partitioned else JobState.QUEUED, expect=[status.state],
-            error=None, finished_at=None, pieces_failed=0, deadline=deadline, job_timeout=timeout, round=round_,
-        )
-        self.store.keep_for(job_id, timeout + status.retention_hours * 3600)
-        self.store.set_deadline(job_id, deadline)
-        if partitioned:
-            task_id = send_resume(self.celery, job_id, status.template, self.settings.control_queue, deadline)
-        else:
-            task_id = send_partition(self.celery, job_id, status.template, self.settings.control_queue, deadline)
-        self.store.add_tasks(job_id, [task_id])
-        self.store.add_logs(job_id, [joblog.line(f"retry round {round_}: re-running the pieces without a result")])
+        admission.retry_failed(self.services, self.org, job_id, job_timeout)
         return Job(self, job_id, known=True)
 
     # -- recurring jobs (runner/recurring.py) -----------------------------------------
@@ -244,78 +189,4 @@ class Client:
         handle.spec()
         return handle
 
-    # -- internals ---------------------------------------------------------------------
-    def _queue_warnings(self, queue: str) -> list[str]:
-        """Say so when no live worker serves the job's queues, instead of hanging silently."""
-        return [
-            f"no live worker consumes queue {q!r}: the job waits until one starts "
-            f"(runner worker --queues {q})"
-            for q in unserved_queues(self.store, [self.settings.control_queue, queue])
-        ]
 
-    def _check_inputs(self, tmpl: TemplateInfo, inputs: dict[str, str] | None) -> dict[str, str]:
-        """The job's named inputs, checked against the template's declared names."""
-        inputs = guards.inputs(self.storages, inputs, self.settings.max_inputs)
-        errors = [(f"inputs.{name}", "required input missing") for name in tmpl.inputs if name not in inputs]
-        declared = ", ".join(tmpl.inputs) or "none"
-        errors += [(f"inputs.{name}", f"unknown input; template {tmpl.ref} declares: {declared}")
-                   for name in inputs if name not in tmpl.inputs]
-        if errors:
-            raise InvalidParams(errors)
-        return inputs
-
-    def _record(
-        self, tmpl: TemplateInfo, name: str | None, source: str, destination: str, retention_hours: float | None
-    ) -> dict[str, Any]:
-        return {
-            "id": secrets.token_hex(8),
-            "org": self.org,
-            "template": tmpl.ref,
-            "state": JobState.QUEUED.value,
-            "name": name,
-            "params": {},
-            "source": source,
-            "destination": destination,
-            "inputs": {},
-            "test": False,
-            "task_timeout": tmpl.task_timeout or self.settings.task_timeout,
-            "job_timeout": tmpl.job_timeout or self.settings.job_timeout,
-            "max_retries": tmpl.max_retries if tmpl.max_retries is not None else self.settings.max_retries,
-            "retention_hours": retention_hours or self.settings.retention_hours,
-            "queue": tmpl.queue or self.settings.default_queue,
-            "created_at": time.time(),
-            "pieces_done": 0,
-            "pieces_failed": 0,
-        }
-
-    def _send(self, job_id: str, template: str, deadline: float, task_id: str) -> None:
-        """Send the job's partition task as ``task_id`` (its id, deadline and first log line
-        are stored already). If the broker cannot take it, the job ends ``failed`` (the
-        same way every job ends) and the error propagates."""
-        try:
-            send_partition(self.celery, job_id, template, self.settings.control_queue, deadline, task_id=task_id)
-        except Exception as exc:
-            end_job(self.services, job_id, JobState.FAILED, error={
-                "stage": "submit", "type": type(exc).__name__, "message": f"cannot reach the broker: {exc}"})
-            raise
-
-
-def _timing(base: dict[str, Any], params: dict[str, Any], options: RunOptions) -> dict[str, Any]:
-    """The fields a job gets when it is queued: validated params, its timeouts and retries
-    (``options`` over ``base``, the record's template defaults) and its deadline."""
-    now = time.time()
-    job_timeout = float(options.job_timeout or base["job_timeout"])
-    return {
-        "params": params,
-        "test": options.test,
-        "task_timeout": float(options.task_timeout or base["task_timeout"]),
-        "job_timeout": job_timeout,
-        "max_retries": int(options.max_retries if options.max_retries is not None else base["max_retries"]),
-        "queued_at": now,
-        "deadline": now + job_timeout,
-    }
-
-
-def _lifetime(record: dict[str, Any]) -> float:
-    """Seconds a queued job's keys live if nothing ends it: its deadline plus retention."""
-    return float(record["job_timeout"]) + float(record["retention_hours"]) * 3600

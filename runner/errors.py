@@ -100,7 +100,12 @@ class JobNotFound(RunnerError):
 
 
 class IllegalTransition(RunnerError):
-    """A job state change that the state machine forbids."""
+    """A job state change that the state machine forbids; ``state`` is the job's state
+    when it is known (the API returns it with its 409)."""
+
+    def __init__(self, message: str, state: str | None = None) -> None:
+        super().__init__(message)
+        self.state = state
 
 
 class JobNotFinished(RunnerError):

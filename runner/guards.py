@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from urllib.parse import unquote
 from typing import Any
 
 from runner.errors import InvalidParams, SourceError
@@ -37,8 +38,9 @@ def uri(storages: Storages, field: str, value: Any) -> str:
         return "bypass:"
     if not isinstance(value, str):
         raise _bad(field, f"must be a URI string such as file:///data/in.txt, got {type(value).__name__}")
-    if found := _CONTROL.search(value):
-        raise _bad(field, f"contains the control character {found.group()!r}; URIs are printable text")
+    if found := _CONTROL.search(value) or _CONTROL.search(unquote(value)):
+        raise _bad(field, f"contains the control character {found.group()!r} (maybe %-encoded); URIs are "
+                          "printable text")
     try:
         return storages.check(value)
     except SourceError as exc:

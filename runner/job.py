@@ -1,8 +1,9 @@
 """A handle on one job: the staged flow (set the data source and params, run), following
 it (status, wait, events, logs) and reading what it produced (result, artifacts).
 
-Every method reads the store afresh, so a ``Job`` is cheap and never stale; everything it
-changes goes through its :class:`~runner.client.Client`'s public methods.
+Every method reads the store afresh, so a ``Job`` is cheap and never stale; a draft's
+edits go through :mod:`runner.admission` (the one writer of drafts), everything else it
+changes through its :class:`~runner.client.Client`'s public methods.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner import guards
+from runner import admission
+from runner.admission import JobRequest
 from runner.artifacts import ArtifactIO, artifact_prefix
-from runner.errors import IllegalTransition, JobCancelled, JobFailed, JobNotFinished, JobNotFound, JobTimedOut
-from runner.models import JobState, JobStatus, LogLine
-from runner.params import validate_params
+from runner.errors import JobCancelled, JobFailed, JobNotFinished, JobNotFound, JobTimedOut
+from runner.models import ErrorInfo, JobState, JobStatus, LogLine
 
 if TYPE_CHECKING:
     from runner.client import Client
@@ -27,12 +28,8 @@ _ERRORS = {JobState.FAILED: JobFailed, JobState.TIMED_OUT: JobTimedOut, JobState
 
 def describe_error(status: JobStatus) -> str:
     """One line saying why a job ended without a result."""
-    error = status.error or {}
-    where = f"piece {error['piece']}: " if error.get("piece") is not None else ""
-    stage = f"[{error['stage']}] " if error.get("stage") else ""
-    kind = f"{error['type']}: " if error.get("type") else ""
-    return f"job {status.id} {status.state.value}: {stage}{where}{kind}{error.get('message', 'no error recorded')}"
-
+    info = status.error_info or ErrorInfo()
+    return f"job {status.id} {status.state.value}: {info.describe()}"
 
 class Job:
     """A handle on one job. Cheap to create; every method reads the store afresh."""
@@ -56,15 +53,7 @@ class Job:
         self, source: str | None = None, destination: str | None = None, inputs: dict[str, str] | None = None
     ) -> "Job":
         """Set the draft job's source, destination and/or named inputs (checked at once)."""
-        fields: dict[str, Any] = {}
-        storages = self.client.storages
-        if source is not None:
-            fields["source"] = guards.uri(storages, "source", source)
-        if destination is not None:
-            fields["destination"] = guards.uri(storages, "destination", destination)
-        if inputs is not None:
-            fields["inputs"] = guards.inputs(storages, inputs, self.client.settings.max_inputs)
-        self._update_draft(fields)
+        self._edit(JobRequest(source=source, destination=destination, inputs=inputs))
         return self
 
     def set_params(
@@ -74,14 +63,9 @@ class Job:
         assembler: dict[str, Any] | None = None,
     ) -> "Job":
         """Set the draft job's params; validated at once (raises InvalidParams)."""
-        current = self.status()
-        params = dict(current.params)
-        for kind, section in (("app", app), ("partitioner", partitioner), ("assembler", assembler)):
-            if section is not None:
-                params[kind] = section
-        guards.params(params, self.client.settings.max_params_bytes)
-        validate_params(self.client.template(current.template), params)
-        self._update_draft({"params": params})
+        sections = {kind: section for kind, section in (("app", app), ("partitioner", partitioner),
+                                                         ("assembler", assembler)) if section is not None}
+        self._edit(JobRequest(params=sections))
         return self
 
     def run(
@@ -96,11 +80,9 @@ class Job:
                         max_retries=max_retries)
         return self
 
-    def _update_draft(self, fields: dict[str, Any]) -> None:
-        state = self.status().state
-        if state is not JobState.DRAFT:
-            raise IllegalTransition(f"job {self.id} is {state.value}; only a draft job can be changed")
-        self.client.store.update(self.id, **fields)
+    def _edit(self, changes: JobRequest) -> None:
+        """A draft edit, through the one owner of drafts (:mod:`runner.admission`)."""
+        admission.edit_draft(self.client.services, self.client.org, self.id, changes)
 
     # -- following a job ---------------------------------------------------------------
     def wait(self, timeout: float | None = None, progress: bool = False) -> Any:

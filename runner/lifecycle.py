@@ -19,7 +19,7 @@ from celery import Celery
 from runner.artifacts import write_output
 from runner.config import Settings
 from runner.dispatch import stop_tasks
-from runner.models import JobState
+from runner.models import ErrorInfo, JobState
 from runner.storage import Storages
 from runner.store import StatusStore
 
@@ -42,7 +42,7 @@ def end_job(
     job_id: str,
     target: JobState,
     *,
-    error: dict[str, Any] | None = None,
+    error: ErrorInfo | dict[str, Any] | None = None,
     result_summary: dict[str, Any] | None = None,
     result: str | None = None,
     spare_task: str | None = None,
@@ -50,6 +50,8 @@ def end_job(
     """Move the job to the final state ``target`` — once — and stop its tasks (all but
     ``spare_task``, the caller's own). ``result`` (the assembled output as JSON) is stored
     before anything else. Returns whether this call ended the job."""
+    if isinstance(error, ErrorInfo):
+        error = error.as_dict()
     store = services.store
     fields: dict[str, Any] = {"finished_at": time.time()}
     if error is not None:
@@ -77,11 +79,6 @@ def _ending_line(target: JobState, error: dict[str, Any] | None, seconds: float)
     took = f" after {seconds:.2f}s" if 0 < seconds < 10 * 365 * 86400 else ""
     if target is JobState.COMPLETED:
         return {"level": "INFO", "source": "runner", "msg": f"completed{took}"}
-    why = ""
-    if error:
-        where = f"[{error['stage']}] " if error.get("stage") else ""
-        piece = f"piece {error['piece']}: " if error.get("piece") is not None else ""
-        kind = f"{error['type']}: " if error.get("type") else ""
-        why = f": {where}{piece}{kind}{error.get('message', '')}"
+    why = f": {ErrorInfo.model_validate(error).describe()}" if error else ""
     level = "WARNING" if target is JobState.CANCELLED else "ERROR"
     return {"level": level, "source": "runner", "msg": f"{target.value.replace('_', ' ')}{took}{why}"}

@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field, ValidationError, computed_field
 
 from runner.errors import InvalidParams
 
-__all__ = ["JobState", "JobStatus", "LogLine", "RunOptions", "WorkerInfo", "TRANSITIONS", "FINAL_STATES", "allowed_sources"]
+__all__ = ["JobState", "JobStatus", "ErrorInfo", "LogLine", "RunOptions", "WorkerInfo", "TRANSITIONS", "FINAL_STATES", "allowed_sources"]
 
 
 class JobState(enum.StrEnum):
@@ -65,6 +65,29 @@ def allowed_sources(target: JobState) -> list[JobState]:
     return [state for state, targets in TRANSITIONS.items() if target in targets]
 
 
+class ErrorInfo(BaseModel, extra="allow"):
+    """Why a job ended without a result, as its record stores it (a plain object, so the
+    record's format and the API's output stay what they were): the stage, the piece (if
+    one), the exception's type and message, and whatever else the writer knew
+    (``traceback``, ``attempts``, ``pieces``). :meth:`describe` is the one way to say it."""
+
+    stage: str | None = None
+    piece: int | None = None
+    type: str | None = None
+    message: str | None = None
+
+    def describe(self) -> str:
+        """``[stage] piece N: Type: message`` — each part only when known."""
+        stage = f"[{self.stage}] " if self.stage else ""
+        piece = f"piece {self.piece}: " if self.piece is not None else ""
+        kind = f"{self.type}: " if self.type else ""
+        return f"{stage}{piece}{kind}{self.message if self.message is not None else 'no error recorded'}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The record's form: the known fields only."""
+        return self.model_dump(exclude_none=True)
+
+
 class JobStatus(BaseModel):
     """A snapshot of one job's record in the status store."""
 
@@ -101,6 +124,11 @@ class JobStatus(BaseModel):
     @property
     def is_final(self) -> bool:
         return self.state.is_final
+
+    @property
+    def error_info(self) -> ErrorInfo | None:
+        """The recorded error as an :class:`ErrorInfo` (None when there is none)."""
+        return ErrorInfo.model_validate(self.error) if self.error else None
 
     @property
     def duration(self) -> float | None:

@@ -13,11 +13,10 @@ import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from runner import guards
-from runner.checks import check_job
-from runner.errors import InvalidParams, InvalidSchedule, SourceError, TemplateNotFound
-from runner.models import JobStatus, RunOptions
-from runner.params import validate_params
+from runner import admission
+from runner.admission import JobRequest
+from runner.errors import InvalidParams, InvalidSchedule
+from runner.models import JobStatus
 from runner.schedule_store import ScheduleStore
 from runner.scheduler import fire, last_success, overdue_since
 from runner.schedules import NAME_PATTERN, CatchUp, ScheduleInfo, ScheduleSpec, parse_duration, timing_errors
@@ -71,7 +70,7 @@ class Schedule:
         """Submit one run at once, outside the timetable (no overlap check); returns its job."""
         from runner.job import Job
 
-        firing = fire(self.client, self._schedules, self.spec(), time.time(), overlap=False)
+        firing = fire(self.client.services, self._schedules, self.spec(), time.time(), overlap=False)
         if firing.job_id is None:
             raise InvalidSchedule([("run_now", firing.skipped or "not submitted")])
         return Job(self.client, firing.job_id)
@@ -125,9 +124,9 @@ def create_schedule(
             expected = parse_duration(expected_interval, "expected_interval")
         except ValueError as exc:
             errors.append(("expected_interval", str(exc)))
-    errors += _job_errors(client, tmpl, job)
+    errors += _job_errors(client, tmpl.ref, job)
     if errors:
-        raise InvalidSchedule(list(dict.fromkeys(errors)))  # the source is checked twice
+        raise InvalidSchedule(list(dict.fromkeys(errors)))
     now = time.time()
     spec = ScheduleSpec(
         name=name, org=client.org, template=tmpl.ref, every=parse_duration(every) if every is not None else None,
@@ -151,27 +150,14 @@ def _policy_errors(name: str, catch_up: Any, max_concurrent: Any) -> list[tuple[
     return errors
 
 
-def _job_errors(client: "Client", tmpl: Any, job: dict[str, Any]) -> list[tuple[str, str]]:
-    """Every problem ``submit`` would raise for this job, collected instead of raised."""
-    errors: list[tuple[str, str]] = []
-    settings, storages = client.settings, client.storages
-    checks = [
-        lambda: validate_params(tmpl, guards.params(job.get("params"), settings.max_params_bytes)),
-        lambda: RunOptions.checked(settings.max_timeout_seconds, test=bool(job.get("test")),
-                                   **{k: job.get(k) for k in ("task_timeout", "job_timeout", "max_retries")}),
-        lambda: client._check_inputs(tmpl, job.get("inputs")),
-        lambda: check_job(storages, tmpl, guards.uri(storages, "source", job.get("source", "bypass:")),
-                          guards.uri(storages, "destination", job.get("destination", "bypass:"))),
-        lambda: guards.retention(job.get("retention_hours")),
-    ]
-    for check in checks:
-        try:
-            check()
-        except InvalidParams as exc:
-            errors += exc.errors
-        except (SourceError, TemplateNotFound) as exc:
-            errors.append(("source", str(exc)))
-    return errors
+def _job_errors(client: "Client", template: str, job: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every problem ``submit`` would raise for this job, collected instead of raised
+    (the one admission check, each error under its own field)."""
+    try:
+        admission.check(client.services, JobRequest.of(template, job), collect=True)
+    except InvalidParams as exc:
+        return list(exc.errors)
+    return []
 
 
 def list_schedules(client: "Client") -> list[ScheduleInfo]:

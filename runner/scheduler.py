@@ -2,13 +2,11 @@
 
 It claims due times (the compare-and-set in :mod:`runner.schedule_store`; why there is
 no beat process is in :mod:`runner.schedules`), applies the catch-up and overlap
-policies, submits each firing through ``Client.submit`` and watches ``expected_interval``.
-A sweeper that dies between winning a claim and queueing the job loses that one due time
-(at most once, never twice); the next due time fires as usual.
-
-The worker side reaches ``runner.client`` only through here, lazily (``_client``): a
-firing must be exactly a submit, and ``Client.submit`` is the one place that says what a
-submit is. When the client's queue path becomes a function of its own, call that instead.
+policies, admits each firing through :mod:`runner.admission` (exactly a submit's checks
+and writes, with the worker's own store and Celery app: no ``Client``, no second app) and
+watches ``expected_interval``. A sweeper that dies between winning a claim and queueing
+the job loses that one due time (at most once, never twice); the next due time fires as
+usual.
 """
 
 from __future__ import annotations
@@ -19,17 +17,15 @@ import secrets
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
 
-from runner.config import Settings
+from runner import admission
+from runner.admission import JobRequest
 from runner.errors import RunnerError
+from runner.lifecycle import Services
 from runner.models import JobState
 from runner.schedule_store import ScheduleStore
 from runner.schedules import Firing, ScheduleSpec
 from runner.store import StatusStore
-
-if TYPE_CHECKING:
-    from runner.client import Client
 
 __all__ = ["sweep", "fire", "check_overdue", "last_success", "SWEEP_LIMIT"]
 
@@ -37,45 +33,30 @@ SWEEP_LIMIT = 500  # due schedules one sweep looks at (the rest wait for the nex
 RECENT = 20  # a schedule's newest jobs read for overlap and last success
 FIRE_THREADS = 8  # firings one sweeper runs at once
 log = logging.getLogger("runner.scheduler")
-_clients: dict[tuple[int, str], "Client"] = {}
 _executor: ThreadPoolExecutor | None = None
 _lock = threading.Lock()
 
 
-def _client(settings: Settings, org: str) -> "Client":
-    """One client per org and settings in this process: firings queue exactly like
-    ``Client.submit`` (imported lazily: the worker side only reaches it through here)."""
-    from runner.client import Client
-
-    key = (id(settings), org)
-    with _lock:
-        if key not in _clients:
-            _clients[key] = Client(settings=settings, org=org)
-            _clients[key].celery  # built once here, not by racing firing threads
-        return _clients[key]
-
-
-def sweep(settings: Settings, now: float | None = None) -> int:
+def sweep(services: Services, now: float | None = None) -> int:
     """Fire every due schedule this sweeper wins and check overdue ones; returns how
     many due times this call claimed. Firings run on ``FIRE_THREADS`` threads: a firing
     is some 25 Redis round trips, and a cron minute may make thousands due at once."""
     now_ms = round((now or time.time()) * 1000)
-    client = _client(settings, settings.org)
-    schedules = ScheduleStore(client.store)
+    schedules = ScheduleStore(services.store)
     due = schedules.due(now_ms, SWEEP_LIMIT)
     random.shuffle(due)  # several sweepers start at different ends: fewer lost races
     if len(due) > 1:
-        claimed = sum(_pool().map(lambda item: _claim_and_fire(settings, schedules, *item, now_ms), due))
+        claimed = sum(_pool().map(lambda item: _claim_and_fire(services, schedules, *item, now_ms), due))
     else:
-        claimed = sum(_claim_and_fire(settings, schedules, member, due_ms, now_ms) for member, due_ms in due)
+        claimed = sum(_claim_and_fire(services, schedules, member, due_ms, now_ms) for member, due_ms in due)
     for member, at_ms in schedules.checks(now_ms, SWEEP_LIMIT):
         found = schedules.find(member)
         if found is not None:
-            check_overdue(client.store, schedules, found[0], found[1], at_ms, now_ms)
+            check_overdue(services.store, schedules, found[0], found[1], at_ms, now_ms)
     return claimed
 
 
-def _claim_and_fire(settings: Settings, schedules: ScheduleStore, member: str, due_ms: int, now_ms: int) -> int:
+def _claim_and_fire(services: Services, schedules: ScheduleStore, member: str, due_ms: int, now_ms: int) -> int:
     """Claim one schedule's due time (1 if this sweeper won it) and fire what catch-up says."""
     found = schedules.find(member)
     if found is None:
@@ -89,7 +70,7 @@ def _claim_and_fire(settings: Settings, schedules: ScheduleStore, member: str, d
         schedules.add_event(spec, "caught_up", missed=passed, fired=len(times), policy=spec.catch_up.value,
                             at=f"{now_ms / 1000:.3f}")
     for t in times:
-        fire(_client(settings, spec.org), schedules, spec, t / 1000)
+        fire(services, schedules, spec, t / 1000)
     return 1
 
 
@@ -101,21 +82,22 @@ def _pool() -> ThreadPoolExecutor:
         return _executor
 
 
-def fire(client: "Client", schedules: ScheduleStore, spec: ScheduleSpec, due: float,
+def fire(services: Services, schedules: ScheduleStore, spec: ScheduleSpec, due: float,
          overlap: bool = True) -> Firing:
     """Submit the schedule's job for ``due`` (or record why not) and note the firing.
 
     With ``overlap``, a due time whose earlier runs have not ended (``max_concurrent``)
     is ``skipped`` with the reason instead of piling up jobs."""
-    running = _unfinished(client.store, schedules, spec) if overlap else []
+    running = _unfinished(services.store, schedules, spec) if overlap else []
     if len(running) >= spec.max_concurrent:
         job_id, state = running[0]
         firing = Firing(due=due, skipped=f"previous run {job_id} still {state} (max_concurrent={spec.max_concurrent})")
     else:
         try:
-            job = client.submit(spec.template, **{"name": spec.name, **spec.job})
-            client.store.update(job.id, schedule=spec.name, due_at=due)
-            firing = Firing(due=due, job_id=job.id)
+            request = JobRequest.of(spec.template, {"name": spec.name, **spec.job})
+            job_id = admission.admit(services, spec.org, request, who=f"schedule {spec.name}",
+                                     extra_fields={"schedule": spec.name, "due_at": due})
+            firing = Firing(due=due, job_id=job_id)
         except RunnerError as exc:  # e.g. a source gone since create: the next due time tries again
             firing = Firing(due=due, skipped=f"submit failed: {exc}")
     schedules.record(spec, firing)

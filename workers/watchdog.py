@@ -54,7 +54,7 @@ def start_watchdog(celery: Celery, stop: threading.Event) -> threading.Thread:
             try:
                 sweep(celery)
                 leases.recover(celery)
-                scheduler.sweep(runtime.settings())  # recurring jobs: runner/schedules.py says why here
+                scheduler.sweep(runtime.services(celery))  # recurring jobs: runner/schedules.py says why here
             except Exception:  # the store may be restarting: the next sweep retries
                 log.exception("watchdog sweep failed")
 

@@ -16,6 +16,7 @@ import logging
 import mimetypes
 import posixpath
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -23,21 +24,24 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from runner.api.bytenite_models import (
-    ERROR_RESPONSES, DataSourceBody, GenericResponse, JobCreateBody, JobEnvelope, JobList, JobParams, LogsBody,
+    ERROR_RESPONSES, DataSourceBody, GenericResponse, JobConfig, JobCreateBody, JobEnvelope, JobList, JobParams, LogsBody,
     LogsResponse, Pagination, ResultLink, Results, RunBody, TemplateInfo,
 )
 from runner.api.bytenite_views import (
     RESULT_JSON, Descriptor, descriptor_uri, group_logs, job_view, output_prefix, sign, signature_ok,
 )
 from runner.api.deps import CurrentPrincipal, OrgClient, api_state
-from runner.api.errors import ApiError, FieldError, params_errors
-from runner.api.records import extra_fields, requester
-from runner.api.templates import check_params, template_view
+from runner.api.errors import ApiError, FieldError, Loc
+from runner.api.records import extra_fields, queued_by, requester
+from runner.api.templates import template_view
+from runner import admission
+from runner.admission import JobRequest
 from runner.artifacts import check_name
 from runner.client import Client
 from runner.errors import InvalidParams, JobNotFound, SourceError, TemplateNotFound
 from runner.job import Job
 from runner.models import JobState, JobStatus
+from runner.registry import KINDS
 
 __all__ = ["router"]
 
@@ -68,11 +72,25 @@ def _template_ref(client: Client, template_id: str) -> str:
         raise ApiError(422, "unknown_template", str(exc), [FieldError(("templateId",), str(exc), "unknown_template")])
 
 
-def _check_params(client: Client, ref: str, params: dict[str, Any], root: tuple[str, ...] = ()) -> None:
+# Admission's field names → ByteNite's (``config.jobTimeout``, ``dataSource``); params
+# paths (``app.x``) go under ``params``.
+_FIELDS: dict[str, Loc] = {"task_timeout": ("config", "taskTimeout"), "job_timeout": ("config", "jobTimeout"),
+                           "test": ("config", "isTestJob"), "source": ("dataSource",),
+                           "destination": ("dataDestination",)}
+
+
+def _loc(path: str) -> Loc:
+    parts = tuple(path.split("."))
+    return _FIELDS.get(path) or (("params", *parts) if parts[0] in KINDS else parts)
+
+
+@contextmanager
+def _bytenite_fields() -> Iterator[None]:
+    """Admission's InvalidParams as a 422 naming each field as ByteNite's clients sent it."""
     try:
-        check_params(client, ref, params)
+        yield
     except InvalidParams as exc:
-        fields = params_errors(exc, root)
+        fields = [FieldError(_loc(path), message, "invalid_params") for path, message in exc.errors]
         raise ApiError(422, "invalid_params", "; ".join(f"{f.path}: {f.msg}" for f in fields), fields) from None
 
 
@@ -94,18 +112,19 @@ def _draft(client: Client, job_id: str) -> tuple[Job, JobStatus]:
     return job, status
 
 
-def _apply_descriptors(client: Client, job: Job, status: JobStatus, found: dict[str, Descriptor]) -> None:
-    if not found:
-        return
-    source = found.get("dataSource")
-    destination = found.get("dataDestination")
-    job.set_datasource(source=source.uri_for(client, job.id) if source else None,
-                       destination=destination.uri_for(client, job.id) if destination else None)
+def _datasource(client: Client, job_id: str, found: dict[str, Descriptor]) -> dict[str, Any]:
+    """The request fields a job's descriptors set: its source and destination URIs."""
+    return {field: found[key].uri_for(client, job_id) for key, field in (("dataSource", "source"),
+                                                                         ("dataDestination", "destination"))
+            if key in found}
+
+
+def _warnings(job_id: str, status: JobStatus | None, found: dict[str, Descriptor]) -> dict[str, Any]:
+    """The record field carrying the descriptors' warnings (logged too), if any."""
     warnings = [w for d in found.values() for w in d.warnings]
-    if warnings:
-        for warning in warnings:
-            log.warning("job %s: %s", job.id, warning)
-        client.store.update(job.id, warnings=[*status.warnings, *warnings])
+    for warning in warnings:
+        log.warning("job %s: %s", job_id, warning)
+    return {"warnings": [*(status.warnings if status else []), *warnings]} if warnings else {}
 
 
 def _envelope(client: Client, job_id: str) -> JobEnvelope:
@@ -137,28 +156,21 @@ def create_job(body: JobCreateBody, client: OrgClient) -> JobEnvelope:
     yet run; data source, destination, params and config may come now or later.
     Everything is checked before anything is written."""
     ref = _template_ref(client, body.templateId)
-    existing = _existing_draft(client, body.jobId, ref) if body.jobId else None
+    existing = _existing_draft(client, body.jobId, ref)[1] if body.jobId else None
     found = _descriptors(client, body)
-    params = body.params.sections() if body.params else {}
-    if params:
-        _check_params(client, ref, {**(existing[1].params if existing else {}), **params}, ("params",))
-    if existing:
-        job, status = existing
-    else:
-        job = client.create(ref, name=body.name)
-        status = job.status()
-    _apply_descriptors(client, job, status, found)
-    if params:
-        job.set_params(**params)
-    fields: dict[str, Any] = {k: v for k, v in body.model_dump(include={"name", "description"}).items()
-                              if k in body.model_fields_set or not existing}
-    if body.config:
-        fields.update({k: v for k, v in (("task_timeout", body.config.taskTimeout),
-                                         ("job_timeout", body.config.jobTimeout),
-                                         ("test", body.config.isTestJob)) if v is not None})
-    if fields:
-        client.store.update(job.id, **fields)
-    return _envelope(client, job.id)
+    job_id = existing.id if existing else admission.new_job_id()
+    config = body.config or JobConfig()
+    request = JobRequest(template=ref, params=body.params.sections() if body.params else None,
+                         name=body.name, task_timeout=config.taskTimeout, job_timeout=config.jobTimeout,
+                         test=config.isTestJob, **_datasource(client, job_id, found))
+    extra = {**_warnings(job_id, existing, found),
+             **({"description": body.description} if "description" in body.model_fields_set or not existing else {})}
+    with _bytenite_fields():
+        if existing:
+            admission.edit_draft(client.services, client.org, job_id, request, extra_fields=extra)
+        else:
+            admission.admit(client.services, client.org, request, draft=True, job_id=job_id, extra_fields=extra)
+    return _envelope(client, job_id)
 
 
 @router.get("/jobs", response_model=JobList)
@@ -184,29 +196,31 @@ def get_job(jobId: JobId, client: OrgClient) -> JobEnvelope:
 @router.patch("/jobs/{jobId}/datasource", response_model=JobEnvelope)
 def set_datasource(jobId: JobId, body: DataSourceBody, client: OrgClient) -> JobEnvelope:
     """Set a new job's data source and/or destination (409 once it has run)."""
-    job, status = _draft(client, jobId)
-    _apply_descriptors(client, job, status, _descriptors(client, body))
+    status = client.get(jobId).status()
+    found = _descriptors(client, body)
+    with _bytenite_fields():
+        admission.edit_draft(client.services, client.org, jobId, JobRequest(**_datasource(client, jobId, found)),
+                             extra_fields=_warnings(jobId, status, found))
     return _envelope(client, jobId)
 
 
 @router.patch("/jobs/{jobId}/params", response_model=JobEnvelope)
 def set_params(jobId: JobId, body: JobParams, client: OrgClient) -> JobEnvelope:
     """Set a new job's params, validated at once against the template."""
-    job, status = _draft(client, jobId)
-    sections = body.sections()
-    _check_params(client, status.template, {**status.params, **sections})
-    if sections:
-        job.set_params(**sections)
+    client.get(jobId)
+    with _bytenite_fields():
+        admission.edit_draft(client.services, client.org, jobId, JobRequest(params=body.sections()))
     return _envelope(client, jobId)
 
 
 @router.post("/jobs/{jobId}/run", response_model=GenericResponse)
-def run_job(jobId: JobId, client: OrgClient, body: RunBody | None = None) -> GenericResponse:
+def run_job(jobId: JobId, client: OrgClient, who: CurrentPrincipal, body: RunBody | None = None) -> GenericResponse:
     """Queue a new job, with ``{taskTimeout, jobTimeout, isTestJob}`` or ``{"config": {...}}``."""
     config = (body or RunBody()).merged()
-    job, status = _draft(client, jobId)
-    test = status.test if config.isTestJob is None else config.isTestJob
-    job.run(task_timeout=config.taskTimeout, job_timeout=config.jobTimeout, test=test)
+    client.get(jobId)
+    options = JobRequest(task_timeout=config.taskTimeout, job_timeout=config.jobTimeout, test=config.isTestJob)
+    with _bytenite_fields():
+        admission.queue_draft(client.services, client.org, jobId, options, who=queued_by(who))
     return GenericResponse(message=f"job {jobId} queued")
 
 

@@ -164,7 +164,7 @@ def to_problem(exc: Exception) -> Problem | None:
     if isinstance(exc, (JobNotFound, TemplateNotFound)):
         return Problem(404, "not_found", str(exc))
     if isinstance(exc, IllegalTransition):
-        return Problem(409, "conflict", str(exc))
+        return Problem(409, "conflict", str(exc), extra={"state": exc.state} if exc.state else {})
     if isinstance(exc, SourceError):
         return Problem(422, "invalid_uri", str(exc))
     return None

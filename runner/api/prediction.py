@@ -19,9 +19,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from runner import admission
+from runner.admission import JobRequest
 from runner.api.deps import CurrentPrincipal, OrgClient, api_state
 from runner.api.errors import ApiError, FieldError
-from runner.api.records import extra_fields, requester
+from runner.api.records import extra_fields, queued_by, requester
 from runner.api.prediction_models import (
     ERROR_RESPONSES, RESULT_ROLE, Binding, JobPut, PredictionJob, Role, RoleBinding, SetupBody, Source, SourceBody,
     SourceVersion, SourceVersionBody,
@@ -236,22 +238,20 @@ def setup_job(body: SetupBody, client: OrgClient, who: CurrentPrincipal) -> Pred
     root: Loc = ("job", "role_bindings") if body.job.role_bindings is not None else ("role_bindings",)
     inputs, types = _inputs(client, view, body.role_bindings or body.job.role_bindings or [], root, body.job.active)
     retention = body.job.retention_hours or (body.source and body.source.retention_hours) or None
-    if body.job.active:
-        job = client.submit(view["ref"], inputs=inputs, name=body.job.name, retention_hours=retention)
-    else:
-        job = client.create(view["ref"], name=body.job.name, retention_hours=retention)
-        if inputs:
-            job.set_datasource(inputs=inputs)
+    job_id = admission.new_job_id()
     minutes = body.job.expectedintervalminutes
-    hint = {"expected_interval_minutes": minutes} if minutes else None
-    fields: dict[str, Any] = {"schedule_hint": hint, "input_types": types}
+    fields: dict[str, Any] = {"schedule_hint": {"expected_interval_minutes": minutes} if minutes else None,
+                              "input_types": types}
     if body.job.active and minutes:  # a standing configuration: it runs again every interval
+        fields["schedule"] = _schedule_name(job_id)
+    request = JobRequest(template=view["ref"], inputs=inputs or None, name=body.job.name, retention_hours=retention)
+    admission.admit(client.services, client.org, request, draft=not body.job.active, job_id=job_id,
+                    extra_fields=fields, who=queued_by(who))
+    if "schedule" in fields:
         every = f"{minutes}m"
-        client.schedule(view["ref"], name=_schedule_name(job.id), every=every, expected_interval=every,
+        client.schedule(view["ref"], name=fields["schedule"], every=every, expected_interval=every,
                         inputs=inputs, retention_hours=retention)
-        fields["schedule"] = _schedule_name(job.id)
-    client.store.update(job.id, **fields)
-    return _read(client, job.id)
+    return _read(client, job_id)
 
 
 def _schedule_name(job_id: str) -> str:
@@ -285,7 +285,7 @@ def get_job(job_id: JobId, client: OrgClient) -> PredictionJob:
 
 
 @router.put("/jobs/{job_id}", response_model=PredictionJob)
-def put_job(job_id: JobId, body: JobPut, client: OrgClient) -> PredictionJob:
+def put_job(job_id: JobId, body: JobPut, client: OrgClient, who: CurrentPrincipal) -> PredictionJob:
     """Change a draft (``name``, ``role_bindings``, ``expectedintervalminutes``); ``active:
     true`` runs it. 409 for a job that is no longer a draft."""
     job = client.get(job_id)
@@ -303,16 +303,15 @@ def put_job(job_id: JobId, body: JobPut, client: OrgClient) -> PredictionJob:
         types = client.store.fields(job_id, "input_types")["input_types"] or {}
         bindings = [RoleBinding(role=r, input_id=u, input_type=types.get(r)) for r, u in status.inputs.items()]
     inputs, types = _inputs(client, view, bindings, ("role_bindings",), bool(body.active))
-    job.set_datasource(inputs=inputs)
     fields: dict[str, Any] = {"input_types": types}
     if "name" in body.model_fields_set:
         fields["name"] = body.name
     if "expectedintervalminutes" in body.model_fields_set:
         minutes = body.expectedintervalminutes
         fields["schedule_hint"] = {"expected_interval_minutes": minutes} if minutes else None
-    client.store.update(job_id, **fields)
+    admission.edit_draft(client.services, client.org, job_id, JobRequest(inputs=inputs), extra_fields=fields)
     if body.active:
-        job.run()
+        admission.queue_draft(client.services, client.org, job_id, who=queued_by(who))
     return _read(client, job_id)
 
 

@@ -26,6 +26,11 @@ def extra_fields(client: Client, job_ids: list[str], *names: str) -> list[dict[s
     return [{name: (json.loads(raw) if raw is not None else None) for name, raw in zip(names, row)} for row in rows]
 
 
+def queued_by(who: Principal) -> str:
+    """Who queued a job, as its first log line says it: the API key and its org."""
+    return f"API key {who.key_id} (org {who.org})"
+
+
 def requester(who: Principal) -> str:
     """Who cancelled, as the job's error says it: the API key (never the server's user)."""
     return f"API key {who.key_id}"

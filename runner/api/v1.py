@@ -24,11 +24,12 @@ from runner.api.templates import template_view, template_views
 from runner.api.v1_models import (
     ERROR_RESPONSES, ArtifactList, JobCreate, JobPage, JobPatch, JobResult, JobRetry, JobRun, LogPage,
 )
-from runner.job import Job
+from runner import admission
+from runner.admission import JobRequest
+from runner.api.records import queued_by
 from runner.errors import SourceError
+from runner.job import Job
 from runner.models import JobState, JobStatus
-from runner.params import validate_params
-from runner.catalog import TemplateInfo
 
 __all__ = ["router"]
 
@@ -43,15 +44,6 @@ def _uri_fields(source: str | None, destination: str | None, inputs: dict[str, s
             **{("inputs", name): uri for name, uri in (inputs or {}).items()}}
 
 
-def _check_input_names(tmpl: TemplateInfo, inputs: dict[str, str] | None) -> None:
-    """422 naming each input the template does not declare (a draft may still lack some)."""
-    declared = ", ".join(tmpl.inputs) or "none"
-    unknown = [FieldError(("inputs", name), f"unknown input; template {tmpl.ref} declares: {declared}",
-                          "unknown_input") for name in (inputs or {}) if name not in tmpl.inputs]
-    if unknown:
-        raise ApiError(422, "invalid_inputs", "; ".join(f"{f.path}: {f.msg}" for f in unknown), unknown)
-
-
 def _by(who: Principal) -> str:
     """Who cancelled, as the job's error says it: the API key (never the server's user)."""
     return f"API key {who.key_id}"
@@ -62,24 +54,13 @@ def _view(job: Job) -> JobStatus:
 
 
 @router.post("/jobs", status_code=201, response_model=JobStatus)
-def create_job(body: JobCreate, client: OrgClient) -> JobStatus:
+def create_job(body: JobCreate, client: OrgClient, who: CurrentPrincipal) -> JobStatus:
     """Submit a job (queued at once), or with ``draft: true`` create a draft to configure."""
-    tmpl = find_template(client, body.template)
+    find_template(client, body.template)
     check_uris(client, _uri_fields(body.source, body.destination, body.inputs))
-    if not body.draft:
-        job = client.submit(tmpl.ref, source=body.source, destination=body.destination, params=body.params,
-                            inputs=body.inputs, name=body.name, task_timeout=body.task_timeout,
-                            job_timeout=body.job_timeout, max_retries=body.max_retries,
-                            retention_hours=body.retention_hours, test=body.test)
-        return _view(job)
-    if body.params:
-        validate_params(tmpl, body.params)
-    _check_input_names(tmpl, body.inputs)
-    job = client.create(tmpl.ref, name=body.name, retention_hours=body.retention_hours)
-    job.set_datasource(source=body.source, destination=body.destination, inputs=body.inputs)
-    if body.params:
-        job.set_params(**body.params)
-    return _view(job)
+    request = JobRequest(**body.model_dump(exclude={"draft"}))
+    job_id = admission.admit(client.services, client.org, request, draft=body.draft, who=queued_by(who))
+    return client.store.get(job_id, client.org)
 
 
 @router.get("/jobs", response_model=JobPage)
@@ -104,23 +85,11 @@ def get_job(job_id: JobId, client: OrgClient) -> JobStatus:
 def patch_job(job_id: JobId, body: JobPatch, client: OrgClient) -> JobStatus:
     """Change a draft's source, destination, inputs, params (validated at once) or name; 409
     for a job that is no longer a draft."""
-    job = client.get(job_id)
-    current = job.status()
-    if current.state is not JobState.DRAFT:
-        raise ApiError(409, "not_a_draft", f"job {job_id} is {current.state.value}; only a draft job can be changed",
-                       extra={"state": current.state.value})
-    tmpl = client.template(current.template)
+    client.get(job_id)
     check_uris(client, _uri_fields(body.source, body.destination, body.inputs))
-    _check_input_names(tmpl, body.inputs)
-    if body.params is not None:
-        validate_params(tmpl, {**current.params, **body.params})
-    if body.source is not None or body.destination is not None or body.inputs is not None:
-        job.set_datasource(source=body.source, destination=body.destination, inputs=body.inputs)
-    if body.params is not None:
-        job.set_params(**body.params)
-    if "name" in body.model_fields_set:
-        client.store.update(job_id, name=body.name)
-    return _view(job)
+    extra = {"name": None} if "name" in body.model_fields_set and body.name is None else None
+    admission.edit_draft(client.services, client.org, job_id, JobRequest(**body.model_dump()), extra_fields=extra)
+    return client.store.get(job_id, client.org)
 
 
 @router.post("/jobs/{job_id}/run", response_model=JobStatus)

@@ -1,0 +1,353 @@
+"""Job admission: the one door by which a job enters Runner.
+
+Every way to make a job — ``Client.submit``/``create``/``run``, a ``Job`` handle's draft
+edits, a schedule's firing, the three HTTP API families and whatever comes next — states
+what it wants as a :class:`JobRequest` and comes through here. So each check runs once,
+in one order (guards → template → options → params → inputs → source/destination →
+retention), and a new caller cannot forget one: the 200-day ByteNite ``jobTimeout`` that
+slipped past ``RUNNER_MAX_TIMEOUT_SECONDS`` was a check one door had and another lacked.
+
+Only this module writes a new job record (``store.create``) and sends a partition task
+(``send_partition``); ``tests/test_boundaries.py`` holds it to that. It takes the
+lifecycle's :class:`~runner.lifecycle.Services`, never a ``Client``: a worker's scheduler
+admits through the worker's own Celery app and store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from runner import guards, joblog
+from runner.catalog import TemplateInfo, find_template
+from runner.checks import check_destination, check_source
+from runner.dispatch import send_partition, send_resume
+from runner.errors import IllegalTransition, InvalidParams, RunnerError, SourceError, TemplateNotFound
+from runner.fleet import unserved_queues
+from runner.lifecycle import Services, end_job
+from runner.models import ErrorInfo, JobState, RunOptions
+from runner.params import validate_params
+
+__all__ = ["JobRequest", "Checked", "check", "admit", "edit_draft", "queue_draft", "retry_failed", "new_job_id"]
+
+OPTIONS = ("task_timeout", "job_timeout", "max_retries", "test")
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """What a caller asks for, in ``Client.submit``'s terms; ``None`` is "not given".
+
+    Values are as the caller sent them (any type): :func:`check` is what vets them, so a
+    bad one becomes a field error rather than a ``TypeError`` here.
+    """
+
+    template: Any = None
+    source: Any = None
+    destination: Any = None
+    params: Any = None
+    inputs: Any = None
+    name: Any = None
+    task_timeout: Any = None
+    job_timeout: Any = None
+    max_retries: Any = None
+    retention_hours: Any = None
+    test: Any = None
+
+    @classmethod
+    def of(cls, template: Any, fields: dict[str, Any]) -> "JobRequest":
+        """A request from submit's keywords (a schedule's stored job); an unknown key is a
+        field error, not a ``TypeError``."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = [(key, f"unknown job option; use {', '.join(sorted(known - {'template'}))}")
+                   for key in fields if key not in known]
+        if unknown:
+            raise InvalidParams(unknown)
+        return cls(template=template, **fields)
+
+    def given(self) -> dict[str, Any]:
+        """The fields the caller set (not ``None``), template excluded."""
+        return {f.name: v for f in dataclasses.fields(self) if f.name != "template" and (v := getattr(self, f.name))
+                is not None}
+
+
+@dataclass
+class Checked:
+    """A request that passed :func:`check`: its template and its values, normalised."""
+
+    template: TemplateInfo
+    values: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    options: RunOptions = field(default_factory=RunOptions)
+
+
+def new_job_id() -> str:
+    """A fresh job id (a caller that must name the job before admitting it, e.g. to build
+    an upload URI from it, asks here)."""
+    return secrets.token_hex(8)
+
+
+# -- checking ---------------------------------------------------------------------------
+
+def check(services: Services, request: JobRequest, *, draft: bool = False, collect: bool = False) -> Checked:
+    """Every check a job must pass, in order; with ``collect`` every error (as one
+    :class:`InvalidParams` naming each field), else the first error as raised.
+
+    A ``draft`` may lack what it needs to run (a source its partitioner reads, required
+    inputs): those are checked by :func:`queue_draft` on the merged record.
+    """
+    checked = Checked(template=None)  # type: ignore[arg-type]
+    errors: list[tuple[str, str]] = []
+    for where, step in _steps(services, request, checked, draft):
+        try:
+            step()
+        except InvalidParams as exc:
+            if not collect:
+                raise
+            errors += exc.errors
+        except (SourceError, TemplateNotFound) as exc:
+            if not collect:
+                raise
+            errors.append((where, str(exc)))
+        if where == "template" and checked.template is None:
+            break  # nothing past the template can be checked without it
+    if errors:
+        raise InvalidParams(list(dict.fromkeys(errors)))
+    return checked
+
+
+def _steps(services: Services, req: JobRequest, out: Checked, draft: bool) -> list[tuple[str, Callable[[], Any]]]:
+    """The ordered checks, each ``(field it reports under, check)``, filling ``out``."""
+    settings, storages, values = services.settings, services.storages, out.values
+
+    def guard() -> None:
+        values["name"] = guards.name("name", req.name)
+        values["retention_hours"] = guards.retention(req.retention_hours)
+        values["raw_params"] = guards.params(req.params, settings.max_params_bytes)
+
+    def template() -> None:
+        out.template = find_template(guards.ref(req.template), services.store)
+
+    def options() -> None:
+        out.options = RunOptions.checked(settings.max_timeout_seconds, task_timeout=req.task_timeout,
+                                         job_timeout=req.job_timeout, max_retries=req.max_retries,
+                                         test=req.test if req.test is not None else False)
+
+    def params() -> None:
+        if not draft or values["raw_params"]:
+            out.params = validate_params(out.template, values["raw_params"])
+
+    def inputs() -> None:
+        values["inputs"] = _inputs(services, out.template, req.inputs, required=not draft)
+
+    def source() -> None:
+        values["source"] = guards.uri(storages, "source", req.source)
+        if not draft or req.source is not None:
+            check_source(storages, out.template, values["source"], needed=not draft)
+
+    def destination() -> None:
+        values["destination"] = guards.uri(storages, "destination", req.destination)
+        check_destination(storages, out.template, values["destination"])
+
+    return [("name", guard), ("template", template), ("options", options), ("params", params),
+            ("inputs", inputs), ("source", source), ("destination", destination)]
+
+
+def _inputs(services: Services, tmpl: TemplateInfo, given: Any, required: bool) -> dict[str, str]:
+    """The job's named inputs, checked against the template's declared names (all of
+    them ``required`` to run; a draft may fill them in later)."""
+    inputs = guards.inputs(services.storages, given, services.settings.max_inputs)
+    errors = [(f"inputs.{name}", "required input missing") for name in tmpl.inputs
+              if required and name not in inputs]
+    declared = ", ".join(tmpl.inputs) or "none"
+    errors += [(f"inputs.{name}", f"unknown input; template {tmpl.ref} declares: {declared}")
+               for name in inputs if name not in tmpl.inputs]
+    if errors:
+        raise InvalidParams(errors)
+    return inputs
+
+
+# -- admitting --------------------------------------------------------------------------
+
+def admit(services: Services, org: str, request: JobRequest, *, draft: bool = False, who: str | None = None,
+          extra_fields: dict[str, Any] | None = None, job_id: str | None = None) -> str:
+    """Check ``request``, write the job's record and (unless ``draft``) send its partition
+    task; returns the job's id. ``extra_fields`` are stored with the record (an API
+    family's own fields, a schedule's name); ``who`` is named in the "queued by" line.
+
+    If the broker refuses the task, the job ends ``failed`` (as every job ends) and the
+    error propagates.
+    """
+    checked = check(services, request, draft=draft)
+    record = _record(services, org, checked, job_id or new_job_id())
+    record.update(extra_fields or {})
+    if draft:
+        record["state"] = JobState.DRAFT.value
+        services.store.create(record, expire_seconds=record["retention_hours"] * 3600)
+        return record["id"]
+    record["warnings"] = [*record.get("warnings", []), *_queue_warnings(services, record["queue"])]
+    record.update(_timing(record, checked))
+    task_id = str(uuid.uuid4())
+    services.store.create(record, expire_seconds=_lifetime(record), deadline=record["deadline"], tasks=[task_id],
+                          logs=[_queued_line(who)])
+    _send(services, record["id"], checked.template.ref, record["deadline"], task_id)
+    return record["id"]
+
+
+def edit_draft(services: Services, org: str, job_id: str, changes: JobRequest,
+               extra_fields: dict[str, Any] | None = None) -> None:
+    """Change a draft: the fields ``changes`` gives, checked against the record they merge
+    into (params merge by section). Raises IllegalTransition for a job that is no longer
+    a draft, and the checks' errors, writing nothing."""
+    status = _draft(services, org, job_id, "changed")
+    merged = _merged(status, changes)
+    checked = check(services, merged, draft=True)
+    values = checked.values
+    normal = {**{key: values[key] for key in ("source", "destination", "inputs", "name", "retention_hours")},
+              "params": merged.params or {}, **checked.options.model_dump()}
+    fields = {key: normal[key] for key in changes.given()}
+    services.store.update(job_id, **fields, **(extra_fields or {}))
+
+
+def queue_draft(services: Services, org: str, job_id: str, options: JobRequest | None = None,
+                who: str | None = None) -> None:
+    """Queue a draft — the staged flow's last step — with every check ``admit`` makes, run
+    on the merged record (the timeouts a draft was given included). Raises InvalidParams
+    or SourceError (nothing queued) or IllegalTransition (not a draft)."""
+    status = _draft(services, org, job_id, "run")
+    merged = _merged(status, options or JobRequest())
+    checked = check(services, merged)
+    timing = _timing(status.model_dump(), checked)
+    timing["inputs"] = checked.values["inputs"]
+    store = services.store
+    store.transition(job_id, JobState.QUEUED, expect=[JobState.DRAFT], **timing)
+    store.keep_for(job_id, _lifetime({**status.model_dump(), **timing}))
+    task_id = str(uuid.uuid4())
+    store.set_deadline(job_id, timing["deadline"])
+    store.add_tasks(job_id, [task_id], logs=[_queued_line(who)])
+    _send(services, job_id, checked.template.ref, timing["deadline"], task_id)
+
+
+def retry_failed(services: Services, org: str, job_id: str, job_timeout: float | None = None) -> None:
+    """Reopen a failed or timed-out job to re-run only its pieces without a result (every
+    stored result is reused), then assemble, under a new deadline (checked as a
+    submit's). Raises IllegalTransition for a job in any other state."""
+    store = services.store
+    status = store.get(job_id, org)
+    if status.state not in (JobState.FAILED, JobState.TIMED_OUT):
+        raise IllegalTransition(f"job {job_id} is {status.state.value}; only a failed or timed_out job can retry "
+                                "its failed pieces", state=status.state.value)
+    options = RunOptions.checked(services.settings.max_timeout_seconds, job_timeout=job_timeout)
+    timeout = float(options.job_timeout or status.job_timeout)
+    deadline = time.time() + timeout
+    partitioned = status.pieces_total is not None
+    round_ = int(store.fields(job_id, "round")["round"] or 0) + 1
+    store.reset_failures(job_id)
+    store.transition(job_id, JobState.RUNNING if partitioned else JobState.QUEUED, expect=[status.state],
+                     error=None, finished_at=None, pieces_failed=0, deadline=deadline, job_timeout=timeout,
+                     round=round_)
+    store.keep_for(job_id, timeout + status.retention_hours * 3600)
+    store.set_deadline(job_id, deadline)
+    send = send_resume if partitioned else send_partition
+    task_id = send(services.celery, job_id, status.template, services.settings.control_queue, deadline)
+    store.add_tasks(job_id, [task_id], logs=[joblog.line(f"retry round {round_}: re-running the pieces without a "
+                                                         "result")])
+
+
+def _draft(services: Services, org: str, job_id: str, verb: str) -> Any:
+    """The job's record, if it is a draft of ``org`` (JobNotFound otherwise)."""
+    status = services.store.get(job_id, org)
+    if status.state is not JobState.DRAFT:
+        raise IllegalTransition(f"job {job_id} is {status.state.value}; only a draft job can be {verb}",
+                                state=status.state.value)
+    return status
+
+
+def _merged(status: Any, changes: JobRequest) -> JobRequest:
+    """The draft's record with ``changes`` over it: what the job would be."""
+    params = dict(status.params or {})
+    if isinstance(changes.params, dict):
+        params.update(changes.params)
+    base = {"template": status.template, "source": status.source, "destination": status.destination,
+            "params": params if params or changes.params is not None else None,
+            "inputs": status.inputs or None, "name": status.name, "retention_hours": status.retention_hours,
+            **{key: getattr(status, key) for key in OPTIONS}}
+    given = changes.given()
+    if "params" in given:
+        given["params"] = params if isinstance(changes.params, dict) else changes.params
+    return JobRequest(**{**base, **given})
+
+
+def _defaults(services: Services, tmpl: TemplateInfo) -> dict[str, Any]:
+    """A job's options when the caller gives none: the template's, else the settings'."""
+    settings = services.settings
+    return {"task_timeout": tmpl.task_timeout or settings.task_timeout,
+            "job_timeout": tmpl.job_timeout or settings.job_timeout,
+            "max_retries": tmpl.max_retries if tmpl.max_retries is not None else settings.max_retries}
+
+
+def _record(services: Services, org: str, checked: Checked, job_id: str) -> dict[str, Any]:
+    tmpl, values, settings = checked.template, checked.values, services.settings
+    options = checked.options
+    defaults = _defaults(services, tmpl)
+    return {
+        "id": job_id, "org": org, "template": tmpl.ref, "state": JobState.QUEUED.value, "name": values["name"],
+        "params": checked.params if values["raw_params"] else {}, "source": values["source"],
+        "destination": values["destination"], "inputs": values["inputs"], "test": options.test,
+        "task_timeout": options.task_timeout or defaults["task_timeout"],
+        "job_timeout": options.job_timeout or defaults["job_timeout"],
+        "max_retries": options.max_retries if options.max_retries is not None else defaults["max_retries"],
+        "retention_hours": values["retention_hours"] or settings.retention_hours,
+        "queue": tmpl.queue or settings.default_queue, "created_at": time.time(), "pieces_done": 0,
+        "pieces_failed": 0,
+    }
+
+
+def _timing(base: dict[str, Any], checked: Checked) -> dict[str, Any]:
+    """The fields a job gets when it is queued: validated params, its options (the
+    request's over ``base``) and its deadline."""
+    options, now = checked.options, time.time()
+    job_timeout = float(options.job_timeout or base["job_timeout"])
+    return {
+        "params": checked.params, "test": options.test,
+        "task_timeout": float(options.task_timeout or base["task_timeout"]), "job_timeout": job_timeout,
+        "max_retries": int(options.max_retries if options.max_retries is not None else base["max_retries"]),
+        "queued_at": now, "deadline": now + job_timeout,
+    }
+
+
+def _lifetime(record: dict[str, Any]) -> float:
+    """Seconds a queued job's keys live if nothing ends it: its deadline plus retention."""
+    return float(record["job_timeout"]) + float(record["retention_hours"]) * 3600
+
+
+def _queued_line(who: str | None) -> dict[str, Any]:
+    return joblog.line(f"queued by {who or joblog.who()}")
+
+
+def _queue_warnings(services: Services, queue: str) -> list[str]:
+    """Say so when no live worker serves the job's queues, instead of hanging silently."""
+    control = services.settings.control_queue
+    return [f"no live worker consumes queue {q!r}: the job waits until one starts (runner worker --queues {q})"
+            for q in unserved_queues(services.store, [control, queue])]
+
+
+def _send(services: Services, job_id: str, template: str, deadline: float, task_id: str) -> None:
+    """Send the job's partition task as ``task_id`` (its id, deadline and first log line
+    are stored already). If the broker cannot take it, the job ends ``failed``."""
+    try:
+        send_partition(services.celery, job_id, template, services.settings.control_queue, deadline,
+                       task_id=task_id)
+    except Exception as exc:
+        end_job(services, job_id, JobState.FAILED, error=ErrorInfo(
+            stage="submit", type=type(exc).__name__, message=f"cannot reach the broker: {exc}").as_dict())
+        raise
+
+
+def errors_of(exc: RunnerError) -> list[tuple[str, str]]:
+    """An admission error as ``(field, message)`` pairs, whatever its type."""
+    return list(exc.errors) if isinstance(exc, InvalidParams) else [("", str(exc))]
