@@ -126,3 +126,20 @@ def test_a_params_form_round_trips_through_the_published_schema() -> None:
     with pytest.raises(Exception) as refused:
         validate_params(info, bad)
     assert "app.rounds" in str(refused.value)
+
+
+def test_every_page_script_and_style_ships_in_the_wheel() -> None:
+    """The package-data globs cover every file the dashboard serves (no CDN, no build)."""
+    import fnmatch
+    import tomllib
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    globs = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["runner.ui"]
+    package = repo / "runner" / "ui"
+    served = [p.relative_to(package).as_posix() for sub in ("templates", "static") for p in (package / sub).rglob("*")
+              if p.is_file()]
+    assert "static/vendor/htmx.min.js" in served and "static/vendor/uPlot.iife.min.js" in served
+    assert [name for name in served if not any(fnmatch.fnmatch(name, g) for g in globs)] == []
+    for page in (package / "templates").glob("*.html"):  # nothing from another origin
+        assert "http://" not in page.read_text() and "https://" not in page.read_text(), page
