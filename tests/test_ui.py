@@ -11,6 +11,7 @@ never a sleep. Playwright's ``expect`` polls the page with a deadline.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import uuid
@@ -21,7 +22,7 @@ import httpx
 import pytest
 import redis
 
-from runner import Client
+from runner import Client, JobFailed
 from tests.api_fixtures import ApiServer
 
 CHROMIUM = "/usr/bin/chromium"
@@ -115,10 +116,10 @@ def release(redis_url: str, gate: str, tokens: int = 1) -> None:
         conn.rpush(gate, *["go"] * tokens)
 
 
-def shot(page, name: str, tmp_path: Path) -> None:
+def shot(page, name: str, tmp_path: Path, full_page: bool = False) -> None:
     target = DOCS / name if update_screenshots() else tmp_path / name
     target.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(target), full_page=False)
+    page.screenshot(path=str(target), full_page=full_page)
     assert target.read_bytes().startswith(b"\x89PNG")
 
 
@@ -127,6 +128,11 @@ def test_jobs_list_progress_moves_without_reload(make_org, redis_url, gates, tmp
 
     org = make_org()
     gate = gates()
+    if update_screenshots():  # a fuller list for the README
+        for count in (3, 8):
+            org.client.submit("squares", params={"partitioner": {"count": count}}, name=f"squares of {count}").wait(60)
+        with contextlib.suppress(JobFailed):
+            org.client.submit("exploding", params={"partitioner": {"after": 2}}, name="bad header").wait(60)
     job = gated_job(org, redis_url, gate, pieces=4)
     page = org.sign_in()
     row = page.locator(f"#job-{job.id}")
@@ -139,6 +145,7 @@ def test_jobs_list_progress_moves_without_reload(make_org, redis_url, gates, tmp
     expect(row).to_contain_text("1 / 4")
     assert page.evaluate("window.__still_this_page") is True  # updated in place, not reloaded
     if update_screenshots():
+        page.set_viewport_size({"width": 1100, "height": 420})
         shot(page, "ui-jobs.png", tmp_path)
 
     # the job's page follows it live over server-sent events too
@@ -177,7 +184,8 @@ def test_job_page_logs_metrics_artifacts_and_download(make_org, redis_url, gates
     expect(page.locator('.chart[data-metric="loss"] canvas')).to_be_visible(timeout=WAIT_MS)
     expect(page.locator("#result")).to_have_text("3")
     if update_screenshots():
-        shot(page, "ui-job.png", tmp_path)
+        page.set_viewport_size({"width": 1100, "height": 900})
+        shot(page, "ui-job.png", tmp_path, full_page=True)
 
     page.goto(f"{org.server.url}/ui/jobs/{job.id}?piece=1")  # the log's piece filter
     expect(log).to_contain_text("piece 1 says hello")

@@ -12,7 +12,7 @@ from typing import Any
 
 from jinja2 import Environment
 
-__all__ = ["install", "duration", "when", "size", "pretty", "percent"]
+__all__ = ["install", "duration", "when", "size", "pretty", "percent", "metric"]
 
 
 def duration(seconds: float | None) -> str:
@@ -56,6 +56,13 @@ def pretty(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=False, default=str, ensure_ascii=False)
 
 
+def metric(value: Any) -> str:
+    """A metric's value: floats to 6 significant digits, anything else as JSON."""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
 def percent(part: int | None, whole: int | None) -> float:
     """``part`` of ``whole`` in percent (0 when the whole is unknown), for bar widths."""
     if not whole or not part:
@@ -65,5 +72,5 @@ def percent(part: int | None, whole: int | None) -> float:
 
 def install(env: Environment) -> None:
     """Register the filters on the dashboard's Jinja environment."""
-    env.filters.update(duration=duration, when=when, size=size, pretty=pretty, percent=percent)
+    env.filters.update(duration=duration, when=when, size=size, pretty=pretty, percent=percent, metric=metric)
     env.globals["percent"] = percent

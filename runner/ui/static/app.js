@@ -35,7 +35,7 @@ function drawCharts(data) {
     const width = Math.max(260, Math.min(holder.getBoundingClientRect().width || 320, 720));
     chart = new uPlot({
       width, height: 200, legend: { show: false }, scales: { x: { time: false } },
-      axes: [{ label: "step" }, {}],
+      axes: [{ label: "step", incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 100000] }, {}],
       series: [{ label: "step" }, { label: name, stroke: "#2457c5", width: 2, points: { show: series.x.length < 60 } }],
     }, points, holder);
     charts.set(name, chart);
