@@ -309,11 +309,15 @@ def test_a_revoked_keys_session_is_signed_out(make_org, redis_url, gates) -> Non
     gate = gates()
     job = gated_job(org, redis_url, gate, pieces=1)
     page = org.sign_in()
+    listing = page.context.new_page()  # a second tab of the same session, on the live jobs list
+    listing.goto(f"{org.server.url}/ui/jobs")
+    expect(listing.locator(f"#job-{job.id}")).to_be_visible()
     page.goto(f"{org.server.url}/ui/jobs/{job.id}")
     expect(page.locator("#job-state")).to_contain_text("running", timeout=WAIT_MS)
     org.server.cli("keys", "revoke", org.key["id"])
-    # the open page's live feed notices and sends the browser to sign in
+    # the open job page's live feed and the list's refresh notice, and send the browser to sign in
     page.wait_for_url(re.compile(r".*/ui/login\?ended=1.*"), timeout=WAIT_MS)
+    listing.wait_for_url(re.compile(r".*/ui/login\?.*"), timeout=WAIT_MS)
     expect(page.locator(".notice")).to_contain_text("Sign in again")
     response = page.goto(f"{org.server.url}/ui/jobs")
     assert "/ui/login" in page.url and response is not None and response.status == 200
