@@ -298,6 +298,13 @@ def test_another_orgs_job_is_a_404_and_never_listed(make_org, redis_url, gates) 
                                max_redirects=0)
     assert answer.status == 404
     assert not job.status().is_final
+    # the fleet is shared: B sees a worker busy with "another org's job", never its id
+    page.goto(f"{org_b.server.url}/ui/fleet")
+    expect(page.locator("table.workers")).to_contain_text("another org's job", timeout=WAIT_MS)
+    expect(page.locator("table.workers")).not_to_contain_text(job.id)
+    page_a = org_a.sign_in()
+    page_a.goto(f"{org_a.server.url}/ui/fleet")
+    expect(page_a.locator(f"table.workers a[href='/ui/jobs/{job.id}']").first).to_be_visible(timeout=WAIT_MS)
     release(redis_url, gate)
     assert job.wait(timeout=60) == 0
 
