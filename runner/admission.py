@@ -124,10 +124,8 @@ def _steps(services: Services, req: JobRequest, out: Checked, draft: bool) -> li
     """The ordered checks, each ``(field it reports under, check)``, filling ``out``."""
     settings, storages, values = services.settings, services.storages, out.values
 
-    def guard() -> None:
+    def name() -> None:
         values["name"] = guards.name("name", req.name)
-        values["retention_hours"] = guards.retention(req.retention_hours)
-        values["raw_params"] = guards.params(req.params, settings.max_params_bytes)
 
     def template() -> None:
         out.template = find_template(guards.ref(req.template), services.store)
@@ -138,6 +136,7 @@ def _steps(services: Services, req: JobRequest, out: Checked, draft: bool) -> li
                                          test=req.test if req.test is not None else False)
 
     def params() -> None:
+        values["raw_params"] = guards.params(req.params, settings.max_params_bytes)
         if not draft or values["raw_params"]:
             out.params = validate_params(out.template, values["raw_params"])
 
@@ -153,8 +152,11 @@ def _steps(services: Services, req: JobRequest, out: Checked, draft: bool) -> li
         values["destination"] = guards.uri(storages, "destination", req.destination)
         check_destination(storages, out.template, values["destination"])
 
-    return [("name", guard), ("template", template), ("options", options), ("params", params),
-            ("inputs", inputs), ("source", source), ("destination", destination)]
+    def retention() -> None:
+        values["retention_hours"] = guards.retention(req.retention_hours)
+
+    return [("name", name), ("template", template), ("options", options), ("params", params),
+            ("inputs", inputs), ("source", source), ("destination", destination), ("retention_hours", retention)]
 
 
 def _inputs(services: Services, tmpl: TemplateInfo, given: Any, required: bool) -> dict[str, str]:

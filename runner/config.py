@@ -5,10 +5,10 @@ Nothing else in Runner reads ``os.environ``. A misspelt ``RUNNER_*`` variable ra
 ``RUNNER_BROKER_ULR`` sends a fleet to the wrong Redis.
 
 The broker (task delivery), the Celery result backend (Celery's own; Runner keeps no Celery
-results) and the status store
-(job records, results, events) are three separate URLs so that a fleet can later move
-the broker to RabbitMQ or Sentinel without touching the store. Each defaults to the one
-before it.
+results) and the status store (job records, results, events) are three settings, each
+defaulting to the one before it. Today all three must be Redis (or Redis Sentinel): the
+store's scripts and the broker's transport both need it, and a ``sentinel://`` broker URL
+moves the store with it unless ``RUNNER_STORE_URL`` says otherwise.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from runner import admission
+from runner import admission, joblog
 from runner.admission import JobRequest
 from runner.errors import RunnerError
 from runner.lifecycle import Services
@@ -95,7 +95,7 @@ def fire(services: Services, schedules: ScheduleStore, spec: ScheduleSpec, due: 
     else:
         try:
             request = JobRequest.of(spec.template, {"name": spec.name, **spec.job})
-            job_id = admission.admit(services, spec.org, request, who=f"schedule {spec.name}",
+            job_id = admission.admit(services, spec.org, request, who=f"schedule {spec.name}, {joblog.who()}",
                                      extra_fields={"schedule": spec.name, "due_at": due})
             firing = Firing(due=due, job_id=job_id)
         except RunnerError as exc:  # e.g. a source gone since create: the next due time tries again

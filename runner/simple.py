@@ -28,7 +28,7 @@ from typing import Any, ClassVar, get_type_hints
 from pydantic import BaseModel, ValidationError
 from pydantic_settings import CliApp
 
-from runner.cli.errors import exit_on_error
+from runner.exits import exit_on_error
 from runner.client import Client, Job
 from runner.errors import InvalidParams, JobFailed, TemplateError
 from runner.registry import Template, app, template

@@ -1,7 +1,8 @@
 """A real ``runner api`` for the HTTP tests: started through the CLI on a free port,
 against the suite's Redis (and S3), waited for on ``/healthz``, stopped by PID.
 
-Keys come from ``runner keys create --json``, as an operator would make them. Each
+Keys are made in-process by the same code as ``runner keys create --json`` (one test
+makes its key with the CLI itself). Each
 session uses fresh org names, so lists and counts never see another run's jobs.
 """
 
@@ -21,7 +22,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from runner.api.keys import ApiKeys
 from runner.local import free_port, stop_process, wait_until
+from runner.store import StatusStore
 from tests.conftest import TEST_MODULES, s3_env
 
 __all__ = ["ApiServer", "run_api", "api_env", "api_server", "api_client", "api_a", "api_b", "org_a", "org_b"]
@@ -46,7 +49,14 @@ class ApiServer:
                               timeout=60, check=check)
 
     def create_key(self, org: str) -> dict[str, str]:
-        """``runner keys create --org ORG --json``: ``{id, org, key}``."""
+        """A new key of ``org``, ``{id, org, key}``, made in this process as ``runner keys
+        create --org ORG --json`` makes it (a subprocess per key cost seconds of setup per
+        test on a busy machine; test_api_auth keeps one CLI-made key)."""
+        key_id, key = ApiKeys(StatusStore(self.env["RUNNER_STORE_URL"])).create(org)
+        return {"id": key_id, "org": org, "key": key}
+
+    def create_key_with_cli(self, org: str) -> dict[str, str]:
+        """``runner keys create --org ORG --json``: ``{id, org, key}``, as an operator makes it."""
         return json.loads(self.cli("keys", "create", "--org", org, "--json").stdout)
 
     def token(self, api_key: str) -> str:

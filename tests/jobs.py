@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from pydantic import BaseModel, Field
@@ -239,7 +240,42 @@ template("sleepy-limits", "1.0.0", partitioner="replicas", app="sleepy", assembl
          description="sleepy for test_pieces' limit tests: its own piece-time history, apart from sleepy's")
 
 
-class GatedParams(BaseModel):
+class GateParams(BaseModel):
+    """A stage that waits until the file ``gate`` exists: a test's explicit barrier (it
+    opens the gate when it has done what must happen while the stage runs)."""
+
+    gate: str
+    count: int = 1
+    timeout: float = Field(120.0, gt=0)
+
+
+def _wait_for_gate(params: GateParams) -> None:
+    deadline = time.monotonic() + params.timeout
+    while not os.path.exists(params.gate):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gate {params.gate} was never opened")
+        time.sleep(0.02)  # the poll interval
+
+
+@partitioner("gated_count", params=GateParams)
+def gated_count(source, ctx):
+    """``count`` pieces, once the gate is open."""
+    _wait_for_gate(ctx.params)
+    yield from range(ctx.params.count)
+
+
+@app("gated", params=GateParams)
+def gated(piece: int, ctx) -> int:
+    """Returns the piece, once the gate is open."""
+    _wait_for_gate(ctx.params)
+    return piece
+
+
+template("gated-partition", "1.0.0", partitioner="gated_count", app="slow_square", assembler="sum")
+template("gated-piece", "1.0.0", partitioner="replicas", app="gated", assembler="json_list")
+
+
+class UiGateParams(BaseModel):
     redis_url: str
     gate: str  # each piece takes one token from this Redis list before it finishes: the test's barrier
     fail_pieces: list[int] = []  # these fail until the key "<gate>:fixed" exists
@@ -250,8 +286,8 @@ _PNG_1PX = bytes.fromhex("89504e470d0a1a0a0000000d494844520000000100000001080600
                          "1f15c4890000000d49444154789c63f8cf50ef0f0004fe01fe8f2e4aa40000000049454e44ae426082")
 
 
-@app("gated", params=GatedParams)
-def gated(piece: int, ctx) -> int:
+@app("ui_gated", params=UiGateParams)
+def ui_gated(piece: int, ctx) -> int:
     """Logs, records a metric, writes artifacts (piece 0), then waits for a token on the
     gate (``BLPOP``): a test moves a job's progress one piece at a time, with no sleep."""
     import redis
@@ -277,5 +313,5 @@ def gated(piece: int, ctx) -> int:
     return piece
 
 
-template("gated", "1.0.0", partitioner="replicas", app="gated", assembler="sum", max_retries=0, batch_size=1,
-         description="the dashboard tests' job: one piece per task, each waiting for a token on a Redis list")
+template("ui-gated", "1.0.0", partitioner="replicas", app="ui_gated", assembler="sum", max_retries=0,
+         batch_size=1, description="the dashboard tests' job: one piece per task, each waiting for a token on a Redis list")

@@ -381,3 +381,14 @@ def test_aborting_a_job_that_has_ended_leaves_it_as_it_was(bytenite, worker):
     answer = bytenite.post(f"{CUSTOMER}/jobs/{job['id']}/abort")
     assert answer.status_code == 200 and "already ended" in answer.json()["message"]
     assert bytenite.get(f"{CUSTOMER}/jobs/{job['id']}").json()["job"] == done
+
+
+def test_a_job_timeout_over_the_limit_is_a_422_naming_config_job_timeout(bytenite, worker):
+    days_200 = 200 * 86400
+    created = bytenite.post(f"{CUSTOMER}/jobs", json={"templateId": "echo-list", "config": {"jobTimeout": days_200}})
+    assert created.status_code == 422, created.text
+    assert "config.jobTimeout" in created.json()["error"]["description"]
+    made = bytenite.post(f"{CUSTOMER}/jobs", json={"templateId": "echo-list"}).json()["job"]["id"]
+    ran = bytenite.post(f"{CUSTOMER}/jobs/{made}/run", json={"jobTimeout": days_200})
+    assert ran.status_code == 422 and "config.jobTimeout" in ran.json()["error"]["description"], ran.text
+    assert bytenite.get(f"{CUSTOMER}/jobs/{made}").json()["job"]["runnerState"] == "draft"

@@ -92,7 +92,103 @@ def test_the_rule_names_a_forbidden_edge(edge: tuple[str, int, str], rule: str) 
 
 
 def test_the_walker_sees_lazy_imports_inside_functions(tmp_path: Path) -> None:
-    assert any(module == "workers.boot" for _, module in imports_of(REPO / "tests" / "test_boundaries.py")) is False
     source = tmp_path / "lazy.py"
     source.write_text("def f():\n    from workers.boot import run_worker\n")
     assert imports_of(source) == [(2, "workers.boot")]
+
+
+# -- transitive rules: what a module reaches through any chain of imports -----------------
+
+SDK_EXEMPT = ("runner.cli", "runner.api", "runner.ui", "runner.local")  # the callers of the SDK, not the SDK
+REACH_RULES = [
+    ("workers", ("runner.client", "runner.cli", "runner.api"),
+     "the worker side never reaches the client, CLI or API, through any chain of imports"),
+    ("runner", ("runner.cli", "runner.api"), "the SDK and control plane never reach the CLI or the API"),
+]
+
+
+def graph() -> dict[str, set[str]]:
+    """Module → the in-repo modules it imports (lazily or not)."""
+    found: dict[str, set[str]] = {}
+    for package in PACKAGES:
+        for path in sorted((REPO / package).rglob("*.py")):
+            found[_module_name(path)] = {m for _, m in imports_of(path) if m.split(".")[0] in PACKAGES}
+    return found
+
+
+def reaches(start: str, edges_of: dict[str, set[str]]) -> dict[str, str]:
+    """Every module reachable from ``start``, each with the module that imported it."""
+    parent: dict[str, str] = {}
+    todo = [start]
+    while todo:
+        module = todo.pop()
+        for target in edges_of.get(module, ()):
+            if target not in parent and target != start:
+                parent[target] = module
+                todo.append(target)
+    return parent
+
+
+def chain(start: str, end: str, parent: dict[str, str]) -> str:
+    path = [end]
+    while path[-1] != start:
+        path.append(parent[path[-1]])
+    return " → ".join(reversed(path))
+
+
+def reach_violations(edges_of: dict[str, set[str]]) -> list[str]:
+    broken = []
+    for module in sorted(edges_of):
+        for package, forbidden, why in REACH_RULES:
+            if not _under(module, package) or any(_under(module, e) for e in (*SDK_EXEMPT, *forbidden)) \
+                    or module == "runner":
+                continue
+            parent = reaches(module, edges_of)
+            hit = sorted(t for t in parent if any(_under(t, f) for f in forbidden))
+            if hit:
+                broken.append(f"{chain(module, hit[0], parent)}: {why}")
+    return broken
+
+
+def test_no_module_reaches_a_forbidden_side_through_any_chain() -> None:
+    assert reach_violations(graph()) == []
+
+
+def test_the_reach_rule_follows_a_chain_of_lazy_imports() -> None:
+    fake = {"workers.tasks": {"runner.scheduler"}, "runner.scheduler": {"runner.recurring"},
+            "runner.recurring": {"runner.client"}}
+    (message,) = [m for m in reach_violations(fake) if m.startswith("workers.tasks")]
+    assert message.startswith("workers.tasks → runner.scheduler → runner.recurring → runner.client")
+
+
+# -- one door for admission -----------------------------------------------------------------
+
+ADMISSION = "runner/admission.py"
+
+
+def admission_calls(path: Path) -> list[tuple[int, str]]:
+    """Calls that admit a job: a store's ``create`` (a new job record) or ``send_partition``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        owner = ast.unparse(func.value) if isinstance(func, ast.Attribute) else ""
+        if name == "send_partition" or (name == "create" and owner.split(".")[-1] in ("store", "self.store")):
+            found.append((node.lineno, f"{owner + '.' if owner else ''}{name}"))
+    return found
+
+
+def test_only_the_admission_module_creates_a_job_record_or_sends_a_partition_task() -> None:
+    offenders = [f"{path.relative_to(REPO)}:{line} calls {call}"
+                 for package in PACKAGES for path in sorted((REPO / package).rglob("*.py"))
+                 if str(path.relative_to(REPO)) != ADMISSION for line, call in admission_calls(path)]
+    assert offenders == []
+    assert {call for _, call in admission_calls(REPO / ADMISSION)} >= {"services.store.create", "send_partition"}
+
+
+def test_the_admission_rule_sees_a_second_door(tmp_path: Path) -> None:
+    source = tmp_path / "door.py"
+    source.write_text("def f(client):\n    client.store.create({}, 1)\n    send_partition(1, 2)\n")
+    assert admission_calls(source) == [(2, "client.store.create"), (3, "send_partition")]

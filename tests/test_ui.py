@@ -1,7 +1,7 @@
 """The jobs dashboard (``/ui``) in a real browser: Debian's chromium driven by Playwright,
 against the suite's real ``runner api``, Redis and prefork worker.
 
-Jobs of the ``gated`` template (tests/jobs.py) finish a piece only when the test pushes
+Jobs of the ``ui-gated`` template (tests/jobs.py) finish a piece only when the test pushes
 a token on a Redis list, so "the progress bar moves without a reload" is checked by
 releasing exactly one piece and waiting for the page to show it: an explicit barrier,
 never a sleep. Playwright's ``expect`` polls the page with a deadline.
@@ -107,7 +107,7 @@ def make_org(api_server: ApiServer, settings, browser, worker) -> Iterator[Calla
 
 
 def gated_job(org: Org, redis_url: str, gate: str, pieces: int, **params):
-    return org.client.submit("gated", params={"partitioner": {"count": pieces},
+    return org.client.submit("ui-gated", params={"partitioner": {"count": pieces},
                                               "app": {"redis_url": redis_url, "gate": gate, **params}})
 
 

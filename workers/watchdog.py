@@ -15,7 +15,7 @@ import time
 from celery import Celery
 
 from runner.lifecycle import end_job
-from runner.models import JobState
+from runner.models import ErrorInfo, JobState
 from runner import scheduler
 from workers import leases, runtime
 
@@ -37,8 +37,8 @@ def sweep(celery: Celery, now: float | None = None) -> list[str]:
             continue
         if (fields["deadline"] or 0) > now:  # retry_failed gave it a new deadline
             continue
-        error = {"stage": "deadline", "type": "JobTimedOut",
-                 "message": f"job_timeout of {fields['job_timeout']:g}s passed"}
+        error = ErrorInfo(stage="deadline", type="JobTimedOut",
+                          message=f"job_timeout of {fields['job_timeout']:g}s passed")
         if end_job(runtime.services(celery), job_id, JobState.TIMED_OUT, error=error):
             log.warning("job %s timed out (job_timeout=%ss)", job_id, fields["job_timeout"])
             ended.append(job_id)

@@ -24,8 +24,8 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from runner.api.bytenite_models import (
-    ERROR_RESPONSES, DataSourceBody, GenericResponse, JobConfig, JobCreateBody, JobEnvelope, JobList, JobParams, LogsBody,
-    LogsResponse, Pagination, ResultLink, Results, RunBody, TemplateInfo,
+    ERROR_RESPONSES, DataSourceBody, GenericResponse, JobConfig, JobCreateBody, JobEnvelope, JobList, JobParams,
+    LogsBody, LogsResponse, Pagination, ResultLink, Results, RunBody, TemplateInfo,
 )
 from runner.api.bytenite_views import (
     RESULT_JSON, Descriptor, descriptor_uri, group_logs, job_view, output_prefix, sign, signature_ok,

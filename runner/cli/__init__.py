@@ -11,7 +11,7 @@ import click
 
 from runner.api import cli as api_cli
 from runner.cli import engines, fleet, jobs, schedules
-from runner.cli.errors import exit_on_error
+from runner.exits import exit_on_error
 
 __all__ = ["cli", "main"]
 
@@ -38,6 +38,6 @@ cli.add_command(schedules.metrics)
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: every error becomes one clear line and an exit status
-    (2: usage, 1: failure, 130: Ctrl-C); see :mod:`runner.cli.errors`."""
+    (2: usage, 1: failure, 130: Ctrl-C); see :mod:`runner.exits`."""
     with exit_on_error(argv):
         cli.main(args=argv, standalone_mode=False)

@@ -9,7 +9,7 @@ from typing import Any
 import click
 from rich.console import Console
 
-from runner.cli.errors import err_console
+from runner.exits import err_console
 from runner.client import Client
 
 __all__ = ["console", "say", "make_client", "parse_params"]

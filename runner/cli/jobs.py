@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from runner.cli.common import console, make_client, parse_params, say
-from runner.cli.errors import INTERRUPTED, USAGE
+from runner.exits import INTERRUPTED, USAGE
 from runner.cli.render import jobs_table, status_table
 from runner.client import Job
 from runner.models import JobState

@@ -1,5 +1,7 @@
-"""Every error on the command line becomes one line (or a few) naming the value and the
-fix, never a traceback — unless ``--debug`` or ``RUNNER_DEBUG=1`` asks for one.
+"""How a command line ends on an error: every error becomes one line (or a few) naming
+the value and the fix, never a traceback — unless ``--debug`` or ``RUNNER_DEBUG=1`` asks
+for one. Both command lines use it, ``runner`` and a ``SimpleJob``'s own ``main``, so it
+sits beside them rather than inside the CLI (the SDK never imports the CLI).
 
 Exit status: 2 for a usage error (a bad option, params, setting or URL: the command
 never ran), 1 for everything else (a failed job, an unreachable server, a missing job),
