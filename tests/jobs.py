@@ -314,4 +314,4 @@ def ui_gated(piece: int, ctx) -> int:
 
 
 template("ui-gated", "1.0.0", partitioner="replicas", app="ui_gated", assembler="sum", max_retries=0,
-         batch_size=1, description="the dashboard tests' job: one piece per task, each waiting for a token on a Redis list")
+         batch_size=1, description="the dashboard tests' job: a piece per task, each waiting for a token on a list")
