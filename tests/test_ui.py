@@ -23,6 +23,7 @@ import pytest
 import redis
 
 from runner import Client, JobFailed
+from runner.api.keys import ApiKeys
 from tests.api_fixtures import ApiServer
 
 CHROMIUM = "/usr/bin/chromium"
@@ -394,3 +395,29 @@ def test_no_ui_serves_the_api_without_the_dashboard(api_env, tmp_path) -> None:
         token = server.token(server.create_key(f"noui-{uuid.uuid4().hex[:6]}")["key"])
         with server.client(token) as api:
             assert api.get("/v1/jobs").status_code == 200
+
+
+def test_a_jobs_own_key_sees_that_job_only(make_org, redis_url, gates) -> None:
+    from playwright.sync_api import expect
+
+    org = make_org()
+    gate = gates()
+    job, other = gated_job(org, redis_url, gate, pieces=1), gated_job(org, redis_url, gate, pieces=1)
+    # a job's own key: an org key's record that names the job (as attached jobs get them)
+    key_id, key = ApiKeys(org.client.store).create(org.name)
+    org.client.store.redis.hset(org.client.store.api_key_key(key_id), "job", job.id)
+    org.key = {"id": key_id, "org": org.name, "key": key}
+    page = org.sign_in()
+    jobs = page.locator("table.jobs")
+    expect(jobs).to_contain_text(job.id)
+    expect(jobs).not_to_contain_text(other.id)
+    assert page.goto(f"{org.server.url}/ui/jobs/{other.id}").status == 404
+    assert page.goto(f"{org.server.url}/ui/templates").status == 403
+    assert page.goto(f"{org.server.url}/ui/fleet").status == 403
+    page.goto(f"{org.server.url}/ui/jobs/{job.id}")
+    expect(page.locator("#job-state")).to_contain_text("running", timeout=WAIT_MS)
+    expect(page.locator("#cancel")).to_have_count(0)  # it may look, not act
+    csrf = page.get_attribute("form[action='/ui/logout'] input[name=csrf]", "value")
+    assert page.request.post(f"{org.server.url}/ui/jobs/{job.id}/cancel", form={"csrf": csrf}).status == 403
+    assert not job.status().is_final
+    release(redis_url, gate, 2)

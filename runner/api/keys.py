@@ -60,10 +60,12 @@ class RateLimited(RunnerError):
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the org every read and write is scoped to, and the key it used."""
+    """Who is calling: the org every read and write is scoped to, and the key it used;
+    for a job's own key (its record names a job), the one job it may see."""
 
     org: str
     key_id: str
+    job: str | None = None
 
 
 @dataclass(frozen=True)
@@ -178,7 +180,7 @@ class ApiKeys:
                 raise Unauthorized("invalid API key")
         except (VerificationError, InvalidHashError):
             raise Unauthorized("invalid API key") from None
-        return Principal(record["org"], key_id)  # type: ignore[arg-type]
+        return Principal(record["org"], key_id, record.get("job") or None)  # type: ignore[arg-type]
 
     def authenticate(self, token: str, limit: RateLimit | None = None) -> Principal:
         """The principal of a live token, counting the request against its key's limit.

@@ -63,7 +63,7 @@ class Sessions:
         """A new session for a verified key; returns the cookie value (shown only to the browser)."""
         sid = f"{who.key_id}.{secrets.token_urlsafe(32)}"
         record = {"org": who.org, "key_id": who.key_id, "csrf": secrets.token_urlsafe(32),
-                  "job": getattr(who, "job", None) or ""}
+                  "job": who.job or ""}
         key = self.store.ui_session_key(_digest(sid))
         with self.store.redis.pipeline() as pipe:
             pipe.hset(key, mapping=record)
