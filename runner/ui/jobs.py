@@ -70,7 +70,7 @@ def _list_context(request: Request, who: Viewer) -> dict[str, Any]:
         page = page_of_jobs(who.client.store, who.org, flt, cursor, limit)
     keep = {k: v for k, v in query.items() if v}
     return {"page": page, "query": query, "keep": keep, "errors": errors, "cursor": cursor,
-            "states": [s.value for s in JobState], "limit": limit, "now": datetime.now(timezone.utc)}
+            "states": [s.value for s in JobState], "limit": limit}
 
 
 @router.get("")

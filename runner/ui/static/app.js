@@ -97,6 +97,11 @@ function follow(article) {
     source.close();
     window.location.href = "/ui/login?ended=1&next=" + encodeURIComponent(window.location.pathname);
   });
+  source.onerror = () => {
+    // closed for good (not a stream any more: signed out, the job deleted): the summary's
+    // own request then says why (a sign-in redirect, or the 404 page)
+    if (source.readyState === EventSource.CLOSED) summary();
+  };
   source.addEventListener("end", () => {
     source.close();
     window.location.reload();  // the result, error and output.json are shown once it ended
