@@ -25,7 +25,7 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 Name = Annotated[str, Path(pattern=NAME_PATTERN)]
-INSPECT_SECONDS = 1.0
+INSPECT_SECONDS = 2.0  # a busy worker may answer remote control late
 
 
 @router.get("/schedules")
