@@ -421,3 +421,20 @@ def test_a_jobs_own_key_sees_that_job_only(make_org, redis_url, gates) -> None:
     assert page.request.post(f"{org.server.url}/ui/jobs/{job.id}/cancel", form={"csrf": csrf}).status == 403
     assert not job.status().is_final
     release(redis_url, gate, 2)
+
+
+def test_a_link_from_another_site_opens_the_page_signed_in(make_org, redis_url, gates) -> None:
+    """SameSite=Strict keeps the cookie off a cross-site navigation; the page reloads itself
+    from its own origin, where the cookie is sent, instead of asking to sign in again."""
+    from playwright.sync_api import expect
+
+    org = make_org()
+    gate = gates()
+    job = gated_job(org, redis_url, gate, pieces=1)
+    page = org.sign_in()
+    page.goto("about:blank")
+    page.set_content(f'<a id="link" href="{org.server.url}/ui/jobs/{job.id}/artifacts">model page</a>')
+    page.click("#link")
+    page.wait_for_url(f"**/ui/jobs/{job.id}/artifacts")
+    expect(page.locator("h1")).to_contain_text(job.id)
+    release(redis_url, gate)

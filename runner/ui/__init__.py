@@ -32,6 +32,10 @@ SECURITY_HEADERS = {
 }
 
 
+_RELOAD = ('<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="0">'
+           '<title>Runner</title><p>Opening…</p>')
+
+
 def mount(app: FastAPI) -> None:
     """Add the dashboard's routes, static files and error pages to the API app."""
     from runner.ui import artifacts, catalog_pages, fleet_pages, jobs, signin
@@ -75,6 +79,10 @@ async def _sign_in(request: Request, exc: Exception) -> Response:
     target = sign_in_url(exc.next_path) + ("&ended=1" if exc.message else "")
     if request.headers.get("hx-request"):  # a live fragment: send the whole page to sign in
         return Response(status_code=401, headers={"HX-Redirect": target})
+    if request.method == "GET" and request.headers.get("sec-fetch-site") == "cross-site" and not exc.message:
+        # a link from another site (a chat, a mail, Brevetti's model-page address): SameSite=Strict
+        # kept the cookie back, so reload from here, where it is sent; no session then signs in
+        return Response(_RELOAD, media_type="text/html", headers={"Cache-Control": "no-store"})
     return RedirectResponse(target, status_code=303)
 
 
