@@ -178,6 +178,9 @@ def test_job_page_logs_metrics_artifacts_and_download(make_org, redis_url, gates
     page.on("pageerror", lambda error: problems.append(str(error)))
     page.goto(f"{org.server.url}/ui/jobs/{job.id}")
     expect(page.locator("#job-state")).to_contain_text("completed")
+    timeline = page.locator(".timeline li.reached")  # queued, partitioning, running, assembling, completed
+    expect(timeline).to_have_count(5)
+    expect(timeline.nth(3)).to_contain_text(re.compile(r"assembling\s*\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"))
     log = page.locator("#log")
     expect(log).to_contain_text("piece 2 says hello")
     expect(log.locator("li.lvl-WARNING").first).to_contain_text("warns")

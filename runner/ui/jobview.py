@@ -22,6 +22,7 @@ __all__ = ["Progress", "progress", "timeline", "failed_pieces", "log_tail", "met
 LOG_TAIL = 500  # lines a page shows (the store keeps up to RUNNER_LOG_MAX_LINES)
 FAILED_SHOWN = 100
 RESULT_INLINE_BYTES = 256 * 1024
+TIMELINE_EVENTS = 64  # events read from each end of the job's stream for its timeline
 _STAGES = (JobState.QUEUED, JobState.PARTITIONING, JobState.RUNNING, JobState.ASSEMBLING)
 
 
@@ -55,9 +56,15 @@ def _stamp(event_id: str) -> float:
 
 def timeline(store: StatusStore, status: JobStatus) -> list[dict[str, Any]]:
     """Each stage the job went through, with when it began (from the state events, whose
-    ids are their times); the stages still ahead follow with no time; the end state last."""
+    ids are their times, at both ends of the stream: a bounded read however many progress
+    events lie between); the stages still ahead follow with no time; the end state last."""
     entered: dict[str, float] = {}
-    for event_id, fields in store.redis.xrange(store.events_key(status.id), "-", "+"):
+    key = store.events_key(status.id)
+    with store.redis.pipeline(transaction=False) as pipe:  # a big job's stream is mostly progress:
+        pipe.xrange(key, "-", "+", count=TIMELINE_EVENTS)  # the early states are at its start,
+        pipe.xrevrange(key, "+", "-", count=TIMELINE_EVENTS)  # assembling and the end at its end
+        first, last = pipe.execute()
+    for event_id, fields in [*first, *reversed(last)]:
         if fields.get("type") == "state":
             entered[fields["state"]] = _stamp(event_id)  # a retried job: its latest entry
     steps = [{"state": stage.value, "at": entered.get(stage.value), "reached": stage.value in entered}
