@@ -79,10 +79,16 @@ def timeline(store: StatusStore, status: JobStatus) -> list[dict[str, Any]]:
 
 
 def failed_pieces(store: StatusStore, job_id: str) -> tuple[int, list[dict[str, Any]]]:
-    """How many pieces failed for good, and the first ``FAILED_SHOWN`` with their error."""
-    raw = store.redis.hgetall(store.failed_key(job_id))
+    """How many pieces failed for good, and ``FAILED_SHOWN`` of them with their error: the
+    lowest-numbered, or for a job with very many failures a bounded sample (``HSCAN``)."""
+    key = store.failed_key(job_id)
+    count = store.redis.hlen(key)
+    if count <= 10 * FAILED_SHOWN:
+        raw = store.redis.hgetall(key)
+    else:
+        raw = dict(store.redis.hscan(key, 0, count=FAILED_SHOWN)[1])
     pieces = sorted(raw.items(), key=lambda item: int(item[0]))[:FAILED_SHOWN]
-    return len(raw), [{"piece": int(index), **_error(text)} for index, text in pieces]
+    return count, [{"piece": int(index), **_error(text)} for index, text in pieces]
 
 
 def _error(text: str) -> dict[str, Any]:
