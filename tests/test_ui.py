@@ -280,6 +280,11 @@ def test_template_form_submits_a_job_and_shows_field_errors(make_org, tmp_path) 
     assert status.name == "from the form" and status.params["partitioner"]["count"] == 3
     assert org.client.get(job_id).result() == 3
 
+    page.goto(f"{org.server.url}/ui/templates/with-model@1.0.0")  # a named input left out
+    page.click("#submit")
+    expect(page.locator("#err-inputs-model")).to_contain_text("required input missing")
+    assert [job.id for job in org.client.jobs()] == [job_id]
+
 
 def test_another_orgs_job_is_a_404_and_never_listed(make_org, redis_url, gates) -> None:
     from playwright.sync_api import expect
