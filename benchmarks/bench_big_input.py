@@ -200,7 +200,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
                 lines = source.read_range(piece["start"], piece["end"]).count(b"\n")
                 if index != len(pieces) - 1 and lines != spec["params"]["lines_per_piece"]:
                     problems.append(f"piece {index} holds {lines} lines, not {spec['params']['lines_per_piece']}")
-    store.redis.delete(store.pieces_key(job_id))
+    store.pieces.drop_pieces(job_id)
     return {
         "case": spec["case"], "pieces": count, "bytes": size, "seconds": seconds,
         "mb_per_s": size / MB / seconds if seconds else 0.0,

@@ -189,7 +189,7 @@ def benchmark(cases: list[Case], repeats: int, log_dir: Path, say: Any, naive_ge
                         runs[case.name].append(run)
                         say(f"  run {rep + 1}/{repeats} {case.label:<22} {run.side:<6} "
                             f"{run.seconds:8.3f} s  {run.rate:10,.0f} pieces/s")
-            client.store.redis.close()
+            client.store.close()
     rows = []
     for case in cases:
         by_side = {s: [r for r in runs[case.name] if r.side == s] for s in ("runner", "celery")}

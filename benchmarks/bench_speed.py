@@ -115,7 +115,7 @@ class Bench:
         if self._pool is not None:
             self._pool.terminate()
             self._pool.join()
-        self.client.store.redis.close()
+        self.client.store.close()
 
     def one(self, engine: str, pieces: int, seconds: float, phases: bool = True) -> eng.Run:
         if engine == "runner":

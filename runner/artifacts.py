@@ -113,7 +113,7 @@ def write_output(
     ``report``, the record and metrics the caller read). Never raises: a job's end must
     not depend on its report being written."""
     try:
-        status, metrics = report or store.report(job_id)
+        status, metrics = report or store.journal.report(job_id)
         if status is None:
             return None
         if ending:

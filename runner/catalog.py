@@ -175,14 +175,14 @@ def publish(store: StatusStore, infos: list[TemplateInfo]) -> None:
     """Publish templates; the same definition again is fine. Raises :class:`TemplateError`
     naming the template and the differing part when ``name@version`` means something else."""
     for info in infos:
-        current = TemplateInfo.model_validate_json(store.publish_template(info.ref, info.model_dump_json()))
+        current = TemplateInfo.model_validate_json(store.fleet.publish_template(info.ref, info.model_dump_json()))
         if current.hash != info.hash:
             raise _conflict(info, current, "this worker's")
 
 
 def published(store: StatusStore) -> dict[str, TemplateInfo]:
     """Every template the fleet published, by ref."""
-    return {ref: TemplateInfo.model_validate_json(raw) for ref, raw in store.published_templates().items()}
+    return {ref: TemplateInfo.model_validate_json(raw) for ref, raw in store.fleet.published_templates().items()}
 
 
 def find_template(ref: str, store: StatusStore) -> TemplateInfo:
@@ -196,7 +196,7 @@ def find_template(ref: str, store: StatusStore) -> TemplateInfo:
     name, _, tag = ref.partition("@")
     local = {t.version: t for t in templates() if t.name == name}
     for recent in (True, False):  # a template published a moment ago is looked for again
-        remote = {r.partition("@")[2]: raw for r, raw in store.published_templates(recent).items()
+        remote = {r.partition("@")[2]: raw for r, raw in store.fleet.published_templates(recent).items()
                   if r.partition("@")[0] == name}
         version = pick_version(tag, {*local, *remote})
         if version is not None:

@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     ui: bool = Field(True, description="Serve the jobs dashboard at /ui from `runner api` (`--no-ui` turns it off).")
     ui_session_seconds: int = Field(8 * 3600, ge=60, description="Seconds a dashboard (/ui) session lives after its last request.")
     api_link_seconds: int = Field(48 * 3600, ge=60, description="Seconds a signed result link stays valid.")
+    metrics_token: SecretStr | None = Field(
+        None, description="Bearer token that reads every org's metrics at the HTTP API's /metrics (for Prometheus); "
+                          "without it, only an org's access token reads that org's. Never logged.",
+    )
 
     @field_validator("include", "file_roots", mode="before")
     @classmethod

@@ -20,7 +20,6 @@ from runner.config import Settings
 from runner.redis_connect import connect
 from runner.registry import templates
 from runner.storage import redact_url
-from runner.schedule_store import ScheduleStore
 from runner.scheduler import last_success, overdue_since
 from runner.store import StatusStore
 
@@ -89,7 +88,7 @@ def check_visibility(settings: Settings) -> Check:
 
 def check_queues(settings: Settings, store: StatusStore) -> list[Check]:
     needed = {settings.control_queue, settings.default_queue, *(t.queue for t in templates() if t.queue)}
-    live = store.live_workers()
+    live = store.fleet.live_workers()
     checks = []
     for queue in sorted(needed):
         serving = [name for name, worker in live.items() if worker.serves(queue)]
@@ -103,7 +102,7 @@ def check_queues(settings: Settings, store: StatusStore) -> list[Check]:
 def check_schedules(settings: Settings, store: StatusStore) -> list[Check]:
     """One failing row per overdue schedule of the org (no run completed within its
     ``expected_interval``); nothing when the org has no schedules."""
-    schedules, now_ms = ScheduleStore(store), round(time.time() * 1000)
+    schedules, now_ms = store.schedules, round(time.time() * 1000)
     found = [schedules.get(settings.org, name) for name in schedules.names(settings.org)]
     late = [spec.name for spec, state in found
             if overdue_since(spec, state, last_success(store, schedules, spec), now_ms) is not None]

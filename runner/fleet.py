@@ -33,7 +33,7 @@ def _active(celery: Celery, timeout: float) -> dict[str, list[dict[str, Any]]]:
 
 def live_workers(store: StatusStore, celery: Celery | None = None, timeout: float = 1.0) -> list[WorkerInfo]:
     """Workers with a recent heartbeat, by hostname; with ``celery``, their active pieces."""
-    workers = store.live_workers()  # first: an unreachable Redis fails here at once, not in Celery's retries
+    workers = store.fleet.live_workers()  # first: an unreachable Redis fails here at once, not in Celery's retries
     active = _active(celery, timeout) if celery is not None and workers else {}
     return [worker.model_copy(update={"active": active.get(name, [])}) for name, worker in workers.items()]
 
@@ -41,7 +41,7 @@ def live_workers(store: StatusStore, celery: Celery | None = None, timeout: floa
 def unserved_queues(store: StatusStore, queues: list[str]) -> list[str]:
     """Those of ``queues`` that no live worker consumes."""
     for recent in (True, False):  # a worker that started a moment ago is looked for again
-        served = {q for worker in store.live_workers(recent=recent).values() for q in worker.queues}
+        served = {q for worker in store.fleet.live_workers(recent=recent).values() for q in worker.queues}
         unserved = [q for q in dict.fromkeys(queues) if q not in served]
         if not unserved:
             break

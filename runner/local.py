@@ -27,6 +27,7 @@ import redis
 from runner.client import Client
 from runner.config import get_settings
 from runner.errors import ClusterError
+from runner.redis_connect import connect
 from runner.store import StatusStore
 
 __all__ = [
@@ -116,7 +117,7 @@ def embedded_redis(directory: str | Path | None = None, extra: list[str] | None 
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
         stack.callback(stop_process, proc)
         url = f"redis://127.0.0.1:{port}/0"
-        client = redis.Redis.from_url(url)
+        client = connect(url)  # fails fast until first reached: a probe, not a wait
 
         def ready() -> bool:
             try:
@@ -166,7 +167,7 @@ def worker_process(
         settings = get_settings(broker_url=broker_url, result_backend=broker_url, store_url=broker_url)
         store = StatusStore.from_settings(settings)
         name = hostname.replace("%h", socket.gethostname())
-        wait_until(lambda: name in store.live_workers(), f"worker {name}", proc, log_path.with_suffix(".err"))
+        wait_until(lambda: name in store.fleet.live_workers(), f"worker {name}", proc, log_path.with_suffix(".err"))
         yield proc
 
 

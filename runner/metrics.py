@@ -8,18 +8,15 @@ number of ``runner metrics`` servers (or the HTTP API's ``/metrics``, which moun
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-import redis
 from prometheus_client import CollectorRegistry, generate_latest, start_http_server
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from runner.config import Settings
-from runner.schedule_store import ScheduleStore
 from runner.scheduler import last_success, overdue_since
 from runner.store import StatusStore
 
@@ -32,9 +29,10 @@ DURATION_BUCKETS = (1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
 class StoreCollector:
     """Collects every Runner metric from the store (and the broker's queue lengths)."""
 
-    def __init__(self, store: StatusStore, broker_url: str | None = None) -> None:
+    def __init__(self, store: StatusStore, broker_url: str | None = None, org: str | None = None) -> None:
         self.store = store
-        self.broker = redis.Redis.from_url(broker_url, decode_responses=True) if broker_url else store.redis
+        self.broker = store.broker(broker_url)
+        self.org = org
 
     def collect(self) -> Iterator[Metric]:
         jobs = list(self._jobs())
@@ -43,19 +41,10 @@ class StoreCollector:
         yield from self._schedule_metrics()
 
     def _jobs(self) -> Iterator[dict[str, Any]]:
-        """Every job record still in the store, of every org (the fields metrics need),
-        read in pipelined chunks: a scrape over 10,000 jobs is a few round trips."""
+        """Every job record still in the store, of every org or of ``org`` (the fields
+        metrics need)."""
         names = ("org", "template", "state", "pieces_done", "pieces_failed", "queued_at", "finished_at")
-        for key in self.store.redis.scan_iter(match=self.store.org_jobs_pattern(), count=500):
-            ids = self.store.redis.zrange(key, 0, -1)
-            for start in range(0, len(ids), 1000):
-                with self.store.redis.pipeline(transaction=False) as pipe:
-                    for job_id in ids[start:start + 1000]:
-                        pipe.hmget(self.store.job_key(job_id), names)
-                    rows = pipe.execute()
-                for row in rows:
-                    if row[2] is not None:  # expired jobs leave only their index entry
-                        yield {n: json.loads(v) if v is not None else None for n, v in zip(names, row)}
+        return (job for job in self.store.jobs.every_job(names) if self.org in (None, job["org"]))
 
     def _job_metrics(self, jobs: list[dict[str, Any]]) -> Iterator[Metric]:
         by_state = GaugeMetricFamily("runner_jobs", "Jobs in the store by org, template and state.",
@@ -88,7 +77,7 @@ class StoreCollector:
         return histogram
 
     def _fleet_metrics(self) -> Iterator[Metric]:
-        workers = self.store.live_workers()
+        workers = self.store.fleet.live_workers()
         queues = sorted({q for w in workers.values() for q in w.queues})
         processes = GaugeMetricFamily("runner_worker_processes", "Live worker processes consuming each queue.",
                                       labels=["queue"])
@@ -96,12 +85,12 @@ class StoreCollector:
                                   labels=["queue"])
         for queue in queues:
             processes.add_metric([queue], sum(w.concurrency for w in workers.values() if w.serves(queue)))
-            depth.add_metric([queue], self.broker.llen(self.store.broker_queue_key(queue)))
+            depth.add_metric([queue], self.broker.depth(queue))
         yield processes
         yield depth
 
     def _schedule_metrics(self) -> Iterator[Metric]:
-        schedules = ScheduleStore(self.store)
+        schedules = self.store.schedules
         overdue = GaugeMetricFamily("runner_schedule_overdue", "1 if no run of the schedule completed within its "
                                     "expected_interval.", labels=["org", "schedule"])
         success = GaugeMetricFamily("runner_schedule_last_success_timestamp_seconds",
@@ -121,27 +110,28 @@ class StoreCollector:
         yield success
 
     def _schedule_orgs(self) -> list[str]:
-        members = self.store.redis.zrange(self.store.schedules_due_key(), 0, -1)
-        members += self.store.redis.zrange(self.store.schedules_checks_key(), 0, -1)
-        orgs = {json.loads(m)[0] for m in members}
-        orgs |= {self.store.org_of_jobs_key(k) for k in self.store.redis.scan_iter(match=self.store.org_jobs_pattern())}
-        return sorted(orgs)
+        if self.org is not None:
+            return [self.org]
+        return sorted(self.store.schedules.orgs() | self.store.jobs.orgs())
 
 
-def registry(store: StatusStore, broker_url: str | None = None) -> CollectorRegistry:
-    """A registry holding only Runner's store collector."""
+def registry(store: StatusStore, broker_url: str | None = None, org: str | None = None) -> CollectorRegistry:
+    """A registry holding only Runner's store collector (of every org, or of ``org``)."""
     reg = CollectorRegistry(auto_describe=False)
-    reg.register(StoreCollector(store, broker_url))
+    reg.register(StoreCollector(store, broker_url, org))
     return reg
 
 
-def render(store: StatusStore, broker_url: str | None = None) -> bytes:
-    """The metrics in Prometheus' text format (``CONTENT_TYPE``): what ``/metrics`` serves."""
-    return generate_latest(registry(store, broker_url))
+def render(store: StatusStore, broker_url: str | None = None, org: str | None = None) -> bytes:
+    """The metrics in Prometheus' text format (``CONTENT_TYPE``): what ``/metrics`` serves.
+    With ``org``, jobs and schedules are that org's only (the fleet's workers and queues
+    are everyone's): what an org's own access token may read."""
+    return generate_latest(registry(store, broker_url, org))
 
 
-def serve(settings: Settings, port: int, addr: str = "0.0.0.0") -> Any:
-    """Serve ``/metrics`` on ``port`` in a background thread; returns prometheus_client's server."""
+def serve(settings: Settings, port: int, addr: str = "127.0.0.1") -> Any:
+    """Serve ``/metrics`` on ``port`` in a background thread; returns prometheus_client's
+    server. Loopback by default: the labels name orgs, templates and schedules."""
     store = StatusStore.from_settings(settings)
     server, _thread = start_http_server(port, addr=addr, registry=registry(store, settings.broker_url))
     return server

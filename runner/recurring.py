@@ -17,7 +17,7 @@ from runner import admission
 from runner.admission import JobRequest
 from runner.errors import InvalidParams, InvalidSchedule
 from runner.models import JobStatus
-from runner.schedule_store import ScheduleStore
+from runner.store.schedule_records import ScheduleRecords
 from runner.scheduler import fire, last_success, overdue_since
 from runner.schedules import NAME_PATTERN, CatchUp, ScheduleInfo, ScheduleSpec, parse_duration, timing_errors
 
@@ -41,7 +41,7 @@ class Schedule:
     def __init__(self, client: "Client", name: str) -> None:
         self.client = client
         self.name = name
-        self._schedules = ScheduleStore(client.store)
+        self._schedules = client.store.schedules
 
     def __repr__(self) -> str:
         return f"Schedule({self.name!r})"
@@ -135,7 +135,7 @@ def create_schedule(
     )
     now_ms = round(now * 1000)
     check_at = now_ms + round(expected * 1000) if expected else None
-    ScheduleStore(client.store).create(spec, spec.due_after(now_ms), check_at)
+    client.store.schedules.create(spec, spec.due_after(now_ms), check_at)
     return Schedule(client, name)
 
 
@@ -162,7 +162,7 @@ def _job_errors(client: "Client", template: str, job: dict[str, Any]) -> list[tu
 
 def list_schedules(client: "Client") -> list[ScheduleInfo]:
     """Every schedule of the client's org, by name."""
-    schedules = ScheduleStore(client.store)
+    schedules = client.store.schedules
     found = []
     for name in schedules.names(client.org):
         try:
@@ -173,7 +173,7 @@ def list_schedules(client: "Client") -> list[ScheduleInfo]:
     return found
 
 
-def _info(client: "Client", schedules: ScheduleStore, spec: ScheduleSpec, state: dict[str, str]) -> ScheduleInfo:
+def _info(client: "Client", schedules: ScheduleRecords, spec: ScheduleSpec, state: dict[str, str]) -> ScheduleInfo:
     success = last_success(client.store, schedules, spec) or (float(state["last_success"]) if "last_success" in state
                                                               else None)
     last_job = state.get("last_job")

@@ -1,7 +1,7 @@
 """The scheduler sweep: every worker's watchdog calls :func:`sweep` twice a second.
 
-It claims due times (the compare-and-set in :mod:`runner.schedule_store`; why there is
-no beat process is in :mod:`runner.schedules`), applies the catch-up and overlap
+It claims due times (the compare-and-set in :mod:`runner.store.schedule_records`; why
+there is no beat process is in :mod:`runner.schedules`), applies the catch-up and overlap
 policies, admits each firing through :mod:`runner.admission` (exactly a submit's checks
 and writes, with the worker's own store and Celery app: no ``Client``, no second app) and
 watches ``expected_interval``. A sweeper that dies between winning a claim and queueing
@@ -23,7 +23,7 @@ from runner.admission import JobRequest
 from runner.errors import RunnerError
 from runner.lifecycle import Services
 from runner.models import JobState
-from runner.schedule_store import ScheduleStore
+from runner.store.schedule_records import ScheduleRecords
 from runner.schedules import Firing, ScheduleSpec
 from runner.store import StatusStore
 
@@ -42,7 +42,7 @@ def sweep(services: Services, now: float | None = None) -> int:
     many due times this call claimed. Firings run on ``FIRE_THREADS`` threads: a firing
     is some 25 Redis round trips, and a cron minute may make thousands due at once."""
     now_ms = round((now or time.time()) * 1000)
-    schedules = ScheduleStore(services.store)
+    schedules = services.store.schedules
     due = schedules.due(now_ms, SWEEP_LIMIT)
     random.shuffle(due)  # several sweepers start at different ends: fewer lost races
     if len(due) > 1:
@@ -56,11 +56,11 @@ def sweep(services: Services, now: float | None = None) -> int:
     return claimed
 
 
-def _claim_and_fire(services: Services, schedules: ScheduleStore, member: str, due_ms: int, now_ms: int) -> int:
+def _claim_and_fire(services: Services, schedules: ScheduleRecords, member: str, due_ms: int, now_ms: int) -> int:
     """Claim one schedule's due time (1 if this sweeper won it) and fire what catch-up says."""
     found = schedules.find(member)
     if found is None:
-        schedules.redis.zrem(schedules.store.schedules_due_key(), member)
+        schedules.forget_due(member)
         return 0
     spec = found[0]
     times, passed, next_ms = spec.to_fire(due_ms, now_ms)
@@ -82,7 +82,7 @@ def _pool() -> ThreadPoolExecutor:
         return _executor
 
 
-def fire(services: Services, schedules: ScheduleStore, spec: ScheduleSpec, due: float,
+def fire(services: Services, schedules: ScheduleRecords, spec: ScheduleSpec, due: float,
          overlap: bool = True) -> Firing:
     """Submit the schedule's job for ``due`` (or record why not) and note the firing.
 
@@ -106,7 +106,7 @@ def fire(services: Services, schedules: ScheduleStore, spec: ScheduleSpec, due: 
     return firing
 
 
-def _unfinished(store: StatusStore, schedules: ScheduleStore, spec: ScheduleSpec) -> list[tuple[str, str]]:
+def _unfinished(store: StatusStore, schedules: ScheduleRecords, spec: ScheduleSpec) -> list[tuple[str, str]]:
     """The schedule's recent jobs that have not ended, ``(id, state)``, newest first."""
     found = []
     for job_id, _ in schedules.jobs(spec.org, spec.name, max(RECENT, spec.max_concurrent * 2)):
@@ -116,7 +116,7 @@ def _unfinished(store: StatusStore, schedules: ScheduleStore, spec: ScheduleSpec
     return found
 
 
-def last_success(store: StatusStore, schedules: ScheduleStore, spec: ScheduleSpec) -> float | None:
+def last_success(store: StatusStore, schedules: ScheduleRecords, spec: ScheduleSpec) -> float | None:
     """When the schedule's newest completed run finished (epoch seconds), from its recent jobs."""
     best = None
     for job_id, _ in schedules.jobs(spec.org, spec.name, RECENT):
@@ -136,7 +136,7 @@ def overdue_since(spec: ScheduleSpec, state: dict[str, str], success: float | No
     return limit if now_ms >= limit else None
 
 
-def check_overdue(store: StatusStore, schedules: ScheduleStore, spec: ScheduleSpec, state: dict[str, str],
+def check_overdue(store: StatusStore, schedules: ScheduleRecords, spec: ScheduleSpec, state: dict[str, str],
                   at_ms: int, now_ms: int) -> None:
     """One overdue check (claimed, so one sweeper does it): flag and announce a schedule
     that became overdue — once per overdue period — or clear one that recovered."""

@@ -51,6 +51,6 @@ def watch_job(job: Job, console: Console, window: float = 5.0) -> JobStatus:
             live.update(_view(status, rate), refresh=True)
             if status.is_final:
                 return status
-            events = job.client.store.read_events(job.id, cursor, block_ms=500)
+            events = job.client.store.journal.read_events(job.id, cursor, block_ms=500)
             if events:
                 cursor = events[-1][0]

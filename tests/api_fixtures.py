@@ -27,7 +27,10 @@ from runner.local import free_port, stop_process, wait_until
 from runner.store import StatusStore
 from tests.conftest import TEST_MODULES, s3_env
 
-__all__ = ["ApiServer", "run_api", "api_env", "api_server", "api_client", "api_a", "api_b", "org_a", "org_b"]
+__all__ = ["ApiServer", "run_api", "api_env", "api_server", "api_client", "api_a", "api_b", "org_a", "org_b",
+           "METRICS_TOKEN"]
+
+METRICS_TOKEN = "mt-suite-prometheus"  # RUNNER_METRICS_TOKEN of the suite's API: reads every org's metrics
 
 
 def runner_command() -> list[str]:
@@ -100,7 +103,7 @@ def api_env(redis_url: str, file_roots: list[Path], s3) -> dict[str, str]:
     return {**env, "RUNNER_BROKER_URL": redis_url, "RUNNER_RESULT_BACKEND": redis_url,
             "RUNNER_STORE_URL": redis_url, "RUNNER_INCLUDE": ",".join(TEST_MODULES),
             "RUNNER_FILE_ROOTS": ",".join(str(root) for root in file_roots),
-            "RUNNER_API_RATE_LIMIT": "100000/minute", **s3_env(s3)}
+            "RUNNER_API_RATE_LIMIT": "100000/minute", "RUNNER_METRICS_TOKEN": METRICS_TOKEN, **s3_env(s3)}
 
 
 @pytest.fixture(scope="session")

@@ -275,6 +275,17 @@ template("gated-partition", "1.0.0", partitioner="gated_count", app="slow_square
 template("gated-piece", "1.0.0", partitioner="replicas", app="gated", assembler="json_list")
 
 
+@app("mildew_risk")
+def mildew_risk(piece: int, ctx) -> dict:
+    """The Prediction-API tutorial's model: a mildew risk from a temperature reading (°C)."""
+    celsius = float(ctx.inputs["temperature"].read_text())
+    return {"celsius": celsius, "risk": "high" if 15 <= celsius <= 25 else "low"}
+
+
+template("mildew-predictor", "1.0.0", partitioner="single", app="mildew_risk", assembler="single",
+         inputs=["temperature"])
+
+
 class UiGateParams(BaseModel):
     redis_url: str
     gate: str  # each piece takes one token from this Redis list before it finishes: the test's barrier

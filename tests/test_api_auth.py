@@ -10,13 +10,39 @@ import redis
 
 from runner.api.keys import ApiKeys
 from runner.store import StatusStore
-from tests.api_fixtures import run_api
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.api_fixtures import METRICS_TOKEN, run_api
 
 
 def test_healthz_needs_no_token(api_server):
     answer = httpx.get(f"{api_server.url}/healthz")
     assert answer.status_code == 200 and answer.json() == {"ok": True}
     assert answer.headers["x-request-id"]
+
+
+def test_metrics_need_a_token_and_healthz_does_not(api_server):
+    for headers in ({}, {"Authorization": "Bearer not-the-metrics-token"}, {"Authorization": "rt_0123456789ab_forged"}):
+        answer = httpx.get(f"{api_server.url}/metrics", headers=headers, timeout=30)
+        assert answer.status_code == 401, headers
+        assert answer.json()["error"]["code"] == "unauthorized" and "runner_" not in answer.text
+    assert httpx.get(f"{api_server.url}/healthz", timeout=30).status_code == 200
+
+
+def _metric_orgs(answer: httpx.Response) -> set[str]:
+    assert answer.status_code == 200, answer.text
+    families = {family.name: family.samples for family in text_string_to_metric_families(answer.text)}
+    return {sample.labels["org"] for sample in families["runner_jobs"]}
+
+
+def test_the_metrics_token_reads_every_org_and_an_org_token_only_its_own(api_server, api_a, api_b, org_a, org_b):
+    for api in (api_a, api_b):
+        answer = api.post("/v1/jobs", json={"template": "squares", "params": {"partitioner": {"count": 2}}})
+        assert answer.status_code == 201, answer.text
+    everyone = httpx.get(f"{api_server.url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=30)
+    assert {org_a, org_b} <= _metric_orgs(everyone)
+    assert _metric_orgs(api_a.get("/metrics")) == {org_a}
+    assert _metric_orgs(api_b.get("/metrics")) == {org_b}
 
 
 def test_openapi_and_docs_are_served(api_server):

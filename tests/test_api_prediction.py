@@ -3,6 +3,7 @@ prefork workers: sources are templates, setup binds roles to inputs, one job, th
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import httpx
@@ -52,45 +53,80 @@ def model_uri(tmp_path) -> str:
     return path.as_uri()
 
 
-def test_sources_are_template_names_and_versions_are_refs(api):
-    sources = {source["id"]: source for source in api.get(f"{API}/sources").json()}
-    assert sources["with-model"]["name"] == "with-model" and sources["with-model"]["versions"] == ["1.0.0"]
-    assert sources["with-model"]["retention_hours"] > 0
-    assert api.get(f"{API}/sources/echo-list").json()["id"] == "echo-list"
-    version = api.get(f"{API}/source_versions/with-model@1.0.0").json()
-    assert version == {"id": "with-model@1.0.0", "source_id": "with-model", "version": "1.0.0",
-                       "input_roles": [{"role": "model", "required": True, "description": None}],
-                       "output_roles": [{"role": "result", "required": True, "description": None}]}
-    listed = api.get(f"{API}/source_versions", params={"source_id": "with-model"}).json()
-    assert [v["id"] for v in listed] == ["with-model@1.0.0"]
-    assert "echo-list@1.0.0" in [v["id"] for v in api.get(f"{API}/source_versions").json()]
-    assert_detail(api.get(f"{API}/sources/no-such"), 404, ["source_id"])
-    assert_detail(api.get(f"{API}/source_versions/with-model@9.9.9"), 404, ["version_id"])
-    assert_detail(api.get(f"{API}/source_versions", params={"source_id": "no-such"}), 404, ["source_id"])
+def is_uuid(value: str) -> bool:
+    return str(uuid.UUID(value)) == value
 
 
-def test_posting_a_source_or_version_never_creates_one(api):
-    answer = api.post(f"{API}/sources", json={"name": "with-model", "retention_hours": 24})
-    assert answer.status_code == 200 and answer.json()["id"] == "with-model"
-    assert_detail(api.post(f"{API}/sources", json={"name": "with-model", "id": "other"}), 409, ["id"])
-    assert_detail(api.post(f"{API}/sources", json={"name": "brand-new"}), 404, ["name"])
-    agreed = api.post(f"{API}/source_versions", json={
-        "source_id": "with-model", "version": "1.0.0", "input_roles": [{"role": "model", "required": True}],
-        "output_roles": [{"role": "result"}]})
-    assert agreed.status_code == 200 and agreed.json()["id"] == "with-model@1.0.0"
-    assert_detail(api.post(f"{API}/source_versions", json={
-        "source_id": "with-model", "version": "1.0.0", "input_roles": [{"role": "weights"}]}), 409, ["input_roles"])
-    assert_detail(api.post(f"{API}/source_versions", json={
-        "source_id": "with-model", "version": "1.0.0", "input_roles": [{"role": "model", "required": False}]}),
-        409, ["input_roles", 0, "required"])
-    assert_detail(api.post(f"{API}/source_versions", json={
-        "source_id": "with-model", "version": "1.0.0", "output_roles": [{"role": "scores"}]}), 409, ["output_roles"])
-    assert_detail(api.post(f"{API}/source_versions", json={"source_id": "nope", "version": "1"}), 404,
-                  ["source_id"])
-    assert_detail(api.post(f"{API}/source_versions", json={"source_id": "with-model", "version": "2.0.0"}), 404,
-                  ["version"])
-    assert [v["id"] for v in api.get(f"{API}/source_versions", params={"source_id": "with-model"}).json()] == \
-        ["with-model@1.0.0"]
+def create(api: httpx.Client, path: str, body: dict, status: int = 201) -> dict:
+    answer = api.post(f"{API}/{path}", json=body)
+    assert answer.status_code == status, answer.text
+    return answer.json()
+
+
+def test_a_source_is_a_record_of_the_org_named_once(api, api_client):
+    body = {"name": "with-model", "description": "reads a model", "expectedintervalminutes": 30,
+            "retention_hours": 12}
+    source = create(api, "sources", body)
+    assert is_uuid(source["id"]) and source["versions"] == []
+    assert {k: source[k] for k in body} == body
+    assert create(api, "sources", body, 200) == source  # the same body again: idempotent
+    assert_detail(api.post(f"{API}/sources", json={**body, "retention_hours": 24}), 409, ["retention_hours"])
+    assert_detail(api.post(f"{API}/sources", json={"name": "a@b"}), 422, ["name"])
+    assert api.get(f"{API}/sources/{source['id']}").json() == source
+    assert api.get(f"{API}/sources/with-model").json() == source  # by name too
+    assert api.get(f"{API}/sources").json() == [source]
+    assert_detail(api.get(f"{API}/sources/{uuid.uuid4()}"), 404, ["source_id"])
+    other = api_client()
+    assert other.get(f"{API}/sources").json() == []
+    assert_detail(other.get(f"{API}/sources/{source['id']}"), 404, ["source_id"])
+    assert create(other, "sources", {"name": "with-model"})["id"] != source["id"]  # names are per org
+
+
+def test_a_version_binds_to_a_template_and_never_changes(api, api_client):
+    source = create(api, "sources", {"name": "with-model"})
+    body = {"source_id": source["id"], "version": "1.0.0", "description": "first",
+            "input_roles": [{"role": "model", "input_kind": "file"}], "output_roles": [{"role": "scores"}]}
+    version = create(api, "source_versions", body)
+    assert is_uuid(version["id"]) and version["template"] == "with-model@1.0.0"
+    assert version["source_id"] == source["id"] and version["description"] == "first"
+    assert version["input_roles"] == [{"role": "model", "input_kind": "file", "metric": None, "unit": None,
+                                       "required": True, "description": None}]
+    assert create(api, "source_versions", body, 200) == version
+    assert create(api, "source_versions", {**body, "source_id": "with-model"}, 200) == version  # name works too
+    assert_detail(api.post(f"{API}/source_versions", json={**body, "description": "changed"}), 409, ["description"])
+    assert_detail(api.post(f"{API}/source_versions", json={**body, "output_roles": [{"role": "x"}]}), 409,
+                  ["output_roles"])
+    assert api.get(f"{API}/source_versions/{version['id']}").json() == version
+    assert api.get(f"{API}/sources/{source['id']}").json()["versions"] == ["1.0.0"]
+    # an explicit template: any name and version of the source's own
+    named = create(api, "source_versions", {**body, "version": "7", "template": "with-model@1.0.0"})
+    assert named["template"] == "with-model@1.0.0" and named["version"] == "7"
+    assert [v["id"] for v in api.get(f"{API}/source_versions", params={"source_id": source["id"]}).json()] == \
+        [version["id"], named["id"]]
+    assert_detail(api.get(f"{API}/source_versions/{uuid.uuid4()}"), 404, ["version_id"])
+    assert_detail(api_client().get(f"{API}/source_versions/{version['id']}"), 404, ["version_id"])
+
+
+BAD_VERSIONS = [
+    ({"version": "9.9.9"}, ["version"]),  # no template with-model@9.9.9
+    ({"template": "no-such@1"}, ["template"]),
+    ({"input_roles": [{"role": "weights"}]}, ["input_roles"]),
+    ({"input_roles": []}, ["input_roles"]),
+    ({"input_roles": [{"role": "model", "required": False}]}, ["input_roles", 0, "required"]),
+    ({"output_roles": []}, ["output_roles"]),
+    ({"output_roles": [{"role": "a"}, {"role": "a"}]}, ["output_roles", 1, "role"]),
+    ({"source_id": "nope"}, ["source_id"]),
+    ({"input_roles": [{"role": "model", "colour": "red"}]}, ["input_roles", 0, "colour"]),
+]
+
+
+@pytest.mark.parametrize("change,loc", BAD_VERSIONS, ids=[".".join(map(str, loc)) for _, loc in BAD_VERSIONS])
+def test_a_bad_version_is_a_422_naming_the_field_and_stores_nothing(api, change, loc):
+    source = create(api, "sources", {"name": "with-model"})
+    body = {"source_id": source["id"], "version": "1.0.0", "input_roles": [{"role": "model"}],
+            "output_roles": [{"role": "prediction"}], **change}
+    assert_detail(api.post(f"{API}/source_versions", json=body), 422, loc)
+    assert api.get(f"{API}/source_versions").json() == []
 
 
 def test_an_active_setup_binds_roles_to_inputs_and_runs(api, worker, model_uri):
@@ -259,18 +295,205 @@ def test_an_active_job_with_an_interval_is_a_schedule_that_put_pauses_and_delete
     (row,) = schedule_rows()
     assert row["template"] == "echo-list@1.0.0" and not row["paused"]
     paused = api.put(f"{API}/jobs/{job['id']}", json={"active": False})
-    assert paused.status_code == 200, paused.text
+    assert paused.status_code == 200 and paused.json()["active"] is False, paused.text
     assert schedule_rows()[0]["paused"]
-    assert api.put(f"{API}/jobs/{job['id']}", json={"active": True}).status_code == 200
+    assert api.get(f"{API}/jobs/{job['id']}").json()["active"] is False
+    assert [j["active"] for j in api.get(f"{API}/jobs").json()] == [False]
+    resumed = api.put(f"{API}/jobs/{job['id']}", json={"active": True})
+    assert resumed.status_code == 200 and resumed.json()["active"] is True
     assert not schedule_rows()[0]["paused"]
     assert api.delete(f"{API}/jobs/{job['id']}").status_code == 204
     assert schedule_rows() == []
 
 
+def test_a_one_off_job_deactivated_is_cancelled_and_reads_inactive(api):
+    answer = api.post("/v1/jobs", json={"template": "sleepy", "params": {"app": {"seconds": 300}}})
+    assert answer.status_code == 201, answer.text
+    job = api.get(f"{API}/jobs/{answer.json()['id']}").json()  # queued or running, whether a worker is up or not
+    assert job["active"] is True and job["expectedintervalminutes"] is None
+    stopped = api.put(f"{API}/jobs/{job['id']}", json={"active": False})
+    assert stopped.status_code == 200 and stopped.json()["active"] is False, stopped.text
+    assert stopped.json()["state"] == "cancelled"
+    assert api.put(f"{API}/jobs/{job['id']}", json={"active": False}).json()["active"] is False  # idempotent
+    assert_detail(api.put(f"{API}/jobs/{job['id']}", json={"active": True}), 409, ["active"])
+    outputs = api.get(f"{API}/jobs/{job['id']}/outputs").json()
+    assert outputs["outputs"] is None and outputs["state"] == "cancelled" and "cancelled" in outputs["error"]
+
+
 def test_metrics_are_served_in_prometheus_format(api_server):
     from prometheus_client.parser import text_string_to_metric_families
 
-    answer = httpx.get(f"{api_server.url}/metrics", timeout=30)
+    answer = httpx.get(f"{api_server.url}/metrics", timeout=30,
+                       headers={"Authorization": f"Bearer {api_server.env['RUNNER_METRICS_TOKEN']}"})
     assert answer.status_code == 200
     names = {family.name for family in text_string_to_metric_families(answer.text)}
     assert any(name.startswith("runner_") for name in names), names
+
+
+# -- the tutorial (reference-docs/prediction-api-jobs-tutorial.md), bodies as written ----------
+
+TUTORIAL_SOURCE = {  # step 1 (the tutorial elides its middle lines; these are the fields it documents)
+    "name": "mildew-predictor",
+    "description": "Predicts powdery mildew risk from field temperature",
+    "expectedintervalminutes": 60,
+    "retention_hours": 720,
+}
+
+
+def tutorial_version(source_id: str) -> dict:
+    """Step 2's body, only its id changed."""
+    return {
+        "source_id": source_id,
+        "version": "1.0.0",
+        "input_roles": [
+            {"role": "temperature", "input_kind": "sensor", "metric": "celsius", "required": True}
+        ],
+        "output_roles": [
+            {"role": "prediction", "metric": "celsius", "unit": "°C", "required": True}
+        ],
+    }
+
+
+@pytest.fixture
+def sensor_uri(tmp_path) -> str:
+    path = tmp_path / "temperature.txt"
+    path.write_text("18.5")
+    return path.as_uri()
+
+
+def test_the_tutorials_four_steps_run_to_a_result(api_client, api_server, worker, sensor_uri):
+    org = str(uuid.uuid4())
+    api = api_client(org)
+    source = create(api, "sources", TUTORIAL_SOURCE)  # step 1
+    assert is_uuid(source["id"]) and source["expectedintervalminutes"] == 60 and source["retention_hours"] == 720
+    version = create(api, "source_versions", tutorial_version(source["id"]))  # step 2 (step 3: roles are in it)
+    assert version["template"] == "mildew-predictor@1.0.0" and version["description"] is None
+    assert version["input_roles"][0] == {"role": "temperature", "input_kind": "sensor", "metric": "celsius",
+                                         "unit": None, "required": True, "description": None}
+    assert version["output_roles"][0]["unit"] == "°C"
+    sensor = create(api, "inputs", {"uri": sensor_uri, "kind": "sensor"})
+    assert is_uuid(sensor["id"]) and sensor["uri"] == sensor_uri
+    step4 = {  # step 4, with the source as step 1 read it back
+        "organisation_id": org,
+        "source": api.get(f"{API}/sources/{source['id']}").json(),
+        "job": {"name": "Job A"},
+        "role_bindings": [
+            {"role": "temp", "input_id": sensor["id"], "input_type": "sensor"}
+        ],
+    }
+    # the example binds "temp", a role its own step 2 never declared: refused, naming it and the fix
+    (item,) = assert_detail(api.post(f"{API}/jobs/setup", json=step4), 422, ["role_bindings", 0, "role"])
+    assert "temperature" in item["msg"] and job_count(api) == 0
+    step4["role_bindings"][0]["role"] = "temperature"
+    job = create(api, "jobs/setup", step4)
+    assert job["active"] is False and job["state"] == "draft" and job["name"] == "Job A"
+    assert job["source_id"] == source["id"] and job["source_version_id"] == version["id"]
+    assert job["role_bindings"] == [{"role": "temperature", "input_id": sensor["id"], "input_type": "sensor"}]
+    assert job["output_roles"] == ["prediction"] and job["organisation_id"] == org
+    assert job["expectedintervalminutes"] == 60 and job["retention_hours"] == 720  # the source's
+    ran = api.put(f"{API}/jobs/{job['id']}", json={"active": True})  # "Update a Job"
+    assert ran.status_code == 200 and ran.json()["active"] is True, ran.text
+    assert wait_job(api, job["id"], {"completed", "failed"})["state"] == "completed"
+    outputs = api.get(f"{API}/jobs/{job['id']}/outputs").json()
+    assert outputs == {"id": job["id"], "state": "completed", "error": None,
+                       "outputs": {"prediction": {"celsius": 18.5, "risk": "high"}}}
+    assert api.get(f"/v1/jobs/{job['id']}").json()["inputs"] == {"temperature": sensor_uri}
+    # the prose's job shape: active, organisation_id null, role_bindings inside the job
+    direct = create(api, "jobs/setup", {"organisation_id": org, "source_version": version, "job": {
+        "name": "Job B", "active": True, "organisation_id": None,
+        "role_bindings": [{"role": "temperature", "input_id": sensor["id"]}]}})
+    assert direct["role_bindings"][0]["input_type"] == "sensor"  # the input's kind
+    assert wait_job(api, direct["id"], {"completed", "failed"})["state"] == "completed"
+    # both are standing (active + the source's 60 minutes): one schedule each, checked for overdue
+    rows = json.loads(api_server.cli("schedules", "--json", "--org", org).stdout)
+    assert sorted(row["name"] for row in rows) == sorted(f"prediction-{j['id']}" for j in (job, direct))
+    assert {(row["template"], row["expected_interval"], row["paused"]) for row in rows} == \
+        {("mildew-predictor@1.0.0", 3600, False)}  # the overdue check: 60 minutes
+    listed = api.get(f"{API}/jobs").json()
+    assert [j["name"] for j in listed] == ["Job B", "Job A"]
+    for made in (job, direct):
+        assert api.delete(f"{API}/jobs/{made['id']}").status_code == 204
+    assert json.loads(api_server.cli("schedules", "--json", "--org", org).stdout) == []
+
+
+def test_setup_takes_objects_as_read_back_and_inputs_by_id(api, model_uri):
+    source = create(api, "sources", {"name": "with-model", "retention_hours": 3})
+    version = create(api, "source_versions", {"source_id": source["id"], "version": "1.0.0",
+                                              "input_roles": [{"role": "model"}], "output_roles": [{"role": "y"}]})
+    model = create(api, "inputs", {"uri": model_uri, "kind": "weights"})
+    assert api.get(f"{API}/inputs/{model['id']}").json() == model and api.get(f"{API}/inputs").json() == [model]
+    binding = [{"role": "model", "input_id": model["id"]}]
+    for given in ({"source": source}, {"source_version": version}, {"source": source, "source_version": version},
+                  {"job": {"source_id": source["id"]}}, {"job": {"source_version_id": version["id"]}},
+                  {"source": {"name": "with-model"}, "source_version": {"version": "1.0.0"}}):
+        body = {"job": {}, **given, "role_bindings": binding}
+        job = create(api, "jobs/setup", body)
+        assert (job["source_id"], job["source_version_id"]) == (source["id"], version["id"]), given
+        assert job["role_bindings"] == [{"role": "model", "input_id": model["id"], "input_type": "weights"}]
+        assert job["retention_hours"] == 3 and job["output_roles"] == ["y"]
+    by_uri = create(api, "jobs/setup", {"source": source, "job": {}, "role_bindings": [
+        {"role": "model", "input_id": model_uri}]})
+    assert by_uri["role_bindings"][0]["input_id"] == model_uri
+
+
+def test_setup_creates_its_source_and_version_on_the_fly(api, model_uri):
+    roles = {"input_roles": [{"role": "model", "input_kind": "file"}], "output_roles": [{"role": "y"}]}
+    body = {"source": {"name": "with-model", "description": "fly", "retention_hours": 2},
+            "source_version": {"version": "1.0.0", **roles}, "job": {"name": "fly"}}
+    refused = [
+        ({**body, "source_version": {"version": "1.0.0", **roles, "input_roles": []}},
+         ["source_version", "input_roles"]),
+        ({**body, "source_version": {"version": "2", **roles}}, ["source_version", "version"]),  # no template
+        ({**body, "source": {"name": "a/b"}}, ["source", "name"]),
+        ({**body, "role_bindings": [{"role": "nope", "input_id": model_uri}]}, ["role_bindings", 0, "role"]),
+    ]
+    for bad, loc in refused:
+        assert_detail(api.post(f"{API}/jobs/setup", json=bad), 422, loc)
+    assert api.get(f"{API}/sources").json() == [] and api.get(f"{API}/source_versions").json() == []
+    job = create(api, "jobs/setup", body)
+    (source,) = api.get(f"{API}/sources").json()
+    (version,) = api.get(f"{API}/source_versions").json()
+    assert (source["name"], source["description"], source["versions"]) == ("with-model", "fly", ["1.0.0"])
+    assert version["template"] == "with-model@1.0.0" and version["input_roles"][0]["input_kind"] == "file"
+    assert (job["source_id"], job["source_version_id"], job["retention_hours"]) == (source["id"], version["id"], 2)
+    again = create(api, "jobs/setup", body)  # the records exist now: the same ones are used
+    assert (again["source_id"], again["source_version_id"]) == (source["id"], version["id"])
+    newer = create(api, "jobs/setup", {"source": source, "job": {},
+                                       "source_version": {"version": "7", "template": "with-model@1.0.0", **roles}})
+    assert api.get(f"{API}/sources/{source['id']}").json()["versions"] == ["1.0.0", "7"]
+    assert newer["source_version_id"] == api.get(f"{API}/source_versions").json()[1]["id"]
+    assert_detail(api.post(f"{API}/jobs/setup", json={**body, "source_version": {
+        "version": "1.0.0", **roles, "output_roles": [{"role": "z"}]}}), 422, ["source_version", "output_roles"])
+    assert_detail(api.post(f"{API}/jobs/setup", json={**body, "source": {"name": "with-model", "retention_hours": 9}}),
+                  422, ["source", "retention_hours"])
+    assert job_count(api) == 3
+
+
+def test_bad_references_in_a_setup_are_422s_naming_the_field(api, api_client, model_uri):
+    source = create(api, "sources", {"name": "with-model"})
+    version = create(api, "source_versions", {"source_id": source["id"], "version": "1.0.0",
+                                              "input_roles": [{"role": "model"}], "output_roles": [{"role": "y"}]})
+    empty = create(api, "sources", {"name": "echo-list"})
+    theirs = api_client()
+    their_input = create(theirs, "inputs", {"uri": model_uri})
+    bad = [
+        ({"source": {**source, "colour": 1}, "job": {}}, ["source", "colour"]),
+        ({"source": empty, "job": {}}, ["source", "id"]),  # no version yet
+        ({"source": source, "source_version": {"version": "2"}, "job": {}}, ["source_version", "version"]),
+        ({"source": {"id": source["id"], "name": "echo-list"}, "job": {}}, ["source", "name"]),
+        ({"source_version": {**version, "version": "2"}, "job": {}}, ["source_version", "version"]),
+        ({"job": {"source_version_id": str(uuid.uuid4())}}, ["job", "source_version_id"]),
+        ({"source": source, "job": {}, "role_bindings": [{"role": "model", "input_id": their_input["id"]}]},
+         ["role_bindings", 0, "input_id"]),
+        ({"source": source, "job": {"organisation_id": "someone-else"}}, ["job", "organisation_id"]),
+    ]
+    for body, loc in bad:
+        assert_detail(api.post(f"{API}/jobs/setup", json=body), 422, loc)
+    # another org's source and version are unknown there
+    assert_detail(theirs.post(f"{API}/jobs/setup", json={"source_version": version, "job": {}}), 422,
+                  ["source_version", "id"])
+    assert_detail(theirs.post(f"{API}/source_versions", json={"source_id": source["id"], "version": "1.0.0",
+                  "input_roles": [{"role": "model"}], "output_roles": [{"role": "y"}]}), 422, ["source_id"])
+    assert_detail(api.get(f"{API}/inputs/{their_input['id']}"), 404, ["input_id"])
+    assert_detail(api.post(f"{API}/inputs", json={"uri": "file:///etc/passwd"}), 422, ["uri"])
+    assert job_count(api) == 0 and job_count(theirs) == 0

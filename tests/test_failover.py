@@ -8,15 +8,21 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+import httpx
+import psutil
 import pytest
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 
 from runner import Client, JobState, get_settings
 from runner.local import free_port, redis_server_binary, stop_process, wait_until, worker_process
+from runner.metrics import render
+from runner.store import StatusStore
 from tests.conftest import TEST_MODULES
 
 pytestmark = pytest.mark.timeout(180)
@@ -85,3 +91,45 @@ def test_a_job_completes_exactly_when_the_redis_master_fails_over(tmp_path: Path
             assert job.wait(timeout=120) == sum(i * i for i in range(400))
             status = job.status()
             assert status.state is JobState.COMPLETED and status.pieces_done == 400
+
+
+def test_runner_metrics_reads_a_store_and_broker_behind_sentinels(tmp_path: Path, file_roots, monkeypatch) -> None:
+    """``runner metrics`` and the collector the API mounts connect like every client
+    (``redis_connect``), so the README's ``sentinel://`` URLs work for them too. The store
+    URL lists the Sentinels in another order than the broker URL: two URLs, two clients."""
+    monkeypatch.setenv("RUNNER_REDIS_MASTER_NAME", MASTER)
+    with sentinel_group(tmp_path) as (url, _master):
+        store_url = ";".join(reversed(url.split(";")))
+        settings = get_settings(broker_url=url, result_backend=url, store_url=store_url, include=TEST_MODULES,
+                                file_roots=file_roots, redis_master_name=MASTER)
+        with worker_process(url, include=TEST_MODULES, concurrency=1, log_path=tmp_path / "worker.log"):
+            assert Client(settings=settings).submit("squares@1", params={"partitioner": {"count": 3}}).wait(60) == 5
+
+            def families(text: str) -> dict[str, list]:
+                return {family.name: family.samples for family in text_string_to_metric_families(text)}
+
+            def check(found: dict[str, list]) -> None:
+                jobs = {(s.labels["template"], s.labels["state"]): s.value for s in found["runner_jobs"]}
+                assert jobs == {("squares@1.0.0", "completed"): 1}
+                assert "control" in {s.labels["queue"] for s in found["runner_queue_depth"]}  # read from the broker
+
+            check(families(render(StatusStore.from_settings(settings), settings.broker_url).decode()))
+            port, log = free_port(), tmp_path / "metrics.log"
+            env = {**os.environ, "RUNNER_BROKER_URL": url, "RUNNER_STORE_URL": store_url}
+            with log.open("wb") as out:
+                proc = subprocess.Popen([sys.executable, "-m", "runner.cli", "metrics", "--port", str(port)], env=env,
+                                        stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True)
+            try:
+                wait_until(lambda: _scrapes(f"http://127.0.0.1:{port}/metrics"), "runner metrics", proc, log, 30)
+                check(families(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text))
+                listening = {c.laddr.ip for c in psutil.Process(proc.pid).net_connections() if c.status == "LISTEN"}
+                assert listening == {"127.0.0.1"}  # loopback unless --host says otherwise
+            finally:
+                stop_process(proc)
+
+
+def _scrapes(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -198,7 +198,7 @@ def test_finished_jobs_expire_after_their_retention(settings, worker) -> None:
     client = Client(settings=settings, org="retention")
     job = client.submit("squares", params={"partitioner": {"count": 5}}, retention_hours=1)
     job.wait(timeout=60)
-    kept = [key for key in client.store._job_keys(job.id) if client.store.redis.exists(key)]
+    kept = [key for key in client.store.keys.all_job_keys(job.id) if client.store.redis.exists(key)]
     assert {client.store.job_key(job.id), client.store.events_key(job.id)} < set(kept)  # and the results
     for key in kept:
         assert 3500 < client.store.redis.ttl(key) <= 3601, key

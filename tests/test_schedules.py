@@ -223,11 +223,9 @@ def test_of_many_racing_claims_of_one_due_time_exactly_one_wins_and_its_replay_s
         redis_url: str, file_roots) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from runner.schedule_store import ScheduleStore
-
     client = client_for(redis_url, file_roots)
     client.schedule("squares@1", name="raced", every="1m")
-    schedules = ScheduleStore(client.store)
+    schedules = client.store.schedules
     spec, state = schedules.get(client.org, "raced")
     due = int(state["next_due"])
     with ThreadPoolExecutor(16) as pool:

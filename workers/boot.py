@@ -67,7 +67,7 @@ def publish_templates(settings: Settings) -> None:
     except redis.ConnectionError as exc:
         raise ClusterError(f"cannot publish templates: status store unreachable ({exc})") from exc
     finally:
-        store.redis.close()
+        store.close()
 
 
 def _worker_info(consumer: Any) -> WorkerInfo:
@@ -110,7 +110,7 @@ def _start_background(sender: Any = None, **_: Any) -> None:
     def beat() -> None:
         while True:
             try:
-                store.heartbeat_worker(info)
+                store.fleet.heartbeat_worker(info)
                 leases.renew()
             except Exception:  # the broker may be restarting; the next beat retries
                 pass
@@ -125,7 +125,7 @@ def _start_background(sender: Any = None, **_: Any) -> None:
 def _stop(sender: Any = None, **_: Any) -> None:
     _stopping.set()
     try:
-        runtime.store().forget_worker(sender.hostname)
+        runtime.store().fleet.forget_worker(sender.hostname)
     except Exception:
         pass
 

@@ -49,7 +49,7 @@ def member(name: str, task_id: str, args: Any) -> str:
 def expect(name: str, task_id: str, args: list[Any], at: float) -> None:
     """Lease a task that is due to start at ``at`` (a retry after its backoff), so that it
     is re-run if the worker holding it dies while it waits."""
-    runtime.store().lease(member(name, task_id, args), at)
+    runtime.store().fleet.lease(member(name, task_id, args), at)
 
 
 def leased(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -61,7 +61,7 @@ def leased(fn: Callable[..., Any]) -> Callable[..., Any]:
     @wraps(fn)
     def run(task: Task, *args: Any) -> Any:
         lease, store = member(task.name, task.request.id, args), runtime.store()
-        store.lease(lease, time.time())
+        store.fleet.lease(lease, time.time())
         outermost = not _running
         _running.append(lease)
         result = None
@@ -83,7 +83,7 @@ def leased(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _over(store: Any, outermost: bool) -> None:
     if outermost:
-        store.drop_leases(list(_running))
+        store.fleet.drop_leases(list(_running))
         _running.clear()
 
 
@@ -92,7 +92,7 @@ def _renew_inline() -> None:
     task it handed over); called by the stopper's watcher thread while a task runs."""
     inline = _running[1:]
     if inline:
-        runtime.store().renew_leases(inline, time.time())
+        runtime.store().fleet.renew_leases(inline, time.time())
 
 
 _running: list[str] = []  # leases of this process's task and the stages it ran inline
@@ -104,7 +104,7 @@ def renew() -> None:
     from celery.worker import state
 
     running = [member(r.task_name, r.id, r.args) for r in list(state.active_requests) if r.task_name in TASKS]
-    runtime.store().renew_leases(running, time.time())
+    runtime.store().fleet.renew_leases(running, time.time())
 
 
 def recover(celery: Celery, now: float | None = None) -> list[str]:
@@ -113,17 +113,17 @@ def recover(celery: Celery, now: float | None = None) -> list[str]:
     store, settings = runtime.store(), runtime.settings()
     now = now or time.time()
     recovered = []
-    for raw in store.stale_leases(now - settings.worker_dead_seconds):
-        if not store.claim_lease(raw):
+    for raw in store.fleet.stale_leases(now - settings.worker_dead_seconds):
+        if not store.fleet.claim_lease(raw):
             continue  # another worker's sweep took it
         name, task_id, args = json.loads(raw)
-        fields = store.fields(args[0], "state", "deadline", "queue")
+        fields = store.jobs.fields(args[0], "state", "deadline", "queue")
         if fields["state"] is None or JobState(fields["state"]).is_final or (fields["deadline"] or 0) <= now:
             continue  # the job ended (or is ending at its deadline): nothing to re-run
         queue = fields["queue"] if name == APP else settings.control_queue
         resend(celery, name, task_id, args, queue, fields["deadline"])
         what = f"pieces {args[2]}..{args[3] - 1}" if name == APP else name
-        store.add_logs(args[0], [{"level": "WARNING", "source": "runner", "msg":
+        store.journal.add_logs(args[0], [{"level": "WARNING", "source": "runner", "msg":
                                   f"{what} re-sent: no worker has vouched for task {task_id} for "
                                   f"{settings.worker_dead_seconds:g}s (worker dead or disconnected)"}])
         log.warning("re-sent %s %s of job %s: its lease went stale", name, task_id, args[0])

@@ -30,10 +30,10 @@ def sweep(celery: Celery, now: float | None = None) -> list[str]:
     store = runtime.store()
     now = now or time.time()
     ended = []
-    for job_id in store.overdue(now):
-        fields = store.fields(job_id, "state", "job_timeout", "deadline")
+    for job_id in store.jobs.overdue(now):
+        fields = store.jobs.fields(job_id, "state", "job_timeout", "deadline")
         if fields["state"] is None or JobState(fields["state"]).is_final:
-            store.forget_deadline(job_id)  # expired, or ended without us
+            store.jobs.forget_deadline(job_id)  # expired, or ended without us
             continue
         if (fields["deadline"] or 0) > now:  # retry_failed gave it a new deadline
             continue

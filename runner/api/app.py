@@ -11,10 +11,11 @@ import asyncio
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 
-from runner.api import auth, bytenite, prediction, v1
-from runner.api.deps import ApiState
+from runner.api import auth, bytenite, prediction, prediction_sources, v1
+from runner.api.deps import ApiState, MetricsScope
 from runner.api.errors import install_error_handlers
 from runner.api.guards import BodySizeLimit, RequestId
+from runner.api.v1_models import ERROR_RESPONSES
 from runner.config import Settings, get_settings
 from runner.metrics import CONTENT_TYPE, render
 from runner.registry import load_plugins
@@ -39,26 +40,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(RequestId)  # added last: outermost, so every response carries the id
-    for module in (auth, v1, bytenite, prediction):
+    for module in (auth, v1, bytenite, prediction_sources, prediction):
         app.include_router(module.router)
     if settings.ui:
         from runner.ui import mount  # Jinja2 and the dashboard's routes only when served
 
         mount(app)
 
-    @app.get("/metrics", tags=["health"], summary="Prometheus metrics of the store (no auth, as Flower's)",
-             response_class=Response)
-    def metrics() -> Response:
-        # counts only (jobs by state and template, pieces, queues, workers, schedules): no
-        # job ids, params or org names' data leave through it
-        return Response(render(app.state.api.store, settings.broker_url), media_type=CONTENT_TYPE)
+    @app.get("/metrics", tags=["health"], response_class=Response,
+             summary="Prometheus metrics of the store: every org's with RUNNER_METRICS_TOKEN, else the token's org's",
+             responses={code: ERROR_RESPONSES[code] for code in (401, 429)})
+    def metrics(org: MetricsScope) -> Response:
+        # counts only, but labelled with org, template and schedule names: a token is
+        # required, and an org's own token reads that org's jobs and schedules only
+        return Response(render(app.state.api.store, settings.broker_url, org), media_type=CONTENT_TYPE)
 
     @app.get("/healthz", tags=["health"], summary="Liveness and store reachability (no auth)")
     async def healthz() -> JSONResponse:
         # the async client does not ride out outages (RUNNER_REDIS_OUTAGE_SECONDS): a health
         # check must answer at once, 503 while the store is unreachable
         try:
-            ok = bool(await asyncio.wait_for(app.state.api.async_redis.ping(), HEALTH_TIMEOUT))
+            ok = await asyncio.wait_for(app.state.api.live.ping(), HEALTH_TIMEOUT)
         except Exception:
             ok = False
         return JSONResponse({"ok": ok}, status_code=200 if ok else 503)

@@ -11,12 +11,12 @@ write is the key's and never a request body's.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import threading
 from functools import cached_property
 from typing import Annotated
 
-import redis.asyncio as aredis
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
 
@@ -24,11 +24,11 @@ from starlette.concurrency import run_in_threadpool
 
 from runner.api.keys import ApiKeys, Principal, RateLimit, Unauthorized
 from runner.client import Client
-from runner.redis_connect import connect_async
 from runner.config import Settings
-from runner.store import StatusStore
+from runner.store import LiveReads, StatusStore
 
-__all__ = ["ApiState", "api_state", "principal", "client_for", "CurrentPrincipal", "OrgClient"]
+__all__ = ["ApiState", "api_state", "principal", "client_for", "metrics_scope", "CurrentPrincipal", "OrgClient",
+           "MetricsScope"]
 
 log = logging.getLogger("runner.api")
 
@@ -52,9 +52,10 @@ class ApiState:
         self._sweeps: set[asyncio.Task] = set()
 
     @cached_property
-    def async_redis(self) -> aredis.Redis:
-        """The store's Redis for async routes (server-sent events), made in the event loop."""
-        return connect_async(self.store.url, self.settings.redis_master_name)
+    def live(self) -> LiveReads:
+        """The store's async reads for async routes (server-sent events, ``/healthz``),
+        made in the event loop on first use."""
+        return self.store.live()
 
     def sweep_later(self, client: Client, job_id: str) -> None:
         """Delete a deleted job's keys again after ``SWEEP_AFTER`` seconds.
@@ -109,6 +110,21 @@ def principal(request: Request, authorization: Annotated[str | None, Depends(_au
 
 
 CurrentPrincipal = Annotated[Principal, Depends(principal)]
+
+
+def metrics_scope(request: Request, authorization: Annotated[str | None, Depends(_authorization)] = None) -> str | None:
+    """Whose metrics the caller reads: every org's (``None``) with ``RUNNER_METRICS_TOKEN``
+    (what Prometheus is configured with), else only the org of their access token.
+    Raises Unauthorized (401) or RateLimited (429): the labels name orgs and templates."""
+    state = api_state(request)
+    token = bearer_token(authorization)
+    expected = state.settings.metrics_token.get_secret_value() if state.settings.metrics_token else ""
+    if expected and hmac.compare_digest(token.encode(), expected.encode()):
+        return None
+    return principal(request, authorization).org
+
+
+MetricsScope = Annotated[str | None, Depends(metrics_scope)]
 
 
 def client_for(request: Request, who: CurrentPrincipal) -> Client:

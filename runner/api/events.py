@@ -5,8 +5,9 @@ client that reconnects with ``Last-Event-ID`` resumes exactly after the last one
 saw. The response ends after the job's final state; a comment line every
 ``KEEPALIVE_SECONDS`` keeps proxies from closing an idle stream.
 
-The loop is async (``redis.asyncio``): a blocking read per open stream would hold one of
-the threadpool's 40 threads each, and 40 watchers would stall every other route.
+The loop is async (the store's :class:`~runner.store.LiveReads`): a blocking read per open
+stream would hold one of the threadpool's 40 threads each, and 40 watchers would stall
+every other route.
 """
 
 from __future__ import annotations
@@ -14,11 +15,10 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 
-import redis.asyncio as aredis
 from fastapi.responses import StreamingResponse
 
 from runner.models import FINAL_STATES
-from runner.store import StatusStore
+from runner.store import LiveReads
 
 __all__ = ["event_stream"]
 
@@ -31,15 +31,10 @@ def _frame(event_id: str, fields: dict[str, str]) -> str:
     return f"id: {event_id}\nevent: {fields.get('type', 'message')}\ndata: {json.dumps(fields)}\n\n"
 
 
-async def _read(conn: aredis.Redis, key: str, after: str, block: int | None) -> list[tuple[str, dict[str, str]]]:
-    answer = await conn.xread({key: after}, block=block, count=1000)
-    return [(event_id, fields) for _, entries in answer for event_id, fields in entries]
-
-
-async def _frames(conn: aredis.Redis, store: StatusStore, job_id: str, after: str) -> AsyncIterator[str]:
-    key, cursor, idle = store.events_key(job_id), after, 0
+async def _frames(live: LiveReads, job_id: str, after: str) -> AsyncIterator[str]:
+    cursor, idle = after, 0
     while True:
-        events = await _read(conn, key, cursor, BLOCK_MS)
+        events = await live.events(job_id, cursor, BLOCK_MS)
         for event_id, fields in events:
             cursor = event_id
             yield _frame(event_id, fields)
@@ -48,9 +43,9 @@ async def _frames(conn: aredis.Redis, store: StatusStore, job_id: str, after: st
         if events:
             idle = 0
             continue
-        raw = await conn.hget(store.job_key(job_id), "state")
-        if raw is None or json.loads(raw) in _FINAL:  # ended before `after`, or deleted: drain and stop
-            for event_id, fields in await _read(conn, key, cursor, None):
+        state = await live.state(job_id)
+        if state is None or state in _FINAL:  # ended before `after`, or deleted: drain and stop
+            for event_id, fields in await live.events(job_id, cursor, None):
                 yield _frame(event_id, fields)
             return
         idle += 1
@@ -59,8 +54,8 @@ async def _frames(conn: aredis.Redis, store: StatusStore, job_id: str, after: st
             yield ": keep-alive\n\n"
 
 
-def event_stream(conn: aredis.Redis, store: StatusStore, job_id: str, after: str | None) -> StreamingResponse:
+def event_stream(live: LiveReads, job_id: str, after: str | None) -> StreamingResponse:
     """The SSE response for ``job_id``'s events after ``after`` (all when None). The
     caller has already checked that the job belongs to the caller's org."""
-    return StreamingResponse(_frames(conn, store, job_id, after or "0-0"), media_type="text/event-stream",
+    return StreamingResponse(_frames(live, job_id, after or "0-0"), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -34,18 +34,6 @@ TOKEN_PREFIX = "rt"
 _ORG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _ID = re.compile(r"^[0-9a-f]{12}$")
 
-# KEYS: token, key record, rate counter. ARGV: key id, window seconds.
-# The counter moves only for a valid token, so bogus tokens cannot spend a key's quota.
-_AUTHENTICATE = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0} end
-local org = redis.call('HGET', KEYS[2], 'org')
-if not org then return {0} end
-local n = redis.call('INCR', KEYS[3])
-if n == 1 then redis.call('EXPIRE', KEYS[3], ARGV[2]) end
-return {1, org, n}
-"""
-
-
 class Unauthorized(RunnerError):
     """No token, a malformed, unknown or expired token, or a revoked or wrong key (HTTP 401)."""
 
@@ -118,11 +106,9 @@ class ApiKeys:
     """Create, list and revoke API keys; exchange a key for a token; check tokens."""
 
     def __init__(self, store: StatusStore, token_seconds: int = 3600) -> None:
-        self.store = store
-        self.redis = store.redis
+        self.records = store.api_keys
         self.token_seconds = token_seconds
         self.hasher = PasswordHasher()
-        self._authenticate = self.redis.register_script(_AUTHENTICATE)
 
     # -- keys ------------------------------------------------------------------------
     def create(self, org: str) -> tuple[str, str]:
@@ -131,38 +117,25 @@ class ApiKeys:
         key_id = secrets.token_hex(6)
         key = f"{KEY_PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
         record = {"org": org, "hash": self.hasher.hash(key), "created_at": f"{time.time():.3f}"}
-        with self.redis.pipeline() as pipe:
-            pipe.hset(self.store.api_key_key(key_id), mapping=record)
-            pipe.sadd(self.store.api_org_keys_key(org), key_id)
-            pipe.execute()
+        self.records.add_key(key_id, org, record)
         return key_id, key
 
     def list(self, org: str) -> list[ApiKeyInfo]:
         """The org's live keys, oldest first (ids and dates only: secrets are not kept)."""
-        found = []
-        for key_id in self.redis.smembers(self.store.api_org_keys_key(check_org(org))):
-            record = self.redis.hgetall(self.store.api_key_key(key_id))
-            if record:
-                found.append(ApiKeyInfo(key_id, record["org"], float(record["created_at"])))
+        found = [ApiKeyInfo(key_id, record["org"], float(record["created_at"]))
+                 for key_id, record in self.records.org_keys(check_org(org)).items()]
         return sorted(found, key=lambda info: info.created_at)
 
     def revoke(self, key_id: str) -> bool:
         """Delete a key; its tokens stop working at once. False if there was no such key."""
-        org = self.redis.hget(self.store.api_key_key(key_id), "org")
-        if org is None:
-            return False
-        with self.redis.pipeline() as pipe:
-            pipe.delete(self.store.api_key_key(key_id))
-            pipe.srem(self.store.api_org_keys_key(org), key_id)
-            pipe.execute()
-        return True
+        return self.records.delete_key(key_id)
 
     # -- tokens ----------------------------------------------------------------------
     def exchange(self, api_key: str, limit: RateLimit | None = None) -> tuple[str, Principal]:
         """A new access token for a valid key; raises :class:`Unauthorized` otherwise."""
         who = self.verify(api_key, limit)
         token = f"{TOKEN_PREFIX}_{who.key_id}_{secrets.token_urlsafe(32)}"
-        self.redis.set(self.store.api_token_key(_sha256(token)), who.key_id, ex=self.token_seconds)
+        self.records.add_token(_sha256(token), who.key_id, self.token_seconds)
         return token, who
 
     def verify(self, api_key: str, limit: RateLimit | None = None) -> Principal:
@@ -172,7 +145,7 @@ class ApiKeys:
         the slow hash is checked, so guessing cannot make the server hash without bound.
         """
         key_id = _split(api_key or "", KEY_PREFIX)
-        record = self.redis.hgetall(self.store.api_key_key(key_id)) if key_id else {}
+        record = self.records.key(key_id) if key_id else {}
         if record and limit is not None:
             self._count(key_id, limit)  # type: ignore[arg-type]
         try:
@@ -193,29 +166,21 @@ class ApiKeys:
             raise Unauthorized("malformed access token: get one from POST /v1/auth/access_token")
         limit = limit or RateLimit(1 << 62, 3600)
         window, retry_after = limit.window(time.time())
-        keys = [self.store.api_token_key(_sha256(token)), self.store.api_key_key(key_id),
-                self.store.api_rate_key(key_id, window)]
-        answer = self._authenticate(keys=keys, args=[key_id, limit.seconds + 1])
-        if not answer[0]:
+        answer = self.records.authenticate(_sha256(token), key_id, window, limit.seconds)
+        if answer is None:
             raise Unauthorized("access token expired, unknown or revoked: get a new one from POST /v1/auth/access_token")
-        if int(answer[2]) > limit.requests:
+        org, count = answer
+        if count > limit.requests:
             raise RateLimited(f"rate limit of {limit.requests} requests per {limit.seconds}s exceeded", retry_after)
-        return Principal(answer[1], key_id)
+        return Principal(org, key_id)
 
     def _count(self, key_id: str, limit: RateLimit) -> None:
         window, retry_after = limit.window(time.time())
-        key = self.store.api_rate_key(key_id, window)
-        with self.redis.pipeline() as pipe:
-            pipe.incr(key)
-            pipe.expire(key, limit.seconds + 1)
-            count, _ = pipe.execute()
-        if count > limit.requests:
+        if self.records.count_request(key_id, window, limit.seconds) > limit.requests:
             raise RateLimited(f"rate limit of {limit.requests} requests per {limit.seconds}s exceeded", retry_after)
 
     # -- signed links ----------------------------------------------------------------
     def link_secret(self) -> bytes:
         """The HMAC secret for signed result links: made once, kept in Redis, so every API
         process signs and checks links alike."""
-        key = self.store.api_link_secret_key()
-        self.redis.set(key, secrets.token_hex(32), nx=True)
-        return bytes.fromhex(self.redis.get(key))  # type: ignore[arg-type]
+        return bytes.fromhex(self.records.link_secret(secrets.token_hex(32)))

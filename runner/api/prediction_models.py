@@ -12,14 +12,17 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["Binding", "Role", "Source", "SourceVersion", "SourceBody", "SourceVersionBody", "RoleBinding", "SetupJob",
-           "SetupSource", "SetupSourceVersion", "SetupBody", "JobPut", "PredictionJob", "ERROR_RESPONSES",
-           "RESULT_ROLE"]
+           "SetupSource", "SetupSourceVersion", "SetupBody", "JobPut", "PredictionJob", "JobOutputs", "InputBody",
+           "Input", "ERROR_RESPONSES", "RESULT_ROLE"]
 
-RESULT_ROLE = "result"
+RESULT_ROLE = "result"  # the one output role of a job set up straight from a template
 _Name = Field(None, min_length=1, max_length=200)
+_Text = Field(None, max_length=2000)
 _Hours = Field(None, gt=0, le=24 * 366)
-_Minutes = Field(None, ge=1, le=366 * 24 * 60, description="How often the job is expected to run: with "
-                 "active true, a schedule runs it again every interval (PUT active pauses / resumes it).")
+_Minutes = Field(None, ge=1, le=366 * 24 * 60, description="How often the job is expected to run (a monitoring "
+                 "hint): the job's overdue check; with active true, a schedule runs it again every interval "
+                 "(PUT active pauses / resumes it).")
+_Roles = Field(..., max_length=100)
 
 
 class _Body(BaseModel):
@@ -27,55 +30,86 @@ class _Body(BaseModel):
 
 
 class Role(_Body):
+    """An input or output role of a source version, stored and read back as given."""
+
     role: str = Field(..., min_length=1, max_length=200)
+    input_kind: str | None = Field(None, max_length=100)
+    metric: str | None = Field(None, max_length=100)
+    unit: str | None = Field(None, max_length=100)
     required: bool = True
-    description: str | None = Field(None, max_length=2000)
+    description: str | None = _Text
 
 
 class Source(BaseModel):
-    """A runnable model: a template name."""
+    """A runnable model: a record of the org (``POST /api/v1/sources``)."""
 
     id: str
     name: str
-    description: str = ""
-    retention_hours: float
-    versions: list[str]
+    description: str | None = None
+    expectedintervalminutes: int | None = None
+    retention_hours: float | None = None
+    created_at: str
+    versions: list[str] = Field(description="Its versions' version strings, oldest first.")
 
 
 class SourceVersion(BaseModel):
-    """One version of a source, which never changes: a template ``name@version``."""
+    """One immutable version of a source, bound to a Runner template."""
 
     id: str
     source_id: str
     version: str
+    description: str | None = None
     input_roles: list[Role]
     output_roles: list[Role]
+    template: str = Field(description="The Runner template it runs (name@version).")
+    created_at: str
 
 
 class SourceBody(_Body):
-    id: str | None = _Name
-    name: str = Field(..., min_length=1, max_length=200)
-    description: str | None = Field(None, max_length=2000)
+    name: str = Field(..., min_length=1, max_length=200, pattern=r"^[^@/]+$")
+    description: str | None = _Text
+    expectedintervalminutes: int | None = _Minutes
     retention_hours: float | None = _Hours
 
 
 class SourceVersionBody(_Body):
-    id: str | None = _Name
-    source_id: str = Field(..., min_length=1, max_length=200)
-    version: str = Field(..., min_length=1, max_length=100)
-    input_roles: list[Role] | None = Field(None, max_length=100)
-    output_roles: list[Role] | None = Field(None, max_length=100)
+    source_id: str = Field(..., min_length=1, max_length=200, description="The source's id (or its name).")
+    version: str = Field(..., min_length=1, max_length=100, pattern=r"^[^@/]+$")
+    description: str | None = _Text
+    input_roles: list[Role] = _Roles
+    output_roles: list[Role] = _Roles
+    template: str | None = Field(None, min_length=1, max_length=200, description="The Runner template to run "
+                                 "(name@version); default: the template named like the source, at this version.")
+
+
+class InputBody(_Body):
+    uri: str = Field(..., min_length=1, max_length=4096)
+    kind: str | None = Field(None, max_length=100)
+    description: str | None = _Text
+
+
+class Input(BaseModel):
+    """An input registered by id: a role binding's ``input_id`` may name it."""
+
+    id: str
+    uri: str
+    kind: str | None = None
+    description: str | None = None
+    created_at: str
 
 
 class RoleBinding(_Body):
     role: str = Field(..., min_length=1, max_length=200)
-    input_id: str = Field(..., min_length=1, max_length=4096, description="The input's URI.")
+    input_id: str = Field(..., min_length=1, max_length=4096,
+                          description="The input's URI, or the id of an input registered with POST /api/v1/inputs.")
     input_type: str | None = Field(None, max_length=100)
 
 
 class SetupJob(_Body):
     name: str | None = Field(None, max_length=200)
     active: bool = False
+    organisation_id: str | None = Field(None, max_length=64, description="null (the top-level one counts), or "
+                                        "the key's org.")
     source_id: str | None = _Name
     source_version_id: str | None = _Name
     retention_hours: float | None = _Hours
@@ -84,15 +118,28 @@ class SetupJob(_Body):
 
 
 class SetupSource(_Body):
+    """A source by ``id`` or ``name``: what ``GET /api/v1/sources/{id}`` returned is accepted as is."""
+
     id: str | None = _Name
     name: str | None = _Name
+    description: str | None = _Text
+    expectedintervalminutes: int | None = _Minutes
     retention_hours: float | None = _Hours
+    created_at: str | None = Field(None, max_length=100)
+    versions: list[str] | None = Field(None, max_length=10_000)
 
 
 class SetupSourceVersion(_Body):
+    """A version by ``id``, or ``version`` of the source: a version as read back is accepted as is."""
+
     id: str | None = _Name
     source_id: str | None = _Name
     version: str | None = Field(None, min_length=1, max_length=100)
+    description: str | None = _Text
+    input_roles: list[Role] | None = Field(None, max_length=100)
+    output_roles: list[Role] | None = Field(None, max_length=100)
+    template: str | None = _Name
+    created_at: str | None = Field(None, max_length=100)
 
 
 class SetupBody(_Body):
@@ -126,10 +173,20 @@ class PredictionJob(BaseModel):
     source_id: str
     source_version_id: str
     role_bindings: list[Binding]
+    output_roles: list[str] = Field(description="Names its result is read under (GET /api/v1/jobs/{id}/outputs).")
     state: str = Field(description="Runner's state: draft, queued, running, ..., completed, failed.")
     created_at: str
     retention_hours: float
     expectedintervalminutes: int | None = None
+
+
+class JobOutputs(BaseModel):
+    """A job's result under its output roles: null until it completed; ``error`` if it ended otherwise."""
+
+    id: str
+    state: str
+    outputs: dict[str, Any] | None = None
+    error: str | None = None
 
 
 class ErrorItem(BaseModel):

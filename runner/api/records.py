@@ -1,13 +1,14 @@
 """What the foreign route families write on a job's own record (JSON, like every other
 field): ByteNite's ``description``; the Prediction API's ``schedule_hint``
-(``{"expected_interval_minutes": n}``) and ``input_types`` (role → ``input_type``).
+(``{"expected_interval_minutes": n}``), ``input_types`` (role → ``input_type``),
+``input_ids`` (role → registered input id), ``source_ref`` (``{source_id,
+source_version_id, output_roles}``) and ``schedule`` (a standing job's schedule).
 ``JobStatus`` ignores them, so Runner's own views are unchanged: one job, three views.
 And who cancelled a job through them, as its error says it.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from runner.api.keys import Principal
@@ -19,11 +20,7 @@ __all__ = ["extra_fields", "requester"]
 def extra_fields(client: Client, job_ids: list[str], *names: str) -> list[dict[str, Any]]:
     """``names`` of each job's record, decoded (missing ones ``None``), in one round trip
     for a whole page of jobs."""
-    with client.store.redis.pipeline(transaction=False) as pipe:
-        for job_id in job_ids:
-            pipe.hmget(client.store.job_key(job_id), list(names))
-        rows = pipe.execute()
-    return [{name: (json.loads(raw) if raw is not None else None) for name, raw in zip(names, row)} for row in rows]
+    return client.store.jobs.fields_each(job_ids, *names)
 
 
 def queued_by(who: Principal) -> str:

@@ -184,7 +184,7 @@ def job_events(
     """Server-sent events from the job's events stream (state changes, progress), resuming
     after ``Last-Event-ID`` (or ``after``); the stream ends after the job's final state."""
     client.get(job_id)
-    return event_stream(api_state(request).async_redis, client.store, job_id, last_event_id or after)
+    return event_stream(api_state(request).live, job_id, last_event_id or after)
 
 
 @router.get("/templates")

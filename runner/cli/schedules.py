@@ -118,13 +118,16 @@ def schedules_table(found: list[ScheduleInfo]) -> Table:
 
 @click.command()
 @click.option("--port", type=click.IntRange(1, 65535), default=9808, show_default=True)
-@click.option("--addr", default="0.0.0.0", show_default=True)
-def metrics(port: int, addr: str) -> None:
-    """Serve Prometheus metrics from the store at http://ADDR:PORT/metrics until Ctrl-C."""
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to listen on (loopback by default: the labels name orgs, templates and schedules).")
+@click.option("--addr", default=None, hidden=True, help="Old name of --host.")
+def metrics(port: int, host: str, addr: str | None) -> None:
+    """Serve Prometheus metrics from the store at http://HOST:PORT/metrics until Ctrl-C."""
     from runner.metrics import serve
 
-    serve(get_settings(), port, addr)
-    say(f"serving Runner metrics on http://{addr}:{port}/metrics (Ctrl-C stops)")
+    host = addr or host
+    serve(get_settings(), port, host)
+    say(f"serving Runner metrics on http://{host}:{port}/metrics (Ctrl-C stops)")
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

@@ -113,12 +113,12 @@ def import_template(path: Path, store: StatusStore, storages: Storages, settings
         params={k: v for k, v in spec.params.items() if k in KINDS}, task_timeout=spec.task_timeout,
         job_timeout=spec.job_timeout, queue=queue, description=spec.description,
     )
-    existing = store.imported_template(record.ref)
+    existing = store.fleet.imported_template(record.ref)
     if existing is not None and existing != record.encoded():
         raise _conflict(record, ImportRecord.model_validate_json(existing))
     registered = register_record(record)
     publish(store, [TemplateInfo.from_template(registered)])
-    current = store.record_import(record.ref, record.encoded())
+    current = store.fleet.record_import(record.ref, record.encoded())
     if current != record.encoded():
         raise _conflict(record, ImportRecord.model_validate_json(current))
     return ImportReport(ref=record.ref, created=existing is None, functions=functions, queue=queue,
@@ -191,7 +191,7 @@ def register_record(record: ImportRecord) -> Template:
 def load_imported(ref: str, store: StatusStore, **_: Any) -> bool:
     """Register the imported template ``ref`` from the store, if there is one (a worker's
     template loader: jobs name exact refs)."""
-    raw = store.imported_template(ref)
+    raw = store.fleet.imported_template(ref)
     if raw is None:
         return False
     register_record(ImportRecord.model_validate_json(raw))

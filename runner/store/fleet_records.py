@@ -1,6 +1,6 @@
-"""The fleet's records in the store: worker heartbeats, the leases of running tasks, and
-the templates the fleet published or imported. A mixin of :class:`runner.store.StatusStore`
-(it uses the store's ``redis`` client and the key builders of :class:`runner.keys.Keys`)."""
+"""The fleet's records in the store: worker heartbeats, the leases of running tasks, how
+long pieces take, and the templates the fleet published or imported; and the broker's
+queue lengths (what a metrics scrape reports beside the workers that consume them)."""
 
 from __future__ import annotations
 
@@ -10,78 +10,81 @@ from typing import Any
 
 import redis
 
-from runner.keys import Keys
 from runner.models import WorkerInfo
+from runner.store.keyspace import Keys
+from runner.store.part import Part
 
-__all__ = ["FleetRecords", "RECENT_SECONDS"]
+__all__ = ["FleetRecords", "BrokerQueues", "RECENT_SECONDS"]
 
 PIECE_SECONDS_TTL = 86_400  # a piece time not heard of for a day is forgotten
 RECENT_SECONDS = 1.0  # how old a fleet fact read on a hot path (submit, partition) may be
 
 
-class FleetRecords(Keys):
-    """Heartbeats, leases and templates; ``self.redis`` is the store's client."""
+class FleetRecords(Part):
+    """Heartbeats, leases, piece times and templates."""
 
-    redis: redis.Redis
+    def __init__(self, redis_client: redis.Redis, keys: Keys) -> None:
+        super().__init__(redis_client, keys)
+        self._recent_reads: dict[str, tuple[float, Any]] = {}
 
     def _recent(self, what: str, read: Callable[[], Any], recent: bool) -> Any:
         """``read()``, or its value from under ``RECENT_SECONDS`` ago when ``recent``: the
         fleet's workers and templates change rarely, and every submit reads both."""
-        cache: dict[str, tuple[float, Any]] = self.__dict__.setdefault("_recent_reads", {})
-        hit = cache.get(what)
+        hit = self._recent_reads.get(what)
         if recent and hit and time.monotonic() - hit[0] < RECENT_SECONDS:
             return hit[1]
         value = read()
-        cache[what] = (time.monotonic(), value)
+        self._recent_reads[what] = (time.monotonic(), value)
         return value
 
     def _forget_recent(self) -> None:
-        self.__dict__.pop("_recent_reads", None)
+        self._recent_reads.clear()
 
     # -- workers --------------------------------------------------------------------
     def heartbeat_worker(self, info: WorkerInfo) -> None:
         beat = info.model_copy(update={"seen": time.time()})
-        self.redis.hset(self.workers_key(), info.hostname, beat.model_dump_json(exclude={"active", "seen_seconds_ago"}))
+        encoded = beat.model_dump_json(exclude={"active", "seen_seconds_ago"})
+        self.redis.hset(self.keys.workers_key(), info.hostname, encoded)
 
     # -- leases: running tasks, vouched for by their worker --------------------------
     def lease(self, member: str, at: float) -> None:
-        self.redis.zadd(self.leases_key(), {member: at})
+        self.redis.zadd(self.keys.leases_key(), {member: at})
 
     def drop_leases(self, members: list[str]) -> None:
         if members:
-            self.redis.zrem(self.leases_key(), *members)
+            self.redis.zrem(self.keys.leases_key(), *members)
 
     def renew_leases(self, members: list[str], at: float) -> None:
         """Vouch for running tasks; only leases that exist are renewed (a task that just
         ended is not brought back)."""
         if members:
-            self.redis.zadd(self.leases_key(), dict.fromkeys(members, at), xx=True)
+            self.redis.zadd(self.keys.leases_key(), dict.fromkeys(members, at), xx=True)
 
     def stale_leases(self, before: float) -> list[str]:
-        return self.redis.zrangebyscore(self.leases_key(), "-inf", before)
+        return self.redis.zrangebyscore(self.keys.leases_key(), "-inf", before)
 
     def claim_lease(self, member: str) -> bool:
         """Take a stale lease for recovery: exactly one of several sweepers gets it."""
-        return bool(self.redis.zrem(self.leases_key(), member))
+        return bool(self.redis.zrem(self.keys.leases_key(), member))
 
     def forget_worker(self, hostname: str) -> None:
-        self.redis.hdel(self.workers_key(), hostname)
+        self.redis.hdel(self.keys.workers_key(), hostname)
 
     def live_workers(self, max_age: float = 30.0, recent: bool = False) -> dict[str, WorkerInfo]:
         """Workers that sent a heartbeat in the last ``max_age`` seconds, by hostname
         (``recent``: as read up to ``RECENT_SECONDS`` ago)."""
         now = time.time()
-        beats = self._recent("workers", lambda: self.redis.hgetall(self.workers_key()), recent)
+        beats = self._recent("workers", lambda: self.redis.hgetall(self.keys.workers_key()), recent)
         workers = [WorkerInfo.model_validate_json(raw) for raw in beats.values()]
         return {w.hostname: w for w in sorted(workers, key=lambda w: w.hostname) if now - w.seen <= max_age}
 
     # -- how long a template's pieces take (batch sizes, workers/canvas.py) ----------
     def note_piece_seconds(self, kind: str, seconds: float) -> None:
         """How long one piece of ``kind`` (a template and its params) took lately."""
-        self.redis.set(self.piece_seconds_key(kind), f"{seconds:.9f}", ex=PIECE_SECONDS_TTL)
+        self.redis.set(self.keys.piece_seconds_key(kind), f"{seconds:.9f}", ex=PIECE_SECONDS_TTL)
 
     def piece_seconds(self, kind: str) -> float | None:
-        raw = self.redis.get(self.piece_seconds_key(kind))
+        raw = self.redis.get(self.keys.piece_seconds_key(kind))
         return float(raw) if raw else None
 
     # -- published templates (runner/catalog.py) ------------------------------------
@@ -90,26 +93,36 @@ class FleetRecords(Keys):
         read): returns what is published under ``ref`` now, ours or the earlier one."""
         self._forget_recent()
         with self.redis.pipeline() as pipe:
-            pipe.hsetnx(self.templates_key(), ref, encoded)
-            pipe.hget(self.templates_key(), ref)
+            pipe.hsetnx(self.keys.templates_key(), ref, encoded)
+            pipe.hget(self.keys.templates_key(), ref)
             _, current = pipe.execute()
         return current
 
     def published_templates(self, recent: bool = False) -> dict[str, str]:
         """Every published template's JSON, by ref (``recent``: as read up to
         ``RECENT_SECONDS`` ago; publishing from this process forgets that read)."""
-        return self._recent("templates", lambda: self.redis.hgetall(self.templates_key()), recent)
+        return self._recent("templates", lambda: self.redis.hgetall(self.keys.templates_key()), recent)
 
     def record_import(self, ref: str, encoded: str) -> str:
         """Record an imported template unless ``ref`` already is (``HSETNX``): returns
         what is recorded under ``ref`` now, ours or the earlier one."""
         self._forget_recent()
         with self.redis.pipeline() as pipe:
-            pipe.hsetnx(self.imports_key(), ref, encoded)
-            pipe.hget(self.imports_key(), ref)
+            pipe.hsetnx(self.keys.imports_key(), ref, encoded)
+            pipe.hget(self.keys.imports_key(), ref)
             _, current = pipe.execute()
         return current
 
     def imported_template(self, ref: str) -> str | None:
         """The JSON of the imported template ``ref`` (``name@version``), if any."""
-        return self.redis.hget(self.imports_key(), ref)
+        return self.redis.hget(self.keys.imports_key(), ref)
+
+
+class BrokerQueues(Part):
+    """The lengths of the broker's queues. The broker may be another Redis than the
+    store's (``RUNNER_BROKER_URL``); either way its client comes from
+    :func:`runner.redis_connect.connect`, so a ``sentinel://`` broker works too."""
+
+    def depth(self, queue: str) -> int:
+        """Messages waiting in ``queue`` (kombu keeps them in a list named after it)."""
+        return int(self.redis.llen(self.keys.broker_queue_key(queue)))

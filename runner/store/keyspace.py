@@ -1,7 +1,8 @@
 """Every Redis key Runner writes, one builder each, under a configurable prefix.
 
 No key string exists anywhere else in Runner, Lua included (scripts take their keys as
-``KEYS``), so the whole schema reads here:
+``KEYS``), so the whole schema reads here. The store's parts (:mod:`runner.store`) share
+one ``Keys``, and no module outside the store package calls a builder.
 
 ``P`` is ``RUNNER_KEY_PREFIX`` (default ``runner``).
 
@@ -44,6 +45,11 @@ key                                   type    holds
 ``P:org:{org}:schedules``             set     names of one org's schedules
 ``P:schedules:due``                   zset    ``[org, name]`` as JSON, scored by next due time (epoch ms)
 ``P:schedules:checks``                zset    ``[org, name]`` as JSON, scored by when overdue is next checked (ms)
+``P:org:{org}:sources``               hash    source id -> a Prediction-API source as JSON (``source_records.py``)
+``P:org:{org}:source_names``          hash    source name -> its id (a name is unique in an org)
+``P:org:{org}:source_versions``       hash    version id -> a source version as JSON (never changes)
+``P:org:{org}:source:{id}:versions``  hash    version string -> version id, of one source
+``P:org:{org}:inputs``                hash    input id -> a registered input ``{id, uri, kind, …}`` as JSON
 ``{queue}`` (broker)                   list    a Celery queue in the *broker* Redis (kombu's key; read by metrics)
 ====================================  ======  =================================================
 
@@ -157,6 +163,22 @@ class Keys:
     def schedules_checks_key(self) -> str:
         return f"{self.prefix}:schedules:checks"
 
+    # Prediction-API records (runner/store/source_records.py): config, so they never expire
+    def sources_key(self, org: str) -> str:
+        return f"{self.prefix}:org:{org}:sources"
+
+    def source_names_key(self, org: str) -> str:
+        return f"{self.prefix}:org:{org}:source_names"
+
+    def source_versions_key(self, org: str) -> str:
+        return f"{self.prefix}:org:{org}:source_versions"
+
+    def source_version_ids_key(self, org: str, source_id: str) -> str:
+        return f"{self.prefix}:org:{org}:source:{source_id}:versions"
+
+    def inputs_key(self, org: str) -> str:
+        return f"{self.prefix}:org:{org}:inputs"
+
     def org_jobs_pattern(self) -> str:
         """A ``SCAN`` pattern matching every org's job index (metrics read every org)."""
         return f"{self.prefix}:org:*:jobs"
@@ -170,7 +192,8 @@ class Keys:
         """The list kombu's Redis transport keeps a queue's messages in (the queue's name)."""
         return queue
 
-    def _job_keys(self, job_id: str) -> list[str]:
+    def all_job_keys(self, job_id: str) -> list[str]:
+        """Every key a job may have (deleting or expiring a job covers them all)."""
         return [
             self.job_key(job_id), self.events_key(job_id), self.pieces_key(job_id),
             self.results_key(job_id), self.ranges_key(job_id), self.failed_key(job_id), self.result_key(job_id),

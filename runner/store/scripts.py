@@ -1,11 +1,14 @@
-"""The store's Lua scripts: every compare-and-set and counter that must be atomic.
+"""Every Lua script Runner runs: each compare-and-set and counter that must be atomic
+(job transitions and results, log lines, schedule claims, API token checks, the
+Prediction API's names and versions).
 
-Each takes its keys as ``KEYS`` (built by :class:`runner.keys.Keys`, never here) and is
+Each takes its keys as ``KEYS`` (built by :class:`runner.store.keyspace.Keys`, never here) and is
 safe to replay: a client that retries a call whose reply was lost (``redis_connect``)
 gets the same outcome as if the first call had answered.
 """
 
-__all__ = ["TRANSITION", "RECORD_RESULTS", "RECORD_RANGES", "RECORD_FAILURE", "ADD_LOGS", "HMGET_MANY"]
+__all__ = ["TRANSITION", "RECORD_RESULTS", "RECORD_RANGES", "RECORD_FAILURE", "ADD_LOGS", "CLAIM_SCHEDULE",
+           "AUTHENTICATE", "CLAIM_NAME", "HMGET_MANY"]
 
 # KEYS: job, events[, every other key of the job, to expire]. ARGV: target, maxlen, expire seconds
 # (0: leave lifetimes alone), token, n_allowed, allowed..., field, value, ...
@@ -118,6 +121,45 @@ for i = 2, #ARGV do
 end
 if ttl > 0 then redis.call('EXPIRE', KEYS[2], ttl) end
 return ttl
+"""
+
+# KEYS: sorted set, schedule hash. ARGV: member, expected score, new score, token, token field.
+# Exactly one caller sees its expected score and moves it; a replay (same token, reply lost)
+# finds the score already moved by itself and reports the same win.
+CLAIM_SCHEDULE = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and tonumber(score) == tonumber(ARGV[3]) and redis.call('HGET', KEYS[2], ARGV[5]) == ARGV[4] then
+  return 1
+end
+if not score or tonumber(score) ~= tonumber(ARGV[2]) then return 0 end
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  return 0
+end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[5], ARGV[4])
+return 1
+"""
+
+# KEYS: token, key record, rate counter. ARGV: key id, window seconds.
+# The counter moves only for a valid token, so bogus tokens cannot spend a key's quota.
+AUTHENTICATE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0} end
+local org = redis.call('HGET', KEYS[2], 'org')
+if not org then return {0} end
+local n = redis.call('INCR', KEYS[3])
+if n == 1 then redis.call('EXPIRE', KEYS[3], ARGV[2]) end
+return {1, org, n}
+"""
+
+# KEYS: index hash, records hash. ARGV: index field, new id, record JSON.
+# The id already under the field, else the new one with its record (both written at once).
+CLAIM_NAME = """
+local found = redis.call('HGET', KEYS[1], ARGV[1])
+if found then return found end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+return ARGV[2]
 """
 
 # KEYS: job records. ARGV: field names. Read-only: the named fields of every record, flat

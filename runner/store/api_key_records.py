@@ -1,0 +1,79 @@
+"""The HTTP API's keys in the store: each key's record (org, argon2 hash, creation time),
+each org's set of key ids, access tokens by SHA-256, request counters per rate-limit
+window, and the secret that signs result links.
+
+Only records live here; what a key or a token is, how it is hashed and checked, is
+:mod:`runner.api.keys`'s.
+"""
+
+from __future__ import annotations
+
+import redis
+
+from runner.store.keyspace import Keys
+from runner.store.part import Part
+from runner.store.scripts import AUTHENTICATE
+
+__all__ = ["ApiKeyRecords"]
+
+
+class ApiKeyRecords(Part):
+    """Key records, token digests, rate counters and the link secret."""
+
+    def __init__(self, redis_client: redis.Redis, keys: Keys) -> None:
+        super().__init__(redis_client, keys)
+        self._authenticate = self.redis.register_script(AUTHENTICATE)
+
+    def add_key(self, key_id: str, org: str, record: dict[str, str]) -> None:
+        """Store a key's record and list it under its org, in one transaction."""
+        with self.redis.pipeline() as pipe:
+            pipe.hset(self.keys.api_key_key(key_id), mapping=record)
+            pipe.sadd(self.keys.api_org_keys_key(org), key_id)
+            pipe.execute()
+
+    def key(self, key_id: str) -> dict[str, str]:
+        """The record of key ``key_id`` (empty if there is none)."""
+        return self.redis.hgetall(self.keys.api_key_key(key_id))
+
+    def org_keys(self, org: str) -> dict[str, dict[str, str]]:
+        """The records of the org's live keys, by id."""
+        found = {key_id: self.key(key_id) for key_id in self.redis.smembers(self.keys.api_org_keys_key(org))}
+        return {key_id: record for key_id, record in found.items() if record}
+
+    def delete_key(self, key_id: str) -> bool:
+        """Delete a key's record and its org's mention of it; False if there was none."""
+        org = self.redis.hget(self.keys.api_key_key(key_id), "org")
+        if org is None:
+            return False
+        with self.redis.pipeline() as pipe:
+            pipe.delete(self.keys.api_key_key(key_id))
+            pipe.srem(self.keys.api_org_keys_key(org), key_id)
+            pipe.execute()
+        return True
+
+    def add_token(self, digest: str, key_id: str, seconds: int) -> None:
+        """Remember an access token (by its SHA-256) for ``seconds``, as key ``key_id``'s."""
+        self.redis.set(self.keys.api_token_key(digest), key_id, ex=seconds)
+
+    def authenticate(self, digest: str, key_id: str, window: int, window_seconds: int) -> tuple[str, int] | None:
+        """For a live token of a live key: its org and the requests counted in ``window``
+        (this one included); ``None`` otherwise. One round trip; only a valid token counts."""
+        keys = [self.keys.api_token_key(digest), self.keys.api_key_key(key_id), self.keys.api_rate_key(key_id, window)]
+        answer = self._authenticate(keys=keys, args=[key_id, window_seconds + 1])
+        return (answer[1], int(answer[2])) if answer[0] else None
+
+    def count_request(self, key_id: str, window: int, window_seconds: int) -> int:
+        """Count one request of the key in ``window``; returns the window's count."""
+        key = self.keys.api_rate_key(key_id, window)
+        with self.redis.pipeline() as pipe:
+            pipe.incr(key)
+            pipe.expire(key, window_seconds + 1)
+            count, _ = pipe.execute()
+        return int(count)
+
+    def link_secret(self, candidate: str) -> str:
+        """The shared link secret: ``candidate`` if none was set yet (``SET NX``), else the
+        one an earlier process set."""
+        key = self.keys.api_link_secret_key()
+        self.redis.set(key, candidate, nx=True)
+        return self.redis.get(key)  # type: ignore[return-value]

@@ -1,0 +1,207 @@
+"""Job records in the store: creating a record, reading it, changing its fields and its
+state (through the one transition script), the org's index of its jobs, and the
+deadlines the watchdog reads.
+
+Every value of a record is JSON (``encode``); a state change goes only through
+:meth:`JobRecords.transition`, which checks the state machine's table atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import redis
+
+from runner.errors import IllegalTransition, JobNotFound
+from runner.models import JobState, JobStatus, allowed_sources
+from runner.store.journal import EVENTS_MAXLEN, Journal
+from runner.store.keyspace import Keys
+from runner.store.part import Part, encode, status_of
+from runner.store.scripts import TRANSITION
+
+__all__ = ["JobRecords"]
+
+_SCAN_CHUNK = 1000
+
+
+class JobRecords(Part):
+    """Create, read, update and move job records; index them by org and deadline."""
+
+    def __init__(self, redis_client: redis.Redis, keys: Keys, journal: Journal) -> None:
+        super().__init__(redis_client, keys)
+        self.journal = journal
+        self._transition = self.redis.register_script(TRANSITION)
+
+    def create(self, record: dict[str, Any], expire_seconds: float, deadline: float | None = None,
+               tasks: list[str] | None = None, logs: list[dict[str, Any]] | None = None) -> None:
+        """Write a new job record (state ``draft`` or ``queued``) and index it by org; for a
+        queued job also its deadline, its first task's id and its first log lines — one
+        round trip, before the task is sent."""
+        job_id, org, ttl, keys = record["id"], record["org"], int(expire_seconds) + 1, self.keys
+        with self.redis.pipeline() as pipe:
+            pipe.hset(keys.job_key(job_id), mapping={k: encode(v) for k, v in record.items()})
+            pipe.expire(keys.job_key(job_id), ttl)
+            pipe.zadd(keys.org_jobs_key(org), {job_id: record["created_at"]})
+            pipe.xadd(keys.events_key(job_id), {"type": "state", "state": record["state"]}, maxlen=EVENTS_MAXLEN)
+            pipe.expire(keys.events_key(job_id), ttl)
+            if deadline is not None:
+                pipe.zadd(keys.deadlines_key(), {job_id: deadline})
+            if tasks:
+                pipe.sadd(keys.tasks_key(job_id), *tasks)
+                pipe.expire(keys.tasks_key(job_id), ttl)
+            if logs:
+                self.journal.xadd_logs(pipe, job_id, logs)
+                pipe.expire(keys.logs_key(job_id), ttl)
+            pipe.execute()
+
+    def get(self, job_id: str, org: str | None = None) -> JobStatus:
+        """The job's record; raises :class:`JobNotFound` if absent or owned by another org."""
+        return status_of(job_id, self.redis.hgetall(self.keys.job_key(job_id)), org)
+
+    def snapshot(self, job_id: str, org: str | None = None) -> tuple[JobStatus, str]:
+        """The job's record and the id of its newest event, read in one transaction:
+        waiting for events after that id misses none that follow the record."""
+        with self.redis.pipeline() as pipe:
+            pipe.hgetall(self.keys.job_key(job_id))
+            pipe.xrevrange(self.keys.events_key(job_id), "+", "-", count=1)
+            raw, newest = pipe.execute()
+        return status_of(job_id, raw, org), (newest[0][0] if newest else "0-0")
+
+    def fields(self, job_id: str, *names: str) -> dict[str, Any]:
+        """A few fields of the record, decoded (missing ones are ``None``)."""
+        values = self.redis.hmget(self.keys.job_key(job_id), names)
+        return {name: (json.loads(v) if v is not None else None) for name, v in zip(names, values)}
+
+    def fields_each(self, job_ids: list[str], *names: str) -> list[dict[str, Any]]:
+        """``names`` of each job's record, decoded (missing ones ``None``), in one round
+        trip for a whole page of jobs."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hmget(self.keys.job_key(job_id), list(names))
+            rows = pipe.execute()
+        return [{name: (json.loads(raw) if raw is not None else None) for name, raw in zip(names, row)}
+                for row in rows]
+
+    def update(self, job_id: str, **fields: Any) -> None:
+        """Set record fields that are not the state (use :meth:`transition` for that)."""
+        if "state" in fields:
+            raise ValueError("state changes go through transition()")
+        self.redis.hset(self.keys.job_key(job_id), mapping={k: encode(v) for k, v in fields.items()})
+
+    def transition(self, job_id: str, target: JobState, *, strict: bool = True,
+                   expect: Iterable[JobState] | None = None, keep_seconds: float | None = None,
+                   **fields: Any) -> bool:
+        """Move the job to ``target`` if the state machine allows it from its current state
+        (and that state is one of ``expect``, when given); with ``keep_seconds``, every key
+        of the job then lives that long (a final state's retention starts with it).
+
+        Atomic: of two racing writers only one wins. Returns whether it moved; with
+        ``strict`` an illegal move raises :class:`IllegalTransition` instead.
+        """
+        allowed = allowed_sources(target)
+        if expect is not None:
+            allowed = [state for state in allowed if state in set(expect)]
+        sources = [encode(s.value) for s in allowed]
+        expire = int(keep_seconds) + 1 if keep_seconds else 0
+        token = encode(secrets.token_hex(8))
+        args: list[Any] = [encode(target.value), EVENTS_MAXLEN, expire, token, len(sources), *sources]
+        for key, value in fields.items():
+            args += [key, encode(value)]
+        keys = self.keys.all_job_keys(job_id) if expire else [self.keys.job_key(job_id), self.keys.events_key(job_id)]
+        moved, current = self._transition(keys=keys, args=args)
+        if moved:
+            return True
+        if not current:
+            raise JobNotFound(f"no job {job_id!r} (it may have expired)")
+        if strict:
+            raise IllegalTransition(f"job {job_id}: cannot go from {json.loads(current)} to {target.value}")
+        return False
+
+    def state(self, job_id: str) -> JobState | None:
+        raw = self.redis.hget(self.keys.job_key(job_id), "state")
+        return JobState(json.loads(raw)) if raw else None
+
+    def list_jobs(self, org: str, state: JobState | None = None, limit: int = 50,
+                  template: str | None = None) -> list[JobStatus]:
+        """The org's newest jobs first, optionally only those in ``state`` and of
+        ``template`` (a name or ``name@version``); expired ones are pruned from the index."""
+        found: list[JobStatus] = []
+        for job_id in self.redis.zrevrange(self.keys.org_jobs_key(org), 0, -1):
+            try:
+                status = self.get(job_id, org)
+            except JobNotFound:
+                self.redis.zrem(self.keys.org_jobs_key(org), job_id)
+                continue
+            if (state is None or status.state == state) and template in (None, status.template,
+                                                                         status.template.partition("@")[0]):
+                found.append(status)
+            if len(found) >= limit:
+                break
+        return found
+
+    def page_jobs(self, org: str, state: JobState | None = None, limit: int = 50,
+                  offset: int = 0) -> tuple[list[JobStatus], int]:
+        """A page of the org's jobs (newest first) and how many match in all, reading only
+        each job's state to count (pipelined) and whole records for the page."""
+        ids = self.redis.zrevrange(self.keys.org_jobs_key(org), 0, -1)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hget(self.keys.job_key(job_id), "state")
+            states = pipe.execute()
+        gone = [job_id for job_id, raw in zip(ids, states) if raw is None]
+        if gone:
+            self.redis.zrem(self.keys.org_jobs_key(org), *gone)
+        matching = [job_id for job_id, raw in zip(ids, states)
+                    if raw is not None and (state is None or json.loads(raw) == state.value)]
+        page = []
+        for job_id in matching[offset:offset + limit]:
+            try:
+                page.append(self.get(job_id, org))
+            except JobNotFound:  # expired between the two reads
+                continue
+        return page, len(matching)
+
+    def every_job(self, names: tuple[str, ...]) -> Iterator[dict[str, Any]]:
+        """``names`` of every job record still in the store, of every org, decoded, read in
+        pipelined chunks: what a metrics scrape counts (10,000 jobs are a few round trips).
+        ``names`` must include ``state``: a record without one has expired."""
+        for key in self.redis.scan_iter(match=self.keys.org_jobs_pattern(), count=500):
+            ids = self.redis.zrange(key, 0, -1)
+            for start in range(0, len(ids), _SCAN_CHUNK):
+                for row in self.fields_each(ids[start:start + _SCAN_CHUNK], *names):
+                    if row["state"] is not None:  # expired jobs leave only their index entry
+                        yield row
+
+    def orgs(self) -> set[str]:
+        """Every org with jobs in the store."""
+        return {self.keys.org_of_jobs_key(k) for k in self.redis.scan_iter(match=self.keys.org_jobs_pattern())}
+
+    def delete_job(self, job_id: str, org: str) -> None:
+        """Delete every key of a job and forget it in its org's index and the deadlines."""
+        with self.redis.pipeline() as pipe:
+            pipe.delete(*self.keys.all_job_keys(job_id))
+            pipe.zrem(self.keys.org_jobs_key(org), job_id)
+            pipe.zrem(self.keys.deadlines_key(), job_id)
+            pipe.execute()
+
+    def keep_for(self, job_id: str, seconds: float) -> None:
+        """Let every key the job has so far live ``seconds`` from now."""
+        with self.redis.pipeline() as pipe:
+            for key in self.keys.all_job_keys(job_id):
+                pipe.expire(key, int(seconds) + 1)
+            pipe.execute()
+
+    # -- deadlines (the watchdog's sorted set) ----------------------------------------
+    def set_deadline(self, job_id: str, deadline: float) -> None:
+        self.redis.zadd(self.keys.deadlines_key(), {job_id: deadline})
+
+    def forget_deadline(self, job_id: str) -> None:
+        self.redis.zrem(self.keys.deadlines_key(), job_id)
+
+    def overdue(self, now: float | None = None) -> list[str]:
+        """Job ids whose deadline has passed: one range query for the watchdog."""
+        return self.redis.zrangebyscore(self.keys.deadlines_key(), "-inf", now or time.time())
