@@ -9,10 +9,8 @@ workers, queues and processes, but of what each process runs only the viewer's o
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 from typing import Annotated, Any
 
-import redis
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import RedirectResponse, Response
 
@@ -68,18 +66,10 @@ def schedule_action(name: Name, action: Annotated[str, Path(pattern=r"^(pause|re
                             status_code=303)
 
 
-@lru_cache(maxsize=4)
-def _broker(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, decode_responses=True, socket_timeout=5)
-
-
 def _own_jobs(who: Viewer, job_ids: set[str]) -> set[str]:
     """Which of ``job_ids`` belong to the viewer's org (one round trip)."""
     ids = sorted(job_ids)
-    with who.client.store.redis.pipeline(transaction=False) as pipe:
-        for job_id in ids:
-            pipe.hget(who.client.store.job_key(job_id), "org")
-        orgs = pipe.execute()
+    orgs = who.client.store.dashboard.orgs_of(ids)
     return {job_id for job_id, org in zip(ids, orgs) if org is not None and json.loads(org) == who.org}
 
 
@@ -92,8 +82,8 @@ def _fleet(who: Viewer) -> dict[str, Any]:
                     "other": bool(a.get("job")) and a["job"] not in mine} for a in worker.active]
         rows.append({"worker": worker, "running": running})
     queues = sorted({q for w in workers for q in w.queues})
-    broker = _broker(who.client.settings.broker_url)
-    depths = {q: broker.llen(who.client.store.broker_queue_key(q)) for q in queues}
+    broker = who.client.store.broker(who.client.settings.broker_url)
+    depths = {q: broker.depth(q) for q in queues}
     processes = {q: sum(w.concurrency for w in workers if w.serves(q)) for q in queues}
     return {"rows": rows, "queues": queues, "depths": depths, "processes": processes,
             "flower_url": who.client.settings.flower_url}

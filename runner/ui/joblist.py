@@ -4,10 +4,11 @@ Why not ``StatusStore.page_jobs``: it reads every job's state to count matches, 
 round trip over the whole index that grows with it (100,000 jobs: ~100,000 reads per
 page). Here a page walks the org's index (``P:org:{org}:jobs``, scored by creation
 time) *from a cursor*, newest first: with no filter it reads exactly one page of ids
-(``ZREVRANGEBYSCORE … LIMIT``) and their records; with filters it reads ids in chunks
-with only the fields filters need, pipelined, and stops when the page is full or after
-``MAX_SCAN`` ids, returning a cursor to carry on — so no page costs more than a bounded
-amount, however large the index. The time range is the score range itself.
+(``ZREVRANGEBYSCORE … LIMIT``) and their records; with filters it reads ids in chunks,
+with only the fields filters need (one ``HMGET_MANY`` command per chunk), and stops when
+the page is full or after ``MAX_SCAN`` ids, returning a cursor to carry on — so no page
+costs more than a bounded amount, however large the index. The time range is the score
+range itself. The reads are the store's (``store.dashboard``).
 
 The cursor is ``<score>:<id>`` of the last row shown; ties on the score (jobs created
 in the same microsecond) are ordered by id, as Redis orders them. Read-only: expired
@@ -23,7 +24,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from runner.models import JobState, JobStatus
-from runner.scripts import HMGET_MANY
 from runner.store import StatusStore
 
 __all__ = ["JobFilter", "JobPage", "page_of_jobs", "MAX_SCAN"]
@@ -91,24 +91,23 @@ def _bounds(flt: JobFilter, cursor: str | None) -> tuple[float, str | None]:
     return min(top, float(match.group(1))), match.group(2)
 
 
-def _ties(store: StatusStore, key: str, score: float, last_id: str) -> list[str]:
+def _ties(store: StatusStore, org: str, score: float, last_id: str) -> list[str]:
     """Jobs with the cursor row's very score that come after it (Redis orders equal scores
     by id, descending, newest first): normally none."""
-    return [job_id for job_id in sorted(store.redis.zrangebyscore(key, repr(score), repr(score)), reverse=True)
-            if job_id < last_id]
+    return [job_id for job_id in store.dashboard.index_ties(org, score) if job_id < last_id]
 
 
-def _chunks(store: StatusStore, key: str, flt: JobFilter, top: float, last_id: str | None,
+def _chunks(store: StatusStore, org: str, flt: JobFilter, top: float, last_id: str | None,
             size: int) -> Iterator[list[str]]:
     """Ids newest first from the cursor (or the top of the range), ``size`` at a time;
     ids only, no scores: reading the index is most of a filtered page's cost."""
     high = "+inf" if math.isinf(top) else repr(top)
     if last_id is not None:
-        yield _ties(store, key, top, last_id)
+        yield _ties(store, org, top, last_id)
         high = f"({high}"
     low, offset = (repr(flt.since) if flt.since is not None else "-inf"), 0
     while True:
-        ids = store.redis.zrevrangebyscore(key, high, low, start=offset, num=size)
+        ids = store.dashboard.index_ids(org, high, low, offset, size)
         offset += len(ids)
         yield ids
         if len(ids) < size:
@@ -116,39 +115,27 @@ def _chunks(store: StatusStore, key: str, flt: JobFilter, top: float, last_id: s
 
 
 def _records(store: StatusStore, ids: list[str], org: str) -> list[JobStatus]:
-    with store.redis.pipeline(transaction=False) as pipe:
-        for job_id in ids:
-            pipe.hgetall(store.job_key(job_id))
-        raws = pipe.execute()
     found = []
-    for raw in raws:
+    for raw in store.dashboard.records(ids):
         data = {k: json.loads(v) for k, v in raw.items()}
         if data and data.get("org") == org:
             found.append(JobStatus.model_validate(data))
     return found
 
 
-def _fields(store: StatusStore, ids: list[str], names: tuple[str, ...]) -> list[dict[str, str | None]]:
-    """The filter's fields of each job, as stored (JSON), in one command (``HMGET_MANY``)."""
-    flat = store.redis.register_script(HMGET_MANY)(keys=[store.job_key(job_id) for job_id in ids], args=list(names))
-    values = [v if isinstance(v, str) else None for v in flat]  # a missing field comes back false or nil
-    return [dict(zip(names, values[i:i + len(names)])) for i in range(0, len(values), len(names))]
-
-
 def page_of_jobs(store: StatusStore, org: str, flt: JobFilter, cursor: str | None = None,
                  limit: int = 50) -> JobPage:
     """One page of ``org``'s jobs matching ``flt``, newest first, after ``cursor``."""
-    key = store.org_jobs_key(org)
     top, last_id = _bounds(flt, cursor)
     low, high = (repr(flt.since) if flt.since is not None else "-inf"), (repr(flt.until) if flt.until else "+inf")
-    page = JobPage(in_range=store.redis.zcount(key, low, high))
+    page = JobPage(in_range=store.dashboard.index_count(org, low, high))
     chosen: list[str] = []
     last_read, exhausted = None, True
-    for ids in _chunks(store, key, flt, top, last_id, CHUNK if flt.by_fields else limit + 1):
+    for ids in _chunks(store, org, flt, top, last_id, CHUNK if flt.by_fields else limit + 1):
         page.scanned += len(ids)
         last_read = ids[-1] if ids else last_read
         if flt.by_fields and ids:
-            rows = _fields(store, ids, flt.fields)
+            rows = store.dashboard.fields_many(ids, flt.fields)
             ids = [job_id for job_id, row in zip(ids, rows) if flt.matches(job_id, row)]
         chosen.extend(ids)
         if len(chosen) > limit or page.scanned >= MAX_SCAN:
@@ -157,12 +144,12 @@ def page_of_jobs(store: StatusStore, org: str, flt: JobFilter, cursor: str | Non
     shown = chosen[:limit]
     page.jobs = _records(store, shown, org)
     if len(chosen) > limit:
-        page.next_cursor = _cursor(store, key, shown[-1])
+        page.next_cursor = _cursor(store, org, shown[-1])
     elif not exhausted and last_read is not None:  # stopped after MAX_SCAN ids: carry on from there
-        page.next_cursor = _cursor(store, key, last_read)
+        page.next_cursor = _cursor(store, org, last_read)
     return page
 
 
-def _cursor(store: StatusStore, key: str, job_id: str) -> str:
-    score = store.redis.zscore(key, job_id)
+def _cursor(store: StatusStore, org: str, job_id: str) -> str:
+    score = store.dashboard.index_score(org, job_id)
     return f"{score!r}:{job_id}"

@@ -22,7 +22,7 @@ from runner.ui import jobview
 from runner.ui.fmt import pretty
 from runner.ui.joblist import JobFilter, JobPage, page_of_jobs
 from runner.ui.live import live_stream, parse_cursor
-from runner.ui.web import CurrentViewer, Posted, UiError, Viewer, job_or_404, posted_viewer, render, sessions
+from runner.ui.web import CurrentViewer, Posted, UiError, Viewer, job_or_404, posted_viewer, render
 
 __all__ = ["router"]
 
@@ -117,15 +117,14 @@ def job_page(job_id: JobId, request: Request, who: CurrentViewer,
 
 
 def _newest_log(who: Viewer, job_id: str) -> str:
-    newest = who.client.store.redis.xrevrange(who.client.store.logs_key(job_id), "+", "-", count=1)
-    return newest[0][0] if newest else "0-0"
+    return who.client.store.dashboard.newest_log_id(job_id)
 
 
 def _result(who: Viewer, status: JobStatus) -> tuple[str | None, int]:
     """The result as pretty JSON when small enough to show, and its size in bytes."""
     if status.state is not JobState.COMPLETED:
         return None, 0
-    raw = who.client.store.redis.get(who.client.store.result_key(status.id)) or ""
+    raw = who.client.store.dashboard.raw_result(status.id) or ""
     if len(raw) > jobview.RESULT_INLINE_BYTES:
         return None, len(raw)
     return pretty(json.loads(raw)) if raw else None, len(raw)
@@ -157,7 +156,7 @@ def job_metrics_table(job_id: JobId, request: Request, who: CurrentViewer) -> Re
 def job_result(job_id: JobId, who: CurrentViewer) -> Response:
     """The assembled result, as stored, for download."""
     job = job_or_404(who, job_id)
-    raw = who.client.store.redis.get(who.client.store.result_key(job.id))
+    raw = who.client.store.dashboard.raw_result(job.id)
     if raw is None:
         raise UiError(404, f"Job {job_id} has no result (yet).")
     return Response(raw, media_type="application/json",
@@ -173,8 +172,7 @@ async def job_live(job_id: JobId, request: Request, who: CurrentViewer,
     job = await run_in_threadpool(job_or_404, who, job_id)
     final = (await run_in_threadpool(job.status)).is_final
     cursor = parse_cursor(last_event_id, events, logs)
-    alive = sessions(request).alive_keys(who.session)
-    return live_stream(api_state(request).async_redis, who.client.store, job_id, cursor, alive, final)
+    return live_stream(api_state(request).live, job_id, cursor, who.session, final)
 
 
 def _act(who: Viewer, job_id: str, action: str) -> str:

@@ -59,11 +59,8 @@ def timeline(store: StatusStore, status: JobStatus) -> list[dict[str, Any]]:
     ids are their times, at both ends of the stream: a bounded read however many progress
     events lie between); the stages still ahead follow with no time; the end state last."""
     entered: dict[str, float] = {}
-    key = store.events_key(status.id)
-    with store.redis.pipeline(transaction=False) as pipe:  # a big job's stream is mostly progress:
-        pipe.xrange(key, "-", "+", count=TIMELINE_EVENTS)  # the early states are at its start,
-        pipe.xrevrange(key, "+", "-", count=TIMELINE_EVENTS)  # assembling and the end at its end
-        first, last = pipe.execute()
+    # a big job's stream is mostly progress: its early states are at the start, the end at the end
+    first, last = store.dashboard.event_ends(status.id, TIMELINE_EVENTS)
     for event_id, fields in [*first, *reversed(last)]:
         if fields.get("type") == "state":
             entered[fields["state"]] = _stamp(event_id)  # a retried job: its latest entry
@@ -81,12 +78,7 @@ def timeline(store: StatusStore, status: JobStatus) -> list[dict[str, Any]]:
 def failed_pieces(store: StatusStore, job_id: str) -> tuple[int, list[dict[str, Any]]]:
     """How many pieces failed for good, and ``FAILED_SHOWN`` of them with their error: the
     lowest-numbered, or for a job with very many failures a bounded sample (``HSCAN``)."""
-    key = store.failed_key(job_id)
-    count = store.redis.hlen(key)
-    if count <= 10 * FAILED_SHOWN:
-        raw = store.redis.hgetall(key)
-    else:
-        raw = dict(store.redis.hscan(key, 0, count=FAILED_SHOWN)[1])
+    count, raw = store.dashboard.failed(job_id, 10 * FAILED_SHOWN, FAILED_SHOWN)
     pieces = sorted(raw.items(), key=lambda item: int(item[0]))[:FAILED_SHOWN]
     return count, [{"piece": int(index), **_error(text)} for index, text in pieces]
 
@@ -111,7 +103,7 @@ def log_view(line: LogLine) -> dict[str, Any]:
 def log_tail(store: StatusStore, job_id: str, piece: int | None = None) -> list[dict[str, Any]]:
     """The newest ``LOG_TAIL`` lines (only those about ``piece``, when given), oldest first."""
     count = None if piece is not None else LOG_TAIL
-    raw = store.redis.xrevrange(store.logs_key(job_id), "+", "-", count=count)
+    raw = store.dashboard.log_tail(job_id, count)
     lines = [LogLine.model_validate({"id": line_id, **fields}) for line_id, fields in reversed(raw)]
     if piece is not None:
         lines = [line for line in lines if line.concerns(piece)][-LOG_TAIL:]

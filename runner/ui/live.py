@@ -18,12 +18,12 @@ import json
 import re
 from collections.abc import AsyncIterator
 
-import redis.asyncio as aredis
 from fastapi.responses import StreamingResponse
 
 from runner.models import FINAL_STATES, LogLine
-from runner.store import StatusStore
+from runner.store import LiveReads
 from runner.ui.jobview import log_view
+from runner.ui.session import Session
 
 __all__ = ["live_stream", "parse_cursor"]
 
@@ -40,63 +40,52 @@ def parse_cursor(value: str | None, events: str, logs: str) -> tuple[str, str]:
     return (match.group(1), match.group(2)) if match else (events, logs)
 
 
-def _frame(kind: str, cursor: tuple[str, str], data: dict) -> str:
-    return f"id: {cursor[0]},{cursor[1]}\nevent: {kind}\ndata: {json.dumps(data)}\n\n"
-
-
 class _Feed:
-    """The cursors of one stream and the frames their entries make."""
+    """The cursors of one page's feed and the frames its entries make."""
 
-    def __init__(self, store: StatusStore, job_id: str, events: str, logs: str) -> None:
-        self.keys = (store.events_key(job_id), store.logs_key(job_id))
-        self.cursor = [events, logs]
-        self.final = False
+    def __init__(self, events: str, logs: str, final: bool) -> None:
+        self.cursor = {"events": events, "logs": logs}
+        self.final = final
 
-    def frames(self, answer: list) -> list[str]:
+    def _frame(self, kind: str, data: dict) -> str:
+        return f"id: {self.cursor['events']},{self.cursor['logs']}\nevent: {kind}\ndata: {json.dumps(data)}\n\n"
+
+    def frames(self, entries: list[tuple[str, str, dict[str, str]]]) -> list[str]:
         out = []
-        for key, entries in answer:
-            for entry_id, fields in entries:
-                if key == self.keys[0]:
-                    self.cursor[0] = entry_id
-                    self.final = self.final or (fields.get("type") == "state" and fields.get("state") in _FINAL)
-                    out.append(_frame("job", (self.cursor[0], self.cursor[1]), fields))
-                else:
-                    self.cursor[1] = entry_id
-                    line = LogLine.model_validate({"id": entry_id, **fields})
-                    out.append(_frame("log", (self.cursor[0], self.cursor[1]), log_view(line)))
+        for stream, entry_id, fields in entries:
+            self.cursor[stream] = entry_id
+            if stream == "events":
+                self.final = self.final or (fields.get("type") == "state" and fields.get("state") in _FINAL)
+                out.append(self._frame("job", fields))
+            else:
+                out.append(self._frame("log", log_view(LogLine.model_validate({"id": entry_id, **fields}))))
         return out
 
 
-async def _alive(conn: aredis.Redis, alive: tuple[str, str]) -> bool:
-    return int(await conn.exists(*alive)) == 2
-
-
-async def _frames(conn: aredis.Redis, feed: _Feed, alive: tuple[str, str], job_key: str) -> AsyncIterator[str]:
+async def _frames(live: LiveReads, feed: _Feed, job_id: str, session: Session) -> AsyncIterator[str]:
     idle = drained = 0
     while True:
-        if not await _alive(conn, alive):
+        if not await live.session_alive(session.digest, session.key_id):
             yield "event: signed-out\ndata: {}\n\n"
             return
-        answer = await conn.xread(dict(zip(feed.keys, feed.cursor)), block=BLOCK_MS, count=500)
-        for frame in feed.frames(answer):
+        entries = await live.feed(job_id, feed.cursor["events"], feed.cursor["logs"], BLOCK_MS)
+        for frame in feed.frames(entries):
             yield frame
-        if not feed.final and not answer and not await conn.exists(job_key):
+        if not feed.final and not entries and not await live.job_exists(job_id):
             feed.final = True  # deleted (or expired) while watched
         if feed.final:
             drained += 1
             if drained > DRAIN_TICKS:
                 yield "event: end\ndata: {}\n\n"
                 return
-        idle = 0 if answer else idle + 1
+        idle = 0 if entries else idle + 1
         if idle >= KEEPALIVE_TICKS:
             idle = 0
             yield ": keep-alive\n\n"
 
 
-def live_stream(conn: aredis.Redis, store: StatusStore, job_id: str, cursor: tuple[str, str],
-                alive: tuple[str, str], final: bool) -> StreamingResponse:
+def live_stream(live: LiveReads, job_id: str, cursor: tuple[str, str], session: Session,
+                final: bool) -> StreamingResponse:
     """The SSE response of a job page. The caller has checked the job is the viewer's."""
-    feed = _Feed(store, job_id, *cursor)
-    feed.final = final
-    return StreamingResponse(_frames(conn, feed, alive, store.job_key(job_id)), media_type="text/event-stream",
+    return StreamingResponse(_frames(live, _Feed(*cursor, final), job_id, session), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -62,13 +62,8 @@ class Sessions:
     def open(self, who: Principal) -> str:
         """A new session for a verified key; returns the cookie value (shown only to the browser)."""
         sid = f"{who.key_id}.{secrets.token_urlsafe(32)}"
-        record = {"org": who.org, "key_id": who.key_id, "csrf": secrets.token_urlsafe(32),
-                  "job": who.job or ""}
-        key = self.store.ui_session_key(_digest(sid))
-        with self.store.redis.pipeline() as pipe:
-            pipe.hset(key, mapping=record)
-            pipe.expire(key, self.seconds)
-            pipe.execute()
+        record = {"org": who.org, "key_id": who.key_id, "csrf": secrets.token_urlsafe(32), "job": who.job or ""}
+        self.store.ui_sessions.open(_digest(sid), record, self.seconds)
         return sid
 
     def load(self, sid: str | None) -> Session | None:
@@ -77,27 +72,17 @@ class Sessions:
         match = _SID.match(sid or "")
         if match is None:
             return None
-        key = self.store.ui_session_key(_digest(sid))  # type: ignore[arg-type]
-        with self.store.redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(key)
-            pipe.hmget(self.store.api_key_key(match.group(1)), ["org", "job"])
-            pipe.expire(key, self.seconds)
-            record, (key_org, key_job), _ = pipe.execute()
+        digest = _digest(sid)  # type: ignore[arg-type]
+        record, key_org, key_job = self.store.ui_sessions.load(digest, match.group(1), self.seconds)
         if not record:
             return None
         if (key_org is None or key_org != record.get("org") or record.get("key_id") != match.group(1)
                 or (key_job or "") != record.get("job", "")):
-            self.store.redis.delete(key)  # the key was revoked: its sessions end now
+            self.store.ui_sessions.drop(digest)  # the key was revoked: its sessions end now
             return None
-        return Session(record["org"], record["key_id"], record["csrf"], _digest(sid),  # type: ignore[arg-type]
-                       record.get("job") or None)
+        return Session(record["org"], record["key_id"], record["csrf"], digest, record.get("job") or None)
 
     def close(self, sid: str | None) -> None:
         """Sign out: forget the session (the cookie is cleared by the response)."""
         if sid and _SID.match(sid):
-            self.store.redis.delete(self.store.ui_session_key(_digest(sid)))
-
-    def alive_keys(self, session: Session) -> tuple[str, str]:
-        """The two keys whose existence says a session is still live (for the async
-        event stream, which re-checks them between reads)."""
-        return self.store.ui_session_key(session.digest), self.store.api_key_key(session.key_id)
+            self.store.ui_sessions.drop(_digest(sid))
