@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test bench clean
+.PHONY: demo test test-oldest bench clean
 
 # Running needs only the package; the test extras (pytest, SeaweedFS, Playwright) come
 # with `make test`, so `make demo` on a fresh clone installs (and byte-compiles) far less.
@@ -23,10 +23,26 @@ demo: $(BIN)/.installed
 test: $(BIN)/.installed-test
 	$(BIN)/pytest
 
+# The engine tests (and the first-hour steps of the fleet) on the oldest Python the
+# package claims: Debian 12's /usr/bin/python3 (3.11.2) in CI, in a venv of its own.
+PYTHON_OLDEST ?= /usr/bin/python3
+OLDEST_VENV   ?= .venv-oldest
+ENGINE_TESTS  := tests/test_engines.py tests/test_engine_processes.py tests/test_engine_import.py \
+                 tests/test_first_hour_fleet.py
+
+$(OLDEST_VENV)/.installed-test: pyproject.toml
+	$(PYTHON_OLDEST) -m venv $(OLDEST_VENV)
+	$(OLDEST_VENV)/bin/pip install --quiet -e '.[test]'
+	touch $@
+
+test-oldest: $(OLDEST_VENV)/.installed-test
+	$(OLDEST_VENV)/bin/python --version
+	$(OLDEST_VENV)/bin/pytest -q $(ENGINE_TESTS)
+
 # Issue 13's speed goals P1–P5 side by side (benchmarks/README.md); e.g.
 # `make bench BENCH_ARGS=--quick` or `BENCH_ARGS="--only P1,P3 --json"`.
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_speed.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache *.egg-info
+	rm -rf $(VENV) $(OLDEST_VENV) .pytest_cache *.egg-info

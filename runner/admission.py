@@ -28,7 +28,7 @@ from runner.catalog import TemplateInfo, find_template
 from runner.checks import check_destination, check_source
 from runner.dispatch import send_partition, send_resume
 from runner.errors import IllegalTransition, InvalidParams, RunnerError, SourceError, TemplateNotFound
-from runner.fleet import unserved_queues
+from runner.fleet import check_worker_roots, unserved_queues
 from runner.lifecycle import Services, end_job
 from runner.models import ErrorInfo, JobState, RunOptions
 from runner.params import validate_params
@@ -140,17 +140,25 @@ def _steps(services: Services, req: JobRequest, out: Checked, draft: bool) -> li
         if not draft or values["raw_params"]:
             out.params = validate_params(out.template, values["raw_params"])
 
+    def on_workers(field: str, uri: str) -> None:  # the workers' file roots decide: they read the files
+        if not draft:
+            check_worker_roots(services.store, out.template.ref, field, uri)
+
     def inputs() -> None:
         values["inputs"] = _inputs(services, out.template, req.inputs, required=not draft)
+        for name, uri in values["inputs"].items():
+            on_workers(f"inputs.{name}", uri)
 
     def source() -> None:
         values["source"] = guards.uri(storages, "source", req.source)
         if not draft or req.source is not None:
             check_source(storages, out.template, values["source"], needed=not draft)
+        on_workers("source", values["source"])
 
     def destination() -> None:
         values["destination"] = guards.uri(storages, "destination", req.destination)
         check_destination(storages, out.template, values["destination"])
+        on_workers("destination", values["destination"])
 
     def retention() -> None:
         values["retention_hours"] = guards.retention(req.retention_hours)

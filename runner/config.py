@@ -71,12 +71,17 @@ class Settings(BaseSettings):
     visibility_timeout: int = Field(
         7200, ge=60, description="Seconds before the Redis transport redelivers an unacknowledged task."
     )
+    data_dir: Path | None = Field(
+        None, description="Runner's local data, the same for every process of a user whatever its folder: job "
+                          "artifacts (<data dir>/artifacts) and files any worker may read or write; "
+                          "default $XDG_DATA_HOME/runner, else ~/.local/share/runner.")
     file_roots: Annotated[list[Path], NoDecode] = Field(
         default_factory=lambda: [Path.cwd()],
-        description="Comma-separated directories file:// sources and destinations must lie in (default: the cwd).",
+        description="Comma-separated directories file:// sources and destinations must lie in, besides the "
+                    "data dir (default: the cwd). A setting of the workers: they read and write the files.",
     )
     artifacts_url: str | None = Field(
-        None, description="Where job artifacts go (file:// or s3:// prefix); default <first file root>/.runner/artifacts."
+        None, description="Where job artifacts go (file:// or s3:// prefix); default <data dir>/artifacts."
     )
     shared_cache_dir: Path | None = Field(
         None, description="Executable apps' SHARED_CACHE_DIR (read-only by convention); default a temp directory.")
@@ -131,17 +136,33 @@ class Settings(BaseSettings):
         return self.store_url or self.backend_url
 
     @property
+    def data_root(self) -> Path:
+        """The data directory actually used (see ``data_dir``)."""
+        return self.data_dir or _default_data_dir(os.environ.get("XDG_DATA_HOME"))
+
+    @property
+    def allowed_roots(self) -> list[Path]:
+        """Where file:// URIs may point: the file roots and the data dir (none: anywhere)."""
+        return [*self.file_roots, self.data_root] if self.file_roots else []
+
+    @property
     def artifacts_root(self) -> str:
-        """The URI prefix under which each job's artifacts live (``<root>/<job id>/``)."""
+        """The URI prefix under which each job's artifacts live (``<root>/<job id>/``): one
+        place every process of the user agrees on, wherever it was started."""
         if self.artifacts_url:
             return self.artifacts_url.rstrip("/")
-        return _local_artifacts(self.file_roots[0])
+        return _local_artifacts(self.data_root)
+
+
+@lru_cache(maxsize=4)
+def _default_data_dir(xdg_data_home: str | None) -> Path:
+    return (Path(xdg_data_home) if xdg_data_home else Path.home() / ".local" / "share") / "runner"
 
 
 @lru_cache(maxsize=16)
 def _local_artifacts(root: Path) -> str:
     """``root``'s artifacts folder as a URI (resolving a path costs syscalls: asked per job)."""
-    return (root / ".runner" / "artifacts").resolve().as_uri()
+    return (root / "artifacts").resolve().as_uri()
 
 
 def _check_unknown_env(environ: dict[str, str]) -> None:

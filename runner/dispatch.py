@@ -19,7 +19,7 @@ from runner.redis_connect import is_sentinel
 __all__ = [
     "PARTITION", "APP", "ASSEMBLE", "RESUME", "TASKS",
     "celery_config", "make_celery", "send_partition", "send_resume", "send_assemble", "assemble_task_id", "resend",
-    "stop_tasks",
+    "stop_tasks", "template_queue",
 ]
 
 PARTITION = "runner.partition"
@@ -124,6 +124,13 @@ def resend(celery: Celery, name: str, task_id: str, args: list[Any], queue: str,
     task recognises itself, so a late redelivery of the original finds nothing to do."""
     expires = datetime.fromtimestamp(deadline, tz=timezone.utc)
     celery.send_task(name, args=args, queue=queue, expires=expires, task_id=task_id, ignore_result=True)
+
+
+def template_queue(queue: str, ref: str) -> str:
+    """The queue of ``queue``'s tasks for template ``ref`` (``name@version``), consumed only
+    by workers that registered it: where a task that landed on a worker without its
+    template is passed on (``workers/routing.py``)."""
+    return f"{queue}:{ref}"
 
 
 def _control_queue(celery: Celery) -> str:

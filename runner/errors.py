@@ -117,6 +117,8 @@ class SoftTimeLimitExceeded(RunnerError, _CelerySoftTimeLimit):
     stop follows if it keeps running. Also a Celery ``SoftTimeLimitExceeded``, so code
     written against Celery's class catches it too."""
 
+    __str__ = Exception.__str__  # billiard's says "SoftTimeLimitExceeded('…',)": the type twice in every message
+
 
 class ClusterError(RunnerError):
     """The embedded cluster (Redis server or worker pool) failed to start."""

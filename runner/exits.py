@@ -22,6 +22,7 @@ from rich.console import Console
 
 from runner.config import Settings, get_settings
 
+from runner.redis_connect import unreachable
 from runner.errors import ConfigError, InvalidParams, JobError, RunnerError, TemplateNotFound
 from runner.storage import redact_url
 
@@ -42,17 +43,8 @@ def _settings_urls() -> tuple[str, str]:
     return settings.broker_url, settings.status_store_url
 
 
-def _reason(exc: BaseException) -> str:
-    """The OS's words from a redis-py / kombu connection error (``Connection refused``)."""
-    text = str(exc).strip().rstrip(".")
-    return text.rsplit(". ", 1)[-1] if ". " in text else text or type(exc).__name__
-
-
 def _unreachable(exc: BaseException) -> str:
-    broker, store = _settings_urls()
-    where = (f"the broker at {redact_url(broker)}" if broker == store
-             else f"Redis (broker {redact_url(broker)}, store {redact_url(store)})")
-    return f"cannot reach {where} ({_reason(exc)}); start Redis or set RUNNER_BROKER_URL"
+    return unreachable(*_settings_urls(), exc)  # the same line a worker says (runner/redis_connect.py)
 
 
 def _is_connection_error(exc: BaseException) -> bool:

@@ -1,17 +1,23 @@
-"""The fleet as a client sees it: live workers, what they consume and run, and which
-queues nobody serves (a job there would otherwise wait in silence)."""
+"""The fleet as a client sees it: live workers, what they consume and run, which
+queues nobody serves (a job there would otherwise wait in silence), and which file
+roots and artifacts location the workers have (they read and write a job's files, so
+their settings decide, not the submitting command's)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from celery import Celery
 
+from runner.config import Settings
 from runner.dispatch import APP
+from runner.errors import SourceError
 from runner.models import WorkerInfo
+from runner.storage.file import outside_roots, path_of
 from runner.store import StatusStore
 
-__all__ = ["WorkerInfo", "live_workers", "unserved_queues"]
+__all__ = ["WorkerInfo", "live_workers", "unserved_queues", "check_worker_roots", "worker_artifacts", "no_artifacts"]
 
 
 def _active(celery: Celery, timeout: float) -> dict[str, list[dict[str, Any]]]:
@@ -46,3 +52,40 @@ def unserved_queues(store: StatusStore, queues: list[str]) -> list[str]:
         if not unserved:
             break
     return unserved
+
+
+def check_worker_roots(store: StatusStore, template: str, field: str, uri: str) -> None:
+    """Refuse, before anything is queued, a ``file://`` URI (the job's ``field``: source,
+    destination, an input) that a live worker which would run the job does not allow:
+    the message names the worker and the setting to change on it. Workers that have not
+    said their roots (older ones) and a fleet with no live worker are not checked."""
+    if not uri.startswith("file:"):
+        return
+    workers = list(store.live_workers(recent=True).values())
+    path = path_of(uri).resolve()
+    for worker in [w for w in workers if template in w.templates] or workers:  # an imported engine: every one
+        roots = [Path(root) for root in worker.file_roots or []]
+        if roots and not any(path.is_relative_to(root) for root in roots):
+            raise SourceError(f"{field}: {outside_roots(uri, path, roots, f'worker {worker.hostname}')}")
+
+
+def worker_artifacts(store: StatusStore) -> list[str]:
+    """The artifacts locations the live workers write to, each once."""
+    return sorted({w.artifacts for w in store.live_workers().values() if w.artifacts})
+
+
+def no_artifacts(store: StatusStore, settings: Settings, job_id: str, ended: bool) -> str:
+    """What to say when a job has no artifacts here: where this process looked, and the
+    workers' location when it differs (artifacts are where the workers wrote them)."""
+    looked = f"{settings.artifacts_root}/{job_id}/"
+    line = f"no artifacts of job {job_id} under {looked}"
+    if not ended:
+        line += " yet (output.json is written when the job ends)"
+    elsewhere = [root for root in worker_artifacts(store) if root != settings.artifacts_root]
+    if elsewhere:
+        line += (f"; the live workers write theirs under {', '.join(elsewhere)}: "
+                 f"run this with RUNNER_ARTIFACTS_URL={elsewhere[0]} (or give every process the same RUNNER_DATA_DIR)")
+    elif ended:
+        line += ("; every process must share the artifacts location: set the same RUNNER_ARTIFACTS_URL "
+                 "(or RUNNER_DATA_DIR) here and on the workers")
+    return line

@@ -171,6 +171,9 @@ class WorkerInfo(BaseModel):
     queues: list[str] = Field(default_factory=list)
     concurrency: int = 1
     pid: int | None = None
+    templates: list[str] = Field(default_factory=list)  # name@version of each template it registered
+    file_roots: list[str] | None = None  # where its file:// URIs may point ([]: anywhere; None: not said)
+    artifacts: str | None = None  # its artifacts location (RUNNER_ARTIFACTS_URL, else <data dir>/artifacts)
     seen: float = 0.0
     active: list[dict[str, Any]] = Field(default_factory=list)
 

@@ -33,7 +33,10 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
 from redis.retry import Retry
 
-__all__ = ["OutageRetry", "redis_options", "connect", "connect_async", "is_sentinel", "sentinel_hosts"]
+__all__ = [
+    "OutageRetry", "redis_options", "connect", "connect_async", "is_sentinel", "sentinel_hosts", "unreachable",
+    "require_reachable",
+]
 
 T = TypeVar("T")
 RETRYABLE = (ConnectionError, TimeoutError, BusyLoadingError, OSError)
@@ -136,3 +139,34 @@ def connect_async(url: str, master_name: str = "mymaster") -> Any:
     hosts, password, db = sentinel_hosts(url)
     return asentinel.Sentinel(hosts, socket_connect_timeout=2).master_for(
         master_name, password=password, db=db, decode_responses=True)
+
+
+def _reason(exc: BaseException) -> str:
+    """The OS's words from a redis-py / kombu connection error (``Connection refused``)."""
+    text = str(exc).strip().rstrip(".")
+    return text.rsplit(". ", 1)[-1] if ". " in text else text or type(exc).__name__
+
+
+def unreachable(broker_url: str, store_url: str, exc: BaseException) -> str:
+    """The one line every Runner process says when its Redis cannot be reached: which
+    Redis (password hidden), the OS's reason, and the fix."""
+    from runner.storage.base import redact_url
+
+    where = (f"the broker at {redact_url(broker_url)}" if broker_url == store_url
+             else f"Redis (broker {redact_url(broker_url)}, store {redact_url(store_url)})")
+    return f"cannot reach {where} ({_reason(exc)}); start Redis or set RUNNER_BROKER_URL"
+
+
+def require_reachable(broker_url: str, store_url: str, master_name: str = "mymaster") -> None:
+    """Ping the broker and the store once each, failing within seconds: a process about
+    to serve them (a worker) says at once that a URL is wrong or Redis is not started,
+    instead of retrying in silence. Raises ``redis.ConnectionError`` with
+    :func:`unreachable`'s line."""
+    for url in dict.fromkeys((broker_url, store_url)):
+        client = connect(url, master_name, outage_seconds=1.0, socket_timeout=3)
+        try:
+            client.ping()
+        except (redis.exceptions.RedisError, OSError) as exc:  # refused, timed out, NOAUTH, not a Redis …
+            raise ConnectionError(unreachable(broker_url, store_url, exc)) from None
+        finally:
+            client.close()

@@ -4,6 +4,7 @@ ports, in temp dirs, stopped by PID. A server that cannot start fails the tests.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,9 @@ REPO = Path(__file__).resolve().parent.parent
 # A developer's RUNNER_* settings must not leak into the suite.
 for _key in [k for k in os.environ if k.startswith("RUNNER_")]:
     del os.environ[_key]
+# Runner's data dir (artifacts) defaults under XDG_DATA_HOME: the suite's goes to a temp dir,
+# shared by every process the tests start, never into the developer's own.
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="runner-test-data-")
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+import redis
+
 from runner.errors import RunnerError
 from workers.boot import run_worker
 
@@ -22,8 +24,8 @@ def main(argv: list[str] | None = None) -> None:
     modules = [m for item in known.include for m in item.split(",") if m]
     try:
         run_worker(modules, known.queues.split(",") if known.queues else None, known.concurrency, extra)
-    except RunnerError as exc:  # a bad --include, a conflicting template: one line, not a traceback
-        print(f"runner worker: error: {exc}", file=sys.stderr)
+    except (RunnerError, redis.ConnectionError) as exc:  # a bad --include, a conflicting template, no Redis:
+        print(f"runner worker: error: {exc}", file=sys.stderr)  # one line, not a traceback
         sys.exit(1)
 
 

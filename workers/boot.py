@@ -13,15 +13,18 @@ At boot, before consuming anything, a worker publishes every template it registe
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import sys
 import threading
 from typing import Any
 
 import redis
 
 from celery import Celery
+from celery.utils.nodenames import host_format
 from celery.signals import after_setup_logger, after_setup_task_logger, worker_ready, worker_shutdown
 
 from runner.catalog import TemplateInfo, publish
@@ -29,9 +32,11 @@ from runner.config import Settings
 from runner.errors import ClusterError
 from runner.dispatch import make_celery
 from runner.models import WorkerInfo
+from runner.redis_connect import require_reachable
 from runner.registry import load_plugins, templates
 from runner.store import StatusStore
 from workers import leases, runtime
+from workers.routing import local_templates, template_queues
 from workers.tasks import register_tasks
 from workers.watchdog import start_watchdog
 
@@ -71,8 +76,31 @@ def publish_templates(settings: Settings) -> None:
 
 
 def _worker_info(consumer: Any) -> WorkerInfo:
-    return WorkerInfo(hostname=consumer.hostname, queues=sorted(consumer.app.amqp.queues.consume_from),
-                      concurrency=consumer.controller.concurrency, pid=os.getpid())
+    """What the heartbeat says: the queues jobs name (template queues are implied by
+    ``templates``, see ``workers/routing.py``), the templates this worker runs, and where
+    its files may be and its artifacts are (so a client can check a job's file:// URIs
+    against the workers' roots, and say where artifacts went)."""
+    queues = sorted(q for q in consumer.app.amqp.queues.consume_from if ":" not in q)
+    settings = runtime.settings()
+    return WorkerInfo(hostname=consumer.hostname, queues=queues, concurrency=consumer.controller.concurrency,
+                      pid=os.getpid(), templates=local_templates(), artifacts=settings.artifacts_root,
+                      file_roots=[str(root.resolve()) for root in settings.allowed_roots])
+
+
+def ready_line(info: WorkerInfo) -> str:
+    """The one line a started worker prints at any log level: a newcomer's sign that it runs."""
+    names = ", ".join(info.templates) or "none (start it with --include MODULE to run your templates)"
+    return (f"runner worker {info.hostname} ready: queues {', '.join(info.queues)}; "
+            f"{info.concurrency} process{'es' if info.concurrency != 1 else ''}; templates {names}")
+
+
+def _say_ready(info: WorkerInfo) -> None:
+    line = ready_line(info)
+    if runtime.settings().log_format == "json":
+        line = json.dumps({"level": "INFO", "logger": "runner.worker", "msg": line, "worker": info.hostname,
+                           "queues": info.queues, "processes": info.concurrency, "templates": info.templates})
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # a detached worker has no stderr
+        print(line, file=sys.__stderr__, flush=True)  # not Celery's redirected stderr, which would say WARNING
 
 
 class JsonLogFormatter(logging.Formatter):
@@ -106,6 +134,9 @@ def _log_format(logger: logging.Logger | None = None, **_: Any) -> None:
 def _start_background(sender: Any = None, **_: Any) -> None:
     info = _worker_info(sender)
     store = runtime.store()
+    with contextlib.suppress(Exception):  # the beat thread retries; ready means `runner workers` lists it
+        store.heartbeat_worker(info)
+    _say_ready(info)
 
     def beat() -> None:
         while True:
@@ -137,14 +168,43 @@ def run_worker(
     extra: list[str] | None = None,
     settings: Settings | None = None,
 ) -> None:
-    """Run a worker in this process until it is told to stop (SIGTERM: warm shutdown)."""
+    """Run a worker in this process until it is told to stop (SIGTERM: warm shutdown).
+
+    Raises ``redis.ConnectionError`` within seconds when the broker or the store cannot be
+    reached at start, with the line every client says: a worker started by hand against
+    a wrong URL must say so, not wait in silence (Compose starts workers once Redis is
+    healthy, and restarts them). Once started, a worker rides out Redis outages."""
     base = settings or runtime.settings()
+    require_reachable(base.broker_url, base.status_store_url, base.redis_master_name)
     settings = base.model_copy(update={"include": [*base.include, *(include or [])]})
     celery = create_app(settings)
     queues = list(queues or [settings.default_queue])
     if settings.control_queue not in queues:
         queues.append(settings.control_queue)
-    argv = ["worker", "--pool", "prefork", "--queues", ",".join(queues)]
+    argv = ["worker", "--pool", "prefork", "--queues", ",".join([*queues, *template_queues(queues)])]
+    name = _given_name(extra or [])
+    if name is None:
+        name = default_name()
+        argv += ["--hostname", name]
+    runtime.set_name(host_format(name))
     if concurrency:
         argv += ["--concurrency", str(concurrency)]
     celery.worker_main([*argv, *(extra or [])])
+
+
+def default_name() -> str:
+    """A worker's name unless ``--hostname`` gives one: unique per process, so two workers
+    on one host never share Celery's ``celery@<host>`` (one would hide the other)."""
+    return f"runner-{os.getpid()}@%h"
+
+
+def _given_name(extra: list[str]) -> str | None:
+    """The ``--hostname`` / ``-n`` among celery's options, if any."""
+    for i, arg in enumerate(extra):
+        if arg in ("-n", "--hostname") and i + 1 < len(extra):
+            return extra[i + 1]
+        if arg.startswith("--hostname="):
+            return arg.split("=", 1)[1]
+        if arg.startswith("-n") and not arg.startswith("--") and len(arg) > 2:
+            return arg[2:].lstrip("=")
+    return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 from dataclasses import dataclass
 from collections import OrderedDict
 from functools import cache, cached_property
@@ -29,7 +30,7 @@ from workers.inputs import InputCache
 
 __all__ = [
     "JobSpec", "configure", "settings", "store", "storages", "services", "input_cache", "job_spec", "job_facts",
-    "deadline",
+    "deadline", "set_name", "worker_label",
 ]
 
 _settings: Settings | None = None
@@ -104,9 +105,23 @@ def store() -> StatusStore:
     return StatusStore.from_settings(settings(), patient=True)
 
 
+_name = ""  # this worker's node name, set at boot before the pool forks
+
+
+def set_name(name: str) -> None:
+    global _name
+    _name = name
+
+
+def worker_label() -> str:
+    """How errors name this process: ``worker NAME`` (a file root refused here is fixed
+    by a setting of this worker, not of the command that submitted the job)."""
+    return f"worker {_name}" if _name else f"the worker on {socket.gethostname()} (pid {os.getpid()})"
+
+
 @cache
 def storages() -> Storages:
-    return Storages(settings())
+    return Storages(settings(), process=worker_label())
 
 
 def services(celery: Celery) -> Services:

@@ -32,6 +32,7 @@ from workers.context import TaskContext
 from workers.fold import CombineFailed, kept_results
 from workers.inline import has_headroom, run_inline, serves
 from workers.inputs import Inputs
+from workers.routing import routed
 from workers.limits import PieceTimeLimitExceeded, SoftTimeLimitExceeded, piece_timer
 
 __all__ = ["register_tasks", "fail_job"]
@@ -202,7 +203,8 @@ def partition(task: Task, job_id: str, template: str) -> Any:
                             pieces_total=total, batches_total=len(batches)):
         return None
     line = {"level": "INFO", "source": "runner",
-            "msg": f"partitioned {spec.source} into {total} pieces, {len(batches)} app tasks on queue {spec.queue}"}
+            "msg": f"partitioned {spec.source} into {total} piece{'s' * (total != 1)}, {len(batches)} app "
+                   f"task{'s' * (len(batches) != 1)} on queue {spec.queue}"}
     kept = _fan_out(task, job_id, batches, 0, deadline, keep_first=True, logs=[line])
     _run_kept(task, job_id, kept, deadline)  # fanned out already: a re-run sends nothing; the kept batch is leased
     return len(batches)
@@ -465,4 +467,4 @@ def _on_task_failure(sender: Task | None = None, task_id: str | None = None, exc
 def register_tasks(celery: Celery) -> None:
     """Register Runner's tasks on ``celery`` under their public names."""
     for name, fn in ((PARTITION, partition), (APP, run_app), (ASSEMBLE, assemble), (RESUME, resume)):
-        celery.task(bind=True, name=name, ignore_result=True)(leases.leased(fn))  # results live in Runner's store
+        celery.task(bind=True, name=name, ignore_result=True)(routed(leases.leased(fn)))  # results: Runner's store

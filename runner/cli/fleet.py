@@ -138,7 +138,7 @@ def demo(workers: int, source: str | None) -> None:
 
     path = Path(source) if source else Path(__file__).resolve().parents[2] / "examples" / "data" / "book.txt"
     console.print(f"starting a private Redis and {workers} worker processes …")
-    roots = [Path.cwd(), path.resolve().parent]  # artifacts go to ./.runner/artifacts
+    roots = [Path.cwd(), path.resolve().parent]  # artifacts go to the data dir (RUNNER_DATA_DIR)
     with local_cluster(workers=workers, include=["examples.wordcount"], file_roots=roots) as client:
         job = client.submit("wordcount", source=path.resolve().as_uri(),
                             params={"partitioner": {"lines_per_piece": 4}, "assembler": {"top": 15}})

@@ -203,14 +203,19 @@ def logs(job_id: str, piece: int | None, follow: bool, org: str | None) -> None:
 @click.option("--download", type=click.Path(file_okay=False), default=None, help="Copy them into this directory.")
 @click.option("--org", default=None)
 def artifacts(job_id: str, download: str | None, org: str | None) -> None:
-    """List (or download) a job's artifacts, output.json included."""
-    job = make_client(org=org).get(job_id)
-    if download:
-        for path in job.download_artifacts(download):
-            console.print(str(path))
-    else:
-        for name in job.artifacts():
-            console.print(name)
+    """List (or download) a job's artifacts, output.json included. Finding none, says
+    where it looked (and where the workers write theirs); exits 1 if the job has ended."""
+    client = make_client(org=org)
+    job = client.get(job_id)
+    found = job.download_artifacts(download) if download else job.artifacts()
+    for name in found:
+        console.print(str(name))
+    if not found:
+        from runner.fleet import no_artifacts
+
+        ended = job.status().is_final
+        say(no_artifacts(client.store, client.settings, job_id, ended))
+        sys.exit(1 if ended else 0)
 
 
 @click.command()

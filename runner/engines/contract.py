@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -160,9 +161,26 @@ def stage_results(results: list[Any], directory: Path, storages: Storages) -> No
                 write_piece(item, directory / name, storages)
 
 
+# A level a Python logger (or most others) wrote at a line's start: ``INFO:name:msg``
+# (logging.basicConfig), ``[ERROR] msg``, ``2024-01-01 12:00:00,123 - DEBUG - msg``.
+_LEVEL = re.compile(r"^(?:\S+\s+){0,3}?[\[(]?(DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL|FATAL)[\])]?(?=[:\s|]|$)")
+_LEVELS = {"WARN": logging.WARNING, "FATAL": logging.CRITICAL}
+
+
+def line_level(stream: str, line: str) -> int:
+    """The level of one line of engine output: the one its logger wrote when it says
+    one, else INFO for stdout and WARNING for stderr (where Python's logging writes
+    every level by default, so an engine's INFO lines must not all read as warnings)."""
+    found = _LEVEL.match(line)
+    if found:
+        return _LEVELS.get(found[1]) or logging.getLevelName(found[1])
+    return logging.INFO if stream == "stdout" else logging.WARNING
+
+
 class _LogSink:
-    """Engine output as the job's log lines (stdout INFO, stderr WARNING), at most
-    ``cap`` lines per run; the rest are counted and reported once."""
+    """Engine output as the job's log lines (at the level each line states, else stdout
+    INFO and stderr WARNING), at most ``cap`` lines per run; the rest are counted and
+    reported once."""
 
     def __init__(self, ctx: Any, cap: int) -> None:
         self.ctx, self.cap, self.seen = ctx, cap, 0
@@ -170,7 +188,7 @@ class _LogSink:
     def __call__(self, stream: str, line: str) -> None:
         self.seen += 1
         if self.seen <= self.cap:
-            self.ctx.log.log(logging.INFO if stream == "stdout" else logging.WARNING, line)
+            self.ctx.log.log(line_level(stream, line), line)
 
     def close(self) -> None:
         if self.seen > self.cap:

@@ -35,7 +35,7 @@ def _http(settings: Settings) -> Storage:
 
 
 _FACTORIES: dict[str, Callable[[Settings], Storage]] = {
-    "file": lambda settings: FileStorage(settings.file_roots),
+    "file": lambda settings: FileStorage(settings.allowed_roots),
     "bypass": lambda settings: BypassStorage(),
     "s3": _s3,
     "http": _http,
@@ -51,8 +51,9 @@ def scheme_of(uri: str) -> str:
 class Storages:
     """The storage backends of one configuration, keyed by URI scheme."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, process: str | None = None) -> None:
         self.settings = settings
+        self.process = process  # who refuses a file outside the roots: "worker NAME" on the worker side
         self._backends: dict[str, Storage] = {}
 
     def backend(self, uri: str) -> Storage:
@@ -62,7 +63,10 @@ class Storages:
             known = ", ".join(f"{s}:" for s in sorted(_FACTORIES))
             raise SourceError(f"unsupported URI scheme {scheme or '(none)'!r} in {safe_uri(uri)!r}; supported: {known}")
         if scheme not in self._backends:
-            self._backends[scheme] = _FACTORIES[scheme](self.settings)
+            made = _FACTORIES[scheme](self.settings)
+            if isinstance(made, FileStorage):
+                made.process = self.process
+            self._backends[scheme] = made
         return self._backends[scheme]
 
     def check(self, uri: str | None) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote, urlparse
@@ -17,7 +18,7 @@ from urllib.parse import unquote, urlparse
 from runner.errors import SourceError
 from runner.storage.base import AtomicWriter
 
-__all__ = ["FileStorage", "path_of"]
+__all__ = ["FileStorage", "path_of", "outside_roots"]
 
 
 def path_of(uri: str) -> Path:
@@ -33,13 +34,43 @@ def path_of(uri: str) -> Path:
     return Path(raw)
 
 
+@lru_cache(maxsize=1)
+def _umask() -> int:
+    """This process's umask, read without changing it where Linux says it (``os.umask``
+    sets it too: another thread could create a file in between)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+def outside_roots(uri: str, path: Path, roots: Sequence[Path], process: str | None) -> str:
+    """Why ``process`` refuses ``uri``, and the setting that would allow it, where."""
+    allowed = ",".join(str(root) for root in roots)
+    folder = path if path.is_dir() else path.parent
+    if process and process.startswith("worker"):
+        return (f"{uri} is outside the allowed file roots of {process} ({allowed}); set "
+                f"RUNNER_FILE_ROOTS={allowed},{folder} in that worker's environment and restart it "
+                f"(or put the file under the data dir, {roots[-1]})")
+    return (f"{uri} is outside the allowed file roots ({allowed}); add its directory to RUNNER_FILE_ROOTS "
+            f"to allow it (the workers need it too)")
+
+
 class _FileWriter(AtomicWriter):
-    """Writes to a temp file beside the target and renames it over the target on commit."""
+    """Writes to a temp file beside the target and renames it over the target on commit.
+    The file gets the mode any new file gets (0666 less the umask), not ``mkstemp``'s
+    0600: a destination is for the user's other tools and colleagues to read."""
 
     def __init__(self, uri: str, target: Path) -> None:
         super().__init__(uri)
         self.target = target
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+        os.fchmod(fd, 0o666 & ~_umask())
         self.tmp = Path(tmp)
         self.file: BinaryIO = os.fdopen(fd, "wb")
 
@@ -56,17 +87,18 @@ class _FileWriter(AtomicWriter):
 
 
 class FileStorage:
-    """Local files under ``roots`` (every path is allowed when ``roots`` is empty)."""
+    """Local files under ``roots`` (every path is allowed when ``roots`` is empty).
+    ``process`` names who refuses a path outside them — a worker, or the command that
+    checks a job before queueing it — because the fix is a setting *of that process*."""
 
-    def __init__(self, roots: Sequence[Path | str] = ()) -> None:
+    def __init__(self, roots: Sequence[Path | str] = (), process: str | None = None) -> None:
         self.roots = [Path(root).resolve() for root in roots]
+        self.process = process
 
     def _confined(self, uri: str) -> Path:
         path = path_of(uri).resolve()
         if self.roots and not any(path.is_relative_to(root) for root in self.roots):
-            allowed = ", ".join(str(root) for root in self.roots)
-            raise SourceError(f"{uri} is outside the allowed file roots ({allowed}); "
-                              f"add its directory to RUNNER_FILE_ROOTS to allow it")
+            raise SourceError(outside_roots(uri, path, self.roots, self.process))
         return path
 
     def check(self, uri: str) -> None:

@@ -2,7 +2,8 @@
 
 Test behaviours from APP_PARAMS: `exit` N exits with N after writing to stderr; `spawn`
 starts a child process that sleeps; `sleep` seconds before finishing; `pidfile` gets the
-pids of this process and its child (so a test can look for them)."""
+pids of this process and its child (so a test can look for them); `log` writes an INFO
+and a WARNING line through Python's logging (to stderr, as logging.basicConfig does)."""
 import json
 import os
 import subprocess
@@ -14,6 +15,12 @@ piece = os.environ.get("CHUNK_NUMBER", "?")
 with open(os.path.join(os.environ["TASK_DIR"], "data.bin"), "rb") as f:
     data = f.read()
 print(f"piece {piece}: {len(data)} bytes")
+if params.get("log"):
+    import logging
+
+    logging.basicConfig(level=logging.INFO)
+    logging.getLogger("caseconv").info("converting piece %s", piece)
+    logging.getLogger("caseconv").warning("piece %s has no %s", piece, "accents")
 pids = [os.getpid()]
 if params.get("spawn"):
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
