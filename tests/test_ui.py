@@ -191,6 +191,13 @@ def test_job_page_logs_metrics_artifacts_and_download(make_org, redis_url, gates
         page.set_viewport_size({"width": 1100, "height": 900})
         shot(page, "ui-job.png", tmp_path, full_page=True)
 
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone: nothing wider than the screen
+    for path in (f"/ui/jobs/{job.id}", "/ui/jobs", f"/ui/jobs/{job.id}/artifacts?show=table.csv",
+                 "/ui/templates/spin@1.0.0", "/ui/fleet"):
+        page.goto(org.server.url + path)
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), path
+    page.set_viewport_size({"width": 1280, "height": 900})
+
     page.goto(f"{org.server.url}/ui/jobs/{job.id}?piece=1")  # the log's piece filter
     expect(log).to_contain_text("piece 1 says hello")
     expect(log).not_to_contain_text("piece 2 says hello")
