@@ -33,7 +33,7 @@ from runner.lifecycle import Services, end_job
 from runner.models import ErrorInfo, JobState, RunOptions
 from runner.params import validate_params
 
-__all__ = ["JobRequest", "Checked", "check", "admit", "edit_draft", "queue_draft", "retry_failed", "new_job_id"]
+__all__ = ["JobRequest", "Checked", "check", "admit", "admit_attached", "edit_draft", "queue_draft", "retry_failed", "new_job_id"]
 
 OPTIONS = ("task_timeout", "job_timeout", "max_retries", "test")
 
@@ -151,8 +151,8 @@ def _steps(services: Services, req: JobRequest, out: Checked, draft: bool) -> li
 
     def source() -> None:
         values["source"] = guards.uri(storages, "source", req.source)
-        if not draft or req.source is not None:
-            check_source(storages, out.template, values["source"], needed=not draft)
+        if not draft:  # a draft's file may not exist yet (a ByteNite upload comes after its dataSource)
+            check_source(storages, out.template, values["source"])
         on_workers("source", values["source"])
 
     def destination() -> None:
@@ -205,6 +205,15 @@ def admit(services: Services, org: str, request: JobRequest, *, draft: bool = Fa
     services.store.create(record, expire_seconds=_lifetime(record), deadline=record["deadline"], tasks=[task_id],
                           logs=[_queued_line(who)])
     _send(services, record["id"], checked.template.ref, record["deadline"], task_id)
+    return record["id"]
+
+
+def admit_attached(services: Services, record: dict[str, Any], lifetime: float, who: str | None = None) -> str:
+    """Write the record of an attached job (``runner/attached_jobs.py`` builds and checks
+    it: no template, free-JSON settings): queued, with its deadline, and no partition
+    task — the job's own process does the work. Returns the job's id."""
+    services.store.create(record, expire_seconds=lifetime, deadline=record["deadline"],
+                          logs=[joblog.line(f"created for an attached process by {who or joblog.who()}")])
     return record["id"]
 
 

@@ -12,7 +12,7 @@ import logging
 import shutil
 import statistics
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 
 from runner.config import Settings
 from runner.errors import SourceError
@@ -64,6 +64,17 @@ class ArtifactIO:
         with path.open("rb") as src, self.storages.backend(uri).open_write(uri) as out:
             shutil.copyfileobj(src, out, 1024 * 1024)
         return uri
+
+    def open_read(self, name: str) -> BinaryIO:
+        """A stream of artifact ``name`` (never all in memory); SourceError if absent."""
+        uri = self.uri(name)
+        return self.storages.backend(uri).open_read(uri)
+
+    def open_write(self, name: str) -> BinaryIO:
+        """A stream whose content becomes artifact ``name`` on a clean close (an abort,
+        or leaving a ``with`` by an exception, publishes nothing)."""
+        uri = self.uri(name)
+        return self.storages.backend(uri).open_write(uri)
 
     def read_file(self, name: str) -> bytes:
         uri = self.uri(name)
@@ -119,7 +130,7 @@ def write_output(
         if ending:
             status = status.model_validate({**status.model_dump(), **ending})
         document = {
-            "job": status.model_dump(mode="json", exclude={"error", "result_summary"}),
+            "job": status.model_dump(mode="json", exclude={"error", "result_summary", "metrics"}),
             "template": status.template,
             "state": status.state.value,
             "counters": {"pieces_total": status.pieces_total, "pieces_done": status.pieces_done,

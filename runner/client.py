@@ -115,6 +115,17 @@ class Client:
         request = JobRequest(template=template, name=name, retention_hours=retention_hours)
         return Job(self, admission.admit(self.services, self.org, request, draft=True), known=True)
 
+    def create_attached(self, name: str | None = None, settings: dict[str, Any] | None = None,
+                        job_timeout: float | None = None, retention_hours: float | None = None) -> tuple[Job, str]:
+        """Create a job your own process runs (``runner.attach.Job.init(job_id, api_key)``):
+        returns its handle and its own API key, shown only now. It waits ``queued`` until
+        the process starts it; ``job_timeout`` holds. Raises InvalidParams, writing nothing."""
+        from runner.attached_jobs import create_attached
+
+        status, key = create_attached(self.services, self.org, name=name, settings=settings,
+                                      job_timeout=job_timeout, retention_hours=retention_hours)
+        return Job(self, status.id, known=True), key
+
     def get(self, job_id: str) -> Job:
         """A handle on an existing job of this org; raises JobNotFound."""
         self.store.get(job_id, self.org)

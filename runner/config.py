@@ -113,10 +113,20 @@ class Settings(BaseSettings):
     ui: bool = Field(True, description="Serve the jobs dashboard at /ui from `runner api` (`--no-ui` turns it off).")
     ui_session_seconds: int = Field(8 * 3600, ge=60, description="Seconds a dashboard (/ui) session lives after its last request.")
     api_link_seconds: int = Field(48 * 3600, ge=60, description="Seconds a signed result link stays valid.")
+    api_max_upload_bytes: int = Field(5 * 1024**3, ge=1024, description="Largest file a ByteNite client may PUT "
+                                      "to a job's upload link (tempUrl); 413 above, nothing stored.")
     metrics_token: SecretStr | None = Field(
         None, description="Bearer token that reads every org's metrics at the HTTP API's /metrics (for Prometheus); "
                           "without it, only an org's access token reads that org's. Never logged.",
     )
+    attach_dead_seconds: float = Field(
+        60.0, ge=1, description="Seconds without a heartbeat before an attached job's process counts as gone "
+                                "(the job ends failed: 'the attached process stopped reporting').")
+    attach_max_artifact_bytes: int = Field(
+        64 * 1024**3, ge=1024, description="Largest artifact a PUT /v1/jobs/{id}/artifacts/{name} may upload (413 above).")
+    api_url: str = Field("http://127.0.0.1:8000", description="`runner api`'s URL, for attached jobs (runner.attach.Job).")
+    job_id: str | None = Field(None, description="The job an attached process attaches to (runner.attach.Job.init).")
+    job_key: SecretStr | None = Field(None, description="That job's own API key (runner.attach.Job.init); never logged.")
 
     @field_validator("include", "file_roots", mode="before")
     @classmethod

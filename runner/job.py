@@ -43,8 +43,10 @@ class Job:
         return f"Job({self.id!r})"
 
     def status(self) -> JobStatus:
-        """The job's record: state, counters, timestamps, error. Raises JobNotFound."""
+        """The job's record: state, counters, timestamps, error, its metrics so far.
+        Raises JobNotFound."""
         status = self.client.store.get(self.id, self.client.org)
+        status.metrics = self.client.store.metric_series.read(self.id)
         self.known = True
         return status
 

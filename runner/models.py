@@ -20,7 +20,8 @@ from pydantic import BaseModel, Field, ValidationError, computed_field
 
 from runner.errors import InvalidParams
 
-__all__ = ["JobState", "JobStatus", "ErrorInfo", "LogLine", "RunOptions", "WorkerInfo", "TRANSITIONS", "FINAL_STATES", "allowed_sources"]
+__all__ = ["JobState", "JobStatus", "ErrorInfo", "MetricSummary", "LogLine", "RunOptions", "WorkerInfo", "TRANSITIONS",
+           "FINAL_STATES", "allowed_sources"]
 
 
 class JobState(enum.StrEnum):
@@ -63,6 +64,19 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
 def allowed_sources(target: JobState) -> list[JobState]:
     """The states from which ``target`` may be entered."""
     return [state for state, targets in TRANSITIONS.items() if target in targets]
+
+
+class MetricSummary(BaseModel):
+    """One metric of a job so far: count, and for numbers sum/min/max/mean; its last value
+    and its latest ``[step, value]`` points (the oldest dropped past the cap)."""
+
+    count: int
+    sum: float | None = None
+    min: float | None = None
+    max: float | None = None
+    mean: float | None = None
+    last: Any = None
+    series: list[tuple[float, Any]] = Field(default_factory=list)
 
 
 class ErrorInfo(BaseModel, extra="allow"):
@@ -120,6 +134,12 @@ class JobStatus(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     schedule: str | None = None  # the schedule that fired this job (runner/scheduler.py)
     due_at: datetime | None = None  # the due time it fired for
+    settings: dict[str, Any] | None = None  # an attached job's settings (free JSON; runner/attached_jobs.py)
+    attached: dict[str, Any] | None = None  # an attached job's process: dead_seconds, host, pid, started_at
+    seen_at: datetime | None = None  # an attached job's last heartbeat
+    metrics: dict[str, "MetricSummary"] = Field(
+        default_factory=dict, description="Each metric's summary and latest series, live: in one job's view (GET /v1/jobs/{id}, "
+                                           "runner status), not in lists (runner/store/metric_series.py).")
 
     @property
     def is_final(self) -> bool:

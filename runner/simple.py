@@ -36,6 +36,18 @@ from runner.registry import Template, app, template
 __all__ = ["SimpleJob"]
 
 
+def kebab_options(argv: list[str]) -> list[str]:
+    """``argv`` with option names in the dashed spelling the settings parser reads, so
+    ``--custom.custom_param 5`` works as well as ``--custom.custom-param 5``."""
+    out = []
+    for token in argv:
+        if token.startswith("--") and len(token) > 2:
+            name, eq, value = token.partition("=")
+            token = name.replace("_", "-") + eq + value
+        out.append(token)
+    return out
+
+
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
 
@@ -101,10 +113,10 @@ class SimpleJob:
     @classmethod
     def parse_args(cls, argv: list[str] | None = None) -> BaseModel:
         """Settings from command-line arguments in dot notation (``--optimizer.name adam``;
-        dict and list fields take JSON). ``--help`` lists them. Raises InvalidParams
+        ``--batch_size`` or ``--batch-size``; dict and list fields take JSON). ``--help`` lists them. Raises InvalidParams
         naming every bad option (``--lr: Input should be a valid number … got 'fast'``)."""
         try:
-            return CliApp.run(cls.settings_model, cli_args=sys.argv[1:] if argv is None else argv)
+            return CliApp.run(cls.settings_model, cli_args=kebab_options(sys.argv[1:] if argv is None else argv))
         except ValidationError as exc:
             raise InvalidParams([(f"--{'.'.join(map(str, e['loc']))}", f"{e['msg']}, got {e.get('input')!r}")
                                  for e in exc.errors()]) from None

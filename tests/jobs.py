@@ -286,6 +286,23 @@ template("mildew-predictor", "1.0.0", partitioner="single", app="mildew_risk", a
          inputs=["temperature"])
 
 
+# -- live metrics: app metrics readable while the job is still assembling -----------------
+@app("scored")
+def scored(piece: int, ctx) -> int:
+    ctx.add_metric("score", piece * 1.5, step=piece)
+    return piece
+
+
+@assembler("gated_sum", params=GateParams)
+def gated_sum(results, ctx) -> int:
+    """Sums, once the test opens the gate: until then the job stays ``assembling``."""
+    _wait_for_gate(ctx.params)
+    return sum(results)
+
+
+template("gated-scores", "1.0.0", partitioner="replicas", app="scored", assembler="gated_sum")
+
+
 class UiGateParams(BaseModel):
     redis_url: str
     gate: str  # each piece takes one token from this Redis list before it finishes: the test's barrier

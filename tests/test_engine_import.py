@@ -35,7 +35,8 @@ def test_an_import_reaches_workers_started_before_it(client: Client, redis_url, 
     env = cli_env(redis_url, file_roots, "default")
     done = run_cli("template", "import", str(template), "--engines", str(ENGINES), "--version", "2.1", env=env)
     ref = done.stdout.strip()
-    assert ref.endswith("@2.1") and "ignored (give them per job instead): config.isTestJob, dataSource" in done.stderr
+    assert ref.endswith("@2.1") and "ignored (give them per job instead): config.isTestJob\n" in done.stderr
+    assert "kept as each job's defaults (a client's own win): dataSource" in done.stderr
     assert "container 'python:latest' is not used" in done.stderr  # fanout's manifest names one
     listed = run_cli("templates", "--json", env=env)
     assert ref in [info["ref"] for info in json.loads(listed.stdout)]
@@ -153,3 +154,34 @@ def test_the_bytenite_example_counts_words_as_python_does(client: Client, settin
     assert json.loads((out / "counts.json").read_text()) == dict(expected)
     assert sorted(p.name for p in out.iterdir()) == ["counts.json", "top.txt"]
     assert job.status().pieces_total == -(-len(book.read_text().splitlines()) // 5)
+
+
+def test_an_import_keeps_the_templates_data_defaults_and_default_params(settings, tmp_path: Path) -> None:
+    from runner.engines.imports import imported_record
+
+    store, storages = StatusStore.from_settings(settings), Storages(settings)
+    template = write_template(tmp_path / "template.json", params={"partitioner": {"lines_per_chunk": 1}},
+                              default_params={"partitioner": {"lines_per_chunk": 9}, "assembler": {"name": "a.zip"}},
+                              dataDestination={"dataSourceDescriptor": "bucket"})
+    report = import_template(template, store, storages, settings, engine_dirs=[ENGINES])
+    assert report.kept == ["dataSource", "dataDestination"] and report.ignored == ["config.isTestJob"]
+    record = imported_record(store, report.ref)
+    assert record.data_source == {"dataSourceDescriptor": "bypass", "params": {}}
+    assert record.data_destination == {"dataSourceDescriptor": "bucket", "params": {}}
+    assert record.params == {"partitioner": {"lines_per_chunk": 1}, "assembler": {"name": "a.zip"}}  # params win
+    bad = write_template(tmp_path / "bad.json", dataDestination="bucket")
+    with pytest.raises(EngineError, match="dataDestination: .*dataSourceDescriptor"):
+        import_template(bad, store, storages, settings, engine_dirs=[ENGINES])
+
+
+def test_a_record_from_before_the_data_defaults_reimports_as_unchanged(settings, tmp_path: Path) -> None:
+    from runner.engines.imports import ImportRecord
+
+    store, storages = StatusStore.from_settings(settings), Storages(settings)
+    template = write_template(tmp_path / "template.json")
+    template.write_text(json.dumps({k: v for k, v in json.loads(template.read_text()).items() if k != "dataSource"}))
+    report = import_template(template, store, storages, settings, engine_dirs=[ENGINES])
+    encoded = store.imported_template(report.ref)
+    assert "data_source" not in json.loads(encoded)  # the record's format as before
+    assert ImportRecord.model_validate_json(encoded).encoded() == encoded
+    assert import_template(template, store, storages, settings, engine_dirs=[ENGINES]).created is False

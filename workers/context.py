@@ -61,7 +61,8 @@ class TaskContext:
     - ``log``: a logger whose records carry the job id and piece.
     - ``temp_path(name)``: scratch space, removed after the piece (or task).
     - ``artifact_path(name)`` / ``io``: files persisted with the job's artifacts.
-    - ``add_metric(name, value)``: gathered across tasks into ``output.json``.
+    - ``add_metric(name, value, step=None)``: live in the job's status with each batch's flush,
+      summarized in ``output.json``.
     """
 
     job_id: str
@@ -126,9 +127,11 @@ class TaskContext:
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
-    def add_metric(self, name: str, value: Any) -> None:
-        """Record a metric value (a number, or any JSON value); summarized in output.json."""
-        self._metrics.append({"name": str(name), "value": value, "piece": self.piece_index, "t": time.time()})
+    def add_metric(self, name: str, value: Any, step: int | None = None) -> None:
+        """Record a metric value (a number, or any JSON value) at ``step`` (default: its
+        count so far); in the job's status from the batch's next flush, and in output.json."""
+        item = {"name": str(name), "value": value, "piece": self.piece_index, "t": time.time()}
+        self._metrics.append(item if step is None else {**item, "step": step})
 
     def take_records(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The metrics and log lines gathered since the last call (to flush to the store)."""

@@ -75,7 +75,7 @@ def _context(spec: runtime.JobSpec, kind: str, **extra: Any) -> TaskContext:
 def _flush_records(ctx: TaskContext) -> None:
     """Send the metrics and log lines user code produced to the store."""
     metrics, lines = ctx.take_records()
-    runtime.store().add_metrics(ctx.job_id, metrics)
+    runtime.store().metric_series.add(ctx.job_id, metrics)  # live: summary and series too
     runtime.store().add_logs(ctx.job_id, lines)
 
 

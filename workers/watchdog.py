@@ -14,6 +14,7 @@ import time
 
 from celery import Celery
 
+from runner import attached_jobs
 from runner.lifecycle import end_job
 from runner.models import ErrorInfo, JobState
 from runner import scheduler
@@ -31,11 +32,12 @@ def sweep(celery: Celery, now: float | None = None) -> list[str]:
     now = now or time.time()
     ended = []
     for job_id in store.jobs.overdue(now):
-        fields = store.jobs.fields(job_id, "state", "job_timeout", "deadline")
+        fields = store.jobs.fields(job_id, "state", "job_timeout", "deadline", "attached", "seen_at")
         if fields["state"] is None or JobState(fields["state"]).is_final:
             store.jobs.forget_deadline(job_id)  # expired, or ended without us
             continue
-        if (fields["deadline"] or 0) > now:  # retry_failed gave it a new deadline
+        if (fields["deadline"] or 0) > now:  # retry_failed gave it a new deadline, or an attached job is due a look
+            _check_attached(celery, job_id, fields, now, ended)
             continue
         error = ErrorInfo(stage="deadline", type="JobTimedOut",
                           message=f"job_timeout of {fields['job_timeout']:g}s passed")
@@ -43,6 +45,18 @@ def sweep(celery: Celery, now: float | None = None) -> list[str]:
             log.warning("job %s timed out (job_timeout=%ss)", job_id, fields["job_timeout"])
             ended.append(job_id)
     return ended
+
+
+def _check_attached(celery: Celery, job_id: str, fields: dict, now: float, ended: list[str]) -> None:
+    """End an attached job whose process went silent; else look again when it could be."""
+    if attached_jobs.silent(fields, now):
+        error = {"stage": "attached", "type": "ProcessLost",
+                 "message": f"{attached_jobs.SILENT} (no heartbeat for {fields['attached']['dead_seconds']:g}s)"}
+        if end_job(runtime.services(celery), job_id, JobState.FAILED, error=error):
+            log.warning("attached job %s failed: %s", job_id, attached_jobs.SILENT)
+            ended.append(job_id)
+    elif (again := attached_jobs.next_check(fields)) is not None:
+        runtime.store().set_deadline(job_id, again)
 
 
 def start_watchdog(celery: Celery, stop: threading.Event) -> threading.Thread:

@@ -11,7 +11,7 @@ import asyncio
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 
-from runner.api import auth, bytenite, prediction, prediction_sources, v1
+from runner.api import attach, auth, bytenite, bytenite_jobs, bytenite_uploads, prediction, prediction_sources, v1
 from runner.api.deps import ApiState, MetricsScope
 from runner.api.errors import install_error_handlers
 from runner.api.guards import BodySizeLimit, RequestId
@@ -38,9 +38,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     load_plugins(settings.include)  # a module that cannot be imported fails the start, not requests
     app.state.api = ApiState(settings)
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes,
+                       artifact_max_bytes=settings.attach_max_artifact_bytes,
+                       uploads=(bytenite_uploads.UPLOADS, settings.api_max_upload_bytes))
     app.add_middleware(RequestId)  # added last: outermost, so every response carries the id
-    for module in (auth, v1, bytenite, prediction_sources, prediction):
+    # ByteNite's fixed paths (/jobs/templates) before its /jobs/{jobId}, which would catch them
+    for module in (auth, v1, attach, bytenite_jobs, bytenite_uploads, bytenite, prediction_sources, prediction):
         app.include_router(module.router)
     if settings.ui:
         from runner.ui import mount  # Jinja2 and the dashboard's routes only when served

@@ -25,7 +25,8 @@ class AccessTokenRequest(BaseModel):
 class AccessToken(BaseModel):
     token: str = Field(description="Send as `Authorization: Bearer <token>` (or bare).")
     expiresIn: str = Field(description="Seconds the token lives, as a string.")
-    scope: str = Field(description="`org:<org>`: the org every request with this token acts for.")
+    scope: str = Field(description="`org:<org>`: the org every request with this token acts for; "
+                                   "`job:<id>` for a job's own key, which acts on that job only.")
 
 
 @router.post("/access_token", response_model=AccessToken,
@@ -34,4 +35,4 @@ def access_token(body: AccessTokenRequest, request: Request) -> AccessToken:
     """A new access token for a valid API key (401 otherwise)."""
     state = api_state(request)
     token, who = state.keys.exchange(body.apiKey, state.limit)  # counts against the key's limit (429)
-    return AccessToken(token=token, expiresIn=str(state.settings.api_token_seconds), scope=f"org:{who.org}")
+    return AccessToken(token=token, expiresIn=str(state.settings.api_token_seconds), scope=f"job:{who.job}" if who.job else f"org:{who.org}")

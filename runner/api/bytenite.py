@@ -6,30 +6,33 @@ everywhere and in no list); each ByteNite concept maps onto Runner's own (see
 ``bytenite_views``): a job is a Runner job, created as a draft, configured, then run.
 Bad input is refused with a 4xx naming the field, before anything is written or queued.
 Result links are signed (``ApiKeys.link_secret()``), last ``RUNNER_API_LINK_SECONDS``
-(48 h) and need no Authorization header.
+(48 h) and need no Authorization header. This module serves the staged flow; the
+reference's other operations and the older layout are ``bytenite_jobs``'s, the file
+upload ``bytenite_uploads``'s.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import mimetypes
 import posixpath
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from runner.api.bytenite_models import (
-    ERROR_RESPONSES, DataSourceBody, GenericResponse, JobConfig, JobCreateBody, JobEnvelope, JobList, JobParams,
-    LogsBody, LogsResponse, Pagination, ResultLink, Results, RunBody, TemplateInfo,
+    ERROR_RESPONSES, ByteNiteErrorBody, DataSourceBody, GenericResponse, JobConfig, JobCreateBody, JobEnvelope,
+    JobList, JobParams, LogsBody, LogsResponse, Pagination, ResultLink, Results, RunBody, TemplateInfo,
 )
 from runner.api.bytenite_views import (
-    RESULT_JSON, Descriptor, descriptor_uri, group_logs, job_view, output_prefix, sign, signature_ok,
+    RESULT_JSON, Descriptor, bytenite_state, content_type, descriptor_uri, group_logs, job_view, output_prefix, sign,
+    signature_ok, template_descriptors,
 )
+from runner.api.bytenite_uploads import with_upload_url
 from runner.api.deps import CurrentPrincipal, OrgClient, api_state
 from runner.api.errors import ApiError, FieldError, Loc
 from runner.api.records import extra_fields, queued_by, requester
@@ -39,7 +42,7 @@ from runner.admission import JobRequest
 from runner.artifacts import check_name
 from runner.client import Client
 from runner.errors import InvalidParams, JobNotFound, SourceError, TemplateNotFound
-from runner.job import Job
+from runner.job import Job, describe_error
 from runner.models import JobState, JobStatus
 from runner.registry import KINDS
 
@@ -127,10 +130,13 @@ def _warnings(job_id: str, status: JobStatus | None, found: dict[str, Descriptor
     return {"warnings": [*(status.warnings if status else []), *warnings]} if warnings else {}
 
 
-def _envelope(client: Client, job_id: str) -> JobEnvelope:
+def _envelope(client: Client, job_id: str, request: Request | None = None) -> JobEnvelope:
+    """The job as ByteNite reads it; with ``request``, an upload source's signed ``tempUrl``."""
     status = client.get(job_id).status()
     description = client.store.fields(job_id, "description")["description"]
-    return JobEnvelope(job=job_view(client, status, description), templateInfo=_template_info(client, status.template))
+    job = job_view(client, status, description)
+    return JobEnvelope(job=with_upload_url(job, request) if request else job,
+                       templateInfo=_template_info(client, status.template))
 
 
 # -- jobs ---------------------------------------------------------------------------
@@ -151,35 +157,44 @@ def _existing_draft(client: Client, job_id: str, ref: str) -> tuple[Job, JobStat
 
 
 @router.post("/jobs", response_model=JobEnvelope)
-def create_job(body: JobCreateBody, client: OrgClient) -> JobEnvelope:
+def create_job(body: JobCreateBody, client: OrgClient, request: Request) -> JobEnvelope:
     """Create a new job (JOB_STATE_NEW) from a template — or, with ``jobId``, update one not
-    yet run; data source, destination, params and config may come now or later.
+    yet run; data source, destination, params and config may come now or later (a new
+    job starts with its imported template's dataSource/dataDestination).
     Everything is checked before anything is written."""
     ref = _template_ref(client, body.templateId)
     existing = _existing_draft(client, body.jobId, ref)[1] if body.jobId else None
-    found = _descriptors(client, body)
+    found = _descriptors(client, body) if existing else {**template_descriptors(client, ref), **_descriptors(client, body)}
     job_id = existing.id if existing else admission.new_job_id()
     config = body.config or JobConfig()
-    request = JobRequest(template=ref, params=body.params.sections() if body.params else None,
-                         name=body.name, task_timeout=config.taskTimeout, job_timeout=config.jobTimeout,
-                         test=config.isTestJob, **_datasource(client, job_id, found))
+    job_request = JobRequest(template=ref, params=body.params.sections() if body.params else None,
+                              name=body.name, task_timeout=config.taskTimeout, job_timeout=config.jobTimeout,
+                              test=config.isTestJob, **_datasource(client, job_id, found))
     extra = {**_warnings(job_id, existing, found),
              **({"description": body.description} if "description" in body.model_fields_set or not existing else {})}
     with _bytenite_fields():
         if existing:
-            admission.edit_draft(client.services, client.org, job_id, request, extra_fields=extra)
+            admission.edit_draft(client.services, client.org, job_id, job_request, extra_fields=extra)
         else:
-            admission.admit(client.services, client.org, request, draft=True, job_id=job_id, extra_fields=extra)
-    return _envelope(client, job_id)
+            admission.admit(client.services, client.org, job_request, draft=True, job_id=job_id, extra_fields=extra)
+    return _envelope(client, job_id, request)
 
 
 @router.get("/jobs", response_model=JobList)
 def list_jobs(
     client: OrgClient,
-    limit: Annotated[int, Query(alias="pagination.limit", ge=1, le=500, description="Rows per page.")] = 50,
-    offset: Annotated[int, Query(alias="pagination.offset", ge=0, le=1_000_000, description="Rows to skip.")] = 0,
+    limit: Annotated[int | None, Query(alias="pagination.limit", ge=1, le=500, description="Rows per page.")] = None,
+    offset: Annotated[int | None, Query(alias="pagination.offset", ge=0, le=1_000_000,
+                                        description="Rows to skip.")] = None,
+    plain_limit: Annotated[int | None, Query(alias="limit", ge=1, le=500, description="Rows per page "
+                                             "(as `pagination.limit`, which wins).")] = None,
+    plain_offset: Annotated[int | None, Query(alias="offset", ge=0, le=1_000_000, description="Rows to skip "
+                                              "(as `pagination.offset`, which wins).")] = None,
 ) -> JobList:
-    """The caller's org's jobs, newest first, a page at a time."""
+    """The caller's org's jobs, newest first, a page at a time (``limit``/``offset`` or
+    ``pagination.limit``/``pagination.offset``: clients send either)."""
+    limit = limit or plain_limit or 50
+    offset = offset if offset is not None else plain_offset or 0
     items, total = client.store.page_jobs(client.org, None, limit, offset)
     extras = extra_fields(client, [status.id for status in items], "description")
     data = [job_view(client, status, extra["description"]) for status, extra in zip(items, extras)]
@@ -188,20 +203,21 @@ def list_jobs(
 
 
 @router.get("/jobs/{jobId}", response_model=JobEnvelope)
-def get_job(jobId: JobId, client: OrgClient) -> JobEnvelope:
+def get_job(jobId: JobId, client: OrgClient, request: Request) -> JobEnvelope:
     """A job of the caller's org; 404 for any other."""
-    return _envelope(client, jobId)
+    return _envelope(client, jobId, request)
 
 
 @router.patch("/jobs/{jobId}/datasource", response_model=JobEnvelope)
-def set_datasource(jobId: JobId, body: DataSourceBody, client: OrgClient) -> JobEnvelope:
-    """Set a new job's data source and/or destination (409 once it has run)."""
+def set_datasource(jobId: JobId, body: DataSourceBody, client: OrgClient, request: Request) -> JobEnvelope:
+    """Set a new job's data source and/or destination (409 once it has run); a ``file``
+    source reads back with the ``tempUrl`` to PUT the file to."""
     status = client.get(jobId).status()
     found = _descriptors(client, body)
     with _bytenite_fields():
         admission.edit_draft(client.services, client.org, jobId, JobRequest(**_datasource(client, jobId, found)),
                              extra_fields=_warnings(jobId, status, found))
-    return _envelope(client, jobId)
+    return _envelope(client, jobId, request)
 
 
 @router.patch("/jobs/{jobId}/params", response_model=JobEnvelope)
@@ -249,25 +265,43 @@ async def delete_job(jobId: JobId, client: OrgClient, who: CurrentPrincipal, req
 # -- results ------------------------------------------------------------------------
 
 def _result_names(client: Client, job: Job, status: JobStatus) -> list[str]:
-    """What the job wrote: ``result.json`` (the result itself) for a ``bypass:``
-    destination, the files under its artifacts' ``output/`` for ``bucket``, else the
+    """What the job wrote: for a ``bypass:`` destination, the files an engine assembler
+    left under its artifacts' ``output/``, else ``result.json`` (the result itself); for ``bucket``, every file the assembler wrote under its artifacts'
+    ``output/`` (or only the one ``params.name`` names), each by its own name; else the
     destination file."""
-    if status.destination == "bypass:":
-        return [RESULT_JSON]
-    if status.destination.startswith(output_prefix(client, job.id) + "/"):
-        return [name[len(OUTPUT):] for name in job.artifacts() if name.startswith(OUTPUT)]
+    if status.destination == "bypass:":  # an engine assembler's files stay as artifacts under output/
+        return [name[len(OUTPUT):] for name in job.artifacts() if name.startswith(OUTPUT)] or [RESULT_JSON]
+    out = output_prefix(client, job.id) + "/"
+    if status.destination.startswith(out):
+        wanted = OUTPUT + status.destination[len(out):]
+        return [name[len(OUTPUT):] for name in job.artifacts()
+                if name == wanted or (wanted.endswith("/") and name.startswith(wanted))]
     return [posixpath.basename(status.destination.rstrip("/")) or RESULT_JSON]
 
 
-@router.get("/jobs/{jobId}/results", response_model=Results)
-def job_results(jobId: JobId, request: Request, client: OrgClient) -> Results:
-    """Signed links to what the completed job wrote; 409 while it has not completed."""
+def _not_ready(job_id: str, status: JobStatus) -> JSONResponse:
+    """202 for a job that has not ended (ByteNite's clients wait on it); 400 with its
+    ``errorMessage`` for one that ended without results (its clients stop there)."""
+    if status.state in (JobState.FAILED, JobState.TIMED_OUT, JobState.CANCELLED):
+        raise ApiError(400, "job_failed", describe_error(status))
+    hint = f"; run it with POST /v1/customer/jobs/{job_id}/run" if status.state is JobState.DRAFT else ""
+    message = (f"job {job_id} is {bytenite_state(status.state)} ({status.state.value}){hint}; "
+               "results exist once it is JOB_STATE_COMPLETE")
+    return JSONResponse(Results(results=[], message=message).model_dump(), status_code=202)
+
+
+@router.get("/jobs/{jobId}/results", response_model=Results,
+            responses={202: {"model": Results, "description": "not complete yet: `results` is empty, `message` "
+                             "says the state"},
+                       400: {"model": ByteNiteErrorBody, "description": "the job ended failed, timed out or "
+                             "cancelled: `message` is its errorMessage"}})
+def job_results(jobId: JobId, request: Request, client: OrgClient) -> Any:
+    """Signed links to what the completed job wrote, each with its content type; 202 with
+    no results while it has not completed, 400 once it has failed."""
     job = client.get(jobId)
     status = job.status()
     if status.state is not JobState.COMPLETED:
-        why = f": {status.error.get('message')}" if status.error and status.error.get("message") else ""
-        raise ApiError(409, "not_completed", f"job {jobId} is {status.state.value}{why}; results exist once it "
-                       "is JOB_STATE_COMPLETE")
+        return _not_ready(jobId, status)
     state = api_state(request)
     secret, seconds = state.keys.link_secret(), state.settings.api_link_seconds
     links = []
@@ -275,18 +309,17 @@ def job_results(jobId: JobId, request: Request, client: OrgClient) -> Results:
         expires, signature = sign(secret, jobId, name, seconds)
         url = request.url_for("bytenite_result", jobId=jobId, name=name).include_query_params(
             expires=expires, signature=signature)
-        links.append(ResultLink(name=name, link=str(url)))
+        links.append(ResultLink(name=name, link=str(url), contentType=content_type(name)))
     return Results(results=links)
 
 
 def _open_result(client: Client, job: Job, status: JobStatus, name: str) -> Response:
     """Result ``name`` as a response, streamed from storage (a job's output may be large);
     raises SourceError (or ValueError for a bad name) if there is none."""
-    if status.destination == "bypass:":
-        if name != RESULT_JSON:
-            raise SourceError(name)
+    bypass = status.destination == "bypass:"
+    if bypass and name == RESULT_JSON and OUTPUT + RESULT_JSON not in job.artifacts():
         return Response(json.dumps(client.store.get_result(job.id)), media_type="application/json")
-    if status.destination.startswith(output_prefix(client, job.id) + "/"):
+    if bypass or status.destination.startswith(output_prefix(client, job.id) + "/"):
         uri = f"{output_prefix(client, job.id)}/{check_name(name)}"
     elif name == posixpath.basename(status.destination.rstrip("/")):
         uri = status.destination
@@ -299,8 +332,7 @@ def _open_result(client: Client, job: Job, status: JobStatus, name: str) -> Resp
             while block := stream.read(CHUNK):
                 yield block
 
-    kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    return StreamingResponse(chunks(), media_type=kind)
+    return StreamingResponse(chunks(), media_type=content_type(name))
 
 
 @router.get("/results/{jobId}/{name:path}", name="bytenite_result", response_class=Response,

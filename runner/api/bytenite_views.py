@@ -1,7 +1,9 @@
 """How ByteNite's concepts map onto Runner's: one job, another view (issue 11).
 
 - a data source descriptor is a URI (``url`` → ``http(s)://``, ``bypass`` → ``bypass:``,
-  ``s3``/``aws`` → ``s3://bucket/name``, ``bucket`` → the job's artifacts under ``output/``),
+  ``s3``/``aws`` → ``s3://bucket/name``, a ``bucket`` destination → the job's artifacts
+  folder ``output/`` (whatever the assembler writes: each file is one result), a ``file``
+  (or ``bucket``) source → an upload location ``input/<name>`` in the job's artifacts),
   and the URI reads back as a descriptor, so nothing ByteNite-specific is stored but a
   job's ``description``;
 - a job reads as ByteNite's job object, its state as ``JOB_STATE_*``;
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import mimetypes
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -22,35 +25,48 @@ from runner.api.bytenite_models import ByteNiteJob, DataSource, DataSourceOut, J
 from runner.api.errors import ApiError, FieldError
 from runner.artifacts import artifact_prefix, check_name
 from runner.client import Client
+from runner.engines.imports import imported_record
 from runner.job import describe_error
 from runner.errors import SourceError
 from runner.models import JobState, JobStatus, LogLine
 
 __all__ = ["Descriptor", "descriptor_uri", "uri_descriptor", "bytenite_state", "job_view", "output_prefix",
-           "group_logs", "sign", "signature_ok", "DEFAULT_OUTPUT_NAME", "RESULT_JSON"]
+           "upload_prefix", "template_descriptors", "draft_status", "group_logs", "sign", "signature_ok", "content_type", "DEFAULT_UPLOAD_NAME", "RESULT_JSON"]
 
-DEFAULT_OUTPUT_NAME = "result"
+DEFAULT_UPLOAD_NAME = "upload"
 RESULT_JSON = "result.json"
-_INPUTS = ("bypass", "url", "s3", "aws")
+_INPUTS = ("bypass", "url", "s3", "aws", "file", "bucket")  # file/bucket: a file the client uploads
 _OUTPUTS = ("bypass", "s3", "aws", "bucket")  # ByteNite's url (HTTP) was input-only, as Runner's http(s) is
+_UPLOADS = ("file", "bucket")
 
 
 class Descriptor:
     """A checked descriptor: its URI (``None`` for ``bucket``, known once the job has an
     id: see :meth:`uri_for`) and warnings to record on the job."""
 
-    def __init__(self, uri: str | None, warnings: list[str], output_name: str | None = None) -> None:
+    def __init__(self, uri: str | None, warnings: list[str], output_name: str | None = None,
+                 upload_name: str | None = None) -> None:
         self.uri = uri
         self.warnings = warnings
-        self.output_name = output_name
+        self.output_name = output_name  # a bucket destination: "" (the folder), "dir/" or "file"
+        self.upload_name = upload_name  # an uploaded source's name under input/
 
     def uri_for(self, client: Client, job_id: str) -> str:
-        return self.uri if self.uri is not None else f"{output_prefix(client, job_id)}/{self.output_name}"
+        if self.uri is not None:
+            return self.uri
+        if self.upload_name is not None:
+            return f"{upload_prefix(client, job_id)}/{self.upload_name}"
+        return f"{output_prefix(client, job_id)}/{self.output_name}"
 
 
 def output_prefix(client: Client, job_id: str) -> str:
     """Where a ``bucket`` destination writes: the job's artifacts, under ``output/``."""
     return f"{artifact_prefix(client.settings, job_id)}/output"
+
+
+def upload_prefix(client: Client, job_id: str) -> str:
+    """Where a ``file`` source's upload lands: the job's artifacts, under ``input/``."""
+    return f"{artifact_prefix(client.settings, job_id)}/input"
 
 
 def _bad(field: tuple[str, ...], message: str, kind: str = "invalid_descriptor") -> ApiError:
@@ -66,6 +82,20 @@ def _param(params: dict[str, Any], field: tuple[str, ...], *names: str) -> str:
     raise _bad((*field, "params", names[0]), f"required: a non-empty string ({names[0]})")
 
 
+def _name(source: DataSource, field: str, folder: bool) -> str:
+    """``params.name`` checked as a relative path ("" when not given); a destination's may
+    end in ``/`` (a folder of the assembler's files)."""
+    raw = str(source.params.get("name") or "").strip()
+    if not raw or (folder and raw == "/"):
+        return ""
+    try:
+        if folder and raw.endswith("/"):
+            return check_name(raw.rstrip("/")) + "/"
+        return check_name(raw)
+    except ValueError as exc:
+        raise _bad((field, "params", "name"), str(exc)) from None
+
+
 def descriptor_uri(client: Client, source: DataSource, field: str) -> Descriptor:
     """The URI a descriptor names, checked by the fleet's storages; raises a 422 naming the
     field (``dataSource.params.url``) otherwise. ``field`` is ``dataSource`` or
@@ -78,13 +108,10 @@ def descriptor_uri(client: Client, source: DataSource, field: str) -> Descriptor
     warnings: list[str] = []
     if kind == "bypass":
         return Descriptor("bypass:", warnings)
+    if kind in _UPLOADS and field == "dataSource":
+        return Descriptor(None, warnings, upload_name=_name(source, field, folder=False) or DEFAULT_UPLOAD_NAME)
     if kind == "bucket":
-        name = source.params.get("name") or DEFAULT_OUTPUT_NAME
-        try:
-            name = check_name(str(name))
-        except ValueError as exc:
-            raise _bad((field, "params", "name"), str(exc)) from None
-        return Descriptor(None, warnings, name)
+        return Descriptor(None, warnings, _name(source, field, folder=True))
     if kind == "url":
         uri = _param(source.params, (field,), "url")
         where: tuple[str, ...] = (field, "params", "url")
@@ -104,14 +131,37 @@ def descriptor_uri(client: Client, source: DataSource, field: str) -> Descriptor
         raise _bad(where, str(exc), "invalid_uri") from None
 
 
+def draft_status(client: Client, job_id: str) -> JobStatus:
+    """A new job's record (404 for none in the org); 409 once it has been run."""
+    status = client.get(job_id).status()
+    if status.state is not JobState.DRAFT:
+        raise ApiError(409, "not_a_draft", f"job {job_id} is {status.state.value}; only a new job "
+                       "(JOB_STATE_NEW) can be changed or run")
+    return status
+
+
+def template_descriptors(client: Client, ref: str) -> dict[str, Descriptor]:
+    """The ``dataSource``/``dataDestination`` an imported ByteNite template carries, as the
+    defaults of its new jobs (``runner template import`` keeps them); {} for any other."""
+    record = imported_record(client.store, ref)
+    found = {}
+    for field, raw in (("dataSource", record and record.data_source),
+                       ("dataDestination", record and record.data_destination)):
+        if raw:
+            found[field] = descriptor_uri(client, DataSource.model_validate(raw), field)
+    return found
+
+
 def uri_descriptor(client: Client, job_id: str, uri: str) -> DataSourceOut:
     """A stored URI read back as ByteNite's descriptor."""
     parsed = urlparse(uri)
-    out = output_prefix(client, job_id) + "/"
+    out, upload = output_prefix(client, job_id) + "/", upload_prefix(client, job_id) + "/"
     if uri in ("bypass:", "bypass", ""):
         return DataSourceOut(dataSourceDescriptor="bypass")
     if uri.startswith(out):
-        return DataSourceOut(dataSourceDescriptor="bucket", params={"name": uri[len(out):]})
+        return DataSourceOut(dataSourceDescriptor="bucket", params={"name": uri[len(out):]} if uri != out else {})
+    if uri.startswith(upload):  # its tempUrl is signed per request (bytenite_uploads.with_upload_url)
+        return DataSourceOut(dataSourceDescriptor="file", params={"name": uri[len(upload):]})
     if parsed.scheme in ("http", "https"):
         return DataSourceOut(dataSourceDescriptor="url", params={"url": uri})
     if parsed.scheme == "s3":
@@ -194,3 +244,8 @@ def sign(secret: bytes, job_id: str, name: str, seconds: int) -> tuple[int, str]
 def signature_ok(secret: bytes, job_id: str, name: str, expires: int, signature: str) -> bool:
     """Whether a link's signature is ours and it has not expired (compared in constant time)."""
     return expires >= time.time() and hmac.compare_digest(_mac(secret, job_id, name, expires), signature)
+
+
+def content_type(name: str) -> str:
+    """A result's media type, by its name (``results_archive.zip`` → ``application/zip``)."""
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"

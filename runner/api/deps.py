@@ -17,18 +17,20 @@ import threading
 from functools import cached_property
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import APIKeyHeader
 
 from starlette.concurrency import run_in_threadpool
 
+from runner.api.errors import ApiError
 from runner.api.keys import ApiKeys, Principal, RateLimit, Unauthorized
 from runner.client import Client
 from runner.config import Settings
+from runner.errors import JobNotFound
 from runner.store import LiveReads, StatusStore
 
 __all__ = ["ApiState", "api_state", "principal", "client_for", "metrics_scope", "CurrentPrincipal", "OrgClient",
-           "MetricsScope"]
+           "MetricsScope", "JobClient", "job_client"]
 
 log = logging.getLogger("runner.api")
 
@@ -128,8 +130,25 @@ MetricsScope = Annotated[str | None, Depends(metrics_scope)]
 
 
 def client_for(request: Request, who: CurrentPrincipal) -> Client:
-    """A ``Client`` bound to the caller's org."""
+    """A ``Client`` bound to the caller's org; 403 for a job's own key, which may use only
+    the routes of its job (``job_client``)."""
+    if who.job is not None:
+        raise ApiError(403, "job_key", f"this token is a job's own key (job {who.job}): it may read that job, "
+                       "its artifacts and settings, and report on it; use an org key for anything else")
     return api_state(request).client(who.org)
 
 
 OrgClient = Annotated[Client, Depends(client_for)]
+
+
+def job_client(request: Request, job_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$")],
+               who: CurrentPrincipal) -> Client:
+    """A ``Client`` bound to the caller's org, for routes on the job ``job_id``: an org's
+    key may use them for any of its jobs, a job's own key only for its job (404 for every
+    other, as for another org's job)."""
+    if who.job is not None and who.job != job_id:
+        raise JobNotFound(f"no job {job_id!r} (it may have expired)")
+    return api_state(request).client(who.org)
+
+
+JobClient = Annotated[Client, Depends(job_client)]

@@ -46,21 +46,36 @@ class RequestId:
 
 
 class BodySizeLimit:
-    """413 for a body over ``max_bytes``, without reading the rest of it."""
+    """413 for a body over ``max_bytes``, without reading the rest of it; an artifact
+    upload (``PUT /v1/jobs/{id}/artifacts/{name}``, streamed to storage) has its own
+    limit, ``artifact_max_bytes``, and so has a ByteNite file upload (``PUT`` under
+    ``uploads[0]``, streamed to storage), ``uploads[1]``."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, artifact_max_bytes: int | None = None,
+                 uploads: tuple[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.artifact_max_bytes = artifact_max_bytes or max_bytes
+        self.uploads = uploads
+
+    def _limit(self, scope: Scope) -> tuple[int, str]:
+        path = scope.get("path", "")
+        if scope.get("method") == "PUT" and path.startswith("/v1/jobs/") and "/artifacts/" in path:
+            return self.artifact_max_bytes, "RUNNER_ATTACH_MAX_ARTIFACT_BYTES"
+        if self.uploads and scope.get("method") == "PUT" and path.startswith(self.uploads[0]):
+            return self.uploads[1], "RUNNER_API_MAX_UPLOAD_BYTES"
+        return self.max_bytes, "RUNNER_API_MAX_BODY_BYTES"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit, setting = self._limit(scope)
         length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+        if length is not None and (not length.isdigit() or int(length) > limit):
             problem = Problem(413, "body_too_large",
                               f"request body of {length.decode(errors='replace')} bytes is over the limit of "
-                              f"{self.max_bytes} (RUNNER_API_MAX_BODY_BYTES)", headers={"Connection": "close"})
+                              f"{limit} ({setting})", headers={"Connection": "close"})
             await render(Request(scope), problem)(scope, receive, send)
             return
         seen = 0
@@ -70,9 +85,8 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise BodyTooLarge(f"request body is over the limit of {self.max_bytes} bytes "
-                                       f"(RUNNER_API_MAX_BODY_BYTES)")
+                if seen > limit:
+                    raise BodyTooLarge(f"request body is over the limit of {limit} bytes ({setting})")
             return message
 
         await self.app(scope, counted, send)

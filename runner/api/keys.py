@@ -1,6 +1,7 @@
 """API keys and access tokens of the HTTP API.
 
-A key (``rk_<id>_<secret>``) belongs to one org and is shown once, at creation; the
+A key (``rk_<id>_<secret>``) belongs to one org (a job's own key, to one job of it:
+``runner/job_keys.py``) and is shown once, at creation; the
 store keeps only an argon2 hash of it, found by the id inside the key, so a leaked Redis
 dump reveals no usable key. A key is exchanged for a short-lived access token
 (``rt_<id>_<secret>``, ``RUNNER_API_TOKEN_SECONDS``), whose SHA-256 is stored with a TTL:
@@ -49,7 +50,7 @@ class RateLimited(RunnerError):
 @dataclass(frozen=True)
 class Principal:
     """Who is calling: the org every read and write is scoped to, and the key it used;
-    for a job's own key (its record names a job), the one job it may see."""
+    for a job's own key (``runner/job_keys.py``), the one job it may touch."""
 
     org: str
     key_id: str
@@ -169,10 +170,10 @@ class ApiKeys:
         answer = self.records.authenticate(_sha256(token), key_id, window, limit.seconds)
         if answer is None:
             raise Unauthorized("access token expired, unknown or revoked: get a new one from POST /v1/auth/access_token")
-        org, count = answer
+        org, count, job = answer
         if count > limit.requests:
             raise RateLimited(f"rate limit of {limit.requests} requests per {limit.seconds}s exceeded", retry_after)
-        return Principal(org, key_id)
+        return Principal(org, key_id, job)
 
     def _count(self, key_id: str, limit: RateLimit) -> None:
         window, retry_after = limit.window(time.time())

@@ -16,17 +16,19 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from runner.api.checks import check_uris, find_template
-from runner.api.deps import CurrentPrincipal, OrgClient, api_state
+from runner.api.deps import CurrentPrincipal, JobClient, OrgClient, api_state
 from runner.api.errors import ApiError, FieldError
 from runner.api.events import event_stream
 from runner.api.keys import Principal
 from runner.api.templates import template_view, template_views
 from runner.api.v1_models import (
-    ERROR_RESPONSES, ArtifactList, JobCreate, JobPage, JobPatch, JobResult, JobRetry, JobRun, LogPage,
+    ERROR_RESPONSES, ArtifactList, JobCreate, JobCreated, JobPage, JobPatch, JobResult, JobRetry, JobRun, LogPage,
 )
 from runner import admission
 from runner.admission import JobRequest
 from runner.api.records import queued_by
+from runner.artifacts import ArtifactIO, artifact_prefix
+from runner.attached_jobs import create_attached
 from runner.errors import SourceError
 from runner.job import Job
 from runner.models import JobState, JobStatus
@@ -53,12 +55,29 @@ def _view(job: Job) -> JobStatus:
     return job.status()
 
 
-@router.post("/jobs", status_code=201, response_model=JobStatus)
+def _create_attached(body: JobCreate, client: OrgClient, who: str) -> JobCreated:
+    """An attached job (``runner/attached_jobs.py``): 422 for what only a template job takes."""
+    wrong = [name for name in ("template", "params", "inputs") if getattr(body, name)] + (["draft"] if body.draft else [])
+    if wrong:
+        fields = [FieldError((name,), "not for an attached job: its own process does the work") for name in wrong]
+        raise ApiError(422, "invalid_attached", "; ".join(f"{f.path}: {f.msg}" for f in fields), fields)
+    status, key = create_attached(client.services, client.org, name=body.name, settings=body.settings, job_timeout=body.job_timeout,
+                                  retention_hours=body.retention_hours, who=who)
+    return JobCreated(**status.model_dump(), apiKey=key)
+
+
+@router.post("/jobs", status_code=201, response_model=JobCreated)
 def create_job(body: JobCreate, client: OrgClient, who: CurrentPrincipal) -> JobStatus:
-    """Submit a job (queued at once), or with ``draft: true`` create a draft to configure."""
+    """Submit a job (queued at once), or with ``draft: true`` create a draft to configure;
+    with ``attach: true`` a job your own process runs (the answer carries its ``apiKey``)."""
+    if body.attach:
+        return _create_attached(body, client, queued_by(who))
+    if body.template is None or body.settings is not None:
+        field, msg = ("template", "field required") if body.template is None else ("settings", "only with attach: true")
+        raise ApiError(422, "invalid_job", f"{field}: {msg}", [FieldError((field,), msg)])
     find_template(client, body.template)
     check_uris(client, _uri_fields(body.source, body.destination, body.inputs))
-    request = JobRequest(**body.model_dump(exclude={"draft"}))
+    request = JobRequest(**body.model_dump(exclude={"draft", "attach", "settings"}))
     job_id = admission.admit(client.services, client.org, request, draft=body.draft, who=queued_by(who))
     return client.store.get(job_id, client.org)
 
@@ -76,8 +95,9 @@ def list_jobs(
 
 
 @router.get("/jobs/{job_id}", response_model=JobStatus)
-def get_job(job_id: JobId, client: OrgClient) -> JobStatus:
-    """A job of the caller's org, as ``runner status --json`` shows it; 404 for any other."""
+def get_job(job_id: JobId, client: JobClient) -> JobStatus:
+    """A job of the caller's org, as ``runner status --json`` shows it, metrics included;
+    404 for any other (a job's own key reads only its job)."""
     return _view(client.get(job_id))
 
 
@@ -152,24 +172,31 @@ def job_logs(
 
 
 @router.get("/jobs/{job_id}/artifacts", response_model=ArtifactList)
-def job_artifacts(job_id: JobId, client: OrgClient) -> ArtifactList:
+def job_artifacts(job_id: JobId, client: JobClient) -> ArtifactList:
     """Names of the job's artifacts (``output.json`` once it has ended)."""
     return ArtifactList(items=client.get(job_id).artifacts())
 
 
 @router.get("/jobs/{job_id}/artifacts/{name:path}", response_class=Response,
             responses={200: {"content": {"application/octet-stream": {}}}})
-def job_artifact(job_id: JobId, name: str, client: OrgClient) -> Response:
-    """One artifact's content."""
+def job_artifact(job_id: JobId, name: str, client: JobClient) -> Response:
+    """One artifact's content, streamed (a big model file never sits in memory)."""
     job = client.get(job_id)
     try:
-        data = job.read_artifact(name)
+        stream = ArtifactIO(client.storages, artifact_prefix(client.settings, job.id)).open_read(name)
     except ValueError as exc:
         raise ApiError(422, "invalid_name", str(exc), [FieldError(("name",), str(exc))]) from None
     except SourceError:
         raise ApiError(404, "not_found", f"job {job_id} has no artifact {name!r}") from None
     kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    return Response(data, media_type=kind)
+    return StreamingResponse(_chunks(stream), media_type=kind)
+
+
+def _chunks(stream: Any, size: int = 1024 * 1024) -> Any:
+    """The stream's bytes a chunk at a time, closing it at the end (or when the client goes)."""
+    with stream:
+        while chunk := stream.read(size):
+            yield chunk
 
 
 @router.get("/jobs/{job_id}/events", response_class=StreamingResponse,

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from runner.models import JobStatus
 
-__all__ = ["JobCreate", "JobPatch", "JobRun", "JobRetry", "JobPage", "JobResult", "LogPage", "ArtifactList",
+__all__ = ["JobCreate", "JobCreated", "JobPatch", "JobRun", "JobRetry", "JobPage", "JobResult", "LogPage", "ArtifactList",
            "ErrorBody", "ERROR_RESPONSES"]
 
 # Generous upper bounds: they stop absurd values (and overflows) at the door.
@@ -27,9 +27,11 @@ class _Body(BaseModel):
 
 
 class JobCreate(_Body):
-    """``Client.submit`` (or ``Client.create`` with ``draft: true``) as JSON."""
+    """``Client.submit`` (or ``Client.create`` with ``draft: true``) as JSON; with
+    ``attach: true``, a job your own process runs (``Client.create_attached``)."""
 
-    template: str = Field(..., min_length=1, max_length=200, description="`name@version`, or `name` for the newest.")
+    template: str | None = Field(None, min_length=1, max_length=200,
+                                 description="`name@version`, or `name` for the newest (required unless `attach`).")
     source: str = Field("bypass:", min_length=1, max_length=4096, description="Input URI.")
     destination: str = Field("bypass:", min_length=1, max_length=4096, description="Output URI.")
     params: Params | None = Field(None, description="`{partitioner: {...}, app: {...}, assembler: {...}}`.")
@@ -41,6 +43,15 @@ class JobCreate(_Body):
     retention_hours: float | None = Field(None, gt=0, le=24 * 366)
     test: bool = Field(False, description="Run only the template's first few pieces.")
     draft: bool = Field(False, description="Create a draft to configure with PATCH and start with POST .../run.")
+    attach: bool = Field(False, description="A job your own process runs (runner.attach.Job): it waits queued "
+                                            "until the process starts it; the answer carries its own `apiKey`.")
+    settings: dict[str, Any] | None = Field(None, description="An attached job's settings (free JSON).")
+
+
+class JobCreated(JobStatus):
+    """The new job; for an attached job also its own key, shown this once."""
+
+    apiKey: str | None = Field(None, description="An attached job's own API key (scope `job:<id>`): shown once.")
 
 
 class JobPatch(_Body):
@@ -119,7 +130,8 @@ class ErrorBody(BaseModel):
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": text} for status, text in (
-        (401, "missing, bad, expired or revoked token"), (404, "no such job (in this org) or template"),
+        (401, "missing, bad, expired or revoked token"),
+        (403, "a job's own key used on a route for org keys"), (404, "no such job (in this org) or template"),
         (409, "the job's state does not allow this"), (413, "body over RUNNER_API_MAX_BODY_BYTES"),
         (422, "invalid input; `error.fields` names each bad field"), (429, "rate limit; see Retry-After"),
     )

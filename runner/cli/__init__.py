@@ -10,7 +10,7 @@ from __future__ import annotations
 import click
 
 from runner.api import cli as api_cli
-from runner.cli import engines, fleet, jobs, schedules
+from runner.cli import attach, engines, fleet, jobs, schedules
 from runner.exits import exit_on_error
 
 __all__ = ["cli", "main"]
@@ -28,6 +28,7 @@ for _command in [*jobs.COMMANDS, *fleet.COMMANDS]:
 
 # Commands from other modules register here, one line each: cli.add_command(module.command)
 cli.add_command(api_cli.api)
+cli.add_command(attach.attach)
 cli.add_command(api_cli.keys)
 cli.add_command(engines.template)
 cli.add_command(engines.engine)

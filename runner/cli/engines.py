@@ -34,6 +34,8 @@ def import_(path: Path, version: str | None, engine_dirs: tuple[Path, ...], queu
         say(f"warning: {warning}")
     if report.ignored:
         say(f"ignored (give them per job instead): {', '.join(report.ignored)}")
+    if report.kept:
+        say(f"kept as each job's defaults (a client's own win): {', '.join(report.kept)}")
     engines = ", ".join(f"{kind} {name}" for kind, name in report.functions.items())
     say(f"{'imported' if report.created else 'already imported, unchanged:'} {report.ref} ({engines}"
         + (f"; queue {report.queue}" if report.queue else "") + ")")

@@ -39,10 +39,13 @@ def status_table(status: JobStatus) -> Table:
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")
-    for key, value in status.model_dump(exclude={"params", "error"}).items():
+    for key, value in status.model_dump(exclude={"params", "error", "metrics"}).items():
         if value is not None and value != [] and value != {}:
             table.add_row(key, Text(str(value.value if isinstance(value, JobState) else value)))
     table.add_row("params", Text(json.dumps(status.params)))
+    for name, metric in status.metrics.items():  # the summary; the series is in --json
+        numbers = f" mean={metric.mean:g} min={metric.min:g} max={metric.max:g}" if metric.mean is not None else ""
+        table.add_row(f"metric {name}", Text(f"count={metric.count}{numbers} last={metric.last}"))
     for key, value in _error_rows(status.error or {}):
         table.add_row(Text(key, style="red"), Text(value))
     return table

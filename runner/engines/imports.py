@@ -2,7 +2,8 @@
 
 An import packs each engine folder (content-addressed, :mod:`runner.engines.packing`),
 records the template in the status store (``P:imports``, ref -> :class:`ImportRecord`
-JSON) and publishes it like a worker publishes its own (:mod:`runner.catalog`), so every
+JSON, with the template's ByteNite ``dataSource``/``dataDestination``, which the
+customer API gives each job whose client sends none) and publishes it like a worker publishes its own (:mod:`runner.catalog`), so every
 client lists it and validates its params, and every worker on the store runs it without a
 restart: a worker that meets a job of a template it lacks registers it from its record
 (:func:`load_imported`, a :func:`runner.registry.add_template_loader` loader).
@@ -32,7 +33,8 @@ from runner.schemas import model_from_schema
 from runner.storage import Storages
 from runner.store import StatusStore
 
-__all__ = ["ImportRecord", "EngineRecord", "ImportReport", "import_template", "load_imported", "register_record"]
+__all__ = ["ImportRecord", "EngineRecord", "ImportReport", "import_template", "load_imported", "register_record",
+           "imported_record"]
 
 KINDS: tuple[EngineKind, ...] = ("partitioner", "app", "assembler")
 DEFAULT_VERSION = "1.0.0"
@@ -61,9 +63,17 @@ class ImportRecord(BaseModel):
     job_timeout: float | None = None
     queue: str | None = None
     description: str = ""
+    data_source: dict[str, Any] | None = None  # the template's ByteNite dataSource: each job's default
+    data_destination: dict[str, Any] | None = None
 
     def encoded(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        # fields added later are left out while unset, so a record imported before them
+        # still reads as the same content (an unchanged re-import stays a no-op)
+        data = self.model_dump(mode="json")
+        for later in ("data_source", "data_destination"):
+            if data[later] is None:
+                del data[later]
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
 class ImportReport(BaseModel):
@@ -75,6 +85,7 @@ class ImportReport(BaseModel):
     queue: str | None
     warnings: list[str] = []
     ignored: list[str] = []
+    kept: list[str] = []
 
 
 def import_template(path: Path, store: StatusStore, storages: Storages, settings: Settings, *,
@@ -110,8 +121,9 @@ def import_template(path: Path, store: StatusStore, storages: Storages, settings
         queue = "gpu"
     record = ImportRecord(
         ref=f"{spec.id}@{version}", name=spec.id, version=version, functions=functions, engines=engines,
-        params={k: v for k, v in spec.params.items() if k in KINDS}, task_timeout=spec.task_timeout,
+        params={k: v for k, v in spec.defaults.items() if k in KINDS}, task_timeout=spec.task_timeout,
         job_timeout=spec.job_timeout, queue=queue, description=spec.description,
+        data_source=spec.dataSource, data_destination=spec.dataDestination,
     )
     existing = store.fleet.imported_template(record.ref)
     if existing is not None and existing != record.encoded():
@@ -122,12 +134,13 @@ def import_template(path: Path, store: StatusStore, storages: Storages, settings
     if current != record.encoded():
         raise _conflict(record, ImportRecord.model_validate_json(current))
     return ImportReport(ref=record.ref, created=existing is None, functions=functions, queue=queue,
-                        warnings=warnings, ignored=spec.ignored())
+                        warnings=warnings, ignored=spec.ignored(), kept=spec.kept())
 
 
 def _conflict(new: ImportRecord, old: ImportRecord) -> TemplateError:
     parts = [kind for kind in KINDS if new.functions.get(kind) != old.functions.get(kind)]
-    parts += [field for field in ("params", "task_timeout", "job_timeout", "queue", "description")
+    parts += [field for field in ("params", "task_timeout", "job_timeout", "queue", "description", "data_source",
+                                  "data_destination")
               if getattr(new, field) != getattr(old, field)]
     return TemplateError(
         f"template {new.ref} is already imported with different content (differs in: {', '.join(parts) or 'record'}); "
@@ -186,6 +199,12 @@ def register_record(record: ImportRecord) -> Template:
         assembler=record.functions["assembler"], params=record.params, task_timeout=record.task_timeout,
         job_timeout=record.job_timeout, queue=record.queue, description=record.description,
     )
+
+
+def imported_record(store: StatusStore, ref: str) -> ImportRecord | None:
+    """The import record of ``ref`` (``None``: not an imported template)."""
+    raw = store.imported_template(ref)
+    return None if raw is None else ImportRecord.model_validate_json(raw)
 
 
 def load_imported(ref: str, store: StatusStore, **_: Any) -> bool:

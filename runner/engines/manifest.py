@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from runner.errors import EngineError
 
@@ -129,8 +129,20 @@ def read_engine(folder: Path) -> EngineFolder:
     return EngineFolder(path=folder, manifest=manifest, schema_=schema)
 
 
+def _descriptor(value: Any) -> dict[str, Any] | None:
+    """A template's ``dataSource``/``dataDestination``: ``{dataSourceDescriptor, params}``."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("dataSourceDescriptor"), str) \
+            or not value["dataSourceDescriptor"].strip() or not isinstance(value.get("params", {}), dict):
+        raise ValueError("must be {\"dataSourceDescriptor\": \"bucket\", \"params\": {...}}")
+    return {"dataSourceDescriptor": value["dataSourceDescriptor"].strip(), "params": dict(value.get("params") or {})}
+
+
 class ByteNiteTemplate(BaseModel):
-    """A ByteNite ``template.json``: which engines, default params, timeouts."""
+    """A ByteNite ``template.json``: which engines, default params (``params``, or
+    ``default_params`` as some templates name them), timeouts, and the data source and
+    destination its jobs get when their client gives none."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
@@ -140,7 +152,16 @@ class ByteNiteTemplate(BaseModel):
     assembler: str = "passthrough"
     description: str = ""
     params: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    default_params: dict[str, dict[str, Any]] = Field(default_factory=dict)
     config: dict[str, Any] = Field(default_factory=dict)
+    dataSource: Annotated[dict[str, Any] | None, BeforeValidator(_descriptor)] = None
+    dataDestination: Annotated[dict[str, Any] | None, BeforeValidator(_descriptor)] = None
+
+    @property
+    def defaults(self) -> dict[str, dict[str, Any]]:
+        """Default params by kind: ``default_params`` with ``params`` over it, section by section."""
+        kinds = {*self.default_params, *self.params}
+        return {kind: {**self.default_params.get(kind, {}), **self.params.get(kind, {})} for kind in kinds}
 
     @field_validator("id")
     @classmethod
@@ -162,9 +183,11 @@ class ByteNiteTemplate(BaseModel):
 
     def ignored(self) -> list[str]:
         """Fields a ByteNite template carries that a Runner job gives per submit instead."""
-        found = [f"config.{key}" for key in ("isTestJob",) if key in self.config]
-        found += [key for key in ("dataSource", "dataDestination") if key in (self.model_extra or {})]
-        return found
+        return [f"config.{key}" for key in ("isTestJob",) if key in self.config]
+
+    def kept(self) -> list[str]:
+        """The data fields kept as each job's defaults (a client's own win)."""
+        return [key for key in ("dataSource", "dataDestination") if getattr(self, key) is not None]
 
 
 def read_template(path: Path) -> ByteNiteTemplate:

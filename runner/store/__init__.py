@@ -5,6 +5,7 @@ small part per concept over ONE connection.
 ``store.jobs``                job records: create, read, update, transition, org index, deadlines
 ``store.pieces``              pieces and results: piece lists, results, folded runs, failures
 ``store.journal``             logs, events, metrics and task ids of jobs
+``store.metric_series``       each job's metrics summarized and as capped series, live
 ``store.fleet``               worker heartbeats, leases, piece times, published/imported templates
 ``store.api_keys``            the HTTP API's key records, token digests, rate counters, link secret
 ``store.schedules``           schedules: definitions, due times and their claims, firings
@@ -38,6 +39,7 @@ from runner.store.job_records import JobRecords
 from runner.store.journal import EVENTS_MAXLEN, Journal
 from runner.store.keyspace import Keys
 from runner.store.live_reads import LiveReads
+from runner.store.metric_series import MetricSeries
 from runner.store.piece_results import PieceResults, Progress
 from runner.store.schedule_records import ScheduleRecords
 from runner.store.source_records import SourceRecords
@@ -59,6 +61,7 @@ class StatusStore:
         self.keys = Keys(prefix)
         self.redis: redis.Redis = connect(url, master_name, outage_seconds, patient, decode_responses=True)
         self.journal = Journal(self.redis, self.keys, log_max_lines)
+        self.metric_series = MetricSeries(self.redis, self.keys)
         self.jobs = JobRecords(self.redis, self.keys, self.journal)
         self.pieces = PieceResults(self.redis, self.keys)
         self.fleet = FleetRecords(self.redis, self.keys)

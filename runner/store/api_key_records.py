@@ -1,4 +1,5 @@
-"""The HTTP API's keys in the store: each key's record (org, argon2 hash, creation time),
+"""The HTTP API's keys in the store: each key's record (org, argon2 hash, creation time;
+a job's own key also its job),
 each org's set of key ids, access tokens by SHA-256, request counters per rate-limit
 window, and the secret that signs result links.
 
@@ -31,6 +32,14 @@ class ApiKeyRecords(Part):
             pipe.sadd(self.keys.api_org_keys_key(org), key_id)
             pipe.execute()
 
+    def add_job_key(self, key_id: str, record: dict[str, str], seconds: float) -> None:
+        """Store a job's own key (``runner/job_keys.py``): not listed under its org, and
+        gone after ``seconds`` (the job's lifetime)."""
+        with self.redis.pipeline() as pipe:
+            pipe.hset(self.keys.api_key_key(key_id), mapping=record)
+            pipe.expire(self.keys.api_key_key(key_id), int(seconds) + 1)
+            pipe.execute()
+
     def key(self, key_id: str) -> dict[str, str]:
         """The record of key ``key_id`` (empty if there is none)."""
         return self.redis.hgetall(self.keys.api_key_key(key_id))
@@ -55,12 +64,14 @@ class ApiKeyRecords(Part):
         """Remember an access token (by its SHA-256) for ``seconds``, as key ``key_id``'s."""
         self.redis.set(self.keys.api_token_key(digest), key_id, ex=seconds)
 
-    def authenticate(self, digest: str, key_id: str, window: int, window_seconds: int) -> tuple[str, int] | None:
-        """For a live token of a live key: its org and the requests counted in ``window``
-        (this one included); ``None`` otherwise. One round trip; only a valid token counts."""
+    def authenticate(self, digest: str, key_id: str, window: int,
+                     window_seconds: int) -> tuple[str, int, str | None] | None:
+        """For a live token of a live key: its org, the requests counted in ``window``
+        (this one included) and, for a job's own key, its job; ``None`` otherwise. One
+        round trip; only a valid token counts."""
         keys = [self.keys.api_token_key(digest), self.keys.api_key_key(key_id), self.keys.api_rate_key(key_id, window)]
         answer = self._authenticate(keys=keys, args=[key_id, window_seconds + 1])
-        return (answer[1], int(answer[2])) if answer[0] else None
+        return (answer[1], int(answer[2]), answer[3] or None) if answer[0] else None
 
     def count_request(self, key_id: str, window: int, window_seconds: int) -> int:
         """Count one request of the key in ``window``; returns the window's count."""

@@ -21,16 +21,20 @@ key                                   type    holds
 ``P:job:{id}:deliveries``             hash    app task id:start -> times it started (poison cap)
 ``P:job:{id}:tasks``                  set     Celery task ids of the job (revoked on cancel/timeout)
 ``P:job:{id}:metrics``                list    ``ctx.add_metric`` values as JSON ``{name, value, piece}``
+``P:job:{id}:metric_series``         hash    metric name -> JSON ``{count, n, sum, min, max, last, series}``: each
+                                              metric's summary and its last values ``[step, value]`` (capped), live
 ``P:job:{id}:logs``                   stream  ``ctx.log`` lines and Runner's lifecycle lines, capped
 ``P:org:{org}:jobs``                  zset    job ids of one org, scored by creation time
-``P:deadlines``                       zset    non-final job ids, scored by deadline (watchdog)
+``P:deadlines``                       zset    non-final job ids, scored by deadline (watchdog); a running attached
+                                              job's by the earlier of it and last heartbeat + its dead seconds
 ``P:workers``                         hash    hostname -> its heartbeat, a ``WorkerInfo`` as JSON
 ``P:leases``                          zset    running tasks ``[name, id, args]`` as JSON, scored by when
                                               their worker last vouched for them (dead-work recovery)
 ``P:templates``                       hash    ref -> published template as JSON (never expires: ``catalog.py``)
 ``P:piece_seconds:{ref}#{params}``    string  mean seconds of one piece of the template with those params (a
                                               digest), lately; sizes the next such jobs' batches; expires in a day
-``P:api:key:{id}``                    hash    an HTTP API key: org, argon2 hash of its secret, created_at
+``P:api:key:{id}``                    hash    an HTTP API key: org, argon2 hash of its secret, created_at; a job's
+                                              own key (``job_keys.py``) also ``job``, and expires with the job
 ``P:api:org:{org}:keys``              set     ids of an org's HTTP API keys
 ``P:api:token:{sha256}``              string  an access token's key id; expires with the token
 ``P:api:rate:{key id}:{window}``      string  requests of one API key in one rate-limit window
@@ -104,6 +108,9 @@ class Keys:
 
     def metrics_key(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}:metrics"
+
+    def metric_series_key(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}:metric_series"
 
     def logs_key(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}:logs"
@@ -198,5 +205,5 @@ class Keys:
             self.job_key(job_id), self.events_key(job_id), self.pieces_key(job_id),
             self.results_key(job_id), self.ranges_key(job_id), self.failed_key(job_id), self.result_key(job_id),
             self.attempts_key(job_id), self.deliveries_key(job_id), self.tasks_key(job_id),
-            self.metrics_key(job_id), self.logs_key(job_id),
+            self.metrics_key(job_id), self.logs_key(job_id), self.metric_series_key(job_id),
         ]

@@ -8,7 +8,7 @@ gets the same outcome as if the first call had answered.
 """
 
 __all__ = ["TRANSITION", "RECORD_RESULTS", "RECORD_RANGES", "RECORD_FAILURE", "ADD_LOGS", "CLAIM_SCHEDULE",
-           "AUTHENTICATE", "CLAIM_NAME", "HMGET_MANY"]
+           "AUTHENTICATE", "CLAIM_NAME", "ADD_METRIC_VALUES", "HMGET_MANY"]
 
 # KEYS: job, events[, every other key of the job, to expire]. ARGV: target, maxlen, expire seconds
 # (0: leave lifetimes alone), token, n_allowed, allowed..., field, value, ...
@@ -143,13 +143,15 @@ return 1
 
 # KEYS: token, key record, rate counter. ARGV: key id, window seconds.
 # The counter moves only for a valid token, so bogus tokens cannot spend a key's quota.
+# Returns the key's org, the count, and the job a job's own key is scoped to ('' for none).
 AUTHENTICATE = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0} end
-local org = redis.call('HGET', KEYS[2], 'org')
+local found = redis.call('HMGET', KEYS[2], 'org', 'job')
+local org = found[1]
 if not org then return {0} end
 local n = redis.call('INCR', KEYS[3])
 if n == 1 then redis.call('EXPIRE', KEYS[3], ARGV[2]) end
-return {1, org, n}
+return {1, org, n, found[2] or ''}
 """
 
 # KEYS: index hash, records hash. ARGV: index field, new id, record JSON.
@@ -160,6 +162,51 @@ if found then return found end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 return ARGV[2]
+"""
+
+# KEYS: metrics list, metric series hash, job record. ARGV: series cap, then each value as JSON
+# ({name, value, step?, ...}): appended to the list (what output.json summarizes) and folded into
+# its name's summary (count, n numeric, sum, min, max, last) and series ([step, value], the
+# latest `cap`). A value that is not a number counts, but has no sum/min/max.
+ADD_METRIC_VALUES = """
+local cap = tonumber(ARGV[1])
+local stats = {}
+for i = 2, #ARGV do
+  redis.call('RPUSH', KEYS[1], ARGV[i])
+  local item = cjson.decode(ARGV[i])
+  local name = tostring(item.name)
+  local s = stats[name]
+  if not s then
+    local raw = redis.call('HGET', KEYS[2], name)
+    if raw then s = cjson.decode(raw) else s = {count = 0, n = 0, series = {}} end
+    stats[name] = s
+  end
+  local v, step = item.value, item.step
+  if type(step) ~= 'number' then step = s.count end
+  s.count = s.count + 1
+  s.last = v
+  if type(v) == 'number' then
+    s.n = s.n + 1
+    s.sum = (s.sum or 0) + v
+    if s.min == nil or v < s.min then s.min = v end
+    if s.max == nil or v > s.max then s.max = v end
+  end
+  table.insert(s.series, {step, v})
+end
+for name, s in pairs(stats) do
+  if #s.series > cap then
+    local kept = {}
+    for j = #s.series - cap + 1, #s.series do table.insert(kept, s.series[j]) end
+    s.series = kept
+  end
+  redis.call('HSET', KEYS[2], name, cjson.encode(s))
+end
+local ttl = redis.call('TTL', KEYS[3])
+if ttl > 0 then
+  redis.call('EXPIRE', KEYS[1], ttl)
+  redis.call('EXPIRE', KEYS[2], ttl)
+end
+return #ARGV - 1
 """
 
 # KEYS: job records. ARGV: field names. Read-only: the named fields of every record, flat
