@@ -322,7 +322,7 @@ def ui_gated(piece: int, ctx) -> int:
 
     ctx.log.info("piece %d says hello", piece)
     ctx.log.warning("piece %d warns", piece)
-    ctx.add_metric("loss", 1.0 / (piece + 1))
+    ctx.add_metric("loss", 1.0 / (piece + 1), step=piece)
     if piece == 0:
         ctx.artifact_path("plots/pixel.png").write_bytes(_PNG_1PX)
         ctx.artifact_path("table.csv").write_text("piece,value\n0,10\n1,20\n")

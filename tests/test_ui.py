@@ -23,7 +23,7 @@ import pytest
 import redis
 
 from runner import Client, JobFailed
-from runner.api.keys import ApiKeys
+from runner.job_keys import create_job_key
 from tests.api_fixtures import ApiServer
 
 CHROMIUM = "/usr/bin/chromium"
@@ -418,9 +418,7 @@ def test_a_jobs_own_key_sees_that_job_only(make_org, redis_url, gates) -> None:
     org = make_org()
     gate = gates()
     job, other = gated_job(org, redis_url, gate, pieces=1), gated_job(org, redis_url, gate, pieces=1)
-    # a job's own key: an org key's record that names the job (as attached jobs get them)
-    key_id, key = ApiKeys(org.client.store).create(org.name)
-    org.client.store.redis.hset(org.client.store.api_key_key(key_id), "job", job.id)
+    key_id, key = create_job_key(org.client.store, org.name, job.id, 3600)  # as an attached job gets one
     org.key = {"id": key_id, "org": org.name, "key": key}
     page = org.sign_in()
     jobs = page.locator("table.jobs")

@@ -106,7 +106,7 @@ def job_page(job_id: JobId, request: Request, who: CurrentViewer,
     job = job_or_404(who, job_id)
     status, events_cursor = who.client.store.snapshot(job.id, who.org)
     logs = jobview.log_tail(who.client.store, job.id, piece)
-    metrics = jobview.metric_series(who.client.store.metrics(job.id))
+    metrics = jobview.metric_series(who.client.store, job.id)
     result, result_size = _result(who, status)
     context = {**_job_context(who, status), "logs": logs, "piece": piece, "metrics": metrics,
                "events_cursor": events_cursor, "logs_cursor": logs[-1]["id"] if logs and piece is None else "0-0",
@@ -141,14 +141,14 @@ def job_summary(job_id: JobId, request: Request, who: CurrentViewer) -> Response
 def job_metrics(job_id: JobId, who: CurrentViewer) -> JSONResponse:
     """The job's metrics as tables and series (the page redraws its charts from it)."""
     job = job_or_404(who, job_id)
-    return JSONResponse(jobview.metric_series(who.client.store.metrics(job.id)))
+    return JSONResponse(jobview.metric_series(who.client.store, job.id))
 
 
 @router.get("/jobs/{job_id}/metrics-table")
 def job_metrics_table(job_id: JobId, request: Request, who: CurrentViewer) -> Response:
     """The metrics' summary table alone (redrawn as new values arrive)."""
     job = job_or_404(who, job_id)
-    return render(request, "_metrics_table.html", {"metrics": jobview.metric_series(who.client.store.metrics(job.id))},
+    return render(request, "_metrics_table.html", {"metrics": jobview.metric_series(who.client.store, job.id)},
                   who=who)
 
 

@@ -110,9 +110,23 @@ def log_tail(store: StatusStore, job_id: str, piece: int | None = None) -> list[
     return [log_view(line) for line in lines]
 
 
-def metric_series(items: list[dict[str, Any]]) -> dict[str, Any]:
+def metric_series(store: StatusStore, job_id: str) -> dict[str, Any]:
     """Each metric's summary (the table) and, for numeric ones, its series by step (the
-    charts): the item's ``step`` when it has one, else its order among that metric's values."""
+    charts): the live summaries (``store.metric_series``: one read, the latest 1,000 points
+    per metric) — or, for a job whose metrics predate them, the values' list."""
+    live = store.metric_series.read(job_id)
+    if not live:
+        return _from_values(store.metrics(job_id))
+    summary = {name: m.model_dump(exclude={"series"}, exclude_none=True) for name, m in live.items()}
+    series = {}
+    for name, m in live.items():
+        if m.mean is not None and m.series:
+            points = sorted((float(step), float(value)) for step, value in m.series)  # a chart's x ascends
+            series[name] = {"x": [x for x, _ in points], "y": [y for _, y in points]}
+    return {"summary": summary, "series": series}
+
+
+def _from_values(items: list[dict[str, Any]]) -> dict[str, Any]:
     series: dict[str, dict[str, list[float]]] = {}
     for item in items:
         value = item.get("value")
@@ -122,7 +136,4 @@ def metric_series(items: list[dict[str, Any]]) -> dict[str, Any]:
         step = item.get("step")
         points["x"].append(float(step) if isinstance(step, (int, float)) else float(len(points["x"])))
         points["y"].append(float(value))
-    for points in series.values():
-        order = sorted(range(len(points["x"])), key=points["x"].__getitem__)
-        points["x"], points["y"] = [points["x"][i] for i in order], [points["y"][i] for i in order]
     return {"summary": summarize_metrics(items), "series": series}
