@@ -90,8 +90,8 @@ def big_job(store: StatusStore, job_id: str, state: str = "completed") -> None:
         store.add_logs(job_id, [{"level": "WARNING" if n % 10 == 0 else "INFO", "source": "app", "piece": n % 100,
                                  "msg": f"piece {n % 100} step {n}: loss going down"}
                                 for n in range(first, first + 1000)])
-    store.add_metrics(job_id, [{"name": name, "value": 1.0 / (step + 1), "piece": step % 100, "t": time.time()}
-                               for step in range(500) for name in ("loss", "accuracy")])
+    store.metric_series.add(job_id, [{"name": name, "value": 1.0 / (step + 1), "step": step, "piece": step % 100,
+                                      "t": time.time()} for step in range(500) for name in ("loss", "accuracy")])
 
 
 def sign_in(url: str, key: str) -> httpx.Client:
