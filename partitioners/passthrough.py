@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import runner.engines  # noqa: F401  (workers find imported templates: see runner/engines/__init__.py)
 from runner.errors import SourceError
 from runner.pieces import PieceRef
 from runner.registry import partitioner

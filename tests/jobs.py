@@ -122,6 +122,8 @@ def slow_square(piece: int, ctx) -> int:
 template("sleepy", "1.0.0", partitioner="replicas", app="sleepy", assembler="json_list", max_retries=1)
 template("flaky", "1.0.0", partitioner="replicas", app="flaky", assembler="sum")
 template("not-json", "1.0.0", partitioner="replicas", app="not_json", assembler="sum")
+for _size in (2, 3):  # piece 2 fails in the second batch (sent) or in the first (run inside the partition task)
+    template(f"not-json-by-{_size}", "1.0.0", partitioner="replicas", app="not_json", assembler="sum", batch_size=_size)
 template("exploding", "1.0.0", partitioner="exploding", app="square", assembler="sum")
 template("slow-squares", "1.0.0", partitioner="replicas", app="slow_square", assembler="sum")
 
@@ -161,12 +163,14 @@ template("s3-artifacts", "1.0.0", partitioner="replicas", app="reads_model", ass
 
 class ChattyParams(BaseModel):
     lines: int = 3
+    seconds: float = 0.0  # sleeps this long (interruptibly) after saying its lines
 
 
 @app("chatty", params=ChattyParams)
 def chatty(piece: int, ctx) -> int:
     for i in range(ctx.params.lines):
         ctx.log.info("piece %d says %d", piece, i)
+    time.sleep(ctx.params.seconds)
     return piece
 
 

@@ -7,7 +7,7 @@ import pytest
 from runner.config import Settings, get_settings
 from runner.errors import ConfigError
 from runner.models import FINAL_STATES, TRANSITIONS, JobState, allowed_sources
-from workers.canvas import plan_batches
+from workers.batching import plan_batches
 
 # --- configuration -------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,30 @@ def test_every_ending_writes_output_json_and_a_lifecycle_line(client: Client) ->
         assert json.loads(job.read_artifact("output.json"))["state"] == state
         assert any(msg.startswith(opening) for msg in ending_lines(client, job.id)), ending_lines(client, job.id)
     assert any("cancelled by " in msg for msg in ending_lines(client, cancelled.id))
+
+
+@pytest.mark.parametrize("ending", [JobState.CANCELLED, JobState.TIMED_OUT])
+def test_app_log_lines_are_sent_as_written_and_kept_when_the_job_ends_mid_piece(client: Client, ending) -> None:
+    job = client.submit("chatty", params={"partitioner": {"count": 1}, "app": {"lines": 2, "seconds": 120}})
+    said = ["piece 0 says 0", "piece 0 says 1"]
+
+    def app_lines() -> list[str]:
+        return [line.msg for line in job.logs() if line.source == "app"]
+
+    wait_until(lambda: app_lines() == said, what="the piece's lines in the log while it still runs")
+    assert job.status().state is JobState.RUNNING  # the piece sleeps on: they were sent as written
+    if ending is JobState.CANCELLED:
+        assert job.cancel()
+    else:  # the deadline passes now, mid-piece (no waiting on a clock): the watchdog times the job out
+        now = time.time()
+        client.store.update(job.id, deadline=now)
+        client.store.set_deadline(job.id, now)
+    wait_until(lambda: job.status().state is ending, what=ending.value)
+    lines = job.logs()
+    ended_at = next(i for i, line in enumerate(lines)
+                    if line.source == "runner" and line.msg.startswith(ending.value.replace("_", " ")))
+    assert [line.msg for line in lines if line.source == "app"] == said
+    assert all(i < ended_at for i, line in enumerate(lines) if line.source == "app")  # in the order written
 
 
 def test_the_result_of_a_job_that_has_not_ended_raises_job_not_finished(client: Client) -> None:

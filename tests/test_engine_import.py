@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -185,3 +187,14 @@ def test_a_record_from_before_the_data_defaults_reimports_as_unchanged(settings,
     assert "data_source" not in json.loads(encoded)  # the record's format as before
     assert ImportRecord.model_validate_json(encoded).encoded() == encoded
     assert import_template(template, store, storages, settings, engine_dirs=[ENGINES]).created is False
+
+
+def test_importing_the_engines_package_installs_no_template_loader() -> None:
+    # Workers find imported templates because their boot installs the loader
+    # (workers/boot.create_app; the tests above run imported templates on real workers),
+    # not as a side effect of some module importing runner.engines.
+    code = ("import runner.engines, partitioners.passthrough, assemblers.passthrough\n"
+            "from runner import registry\n"
+            "print(len(registry._loaders))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.split() == ["0"]

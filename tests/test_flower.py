@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from runner import Client
+from runner import Client, JobFailed
 from runner.local import wait_until, free_port, stop_process
 
 RUNNER = [sys.executable, "-c", "from runner.cli import main; main()"]
@@ -142,6 +142,29 @@ def test_api_lists_app_tasks_with_job_id_and_worker(flower: Flower, runner_clien
     assert flower.get("/api/tasks", auth=False).status_code == 401
     wrong = httpx.get(flower.url + "/api/tasks", auth=(flower.user, "not-the-password"), timeout=10)
     assert wrong.status_code == 401
+
+
+@pytest.mark.parametrize("template, batches", [("not-json-by-2", [(0, 2), (2, 4)]),
+                                               ("not-json-by-3", [(0, 3), (3, 4)])])
+def test_a_batch_whose_piece_failed_for_good_is_a_failed_task_with_the_error(
+        flower: Flower, runner_client: Client, template: str, batches: list[tuple[int, int]]) -> None:
+    # Piece 2 is not JSON (no retry). In batches of 2 it fails in a batch sent as its own
+    # task; in batches of 3, in the first batch, which runs inside the partition task.
+    job = runner_client.submit(template, params={"partitioner": {"count": 4}})
+    with pytest.raises(JobFailed, match=r"piece 2: TypeError"):
+        job.wait(timeout=60)
+
+    def tasks(name: str, state: str) -> list[dict]:
+        listed = flower.get("/api/tasks").json().values()
+        return [task for task in listed if task.get("name") == name and task.get("state") == state
+                and repr(job.id) in (task.get("args") or "")]
+
+    failing = next(batch for batch in batches if batch[0] <= 2 < batch[1])
+    wait_until(lambda: tasks("runner.app", "FAILURE"), "the failed batch", timeout=30)
+    (failed,) = tasks("runner.app", "FAILURE")  # that batch only
+    assert ast.literal_eval(failed["args"])[2:] == failing
+    assert "piece 2: TypeError: app returned a value that is not JSON-serializable" in failed["exception"]
+    wait_until(lambda: tasks("runner.partition", "SUCCESS"), "the partition task, succeeded", timeout=30)
 
 
 def test_metrics_and_healthcheck_need_no_auth(flower: Flower) -> None:

@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 
 from runner import Client, Generated, JobFailed, TemplateError, assembler
+from runner.params import parse_section
+from runner.registry import get_template
+from workers.runtime import JobSpec
 
 
 def test_replicas_pieces_are_generated_and_never_stored(client: Client) -> None:
@@ -106,3 +109,36 @@ def test_each_piece_of_a_batch_gets_its_own_task_timeout(client: Client) -> None
 def test_an_assembler_combine_must_be_a_function() -> None:
     with pytest.raises(TemplateError, match=r"combine= must be a function"):
         assembler("bad-combine", combine=3)(lambda results, ctx: None)
+
+
+# --- piece time: what sizes the next jobs' batches ------------------------------------------
+
+
+def _spin_kind(count: int, seconds: float) -> str:
+    import tests.jobs  # noqa: F401  (registers the spin template in this process)
+
+    spin = get_template("spin")
+    params = {"partitioner": parse_section(spin.function("partitioner").params, {"count": count}),
+              "app": parse_section(spin.function("app").params, {"seconds": seconds}), "assembler": None}
+    return JobSpec(job_id="j", template=spin, params=params, test=False, task_timeout=1.0, max_retries=0,
+                   retention_hours=1.0, queue="default", source="", destination="", inputs={}).piece_kind
+
+
+def test_a_piece_time_is_known_by_the_template_and_app_params_not_by_the_partitioners() -> None:
+    assert _spin_kind(10, 0.001) == _spin_kind(5000, 0.001)
+    assert _spin_kind(10, 0.001) != _spin_kind(10, 0.002)
+
+
+def test_the_first_job_of_a_new_size_plans_as_well_as_the_second(client: Client) -> None:
+    # Pieces of a few µs: once their time is known, a 60-piece job is one batch (under
+    # MIN_BATCH_SECONDS of work); unknown, it would be cut for every worker process.
+    # The app params are this test's own, so only its jobs note this kind's time.
+    app = {"seconds": 0.000_003}
+    first = client.submit("spin", params={"partitioner": {"count": 40}, "app": app})
+    assert first.wait(timeout=60) == 40
+    batches = []
+    for _ in range(2):  # the first and the second job of a size no job had before
+        job = client.submit("spin", params={"partitioner": {"count": 60}, "app": app})
+        assert job.wait(timeout=60) == 60
+        batches.append(job.status().batches_total)
+    assert batches == [1, 1]

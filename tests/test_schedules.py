@@ -132,7 +132,10 @@ def test_a_schedule_whose_runs_fail_becomes_overdue_once(redis_url: str, tmp_pat
         wait_until(lambda: any(e["type"] == "overdue" for e in sched.events()), "the overdue event", timeout=30)
         flagged = sched.info().firings
         wait_until(lambda: sched.info().firings >= flagged + 8, "two more expected intervals of firings", timeout=40)
-        info = sched.info()
+        seen: list = []  # a snapshot between firings: the newest run has failed (not just been queued)
+        wait_until(lambda: seen.append(sched.info()) or seen[-1].last_state == "failed", "a failed newest run",
+                   timeout=30)
+        info = seen[-1]
         (doctor,) = check_schedules(client.settings, client.store)
         sched.pause()
     assert info.overdue and info.last_success is None and info.last_state == "failed"

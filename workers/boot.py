@@ -31,9 +31,10 @@ from runner.catalog import TemplateInfo, publish
 from runner.config import Settings
 from runner.errors import ClusterError
 from runner.dispatch import make_celery
+from runner.engines.imports import load_imported
 from runner.models import WorkerInfo
 from runner.redis_connect import require_reachable
-from runner.registry import load_plugins, templates
+from runner.registry import add_template_loader, load_plugins, templates
 from runner.store import StatusStore
 from workers import leases, runtime
 from workers.routing import local_templates, template_queues
@@ -47,11 +48,14 @@ _stopping = threading.Event()
 
 
 def create_app(settings: Settings | None = None) -> Celery:
-    """The worker's Celery app: Runner's tasks plus every template module imported."""
+    """The worker's Celery app: Runner's tasks plus every template module imported, and the
+    loader of templates imported into the store (``runner template import``), which may
+    appear after this worker started."""
     if settings is not None:
         runtime.configure(settings)
     settings = runtime.settings()
     load_plugins(settings.include)
+    add_template_loader(load_imported)
     publish_templates(settings)
     celery = make_celery(settings, main="runner")
     register_tasks(celery)

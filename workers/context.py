@@ -18,10 +18,14 @@ from typing import Any, BinaryIO
 
 from pydantic import BaseModel
 
-from runner.artifacts import ArtifactIO, check_name
+from runner.artifacts import ArtifactIO, artifact_prefix, check_name
 from runner.storage import Destination, Source, Storages
+from workers import runtime
+from workers.inputs import Inputs
+from workers.outbox import Outbox, outbox
+from workers.runtime import JobSpec
 
-__all__ = ["TaskContext", "JobLog"]
+__all__ = ["TaskContext", "JobLog", "job_context", "flush_records", "close"]
 
 
 class JobLog(logging.LoggerAdapter):
@@ -42,8 +46,12 @@ class JobLog(logging.LoggerAdapter):
             text = str(msg) % args if args else str(msg)
             if kwargs.get("exc_info"):
                 text += "\n" + "".join(traceback.format_exc()).rstrip()
-            self.lines.append({"level": logging.getLevelName(level), "source": self.ctx.kind,
-                               "piece": self.ctx.piece_index, "msg": text, "t": f"{time.time():.6f}"})
+            line = {"level": logging.getLevelName(level), "source": self.ctx.kind,
+                    "piece": self.ctx.piece_index, "msg": text, "t": f"{time.time():.6f}"}
+            if self.ctx.outbox is not None:
+                self.ctx.outbox.add(self.ctx.job_id, line)  # in a worker: sent as written, in batches
+            else:
+                self.lines.append(line)
         super().log(level, msg, *args, **kwargs)
 
     def take(self) -> list[dict[str, Any]]:
@@ -76,6 +84,7 @@ class TaskContext:
     storages: Storages | None = None
     inputs: Mapping[str, Path] = field(default_factory=dict)
     io: ArtifactIO | None = None
+    outbox: Outbox | None = None  # where log lines go as they are written (a worker's); else kept here
     log: JobLog = field(init=False)
     _scratch: Path | None = field(default=None, init=False, repr=False)
     _staged: Path | None = field(default=None, init=False, repr=False)
@@ -90,8 +99,6 @@ class TaskContext:
         return self
 
     def _storages(self) -> Storages:
-        from workers import runtime
-
         return self.storages or runtime.storages()
 
     def read_range(self, piece: dict) -> bytes:
@@ -154,3 +161,30 @@ class TaskContext:
 
     def __repr__(self) -> str:
         return f"TaskContext(job={self.job_id}, template={self.template}, kind={self.kind}, piece={self.piece_index})"
+
+
+def job_context(spec: JobSpec, kind: str, **extra: Any) -> TaskContext:
+    """The ``ctx`` a worker hands to one of the job's functions."""
+    storages = runtime.storages()
+    return TaskContext(
+        spec.job_id, spec.template.ref, kind, spec.params[kind], test=spec.test, storages=storages,
+        inputs=Inputs(spec.inputs, runtime.input_cache()),
+        io=ArtifactIO(storages, artifact_prefix(runtime.settings(), spec.job_id)), outbox=outbox, **extra,
+    )
+
+
+def flush_records(ctx: TaskContext) -> None:
+    """Send the metrics and log lines user code produced to the store."""
+    metrics, lines = ctx.take_records()
+    runtime.store().metric_series.add(ctx.job_id, metrics)  # live: summary and series too
+    runtime.store().journal.add_logs(ctx.job_id, lines)  # those of a context without an outbox
+    if ctx.outbox is not None:
+        ctx.outbox.send()
+
+
+def close(ctx: TaskContext) -> None:
+    """Persist the context's artifacts, metrics and logs, drop its scratch space."""
+    try:
+        ctx.close_piece()
+    finally:
+        flush_records(ctx)

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from types import SimpleNamespace
 from typing import Any
@@ -36,7 +37,7 @@ from celery.utils.saferepr import saferepr
 
 from workers import leases, runtime, stopper
 
-__all__ = ["InlineTask", "serves", "run_inline", "has_headroom"]
+__all__ = ["InlineTask", "Stage", "serves", "stage", "has_headroom"]
 
 
 class InlineTask:
@@ -73,25 +74,34 @@ def has_headroom(task: Any, budget: float) -> bool:
     return min(celery_left, stopper.time_left()) >= budget
 
 
-def run_inline(parent: Task, name: str, fn: Callable[..., Any], task_id: str, args: list[Any], queue: str,
-               deadline: float) -> Any:
-    """Run the task function ``fn`` here as task ``task_id`` of ``name``, under its lease."""
-    task = InlineTask(parent, name, task_id, queue, deadline)
+class Stage:
+    """A stage being run inline: the task its code is given, and what it returned."""
+
+    def __init__(self, task: InlineTask) -> None:
+        self.task, self.result = task, None
+
+
+@contextmanager
+def stage(parent: Task, name: str, task_id: str, args: list[Any], queue: str, deadline: float) -> Iterator[Stage]:
+    """Run the block here as task ``task_id`` of ``name`` — ``args`` as its message would
+    carry them — under its lease, announced as the worker announces a task. A retry the
+    block raises is sent as an ordinary delayed task, and ends the block quietly."""
+    running = Stage(InlineTask(parent, name, task_id, queue, deadline))
     announce = _Announcer(parent, task_id, outermost=not isinstance(parent, InlineTask))
     announce("task-received", name=name, args=saferepr(tuple(args)), kwargs="{}", retries=0,
              expires=datetime.fromtimestamp(deadline, tz=timezone.utc).isoformat())
     announce("task-started")
     began = time.monotonic()
     try:
-        result = leases.leased(fn)(task, *args)
+        with leases.held(name, task_id, args):
+            yield running
     except Retry as retry:
         announce("task-retried", exception=saferepr(retry.exc))
-        return None  # sent again as an ordinary task, after its backoff
+        return  # sent again as an ordinary task, after its backoff
     except Exception as exc:
         announce("task-failed", exception=saferepr(exc))
         raise
-    announce("task-succeeded", result=saferepr(result), runtime=time.monotonic() - began)
-    return result
+    announce("task-succeeded", result=saferepr(running.result), runtime=time.monotonic() - began)
 
 
 _dispatchers: dict[tuple[int, str], EventDispatcher] = {}

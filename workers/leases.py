@@ -22,10 +22,10 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any
-
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import wraps
+from typing import Any
 
 from celery import Celery, Task
 
@@ -35,7 +35,7 @@ from workers import runtime
 from workers import stopper
 from workers.stopper import stopped_when_job_ends
 
-__all__ = ["member", "leased", "expect", "renew", "recover", "RENEW_SECONDS"]
+__all__ = ["member", "held", "leased", "expect", "renew", "recover", "RENEW_SECONDS"]
 
 RENEW_SECONDS = 2.0  # how often a worker vouches for its running tasks
 log = logging.getLogger("runner.leases")
@@ -52,30 +52,38 @@ def expect(name: str, task_id: str, args: list[Any], at: float) -> None:
     runtime.store().fleet.lease(member(name, task_id, args), at)
 
 
+@contextmanager
+def held(name: str, task_id: str, args: Sequence[Any]) -> Iterator[None]:
+    """Hold the lease of one run of task ``task_id`` of ``name`` for the block, which is
+    stopped if its job ends (see above). A stage run inline inside another task
+    (``workers/inline.py``) leaves its lease to be dropped with that task's, in one call;
+    a lease left behind by a process that died after the stage finished only re-sends a
+    stage that finds nothing to do."""
+    lease, store = member(name, task_id, args), runtime.store()
+    store.fleet.lease(lease, time.time())
+    outermost = not _running
+    _running.append(lease)
+    try:
+        with stopped_when_job_ends(args[0]):  # every task's first argument is its job's id
+            yield
+    except Exception:  # a retry, a bug already reported: the task is over
+        _over(store, outermost)
+        raise
+    except BaseException:  # killed or terminated: the lease stays, for the sweep
+        if outermost:
+            _running.clear()
+        raise
+    _over(store, outermost)
+
+
 def leased(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap a bound task function so it holds its lease while it runs (see above). A stage
-    run inline inside another task (``workers/inline.py``) leaves its lease to be dropped
-    with that task's, in one call; a lease left behind by a process that died after the
-    stage finished only re-sends a stage that finds nothing to do."""
+    """Wrap a bound task function so it holds its lease while it runs (:func:`held`)."""
 
     @wraps(fn)
     def run(task: Task, *args: Any) -> Any:
-        lease, store = member(task.name, task.request.id, args), runtime.store()
-        store.fleet.lease(lease, time.time())
-        outermost = not _running
-        _running.append(lease)
         result = None
-        try:
-            with stopped_when_job_ends(args[0]):  # every task's first argument is its job's id
-                result = fn(task, *args)
-        except Exception:  # a retry, a bug already reported: the task is over
-            _over(store, outermost)
-            raise
-        except BaseException:  # killed or terminated: the lease stays, for the sweep
-            if outermost:
-                _running.clear()
-            raise
-        _over(store, outermost)
+        with held(task.name, task.request.id, args):
+            result = fn(task, *args)
         return result  # None when the job ended under it
 
     return run

@@ -54,11 +54,12 @@ class JobSpec:
 
     @cached_property
     def piece_kind(self) -> str:
-        """The template and a digest of the params: pieces of one kind take alike long
-        (the same template with other params may not), which sizes batches."""
-        params = {kind: model.model_dump(mode="json") if model else None for kind, model in self.params.items()}
-        digest = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
-        return f"{self.template.ref}#{digest}"
+        """The template and a digest of the app's params: what a piece's time is known by
+        (``workers/batching.py``). The partitioner's params are left out (a new ``count``
+        would make every new size look unknown), and so are the assembler's."""
+        app = self.params.get("app")
+        encoded = json.dumps(app.model_dump(mode="json") if app else None, sort_keys=True)
+        return f"{self.template.ref}#{hashlib.sha1(encoded.encode()).hexdigest()[:12]}"
 
 
 def _forget_clients() -> None:

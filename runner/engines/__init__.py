@@ -9,16 +9,13 @@
 - :mod:`~runner.engines.imports`: ``runner template import`` and loading imports in workers.
 - :mod:`~runner.engines.scaffold`: ``runner engine new``.
 
-Importing this package lets a worker find imported templates it has never seen
-(:func:`runner.registry.add_template_loader`); the built-in ``passthrough`` partitioner and
-assembler import it, so every worker does.
+A worker finds imported templates it has never seen through :func:`load_imported`, a
+template loader (:func:`runner.registry.add_template_loader`) that the worker's boot
+installs (``workers/boot.py``); importing this package has no side effect.
 """
 
 from __future__ import annotations
 
 from runner.engines.imports import ImportReport, import_template, load_imported
-from runner.registry import add_template_loader
 
 __all__ = ["import_template", "ImportReport", "load_imported"]
-
-add_template_loader(load_imported)

@@ -78,7 +78,7 @@ class FleetRecords(Part):
         workers = [WorkerInfo.model_validate_json(raw) for raw in beats.values()]
         return {w.hostname: w for w in sorted(workers, key=lambda w: w.hostname) if now - w.seen <= max_age}
 
-    # -- how long a template's pieces take (batch sizes, workers/canvas.py) ----------
+    # -- how long a template's pieces take (batch sizes, workers/batching.py) --------
     def note_piece_seconds(self, kind: str, seconds: float) -> None:
         """How long one piece of ``kind`` (a template and its params) took lately."""
         self.redis.set(self.keys.piece_seconds_key(kind), f"{seconds:.9f}", ex=PIECE_SECONDS_TTL)

@@ -31,7 +31,7 @@ key                                   type    holds
 ``P:leases``                          zset    running tasks ``[name, id, args]`` as JSON, scored by when
                                               their worker last vouched for them (dead-work recovery)
 ``P:templates``                       hash    ref -> published template as JSON (never expires: ``catalog.py``)
-``P:piece_seconds:{ref}#{params}``    string  mean seconds of one piece of the template with those params (a
+``P:piece_seconds:{ref}#{params}``    string  mean seconds of one piece of the template with those app params (a
                                               digest), lately; sizes the next such jobs' batches; expires in a day
 ``P:api:key:{id}``                    hash    an HTTP API key: org, argon2 hash of its secret, created_at; a job's
                                               own key (``job_keys.py``) also ``job``, and expires with the job

@@ -1,0 +1,138 @@
+"""One app task's pieces, run in order, their results flushed to the store as they come.
+
+A batch only runs pieces and records results; what follows — assembling when its results
+were the job's last, retrying a failed piece — is the pipeline's next step
+(``workers/tasks.py``), decided from the :class:`Outcome` it returns.
+
+Between pieces it stops when the job has ended: at once when the deadline has passed
+(known from the start), and within ``STATE_CHECK_SECONDS`` of a cancel or a failure. A
+long batch flushes every ``FLUSH_SECONDS``: progress shows, a re-run redoes less, and a
+cancel is seen.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from runner.models import JobState
+from runner.pieces import Generated, resolve
+from workers import runtime
+from workers.canvas import HARD_LIMIT_GRACE
+from workers.context import close, flush_records, job_context
+from workers.fold import kept_results
+from workers.limits import PieceTimeLimitExceeded, piece_timer
+
+__all__ = ["Batch", "Outcome", "FLUSH_SECONDS", "STATE_CHECK_SECONDS"]
+
+FLUSH_SECONDS = 0.5  # how often a long batch publishes results (progress, less redo, sees cancel)
+STATE_CHECK_SECONDS = 0.05  # how stale a batch's idea of its job's state may be before a piece starts
+
+
+@dataclass
+class Outcome:
+    """What a batch's run found."""
+
+    ran: int = 0  # pieces whose app call returned
+    app_seconds: float = 0.0  # time inside those calls: how long this kind of piece takes
+    completes_job: bool = False  # every piece of the job has its result now: assemble
+    refused: bool = False  # a range it flushed overlapped one already recorded by another run
+    failed: tuple[int, BaseException] | None = None  # the piece whose app call raised, and what
+
+
+class Batch:
+    """Pieces ``start``..``stop`` of a job, but those in ``skip`` (done by an earlier run)."""
+
+    def __init__(self, spec: runtime.JobSpec, start: int, stop: int, deadline: float,
+                 skip: set[int] | None = None) -> None:
+        self.spec, self.start, self.stop, self.deadline = spec, start, stop, deadline
+        self.skip = skip or set()
+        self.checked_at = time.monotonic()  # the job's state was read just now (begin_batch)
+        self.done = kept_results(spec.template.function("assembler"))
+        self.outcome = Outcome()
+        self.ctx = job_context(spec, "app")
+
+    def run(self) -> Outcome:
+        try:
+            if self._run_pieces():
+                close(self.ctx)
+                self._flush(finished=True)
+        finally:
+            flush_records(self.ctx)  # on every ending, the job's own (cancel, timeout) included
+        return self.outcome
+
+    def _run_pieces(self) -> bool:
+        """Run the pieces; returns whether the batch got to its end (no failure, no stop)."""
+        app, storages, job_id = self.spec.template.function("app").fn, runtime.storages(), self.spec.job_id
+        pieces = runtime.store().pieces.load_pieces(job_id, self.start, self.stop, lambda: _piece_function(job_id))
+        last_flush = time.monotonic()
+        with piece_timer(self.spec.task_timeout, HARD_LIMIT_GRACE) as timer:
+            for index, piece in enumerate(pieces, self.start):
+                if index in self.skip:
+                    continue
+                if not self._job_goes_on():
+                    return True
+                timer.arm()
+                began = time.perf_counter()
+                try:
+                    value = app(resolve(piece, storages), self.ctx.with_piece(index))
+                    timer.disarm()
+                    self.outcome.app_seconds += time.perf_counter() - began
+                    self.done.add(index, value)
+                except (Exception, PieceTimeLimitExceeded) as exc:
+                    timer.disarm()
+                    close(self.ctx)
+                    self._flush()
+                    self.outcome.failed, self.outcome.ran = (index, exc), 0
+                    return False
+                self.outcome.ran += 1
+                self.ctx.close_piece()
+                if time.monotonic() - last_flush >= FLUSH_SECONDS:
+                    flush_records(self.ctx)
+                    last_flush = time.monotonic()
+                    if not self._flush() or self.outcome.completes_job:
+                        return False
+        return True
+
+    def _job_goes_on(self) -> bool:
+        if time.time() >= self.deadline:
+            return False  # the watchdog is ending the job; start nothing more
+        if time.monotonic() - self.checked_at < STATE_CHECK_SECONDS:
+            return True
+        self.checked_at = time.monotonic()
+        state = runtime.store().jobs.state(self.spec.job_id)
+        return state is not None and not state.is_final
+
+    def _flush(self, finished: bool = False) -> bool:
+        """Record the results so far, noting whether they were the job's last. Returns
+        whether the job goes on."""
+        store, job_id = runtime.store(), self.spec.job_id
+        if self.done:
+            progress = self.done.record(store, job_id)
+            self.outcome.refused = self.outcome.refused or bool(progress.refused)
+            self.outcome.completes_job = self.outcome.completes_job or progress.completes_job
+            return progress.state is not None and not progress.state.is_final
+        if finished and self.skip:  # a re-run that found its pieces done: the assembly may be lost too
+            fields = store.jobs.fields(job_id, "state", "pieces_done", "pieces_total")
+            if fields["state"] == JobState.RUNNING.value and fields["pieces_done"] == fields["pieces_total"]:
+                self.outcome.completes_job = True
+        return True
+
+
+@lru_cache(maxsize=16)
+def _piece_function(job_id: str) -> Callable[[int], Any]:
+    """The piece function of a job whose partitioner returned a :class:`Generated` with
+    one: the partitioner is called again, once per process and job, to get it."""
+    spec = runtime.job_spec(job_id)
+    ctx = job_context(spec, "partitioner", source=runtime.storages().source(spec.source))
+    try:
+        described = spec.template.function("partitioner").fn(ctx.source, ctx)
+    finally:
+        close(ctx)
+    if not isinstance(described, Generated) or described.piece is None:
+        raise TypeError(f"partitioner {spec.template.partitioner!r} returned a Generated with a piece function "
+                        f"when the job was partitioned, but {type(described).__name__} now: it must be deterministic")
+    return described.piece
