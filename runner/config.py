@@ -110,6 +110,8 @@ class Settings(BaseSettings):
         description="Requests per API key per window, shared by every API process: N/second, N/minute, N/hour or N/<secs>s.",
     )
     api_token_seconds: int = Field(3600, ge=1, description="Seconds an HTTP API access token lives.")
+    ui: bool = Field(True, description="Serve the jobs dashboard at /ui from `runner api` (`--no-ui` turns it off).")
+    ui_session_seconds: int = Field(8 * 3600, ge=60, description="Seconds a dashboard (/ui) session lives after its last request.")
     api_link_seconds: int = Field(48 * 3600, ge=60, description="Seconds a signed result link stays valid.")
     api_max_upload_bytes: int = Field(5 * 1024**3, ge=1024, description="Largest file a ByteNite client may PUT "
                                       "to a job's upload link (tempUrl); 413 above, nothing stored.")

@@ -305,3 +305,45 @@ def gated_sum(results, ctx) -> int:
 
 
 template("gated-scores", "1.0.0", partitioner="replicas", app="scored", assembler="gated_sum")
+
+
+class UiGateParams(BaseModel):
+    redis_url: str
+    gate: str  # each piece takes one token from this Redis list before it finishes: the test's barrier
+    fail_pieces: list[int] = []  # these fail until the key "<gate>:fixed" exists
+    wait_seconds: float = Field(60.0, gt=0)
+
+
+_PNG_1PX = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                         "1f15c4890000000d49444154789c63f8cf50ef0f0004fe01fe8f2e4aa40000000049454e44ae426082")
+
+
+@app("ui_gated", params=UiGateParams)
+def ui_gated(piece: int, ctx) -> int:
+    """Logs, records a metric, writes artifacts (piece 0), then waits for a token on the
+    gate (``BLPOP``): a test moves a job's progress one piece at a time, with no sleep."""
+    import redis
+
+    ctx.log.info("piece %d says hello", piece)
+    ctx.log.warning("piece %d warns", piece)
+    ctx.add_metric("loss", 1.0 / (piece + 1), step=piece)
+    if piece == 0:
+        ctx.artifact_path("plots/pixel.png").write_bytes(_PNG_1PX)
+        ctx.artifact_path("table.csv").write_text("piece,value\n0,10\n1,20\n")
+        ctx.artifact_path("data.json").write_text('{"pieces": [0, 1], "ok": true}')
+        ctx.artifact_path("notes.txt").write_text("gated notes\n")
+    conn = redis.Redis.from_url(ctx.params.redis_url)
+    try:
+        give_up = time.monotonic() + ctx.params.wait_seconds
+        while conn.blpop([ctx.params.gate], timeout=1) is None:  # short waits: the URL may set a socket timeout
+            if time.monotonic() > give_up:
+                raise TimeoutError(f"no token on {ctx.params.gate} within {ctx.params.wait_seconds}s")
+        if piece in ctx.params.fail_pieces and not conn.exists(f"{ctx.params.gate}:fixed"):
+            raise ValueError(f"piece {piece} is bad input")
+    finally:
+        conn.close()
+    return piece
+
+
+template("ui-gated", "1.0.0", partitioner="replicas", app="ui_gated", assembler="sum", max_retries=0,
+         batch_size=1, description="the dashboard tests' job: a piece per task, each waiting for a token on a list")

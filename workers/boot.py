@@ -25,7 +25,7 @@ import redis
 
 from celery import Celery
 from celery.utils.nodenames import host_format
-from celery.signals import after_setup_logger, after_setup_task_logger, worker_ready, worker_shutdown
+from celery.signals import after_setup_logger, after_setup_task_logger, task_received, worker_ready, worker_shutdown
 
 from runner.catalog import TemplateInfo, publish
 from runner.config import Settings
@@ -132,6 +132,12 @@ def _log_format(logger: logging.Logger | None = None, **_: Any) -> None:
     if logger is not None and runtime.settings().log_format == "json":
         for handler in logger.handlers:
             handler.setFormatter(JsonLogFormatter())
+
+
+@task_received.connect
+def _lease_on_receipt(request: Any = None, **_: Any) -> None:
+    with contextlib.suppress(Exception):  # the store may be restarting: the task's start leases it too
+        leases.received(request)
 
 
 @worker_ready.connect

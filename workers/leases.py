@@ -1,9 +1,10 @@
 """Leases: how the fleet notices work that nobody is doing any more, and runs it again
 within seconds instead of after the broker's visibility timeout (hours).
 
-Every Runner task holds a lease while it runs — a member ``[name, id, args]`` of one
-sorted set, scored by when its worker last vouched for it. The task takes the lease when
-it starts and drops it when its code returns or raises an ``Exception`` (a retry, a bug
+Every Runner task holds a lease while a worker has it — a member ``[name, id, args]`` of
+one sorted set, scored by when its worker last vouched for it. The worker takes the lease
+when it receives the task's message (and again when the task starts) and the task drops
+it when its code returns or raises an ``Exception`` (a retry, a bug
 already reported); a task that is killed or terminated — SIGKILL, Celery terminating it
 on a lost connection, its host gone — keeps it. The worker's main process renews the leases of
 the tasks its pool is running every couple of seconds. A lease that goes unrenewed for
@@ -35,7 +36,7 @@ from workers import runtime
 from workers import stopper
 from workers.stopper import stopped_when_job_ends
 
-__all__ = ["member", "held", "leased", "expect", "renew", "recover", "RENEW_SECONDS"]
+__all__ = ["member", "held", "leased", "expect", "received", "renew", "recover", "RENEW_SECONDS"]
 
 RENEW_SECONDS = 2.0  # how often a worker vouches for its running tasks
 log = logging.getLogger("runner.leases")
@@ -107,11 +108,23 @@ _running: list[str] = []  # leases of this process's task and the stages it ran 
 stopper.every(RENEW_SECONDS, _renew_inline)
 
 
+def received(request: Any) -> None:
+    """Lease a task the moment this worker's main process takes its message, before a pool
+    process starts it (main process, Celery's ``task_received``). A worker killed between
+    the two otherwise leaves nothing for the sweep: the message comes back only after the
+    broker's visibility timeout (hours). Starting the task takes the same lease again. A
+    retry waiting out its backoff (an ``eta``) keeps the lease :func:`expect` gave it."""
+    if request.name in TASKS and not request.eta:
+        runtime.store().fleet.lease(member(request.name, request.id, request.args), time.time())
+
+
 def renew() -> None:
-    """Vouch for every Runner task this worker's pool is running (main process)."""
+    """Vouch for every Runner task this worker holds: running in its pool, or received and
+    waiting for a pool process (main process)."""
     from celery.worker import state
 
-    running = [member(r.task_name, r.id, r.args) for r in list(state.active_requests) if r.task_name in TASKS]
+    held_here = [*list(state.active_requests), *list(state.reserved_requests)]
+    running = [member(r.task_name, r.id, r.args) for r in held_here if r.task_name in TASKS]
     runtime.store().fleet.renew_leases(running, time.time())
 
 

@@ -45,6 +45,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # ByteNite's fixed paths (/jobs/templates) before its /jobs/{jobId}, which would catch them
     for module in (auth, v1, attach, bytenite_jobs, bytenite_uploads, bytenite, prediction_sources, prediction):
         app.include_router(module.router)
+    if settings.ui:
+        from runner.ui import mount  # Jinja2 and the dashboard's routes only when served
+
+        mount(app)
 
     @app.get("/metrics", tags=["health"], response_class=Response,
              summary="Prometheus metrics of the store: every org's with RUNNER_METRICS_TOKEN, else the token's org's",

@@ -20,8 +20,10 @@ __all__ = ["api", "keys"]
 @click.option("--workers", type=int, default=1, show_default=True, help="uvicorn worker processes.")
 @click.option("--include", "-I", multiple=True, help="Module(s) defining templates (comma-separated).")
 @click.option("--log-level", default="info", show_default=True)
-def api(host: str, port: int, workers: int, include: tuple[str, ...], log_level: str) -> None:
-    """Serve the HTTP API (OpenAPI at /docs and /openapi.json; GET /healthz needs no auth)."""
+@click.option("--no-ui", is_flag=True, help="Do not serve the jobs dashboard at /ui.")
+def api(host: str, port: int, workers: int, include: tuple[str, ...], log_level: str, no_ui: bool) -> None:
+    """Serve the HTTP API (OpenAPI at /docs and /openapi.json; GET /healthz needs no auth) and
+    the jobs dashboard at /ui (sign in with an API key)."""
     import sys
 
     import uvicorn
@@ -31,6 +33,8 @@ def api(host: str, port: int, workers: int, include: tuple[str, ...], log_level:
     settings = get_settings()  # a bad RUNNER_* setting fails here, once, not in every worker
     # like `python -m workers` and `celery -A`: --include myjobs finds myjobs.py in the cwd
     sys.path.insert(0, os.getcwd())
+    if no_ui:
+        os.environ["RUNNER_UI"] = "false"  # uvicorn's worker processes read it too
     modules = [m for item in include for m in item.split(",") if m]
     if modules:
         # uvicorn's worker processes build their own app from the environment

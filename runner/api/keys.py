@@ -133,7 +133,14 @@ class ApiKeys:
 
     # -- tokens ----------------------------------------------------------------------
     def exchange(self, api_key: str, limit: RateLimit | None = None) -> tuple[str, Principal]:
-        """A new access token for a valid key; raises :class:`Unauthorized` otherwise.
+        """A new access token for a valid key; raises :class:`Unauthorized` otherwise."""
+        who = self.verify(api_key, limit)
+        token = f"{TOKEN_PREFIX}_{who.key_id}_{secrets.token_urlsafe(32)}"
+        self.records.add_token(_sha256(token), who.key_id, self.token_seconds)
+        return token, who
+
+    def verify(self, api_key: str, limit: RateLimit | None = None) -> Principal:
+        """The principal of a valid key (the dashboard's sign-in); raises :class:`Unauthorized`.
 
         Every attempt on an existing key id counts against that key's ``limit`` *before*
         the slow hash is checked, so guessing cannot make the server hash without bound.
@@ -147,9 +154,7 @@ class ApiKeys:
                 raise Unauthorized("invalid API key")
         except (VerificationError, InvalidHashError):
             raise Unauthorized("invalid API key") from None
-        token = f"{TOKEN_PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
-        self.records.add_token(_sha256(token), key_id, self.token_seconds)  # type: ignore[arg-type]
-        return token, Principal(record["org"], key_id, record.get("job"))  # type: ignore[arg-type]
+        return Principal(record["org"], key_id, record.get("job") or None)  # type: ignore[arg-type]
 
     def authenticate(self, token: str, limit: RateLimit | None = None) -> Principal:
         """The principal of a live token, counting the request against its key's limit.

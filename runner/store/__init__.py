@@ -10,6 +10,8 @@ small part per concept over ONE connection.
 ``store.api_keys``            the HTTP API's key records, token digests, rate counters, link secret
 ``store.schedules``           schedules: definitions, due times and their claims, firings
 ``store.sources``             the Prediction API's sources, source versions and registered inputs
+``store.ui_sessions``         the dashboard's sessions (``runner/ui/``)
+``store.dashboard``           the dashboard's reads: job index by cursor, fields of many jobs, log tail…
 ``store.keys``                every key's builder (:mod:`runner.store.keyspace`: the key table)
 ``store.live()``              async reads for the HTTP API's event loop (events, state, ping)
 ``store.broker(url)``         the broker's queue lengths (metrics)
@@ -41,6 +43,8 @@ from runner.store.metric_series import MetricSeries
 from runner.store.piece_results import PieceResults, Progress
 from runner.store.schedule_records import ScheduleRecords
 from runner.store.source_records import SourceRecords
+from runner.store.dashboard_reads import DashboardReads
+from runner.store.ui_sessions import UiSessions
 
 __all__ = ["StatusStore", "Progress", "EVENTS_MAXLEN", "RECENT_SECONDS", "Keys", "BrokerQueues", "LiveReads"]
 
@@ -64,6 +68,8 @@ class StatusStore:
         self.api_keys = ApiKeyRecords(self.redis, self.keys)
         self.schedules = ScheduleRecords(self.redis, self.keys)
         self.sources = SourceRecords(self.redis, self.keys)
+        self.ui_sessions = UiSessions(self.redis, self.keys)
+        self.dashboard = DashboardReads(self.redis, self.keys)
         self._brokers: dict[str, BrokerQueues] = {}
 
     @classmethod

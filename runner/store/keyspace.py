@@ -39,6 +39,8 @@ key                                   type    holds
 ``P:api:token:{sha256}``              string  an access token's key id; expires with the token
 ``P:api:rate:{key id}:{window}``      string  requests of one API key in one rate-limit window
 ``P:api:link_secret``                 string  the HMAC secret of signed result links (shared by API processes)
+``P:ui:session:{sha256}``             hash    a dashboard session (``runner/ui/``): key id, org, CSRF token;
+                                              expires (``RUNNER_UI_SESSION_SECONDS``)
 ``P:imports``                         hash    ref -> imported executable template as JSON (never expires:
                                               ``engines/imports.py``)
 ``P:schedule:{org}:{name}``           hash    one schedule: ``definition`` (JSON) and its state (``schedules.py``)
@@ -143,6 +145,9 @@ class Keys:
 
     def api_link_secret_key(self) -> str:
         return f"{self.prefix}:api:link_secret"
+
+    def ui_session_key(self, digest: str) -> str:
+        return f"{self.prefix}:ui:session:{digest}"
 
     def imports_key(self) -> str:
         return f"{self.prefix}:imports"

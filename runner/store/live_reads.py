@@ -1,5 +1,6 @@
 """Async reads of the store for the HTTP API's event loop: a job's events as they come,
-its state, and whether the store answers (``/healthz``).
+its state, and whether the store answers (``/healthz``); for the dashboard, a job's events
+and log lines together, and whether a session is still live.
 
 A blocking read per open event stream would hold one of the API's threadpool threads
 each; these reads are ``redis.asyncio`` instead. The client comes from
@@ -38,3 +39,20 @@ class LiveReads:
         """The job's state's value, ``None`` for a job that is gone."""
         raw = await self.redis.hget(self.keys.job_key(job_id), "state")
         return json.loads(raw) if raw is not None else None
+
+    async def feed(self, job_id: str, events_after: str, logs_after: str,
+                   block_ms: int) -> list[tuple[str, str, dict[str, str]]]:
+        """The job's new events and log lines (``("events" | "logs", id, fields)``, each
+        stream in order), waiting up to ``block_ms`` for the first of either: one blocking
+        read per open dashboard page."""
+        streams = {self.keys.events_key(job_id): events_after, self.keys.logs_key(job_id): logs_after}
+        answer = await self.redis.xread(streams, block=block_ms, count=500)
+        kinds = {self.keys.events_key(job_id): "events", self.keys.logs_key(job_id): "logs"}
+        return [(kinds[key], entry_id, fields) for key, entries in answer for entry_id, fields in entries]
+
+    async def session_alive(self, digest: str, key_id: str) -> bool:
+        """Whether a dashboard session and its key both still exist (a revoked key ends it)."""
+        return int(await self.redis.exists(self.keys.ui_session_key(digest), self.keys.api_key_key(key_id))) == 2
+
+    async def job_exists(self, job_id: str) -> bool:
+        return bool(await self.redis.exists(self.keys.job_key(job_id)))

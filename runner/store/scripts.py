@@ -8,7 +8,7 @@ gets the same outcome as if the first call had answered.
 """
 
 __all__ = ["TRANSITION", "RECORD_RESULTS", "RECORD_RANGES", "RECORD_FAILURE", "ADD_LOGS", "CLAIM_SCHEDULE",
-           "AUTHENTICATE", "CLAIM_NAME", "ADD_METRIC_VALUES"]
+           "AUTHENTICATE", "CLAIM_NAME", "ADD_METRIC_VALUES", "HMGET_MANY"]
 
 # KEYS: job, events[, every other key of the job, to expire]. ARGV: target, maxlen, expire seconds
 # (0: leave lifetimes alone), token, n_allowed, allowed..., field, value, ...
@@ -207,4 +207,16 @@ if ttl > 0 then
   redis.call('EXPIRE', KEYS[2], ttl)
 end
 return #ARGV - 1
+"""
+
+# KEYS: job records. ARGV: field names. Read-only: the named fields of every record, flat
+# (record by record, a missing one as false), in one command — a pipeline of thousands of
+# HMGETs costs the client far more than the server (the dashboard's filtered job list).
+HMGET_MANY = """
+local out = {}
+for _, key in ipairs(KEYS) do
+  local row = redis.call('HMGET', key, unpack(ARGV))
+  for j = 1, #ARGV do out[#out + 1] = row[j] or false end  -- a nil would end the list
+end
+return out
 """
