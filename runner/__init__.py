@@ -29,7 +29,7 @@ _OWNERS = {
     "JobStatus": "runner.models",
     "Generated": "runner.pieces",
     "PieceRef": "runner.pieces",
-    "Schedule": "runner.recurring",
+    "Schedule": "runner.schedules.handle",
     "CatchUp": "runner.schedules",
     "ScheduleInfo": "runner.schedules",
     **{name: "runner.registry" for name in ("Template", "app", "assembler", "get_template", "partitioner", "template")},
@@ -50,7 +50,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from runner.local import local_cluster
     from runner.models import JobState, JobStatus
     from runner.pieces import Generated, PieceRef
-    from runner.recurring import Schedule
+    from runner.schedules.handle import Schedule
     from runner.registry import Template, app, assembler, get_template, partitioner, template
     from runner.schedules import CatchUp, ScheduleInfo
     from runner.simple import SimpleJob

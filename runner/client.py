@@ -29,7 +29,7 @@ from runner.store import StatusStore
 if TYPE_CHECKING:
     from celery import Celery  # imported when a Celery app is made: clients that only read skip it
 
-    from runner.recurring import Schedule
+    from runner.schedules.handle import Schedule
     from runner.schedules import ScheduleInfo
 
 __all__ = ["Client", "Job"]
@@ -174,27 +174,27 @@ class Client:
         admission.retry_failed(self.services, self.org, job_id, job_timeout)
         return Job(self, job_id, known=True)
 
-    # -- recurring jobs (runner/recurring.py) -----------------------------------------
+    # -- recurring jobs (runner/schedules/handle.py) -----------------------------------------
     def schedule(self, template: str, *, name: str, every: str | float | None = None, cron: str | None = None,
                  tz: str = "UTC", catch_up: str = "latest", max_concurrent: int = 1,
                  expected_interval: str | float | None = None, **job: Any) -> "Schedule":
         """Fire a job of ``template`` ``every`` interval (``15m``, ``90s``) or on a ``cron``
         expression in ``tz``; ``job`` takes submit's keywords. Validated like submit, plus
         the timing; raises TemplateNotFound or InvalidSchedule, storing nothing."""
-        from runner.recurring import create_schedule
+        from runner.schedules.handle import create_schedule
 
         return create_schedule(self, template, name=name, every=every, cron=cron, tz=tz, catch_up=catch_up,
                                max_concurrent=max_concurrent, expected_interval=expected_interval, **job)
 
     def schedules(self) -> list["ScheduleInfo"]:
         """This org's schedules: template, next run, last run (job, state, age), overdue."""
-        from runner.recurring import list_schedules
+        from runner.schedules.handle import list_schedules
 
         return list_schedules(self)
 
     def get_schedule(self, name: str) -> "Schedule":
         """A handle on the schedule ``name``; raises ScheduleNotFound."""
-        from runner.recurring import Schedule
+        from runner.schedules.handle import Schedule
 
         handle = Schedule(self, name)
         handle.spec()

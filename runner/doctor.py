@@ -20,7 +20,7 @@ from runner.fleet import start_hint
 from runner.redis_connect import connect
 from runner.registry import templates
 from runner.storage import redact_url
-from runner.scheduler import last_success, overdue_since
+from runner.schedules.sweep import last_success, overdue_since
 from runner.store import StatusStore
 
 __all__ = ["Check", "run_checks", "check_flower"]

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, generate_latest, start_http_ser
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from runner.config import Settings
-from runner.scheduler import last_success, overdue_since
+from runner.schedules.sweep import last_success, overdue_since
 from runner.store import StatusStore
 
 __all__ = ["StoreCollector", "registry", "render", "serve", "CONTENT_TYPE", "DURATION_BUCKETS"]

@@ -132,7 +132,7 @@ class JobStatus(BaseModel):
     error: dict[str, Any] | None = None
     result_summary: dict[str, Any] | None = None
     warnings: list[str] = Field(default_factory=list)
-    schedule: str | None = None  # the schedule that fired this job (runner/scheduler.py)
+    schedule: str | None = None  # the schedule that fired this job (runner/schedules/sweep.py)
     due_at: datetime | None = None  # the due time it fired for
     settings: dict[str, Any] | None = None  # an attached job's settings (free JSON; runner/attached_jobs.py)
     attached: dict[str, Any] | None = None  # an attached job's process: dead_seconds, host, pid, started_at

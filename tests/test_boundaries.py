@@ -155,10 +155,10 @@ def test_no_module_reaches_a_forbidden_side_through_any_chain() -> None:
 
 
 def test_the_reach_rule_follows_a_chain_of_lazy_imports() -> None:
-    fake = {"workers.tasks": {"runner.scheduler"}, "runner.scheduler": {"runner.recurring"},
-            "runner.recurring": {"runner.client"}}
+    fake = {"workers.tasks": {"runner.schedules.sweep"}, "runner.schedules.sweep": {"runner.schedules.handle"},
+            "runner.schedules.handle": {"runner.client"}}
     (message,) = [m for m in reach_violations(fake) if m.startswith("workers.tasks")]
-    assert message.startswith("workers.tasks → runner.scheduler → runner.recurring → runner.client")
+    assert message.startswith("workers.tasks → runner.schedules.sweep → runner.schedules.handle → runner.client")
 
 
 # -- one door for admission -----------------------------------------------------------------

@@ -79,7 +79,7 @@ def test_status_loads_no_celery_api_or_s3(redis_url: str) -> None:
 
 def test_schedules_next_run_moves_with_each_firing(redis_url: str, file_roots) -> None:
     from runner import Client, get_settings
-    from runner.scheduler import sweep
+    from runner.schedules.sweep import sweep
 
     settings = get_settings(broker_url=redis_url, include=["tests.jobs"], file_roots=file_roots, org="sched-next",
                             schedule_min_interval=1)

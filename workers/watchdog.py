@@ -17,7 +17,7 @@ from celery import Celery
 from runner import attached_jobs
 from runner.lifecycle import end_job
 from runner.models import ErrorInfo, JobState
-from runner import scheduler
+from runner.schedules import sweep as scheduler
 from workers import leases, runtime
 
 __all__ = ["sweep", "start_watchdog", "SWEEP_SECONDS"]
@@ -68,7 +68,7 @@ def start_watchdog(celery: Celery, stop: threading.Event) -> threading.Thread:
             try:
                 sweep(celery)
                 leases.recover(celery)
-                scheduler.sweep(runtime.services(celery))  # recurring jobs: runner/schedules.py says why here
+                scheduler.sweep(runtime.services(celery))  # recurring jobs: runner/schedules/spec.py says why here
             except Exception:  # the store may be restarting: the next sweep retries
                 log.exception("watchdog sweep failed")
 

@@ -13,8 +13,8 @@ from fastapi.responses import JSONResponse, Response
 
 from runner.api import attach, auth, bytenite, bytenite_jobs, bytenite_uploads, prediction, prediction_sources, v1
 from runner.api.deps import ApiState, MetricsScope
-from runner.api.errors import install_error_handlers
-from runner.api.guards import BodySizeLimit, RequestId
+from runner.api.problems import install_error_handlers
+from runner.api.middleware import BodySizeLimit, RequestId
 from runner.api.v1_models import ERROR_RESPONSES
 from runner.config import Settings, get_settings
 from runner.metrics import CONTENT_TYPE, render

@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from runner import attached_jobs
 from runner.api.deps import JobClient, api_state
-from runner.api.errors import ApiError, BodyTooLarge, FieldError
+from runner.api.problems import ApiError, BodyTooLarge, FieldError
 from runner.api.v1 import JobId
 from runner.api.v1_models import ERROR_RESPONSES
 from runner.artifacts import ArtifactIO, artifact_prefix, check_name

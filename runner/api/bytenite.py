@@ -34,7 +34,7 @@ from runner.api.bytenite_views import (
 )
 from runner.api.bytenite_uploads import with_upload_url
 from runner.api.deps import CurrentPrincipal, OrgClient, api_state
-from runner.api.errors import ApiError, FieldError, Loc
+from runner.api.problems import ApiError, FieldError, Loc
 from runner.api.records import extra_fields, queued_by, requester
 from runner.api.templates import template_view
 from runner import admission

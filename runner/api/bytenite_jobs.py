@@ -29,7 +29,7 @@ from runner.api.bytenite_models import (
 )
 from runner.api.bytenite_views import bytenite_state, descriptor_uri, draft_status, job_view
 from runner.api.deps import CurrentPrincipal, OrgClient
-from runner.api.errors import ApiError, FieldError
+from runner.api.problems import ApiError, FieldError
 from runner.api.records import extra_fields
 from runner.catalog import TemplateInfo
 from runner.client import Client

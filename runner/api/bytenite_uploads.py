@@ -26,7 +26,7 @@ from runner import joblog
 from runner.api.bytenite_models import ERROR_RESPONSES, ByteNiteErrorBody, ByteNiteJob, UploadAnswer
 from runner.api.bytenite_views import draft_status, sign, signature_ok, upload_prefix
 from runner.api.deps import ApiState, OrgClient, api_state
-from runner.api.errors import ApiError
+from runner.api.problems import ApiError
 from runner.client import Client
 from runner.errors import JobNotFound, SourceError
 

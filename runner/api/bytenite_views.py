@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from runner.api.bytenite_models import ByteNiteJob, DataSource, DataSourceOut, JobConfigOut, LogEntry
-from runner.api.errors import ApiError, FieldError, public
+from runner.api.problems import ApiError, FieldError, public
 from runner.artifacts import artifact_prefix, check_name
 from runner.client import Client
 from runner.engines.imports import imported_record

@@ -22,7 +22,7 @@ from fastapi.security import APIKeyHeader
 
 from starlette.concurrency import run_in_threadpool
 
-from runner.api.errors import ApiError
+from runner.api.problems import ApiError
 from runner.api.keys import ApiKeys, Principal, RateLimit, Unauthorized
 from runner.client import Client
 from runner.config import Settings

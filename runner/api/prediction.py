@@ -32,7 +32,7 @@ from runner.client import Client
 from runner.errors import ScheduleNotFound
 from runner.job import describe_error
 from runner.models import JobState, JobStatus
-from runner.recurring import Schedule
+from runner.schedules.handle import Schedule
 
 __all__ = ["router"]
 

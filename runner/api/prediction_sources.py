@@ -21,7 +21,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response
 
 from runner.api.deps import OrgClient
-from runner.api.errors import ApiError, FieldError, public
+from runner.api.problems import ApiError, FieldError, public
 from runner.api.prediction_models import (
     ERROR_RESPONSES, Input, InputBody, Source, SourceBody, SourceVersion, SourceVersionBody,
 )

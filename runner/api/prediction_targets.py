@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from runner.api.errors import public
+from runner.api.problems import public
 from runner.api.prediction_models import RESULT_ROLE, RoleBinding, SetupBody, SourceVersionBody
 from runner.api.prediction_sources import (
     Loc, api_error, find_source, records, save_source, save_version, source_record, version_record,

@@ -15,9 +15,9 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from runner.api.checks import check_uris, find_template
+from runner.api.fields import check_uris, find_template
 from runner.api.deps import CurrentPrincipal, JobClient, OrgClient, api_state
-from runner.api.errors import ApiError, FieldError
+from runner.api.problems import ApiError, FieldError
 from runner.api.events import event_stream
 from runner.api.keys import Principal
 from runner.api.templates import template_view, template_views

@@ -5,7 +5,7 @@ A schedule is a standing order to submit one template's job (``source``, ``param
 ``cron`` expression in a time zone. Each firing is an ordinary job whose record names its
 schedule and due time.
 
-How firing is decided (``runner/scheduler.py``), and why: no beat process. Every worker
+How firing is decided (``runner/schedules/sweep.py``), and why: no beat process. Every worker
 already runs the watchdog, a sweep over a sorted set of deadlines twice a second; the
 schedules ride it. Their next due times live in one sorted set (epoch milliseconds,
 exact in a double), and a sweeper *claims* a due time with one Lua compare-and-set that

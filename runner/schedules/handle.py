@@ -3,7 +3,7 @@ them, and the :class:`Schedule` handle (pause, resume, run now, delete, its jobs
 
 ``Client.schedule`` / ``Client.schedules`` / ``Client.get_schedule`` call these; the CLI
 and the HTTP API call the client. The model and the timing are in :mod:`runner.schedules`,
-the firing in :mod:`runner.scheduler`.
+the firing in :mod:`runner.schedules.sweep`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from runner.admission import JobRequest
 from runner.errors import InvalidParams, InvalidSchedule
 from runner.models import JobStatus
 from runner.store.schedule_records import ScheduleRecords
-from runner.scheduler import fire, last_success, overdue_since
+from runner.schedules.sweep import fire, last_success, overdue_since
 from runner.schedules import NAME_PATTERN, CatchUp, ScheduleInfo, ScheduleSpec, parse_duration, timing_errors
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ import secrets
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from runner.api.errors import BodyTooLarge, Problem, render
+from runner.api.problems import BodyTooLarge, Problem, render
 
 __all__ = ["RequestId", "BodySizeLimit"]
 

@@ -32,7 +32,7 @@ __all__ = ["sweep", "fire", "check_overdue", "last_success", "SWEEP_LIMIT"]
 SWEEP_LIMIT = 500  # due schedules one sweep looks at (the rest wait for the next sweep)
 RECENT = 20  # a schedule's newest jobs read for overlap and last success
 FIRE_THREADS = 8  # firings one sweeper runs at once
-log = logging.getLogger("runner.scheduler")
+log = logging.getLogger("runner.schedules.sweep")
 _executor: ThreadPoolExecutor | None = None
 _lock = threading.Lock()
 

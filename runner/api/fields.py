@@ -4,7 +4,7 @@ before anything is written or queued."""
 
 from __future__ import annotations
 
-from runner.api.errors import ApiError, FieldError, Loc
+from runner.api.problems import ApiError, FieldError, Loc
 from runner.catalog import TemplateInfo
 from runner.client import Client
 from runner.errors import SourceError, TemplateNotFound
