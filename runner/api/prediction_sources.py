@@ -15,6 +15,7 @@ An *input* is a URI registered under an id (``POST /inputs {uri, kind}``); a rol
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
@@ -84,13 +85,21 @@ def source_record(body: SourceBody | dict[str, Any]) -> dict[str, Any]:
 def save_source(client: Client, wanted: dict[str, Any], root: Loc = ()) -> tuple[dict[str, Any], bool]:
     """Store ``wanted`` unless its name is taken: ``(stored, created)``; 409 naming the
     field when a source of that name differs."""
-    stored = records(client).add_source(client.org, wanted)
+    return _save(records(client).add_source(client.org, wanted), wanted, root,
+                 ("description", "expectedintervalminutes", "retention_hours"),
+                 lambda field, stored: f"source {wanted['name']!r} exists with {field} {stored.get(field)!r}, not "
+                                       f"{wanted.get(field)!r}; sources keep their name")
+
+
+def _save(stored: dict[str, Any], wanted: dict[str, Any], root: Loc, fields: tuple[str, ...],
+          conflict: Callable[[str, dict[str, Any]], str]) -> tuple[dict[str, Any], bool]:
+    """What a claim-by-name store call answered, as ``(stored, created)``: a record stored
+    before with another value of one of ``fields`` is a 409 naming it (``conflict`` says why)."""
     if stored["id"] == wanted["id"]:
         return stored, True
-    field = _first_difference(stored, wanted, ("description", "expectedintervalminutes", "retention_hours"))
+    field = _first_difference(stored, wanted, fields)
     if field is not None:
-        raise api_error(409, "conflict", (*root, field), f"source {wanted['name']!r} exists with {field} "
-                        f"{stored.get(field)!r}, not {wanted.get(field)!r}; sources keep their name")
+        raise api_error(409, "conflict", (*root, field), conflict(field, stored))
     return stored, False
 
 
@@ -163,14 +172,10 @@ def version_record(client: Client, body: SourceVersionBody, source: dict[str, An
 def save_version(client: Client, wanted: dict[str, Any], root: Loc = ()) -> tuple[dict[str, Any], bool]:
     """Store ``wanted`` unless its version exists: ``(stored, created)``; 409 naming the
     field when the stored one differs (versions never change)."""
-    stored = records(client).add_version(client.org, wanted)
-    if stored["id"] == wanted["id"]:
-        return stored, True
-    field = _first_difference(stored, wanted, ("description", "input_roles", "output_roles", "template"))
-    if field is not None:
-        raise api_error(409, "conflict", (*root, field), f"version {wanted['version']!r} of this source exists "
-                        f"with another {field}; versions never change: post a new version")
-    return stored, False
+    return _save(records(client).add_version(client.org, wanted), wanted, root,
+                 ("description", "input_roles", "output_roles", "template"),
+                 lambda field, _: f"version {wanted['version']!r} of this source exists with another {field}; "
+                                  "versions never change: post a new version")
 
 
 @router.post("/source_versions", status_code=201, response_model=SourceVersion, responses=_EXISTED)
