@@ -108,22 +108,18 @@ def fire(services: Services, schedules: ScheduleRecords, spec: ScheduleSpec, due
 
 def _unfinished(store: StatusStore, schedules: ScheduleRecords, spec: ScheduleSpec) -> list[tuple[str, str]]:
     """The schedule's recent jobs that have not ended, ``(id, state)``, newest first."""
-    found = []
-    for job_id, _ in schedules.jobs(spec.org, spec.name, max(RECENT, spec.max_concurrent * 2)):
-        state = store.state(job_id)
-        if state is not None and not state.is_final:
-            found.append((job_id, state.value))
-    return found
+    ids = [job_id for job_id, _ in schedules.jobs(spec.org, spec.name, max(RECENT, spec.max_concurrent * 2))]
+    rows = store.jobs.fields_each(ids, "state")  # one round trip for all of them, not one a job
+    return [(job_id, row["state"]) for job_id, row in zip(ids, rows)
+            if row["state"] is not None and not JobState(row["state"]).is_final]
 
 
 def last_success(store: StatusStore, schedules: ScheduleRecords, spec: ScheduleSpec) -> float | None:
     """When the schedule's newest completed run finished (epoch seconds), from its recent jobs."""
-    best = None
-    for job_id, _ in schedules.jobs(spec.org, spec.name, RECENT):
-        fields = store.fields(job_id, "state", "finished_at")
-        if fields["state"] == JobState.COMPLETED.value and fields["finished_at"]:
-            best = max(best or 0.0, float(fields["finished_at"]))
-    return best
+    ids = [job_id for job_id, _ in schedules.jobs(spec.org, spec.name, RECENT)]
+    finished = [float(row["finished_at"]) for row in store.jobs.fields_each(ids, "state", "finished_at")
+                if row["state"] == JobState.COMPLETED.value and row["finished_at"]]
+    return max(finished, default=None)
 
 
 def overdue_since(spec: ScheduleSpec, state: dict[str, str], success: float | None, now_ms: int) -> int | None:
