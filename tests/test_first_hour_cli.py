@@ -77,34 +77,39 @@ def test_status_loads_no_celery_api_or_s3(redis_url: str) -> None:
 # -- item 5: `runner schedules` shows the next run the fleet will fire ----------------------
 
 
-def test_schedules_next_run_moves_with_each_firing(redis_url: str, file_roots) -> None:
+def test_schedules_next_run_moves_with_each_firing(tmp_path: Path, file_roots) -> None:
     from runner import Client, get_settings
+    from runner.local import embedded_redis
     from runner.schedules.sweep import sweep
 
-    settings = get_settings(broker_url=redis_url, include=["tests.jobs"], file_roots=file_roots, org="sched-next",
-                            schedule_min_interval=1)
-    client = Client(settings=settings)
-    client.schedule("squares@1", name="hourly", every="1h", params={"partitioner": {"count": 1}}, max_concurrent=3)
-    env = {"RUNNER_BROKER_URL": redis_url, "RUNNER_ORG": "sched-next"}
+    # A private Redis: the sweep runs an hour ahead, which must fire no other test's schedules.
+    (tmp_path / "redis").mkdir()
+    with embedded_redis(tmp_path / "redis") as redis_url:
+        settings = get_settings(broker_url=redis_url, include=["tests.jobs"], file_roots=file_roots,
+                                org="sched-next", schedule_min_interval=1)
+        client = Client(settings=settings)
+        client.schedule("squares@1", name="hourly", every="1h", params={"partitioner": {"count": 1}},
+                        max_concurrent=3)
+        env = {"RUNNER_BROKER_URL": redis_url, "RUNNER_ORG": "sched-next"}
 
-    def next_run() -> float:
-        shown = json.loads(run_cli("schedules", "--json", env=env).stdout)
-        return datetime.fromisoformat(shown[0]["next_due"]).timestamp()
+        def next_run() -> float:
+            shown = json.loads(run_cli("schedules", "--json", env=env).stdout)
+            return datetime.fromisoformat(shown[0]["next_due"]).timestamp()
 
-    first = next_run()
-    assert sweep(client.services, now=first + 1) == 1  # the fleet's sweeper fires the first due time
-    assert next_run() == pytest.approx(first + 3600)
-    assert sweep(client.services, now=first + 3601) == 1
-    assert next_run() == pytest.approx(first + 7200)
-    table = run_cli("schedules", env=env).stdout
-    assert datetime.fromtimestamp(first + 7200, timezone.utc).strftime("%H:%M:%S") in table
-    events = run_cli("schedule", "events", "hourly", env=env).stdout.splitlines()
-    assert [line.split()[3] for line in events] == ["fired", "fired"]  # date, time, UTC, type
-    assert all(" job " in line for line in events)
-    listed = json.loads(run_cli("schedule", "events", "hourly", "--json", env=env).stdout)
-    assert [e["type"] for e in listed] == ["fired", "fired"] and all(e["job"] for e in listed)
-    missing = run_cli("schedule", "events", "nope", env=env, status=1).stderr
-    assert "no schedule 'nope'" in missing
+        first = next_run()
+        assert sweep(client.services, now=first + 1) == 1  # the fleet's sweeper fires the first due time
+        assert next_run() == pytest.approx(first + 3600)
+        assert sweep(client.services, now=first + 3601) == 1
+        assert next_run() == pytest.approx(first + 7200)
+        table = run_cli("schedules", env=env).stdout
+        assert datetime.fromtimestamp(first + 7200, timezone.utc).strftime("%H:%M:%S") in table
+        events = run_cli("schedule", "events", "hourly", env=env).stdout.splitlines()
+        assert [line.split()[3] for line in events] == ["fired", "fired"]  # date, time, UTC, type
+        assert all(" job " in line for line in events)
+        listed = json.loads(run_cli("schedule", "events", "hourly", "--json", env=env).stdout)
+        assert [e["type"] for e in listed] == ["fired", "fired"] and all(e["job"] for e in listed)
+        missing = run_cli("schedule", "events", "nope", env=env, status=1).stderr
+        assert "no schedule 'nope'" in missing
 
 
 # -- items 6, 12, 15: destinations, bare paths, exit codes, Runner's own files ----------------
