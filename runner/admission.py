@@ -27,7 +27,7 @@ from runner import guards, joblog
 from runner.catalog import TemplateInfo, find_template
 from runner.checks import check_destination, check_source, param_warnings
 from runner.dispatch import send_partition, send_resume
-from runner.errors import IllegalTransition, InvalidParams, RunnerError, SourceError, TemplateNotFound
+from runner.errors import IllegalTransition, InvalidParams, SourceError, TemplateNotFound
 from runner.fleet import check_worker_roots, start_hint, unserved_queues
 from runner.lifecycle import Services, end_job
 from runner.models import ErrorInfo, JobState, RunOptions
@@ -366,8 +366,3 @@ def _send(services: Services, job_id: str, template: str, deadline: float, task_
         end_job(services, job_id, JobState.FAILED, error=ErrorInfo(
             stage="submit", type=type(exc).__name__, message=f"cannot reach the broker: {exc}").as_dict())
         raise
-
-
-def errors_of(exc: RunnerError) -> list[tuple[str, str]]:
-    """An admission error as ``(field, message)`` pairs, whatever its type."""
-    return list(exc.errors) if isinstance(exc, InvalidParams) else [("", str(exc))]
