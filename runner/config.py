@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     max_retries: int = Field(2, ge=0, description="Default retries of a failing piece.")
     retention_hours: float = Field(168.0, gt=0, description="Hours a finished job stays in the store.")
     max_batch: int = Field(1000, ge=1, description="Most pieces one app task carries.")
+    fair_share: bool = Field(
+        True, description="Hand a job's batches to the fleet a few at a time, round-robin between jobs and weighted "
+                          "between orgs, so a small job never waits behind a big one (false: all at once, FIFO).")
+    fair_batch_seconds: float = Field(
+        0.1, gt=0, description="Under fair share, the most work (seconds) one app task carries once its piece "
+                               "time is known: how long a newly arrived job may wait for a process.")
     inline_stages: bool = Field(
         True, description="Let the process that finishes a stage run the next one itself when its worker serves "
                           "that stage's queue (the partition task runs the first batch, the last batch assembles), "

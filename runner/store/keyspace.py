@@ -54,6 +54,19 @@ key                                   type    holds
 ``P:org:{org}:source_versions``       hash    version id -> a source version as JSON (never changes)
 ``P:org:{org}:source:{id}:versions``  hash    version string -> version id, of one source
 ``P:org:{org}:inputs``                hash    input id -> a registered input ``{id, uri, kind, …}`` as JSON
+``P:org:{org}:quota``                 hash    an org's quotas and share weight (``runner orgs set``): ``max_running_jobs``,
+                                              ``max_pieces_in_flight``, ``max_queued_jobs``, ``weight``; absent = none
+``P:org:{org}:running``               set     job ids of the org counted against ``max_running_jobs``
+``P:org:{org}:waiting``               zset    job ids of the org held ``queued`` by ``max_running_jobs``, by queued time
+``P:orgs``                            set     orgs that have quotas set (``runner orgs`` lists them)
+``P:share:{queue}:orgs``              zset    orgs with held batches on a queue, scored by the work they were given
+                                              (weighted): the fair-share order (``runner/store/fair_share.py``)
+``P:share:{queue}:org:{org}``         zset    one org's jobs with held batches on a queue, by work given (weighted)
+``P:share:{queue}:inflight``          hash    app task id -> ``job pieces org`` of each batch handed to the queue
+``P:share:{queue}:clock``             hash    the fair-share clocks: ``orgs`` and ``org:{org}`` (where newcomers start)
+``P:share:job:{id}``                  hash    a job's fair-share facts: queue, org, priority, round, piece kind, left
+``P:share:job:{id}:ranges``           list    ``start:stop`` piece ranges of the job not yet handed out
+``P:share:job:{id}:inflight``         set     the job's app task ids in its queue's ``inflight`` (freed on its end)
 ``{queue}`` (broker)                   list    a Celery queue in the *broker* Redis (kombu's key; read by metrics)
 ====================================  ======  =================================================
 
@@ -185,6 +198,33 @@ class Keys:
 
     def inputs_key(self, org: str) -> str:
         return f"{self.prefix}:org:{org}:inputs"
+
+    # sharing a fleet: org quotas (runner/store/org_quotas.py), fair share (runner/store/fair_share.py)
+    def org_quota_key(self, org: str) -> str:
+        return f"{self.prefix}:org:{org}:quota"
+
+    def org_running_key(self, org: str) -> str:
+        return f"{self.prefix}:org:{org}:running"
+
+    def org_waiting_key(self, org: str) -> str:
+        return f"{self.prefix}:org:{org}:waiting"
+
+    def orgs_key(self) -> str:
+        return f"{self.prefix}:orgs"
+
+    def share_prefix(self, queue: str) -> str:
+        """The prefix of one queue's fair-share keys (its Lua builds ``:orgs``, ``:org:{org}``,
+        ``:inflight``, ``:clock`` from it, as the table above lists)."""
+        return f"{self.prefix}:share:{queue}"
+
+    def share_job_key(self, job_id: str) -> str:
+        return f"{self.prefix}:share:job:{job_id}"
+
+    def share_job_ranges_key(self, job_id: str) -> str:
+        return f"{self.prefix}:share:job:{job_id}:ranges"
+
+    def share_job_inflight_key(self, job_id: str) -> str:
+        return f"{self.prefix}:share:job:{job_id}:inflight"
 
     def org_jobs_pattern(self) -> str:
         """A ``SCAN`` pattern matching every org's job index (metrics read every org)."""
