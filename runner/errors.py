@@ -12,6 +12,7 @@
     ├── SourceError            a source / destination URI cannot be read or written
     ├── JobNotFound            no such job in this org (or it expired)
     ├── IllegalTransition      a state change the state machine forbids
+    ├── QuotaExceeded          the org is at a quota (``runner orgs``): e.g. max_queued_jobs
     ├── JobNotFinished         a result was asked of a job that has not ended
     ├── ClusterError           the embedded Redis / worker pool could not start
     ├── EngineError            an executable engine is ill-formed, or its process failed
@@ -41,6 +42,7 @@ __all__ = [
     "SourceError",
     "JobNotFound",
     "IllegalTransition",
+    "QuotaExceeded",
     "JobNotFinished",
     "ClusterError",
     "EngineError",
@@ -122,6 +124,16 @@ class IllegalTransition(RunnerError):
     def __init__(self, message: str, state: str | None = None) -> None:
         super().__init__(message)
         self.state = state
+
+
+class QuotaExceeded(RunnerError):
+    """The org is at one of its quotas (``runner orgs``), so nothing was written or
+    queued. ``quota`` names it (``max_queued_jobs``); ``retry_after`` is a guess in
+    seconds at when trying again may succeed (the API's ``Retry-After``)."""
+
+    def __init__(self, message: str, quota: str, org: str, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.quota, self.org, self.retry_after = quota, org, retry_after
 
 
 class JobNotFinished(RunnerError):

@@ -3,8 +3,8 @@ timed out — from a worker, the watchdog or a client alike.
 
 Ending is four things, always in this order: ``output.json`` in place before anyone can
 see the final state; one compare-and-set to the final state (of racing enders exactly one
-wins); a lifecycle line in the job's log; and, unless the job completed, its other tasks
-stopped (queued ones revoked, running ones killed). Keeping them in one function is what
+wins); a lifecycle line in the job's log (and its org's quota counts freed); and, unless
+the job completed, its other tasks stopped (queued ones revoked, running ones killed). Keeping them in one function is what
 makes every ending look the same to a user, whichever process ended the job.
 """
 
@@ -70,6 +70,7 @@ def end_job(
         return False
     queued_at = current.queued_at.timestamp() if current.queued_at else 0
     store.close_out(job_id, _ending_line(target, error, fields["finished_at"] - queued_at), retention)
+    store.org_quotas.leave(current.org, job_id)  # frees its org's running slot (or its queued/waiting place)
     if target is not JobState.COMPLETED:
         stop_tasks(services.celery, [task for task in store.tasks(job_id) if task != spare_task])
     return True

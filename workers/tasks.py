@@ -27,7 +27,7 @@ from celery import Celery, Task
 from runner.dispatch import APP, ASSEMBLE, PARTITION, RESUME, assemble_task_id, send_assemble
 from runner.lifecycle import end_job
 from runner.models import JobState
-from workers import batching, inline, leases, runtime, stopper
+from workers import batching, inline, leases, org_gate, runtime, stopper
 from workers.batch import Batch
 from workers.canvas import HARD_LIMIT_GRACE, batch_task_id, batch_time_limit, job_canvas
 from workers.context import close, job_context
@@ -52,6 +52,8 @@ def partition(task: Task, job_id: str, template: str) -> Any:
     deadline = float(record["deadline"] or 0)
     if state is JobState.RUNNING:
         return _fan_out_again(task, spec, deadline)
+    if not org_gate.admit_to_run(task, job_id):  # its org is at max_running_jobs: held queued, started later
+        return None
     if not _claim(job_id, task.request.id, JobState.PARTITIONING, "partition_task", started_at=time.time()):
         return None
     total = _store_pieces(task, spec, deadline)

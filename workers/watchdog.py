@@ -18,7 +18,7 @@ from runner import attached_jobs
 from runner.lifecycle import end_job
 from runner.models import ErrorInfo, JobState
 from runner.schedules import sweep as scheduler
-from workers import leases, runtime
+from workers import leases, org_gate, runtime
 
 __all__ = ["sweep", "start_watchdog", "SWEEP_SECONDS"]
 
@@ -69,6 +69,7 @@ def start_watchdog(celery: Celery, stop: threading.Event) -> threading.Thread:
                 sweep(celery)
                 leases.recover(celery)
                 scheduler.sweep(runtime.services(celery))  # recurring jobs: runner/schedules/spec.py says why here
+                org_gate.sweep(celery)  # jobs held by their org's max_running_jobs, started as slots free
             except Exception:  # the store may be restarting: the next sweep retries
                 log.exception("watchdog sweep failed")
 

@@ -27,7 +27,7 @@ from starlette.status import HTTP_500_INTERNAL_SERVER_ERROR
 
 from runner.api.keys import RateLimited, Unauthorized
 from runner.errors import (
-    IllegalTransition, InvalidParams, JobNotFound, RunnerError, SourceError, TemplateNotFound,
+    IllegalTransition, InvalidParams, JobNotFound, QuotaExceeded, RunnerError, SourceError, TemplateNotFound,
 )
 
 __all__ = ["ApiError", "FieldError", "Problem", "BodyTooLarge", "family", "render", "install_error_handlers",
@@ -163,6 +163,9 @@ def to_problem(exc: Exception) -> Problem | None:
         return Problem(401, "unauthorized", str(exc), headers={"WWW-Authenticate": "Bearer"})
     if isinstance(exc, RateLimited):
         return Problem(429, "rate_limited", str(exc), headers={"Retry-After": str(exc.retry_after)})
+    if isinstance(exc, QuotaExceeded):  # the org's quota (runner orgs), not the key's rate: its own code
+        return Problem(429, "quota_exceeded", public(exc), headers={"Retry-After": str(exc.retry_after)},
+                       extra={"quota": exc.quota})
     if isinstance(exc, BodyTooLarge):
         return Problem(413, "body_too_large", str(exc))
     if isinstance(exc, InvalidParams):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import click
 
 from runner.api import cli as api_cli
-from runner.cli import attach, engines, fleet, jobs, schedules
+from runner.cli import attach, engines, fleet, jobs, orgs, schedules
 from runner.exits import exit_on_error
 
 __all__ = ["cli", "main"]
@@ -35,6 +35,7 @@ cli.add_command(engines.engine)
 cli.add_command(schedules.schedule)
 cli.add_command(schedules.schedules)
 cli.add_command(schedules.metrics)
+cli.add_command(orgs.orgs)
 
 
 def main(argv: list[str] | None = None) -> None:

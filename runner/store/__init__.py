@@ -11,6 +11,7 @@ small part per concept over ONE connection.
 ``store.schedules``           schedules: definitions, due times and their claims, firings
 ``store.sources``             the Prediction API's sources, source versions and registered inputs
 ``store.ui_sessions``         the dashboard's sessions (``runner/ui/``)
+``store.org_quotas``          org quotas (``runner orgs``): limits, queued/running/waiting counts
 ``store.dashboard``           the dashboard's reads: job index by cursor, fields of many jobs, log tail…
 ``store.keys``                every key's builder (:mod:`runner.store.keyspace`: the key table)
 ``store.live()``              async reads for the HTTP API's event loop (events, state, ping)
@@ -40,6 +41,7 @@ from runner.store.journal import EVENTS_MAXLEN, Journal
 from runner.store.keyspace import Keys
 from runner.store.live_reads import LiveReads
 from runner.store.metric_series import MetricSeries
+from runner.store.org_quotas import OrgQuotas
 from runner.store.piece_results import PieceResults, Progress
 from runner.store.schedule_records import ScheduleRecords
 from runner.store.source_records import SourceRecords
@@ -70,6 +72,7 @@ class StatusStore:
         self.sources = SourceRecords(self.redis, self.keys)
         self.ui_sessions = UiSessions(self.redis, self.keys)
         self.dashboard = DashboardReads(self.redis, self.keys)
+        self.org_quotas = OrgQuotas(self.redis, self.keys)
         self._brokers: dict[str, BrokerQueues] = {}
 
     @classmethod

@@ -58,6 +58,8 @@ key                                   type    holds
                                               ``max_pieces_in_flight``, ``max_queued_jobs``, ``weight``; absent = none
 ``P:org:{org}:running``               set     job ids of the org counted against ``max_running_jobs``
 ``P:org:{org}:waiting``               zset    job ids of the org held ``queued`` by ``max_running_jobs``, by queued time
+``P:org:{org}:queued``                zset    job ids of the org in state ``queued`` (waiting ones too), by deadline:
+                                              what ``max_queued_jobs`` counts (``runner/store/org_quotas.py``)
 ``P:orgs``                            set     orgs that have quotas set (``runner orgs`` lists them)
 ``P:share:{queue}:orgs``              zset    orgs with held batches on a queue, scored by the work they were given
                                               (weighted): the fair-share order (``runner/store/fair_share.py``)
@@ -208,6 +210,9 @@ class Keys:
 
     def org_waiting_key(self, org: str) -> str:
         return f"{self.prefix}:org:{org}:waiting"
+
+    def org_queued_key(self, org: str) -> str:
+        return f"{self.prefix}:org:{org}:queued"
 
     def orgs_key(self) -> str:
         return f"{self.prefix}:orgs"
