@@ -27,11 +27,12 @@ from runner import guards, joblog
 from runner.catalog import TemplateInfo, find_template
 from runner.checks import check_destination, check_source, param_warnings
 from runner.dispatch import send_partition, send_resume
-from runner.errors import IllegalTransition, InvalidParams, SourceError, TemplateNotFound
+from runner.errors import IllegalTransition, InvalidParams, QuotaExceeded, SourceError, TemplateNotFound
 from runner.fleet import check_worker_roots, start_hint, unserved_queues
 from runner.lifecycle import Services, end_job
 from runner.models import ErrorInfo, JobState, RunOptions
 from runner.params import validate_params
+from runner.store.org_quotas import QueueFull
 
 __all__ = ["JobRequest", "Checked", "check", "admit", "admit_attached", "edit_draft", "queue_draft", "retry_failed", "new_job_id"]
 
@@ -57,6 +58,7 @@ class JobRequest:
     max_retries: Any = None
     retention_hours: Any = None
     test: Any = None
+    priority: Any = None
 
     @classmethod
     def of(cls, template: Any, fields: dict[str, Any]) -> "JobRequest":
@@ -163,8 +165,12 @@ def _steps(services: Services, req: JobRequest, out: Checked, draft: bool) -> li
     def retention() -> None:
         values["retention_hours"] = guards.retention(req.retention_hours)
 
+    def priority() -> None:
+        values["priority"] = guards.priority(req.priority)
+
     return [("name", name), ("template", template), ("options", options), ("params", params),
-            ("inputs", inputs), ("source", source), ("destination", destination), ("retention_hours", retention)]
+            ("inputs", inputs), ("source", source), ("destination", destination), ("retention_hours", retention),
+            ("priority", priority)]
 
 
 def _inputs(services: Services, tmpl: TemplateInfo, given: Any, required: bool) -> dict[str, str]:
@@ -202,6 +208,7 @@ def admit(services: Services, org: str, request: JobRequest, *, draft: bool = Fa
     record["warnings"] = [*record.get("warnings", []), *_queue_warnings(services, record["queue"]),
                           *param_warnings(checked.template, checked.values.get("raw_params"))]
     record.update(_timing(record, checked))
+    _enter_queue(services, org, record["id"], record["deadline"])  # raises QuotaExceeded, nothing written
     task_id = str(uuid.uuid4())
     services.store.create(record, expire_seconds=_lifetime(record), deadline=record["deadline"], tasks=[task_id],
                           logs=[_queued_line(who)])
@@ -227,7 +234,7 @@ def edit_draft(services: Services, org: str, job_id: str, changes: JobRequest,
     merged = _merged(status, changes)
     checked = check(services, merged, draft=True)
     values = checked.values
-    normal = {**{key: values[key] for key in ("source", "destination", "inputs", "name", "retention_hours")},
+    normal = {**{key: values[key] for key in ("source", "destination", "inputs", "name", "retention_hours", "priority")},
               "params": merged.params or {}, **checked.options.model_dump()}
     fields = {key: normal[key] for key in changes.given()}
     services.store.update(job_id, **fields, **(extra_fields or {}))
@@ -244,7 +251,12 @@ def queue_draft(services: Services, org: str, job_id: str, options: JobRequest |
     timing = _timing(status.model_dump(), checked)
     timing["inputs"] = checked.values["inputs"]
     store = services.store
-    store.transition(job_id, JobState.QUEUED, expect=[JobState.DRAFT], **timing)
+    _enter_queue(services, org, job_id, timing["deadline"])
+    try:
+        store.transition(job_id, JobState.QUEUED, expect=[JobState.DRAFT], **timing)
+    except Exception:
+        store.org_quotas.leave(org, job_id)  # queued by somebody else meanwhile, or cancelled: not ours to count
+        raise
     store.keep_for(job_id, _lifetime({**status.model_dump(), **timing}))
     task_id = str(uuid.uuid4())
     store.set_deadline(job_id, timing["deadline"])
@@ -272,6 +284,8 @@ def retry_failed(services: Services, org: str, job_id: str, job_timeout: float |
                      round=round_)
     store.keep_for(job_id, timeout + status.retention_hours * 3600)
     store.set_deadline(job_id, deadline)
+    if partitioned:  # no partition task to pass its org's gate (workers/org_gate.py): it counts as running at once
+        store.org_quotas.note_running(org, job_id)
     send = send_resume if partitioned else send_partition
     task_id = send(services.celery, job_id, status.template, services.settings.control_queue, deadline)
     store.add_tasks(job_id, [task_id], logs=[joblog.line(f"retry round {round_}: re-running the pieces without a "
@@ -295,6 +309,7 @@ def _merged(status: Any, changes: JobRequest) -> JobRequest:
     base = {"template": status.template, "source": status.source, "destination": status.destination,
             "params": params if params or changes.params is not None else None,
             "inputs": status.inputs or None, "name": status.name, "retention_hours": status.retention_hours,
+            "priority": status.priority,
             **{key: getattr(status, key) for key in OPTIONS}}
     given = changes.given()
     if "params" in given:
@@ -323,7 +338,7 @@ def _record(services: Services, org: str, checked: Checked, job_id: str) -> dict
         "max_retries": options.max_retries if options.max_retries is not None else defaults["max_retries"],
         "retention_hours": values["retention_hours"] or settings.retention_hours,
         "queue": tmpl.queue or settings.default_queue, "created_at": time.time(), "pieces_done": 0,
-        "pieces_failed": 0,
+        "pieces_failed": 0, "priority": values["priority"],
     }
 
 
@@ -354,6 +369,20 @@ def _queue_warnings(services: Services, queue: str) -> list[str]:
     control, default = services.settings.control_queue, services.settings.default_queue
     return [f"no live worker consumes queue {q!r}: the job waits until one starts ({start_hint(q, control, default)})"
             for q in unserved_queues(services.store, [control, queue])]
+
+
+def _enter_queue(services: Services, org: str, job_id: str, deadline: float) -> None:
+    """Count the job among its org's queued jobs, or refuse it: the org is at its
+    ``max_queued_jobs`` (``runner orgs set``). Check and count are one atomic step across
+    every API process. Counted until the job starts or ends (or, should its record be
+    lost unwritten, its deadline passes)."""
+    try:
+        services.store.org_quotas.enter_queue(org, job_id, deadline)
+    except QueueFull as full:
+        said = f"org {org} has {full.count} queued jobs, its max_queued_jobs; wait for some to start or"
+        raise QuotaExceeded(f"{said} raise it with `runner orgs set {org} --max-queued-jobs N`",
+                            quota="max_queued_jobs", org=org).for_remote(
+            f"{said} ask the fleet's operator to raise it") from None
 
 
 def _send(services: Services, job_id: str, template: str, deadline: float, task_id: str) -> None:

@@ -81,17 +81,20 @@ class Client:
         max_retries: int | None = None,
         retention_hours: float | None = None,
         test: bool = False,
+        priority: int | str | None = None,
     ) -> Job:
         """Validate and queue a job in one call.
 
-        ``inputs`` binds the template's named inputs to URIs. Raises TemplateNotFound,
-        InvalidParams (listing every bad field and input) or SourceError before anything
-        is written or queued; SourceError too for a source or destination the template
-        cannot use. The checks and the queueing are :mod:`runner.admission`'s.
+        ``inputs`` binds the template's named inputs to URIs; ``priority`` is 0-9 or
+        ``low``/``normal``/``high`` (2/5/8, default normal; higher runs first). Raises
+        TemplateNotFound, InvalidParams (listing every bad field and input) or SourceError
+        before anything is written or queued; SourceError too for a source or destination
+        the template cannot use; QuotaExceeded when the org is at its ``max_queued_jobs``.
+        The checks and the queueing are :mod:`runner.admission`'s.
         """
         request = JobRequest(template=template, source=source, destination=destination, params=params,
                              inputs=inputs, name=name, task_timeout=task_timeout, job_timeout=job_timeout,
-                             max_retries=max_retries, retention_hours=retention_hours, test=test)
+                             max_retries=max_retries, retention_hours=retention_hours, test=test, priority=priority)
         return Job(self, admission.admit(self.services, self.org, request), known=True)
 
     def run(

@@ -21,11 +21,13 @@ from typing import Any
 from runner.errors import InvalidParams, SourceError
 from runner.storage import Storages
 
-__all__ = ["uri", "inputs", "name", "identifier", "ref", "params", "retention"]
+__all__ = ["uri", "inputs", "name", "identifier", "ref", "params", "retention", "priority", "PRIORITIES"]
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _NAME = re.compile(r"[A-Za-z0-9._@-]{1,200}")
 MAX_RETENTION_HOURS = 24 * 366
+PRIORITIES = {"low": 2, "normal": 5, "high": 8}  # a job's priority by name; higher runs first
+DEFAULT_PRIORITY = PRIORITIES["normal"]
 
 
 def _bad(field: str, message: str) -> InvalidParams:
@@ -117,3 +119,18 @@ def retention(value: Any) -> float | None:
             or not 0 < value <= MAX_RETENTION_HOURS:
         raise _bad("retention_hours", f"must be a number of hours in (0, {MAX_RETENTION_HOURS}], got {value!r}")
     return float(value)
+
+
+def priority(value: Any) -> int:
+    """A job's priority: 0-9 (higher first) or ``low``/``normal``/``high`` (2/5/8);
+    ``normal`` when not given. A digit string is taken too (the command line's ``7``)."""
+    if value is None:
+        return DEFAULT_PRIORITY
+    if isinstance(value, str) and value.strip().lower() in PRIORITIES:
+        return PRIORITIES[value.strip().lower()]
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 9:
+        return value
+    shown = value if isinstance(value, (str, int, float)) and not isinstance(value, bool) else type(value).__name__
+    raise _bad("priority", f"must be 0-9 (higher runs first) or low, normal, high (2, 5, 8), got {str(shown)[:60]!r}")

@@ -137,6 +137,8 @@ class JobStatus(BaseModel):
     settings: dict[str, Any] | None = None  # an attached job's settings (free JSON; runner/attached_jobs.py)
     attached: dict[str, Any] | None = None  # an attached job's process: dead_seconds, host, pid, started_at
     seen_at: datetime | None = None  # an attached job's last heartbeat
+    priority: int = 5  # 0-9, higher first among ready batches (low 2, normal 5, high 8)
+    waiting: str | None = None  # why a queued job has not started: its org's max_running_jobs (runner orgs)
     metrics: dict[str, "MetricSummary"] = Field(
         default_factory=dict, description="Each metric's summary and latest series, live: in one job's view (GET /v1/jobs/{id}, "
                                            "runner status), not in lists (runner/store/metric_series.py).")

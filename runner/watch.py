@@ -27,6 +27,8 @@ def _view(status: JobStatus, rate: float | None) -> Table:
         table.add_row("[bold]eta", f"{(total - status.pieces_done) / rate:,.0f}s")
     if status.duration is not None:
         table.add_row("[bold]elapsed", f"{status.duration:,.1f}s")
+    if status.waiting and status.state.value == "queued":
+        table.add_row("[yellow]waiting", Text(status.waiting.removeprefix("waiting: ")))
     for warning in status.warnings:
         table.add_row("[yellow]warning", Text(warning))
     if status.error:

@@ -42,6 +42,8 @@ class JobCreate(_Body):
     max_retries: int | None = Field(None, ge=0, le=100)
     retention_hours: float | None = Field(None, gt=0, le=24 * 366)
     test: bool = Field(False, description="Run only the template's first few pieces.")
+    priority: int | str | None = Field(None, description="0-9 or `low`/`normal`/`high` (2/5/8; default normal): "
+                                                          "higher runs first.")
     draft: bool = Field(False, description="Create a draft to configure with PATCH and start with POST .../run.")
     attach: bool = Field(False, description="A job your own process runs (runner.attach.Job): it waits queued "
                                             "until the process starts it; the answer carries its own `apiKey`.")
@@ -119,6 +121,7 @@ class ErrorDetail(BaseModel):
     fields: list[FieldProblem] = []
     request_id: str
     state: str | None = None
+    quota: str | None = None
     job_error: dict[str, Any] | None = None
 
 
@@ -133,6 +136,6 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (401, "missing, bad, expired or revoked token"),
         (403, "a job's own key used on a route for org keys"), (404, "no such job (in this org) or template"),
         (409, "the job's state does not allow this"), (413, "body over RUNNER_API_MAX_BODY_BYTES"),
-        (422, "invalid input; `error.fields` names each bad field"), (429, "rate limit; see Retry-After"),
+        (422, "invalid input; `error.fields` names each bad field"), (429, "rate limit, or the org's max_queued_jobs (`error.quota`); see Retry-After"),
     )
 }

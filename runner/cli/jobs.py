@@ -65,13 +65,15 @@ def _wait_and_print(job: "Job") -> Any:
 @click.option("--max-retries", type=int, default=None)
 @click.option("--test", is_flag=True, help="Run only the template's first few pieces.")
 @click.option("--name", default=None)
+@click.option("--priority", default=None, help="0-9 or low, normal, high (2, 5, 8; default normal): higher runs first.")
 @click.option("--wait", "wait", is_flag=True, help="Wait and print the result.")
 @click.option("--json", "as_json", is_flag=True, help="Print the job's record as JSON (its final one with --wait).")
 @click.option("--include", "-I", multiple=True)
 @click.option("--org", default=None)
 def submit(template: str, source: str, destination: str, param: tuple[str, ...], params_json: str | None,
            task_timeout: float | None, job_timeout: float | None, max_retries: int | None, test: bool,
-           name: str | None, wait: bool, as_json: bool, include: tuple[str, ...], org: str | None) -> None:
+           name: str | None, priority: str | None, wait: bool, as_json: bool, include: tuple[str, ...],
+           org: str | None) -> None:
     """Submit a job of TEMPLATE (name@version, or name for the newest).
 
     Prints the job id (alone on stdout when piped: JOB=$(runner submit …)); with --wait,
@@ -81,7 +83,7 @@ def submit(template: str, source: str, destination: str, param: tuple[str, ...],
     client = make_client(include, org)
     job = client.submit(template, source=source, destination=destination, params=params,
                         task_timeout=task_timeout, job_timeout=job_timeout, max_retries=max_retries, test=test,
-                        name=name)
+                        name=name, priority=priority)
     with still_running_hint(job.id):  # from here on Ctrl-C leaves a queued job behind: say so
         say(f"submitted job {job.id} ({template})")
         for warning in job.status().warnings:
