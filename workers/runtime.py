@@ -51,6 +51,8 @@ class JobSpec:
     source: str
     destination: str
     inputs: dict[str, str]
+    org: str = "default"
+    priority: int = 5  # 0-9, higher first among a queue's held batches (runner/store/fair_share.py)
 
     @cached_property
     def piece_kind(self) -> str:
@@ -136,7 +138,7 @@ def input_cache() -> InputCache:
 
 
 SPEC_FIELDS = ("template", "params", "test", "task_timeout", "max_retries", "retention_hours", "queue", "source",
-               "destination", "inputs")
+               "destination", "inputs", "org", "priority")
 _specs: OrderedDict[str, JobSpec] = OrderedDict()  # the newest 256 jobs' specs
 
 
@@ -170,7 +172,8 @@ def _build_spec(job_id: str, raw: dict[str, Any]) -> JobSpec:
         job_id=job_id, template=template, params=params, test=bool(raw["test"]),
         task_timeout=float(raw["task_timeout"]), max_retries=int(raw["max_retries"]),
         retention_hours=float(raw["retention_hours"]), queue=raw["queue"], source=raw["source"], destination=raw["destination"],
-        inputs=dict(raw["inputs"] or {}),
+        inputs=dict(raw["inputs"] or {}), org=raw["org"] or "default",
+        priority=int(raw["priority"] if raw["priority"] is not None else 5),
     )
 
 

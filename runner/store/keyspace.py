@@ -218,6 +218,12 @@ class Keys:
         ``:inflight``, ``:clock`` from it, as the table above lists)."""
         return f"{self.prefix}:share:queue:{queue}"
 
+    def share_inflight_key(self, queue: str) -> str:
+        return f"{self.share_prefix(queue)}:inflight"
+
+    def org_in_flight_key(self, org: str) -> str:
+        return f"{self.prefix}:org:{org}:in_flight"
+
     def org_prefix(self) -> str:
         """The prefix of every org's keys (fair-share Lua reads ``{org}:quota`` and
         ``{org}:in_flight`` of the orgs it meets)."""
