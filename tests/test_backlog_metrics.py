@@ -71,6 +71,20 @@ def test_the_piece_kind_ignores_key_order() -> None:
     assert piece_kind("t@1.0.0", None) == piece_kind("t@1.0.0", {})
 
 
+def test_a_worker_and_the_metric_agree_on_a_jobs_piece_kind() -> None:
+    import tests.jobs  # noqa: F401  (registers the spin template in this process)
+    from runner.params import parse_section, validate_params
+    from runner.registry import get_template
+    from workers.runtime import JobSpec
+
+    spin = get_template("spin")
+    stored = validate_params(spin, {"partitioner": {"count": 3}, "app": {"seconds": 0.5}})  # as the record keeps them
+    parsed = {kind: parse_section(spin.function(kind).params, stored[kind]) for kind in stored}
+    spec = JobSpec(job_id="j", template=spin, params=parsed, test=False, task_timeout=1.0, max_retries=0,
+                   retention_hours=1.0, queue="default", source="", destination="", inputs={})
+    assert spec.piece_kind == piece_kind(spin.ref, stored["app"])
+
+
 # -- real jobs on a real worker ---------------------------------------------------------
 @pytest.fixture
 def private(tmp_path: Path, file_roots) -> Iterator[tuple[str, Client]]:
