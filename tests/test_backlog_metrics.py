@@ -8,6 +8,7 @@ gate file (an explicit barrier) holds the job's pieces while the metrics are rea
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,10 +19,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from runner import Client, get_settings
 from runner.backlog import DEFAULT_PIECE_SECONDS, QueueBacklog, backlog_seconds, remaining_pieces, work_seconds
-from runner.local import embedded_redis, worker_process
-from runner.metrics import render
+from runner.local import embedded_redis, free_port, worker_process
+from runner.metrics import render, serve
 from runner.params import piece_kind
 from runner.store import StatusStore
+from examples.autoscale_compose import main as autoscale, read_queue, replicas
 from tests.api_fixtures import METRICS_TOKEN
 from tests.conftest import TEST_MODULES
 
@@ -139,14 +141,25 @@ def test_a_gated_job_shows_its_remaining_pieces_and_seconds(private, tmp_path: P
              "the cancelled job's queue to drop out")
 
 
-def test_an_org_scrape_leaves_the_fleet_wide_backlog_out(private) -> None:
-    _, client = private
+def test_an_org_scrape_leaves_the_fleet_wide_backlog_out(private, capsys) -> None:
+    url, client = private
     client.submit("squares", params={"partitioner": {"count": 2}})  # queued: no worker
     fleet = render(client.store).decode()
     assert all(f"# TYPE {name} gauge" in fleet for name in BACKLOG)
     assert by_queue(fleet)["runner_queue_pieces_waiting"] == {"default": 1}
     own = render(client.store, org=client.org).decode()
     assert "runner_jobs" in own and not any(name in own for name in BACKLOG)
+    # what the compose example reads from it: demand at zero processes wakes one replica
+    assert read_queue(fleet, "default") == (DEFAULT_PIECE_SECONDS, 0)
+    assert replicas(*read_queue(fleet, "default"), target_seconds=30, concurrency=2, minimum=0, maximum=8) == 1
+    assert read_queue(fleet, "nobody-serves-or-waits") == (0, 0)
+    server = serve(get_settings(broker_url=url, store_url=url), free_port())  # `runner metrics`
+    try:
+        autoscale(["--metrics-url", f"http://127.0.0.1:{server.server_port}/metrics", "--once", "--dry-run"])
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "would run: docker compose up -d --no-recreate --scale worker=1 worker" in capsys.readouterr().out
 
 
 def test_over_http_only_the_metrics_token_reads_the_backlog(api_server, api_a) -> None:
@@ -154,3 +167,35 @@ def test_over_http_only_the_metrics_token_reads_the_backlog(api_server, api_a) -
     assert everyone.status_code == 200 and set(by_queue(everyone.text)) == set(BACKLOG)
     own = api_a.get("/metrics")
     assert own.status_code == 200 and "runner_jobs" in own.text and by_queue(own.text) == {}
+
+
+# -- the docs: docs/autoscaling.md and the compose example ------------------------------
+DOC = Path(__file__).resolve().parent.parent / "docs" / "autoscaling.md"
+
+
+def test_the_scaler_formula_of_the_compose_example() -> None:
+    # 120 s of backlog over 4 processes = 480 s of work; replicas of 2 processes, 30 s each
+    assert replicas(120.0, 4, target_seconds=30, concurrency=2, minimum=0, maximum=20) == 8
+    assert replicas(120.0, 4, target_seconds=30, concurrency=2, minimum=0, maximum=5) == 5  # clamped
+    assert replicas(0.0, 4, target_seconds=30, concurrency=2, minimum=0, maximum=5) == 0  # idle: to zero
+    assert replicas(0.0, 0, target_seconds=30, concurrency=2, minimum=1, maximum=5) == 1
+    assert replicas(5.0, 0, target_seconds=30, concurrency=2, minimum=0, maximum=5) == 1  # from zero
+    with pytest.raises(ValueError, match="target_seconds > 0"):
+        replicas(1.0, 1, target_seconds=0, concurrency=2, minimum=0, maximum=5)
+
+
+def test_the_yaml_of_the_autoscaling_doc_parses_and_fits_together() -> None:
+    yaml = pytest.importorskip("yaml")
+    blocks = re.findall(r"^```yaml\n(.*?)^```", DOC.read_text(), re.S | re.M)
+    documents = [doc for block in blocks for doc in yaml.safe_load_all(block)]
+    kinds = {doc.get("kind"): doc for doc in documents if "kind" in doc}
+    deployment, scaled = kinds["Deployment"], kinds["ScaledObject"]
+    assert scaled["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+    (trigger,) = scaled["spec"]["triggers"]
+    assert trigger["type"] == "prometheus" and "runner_queue_backlog_seconds" in trigger["metadata"]["query"]
+    assert float(trigger["metadata"]["threshold"]) > 0
+    (compose,) = [doc for doc in documents if "services" in doc]
+    assert {"redis", "worker", "metrics"} <= compose["services"].keys()
+    assert compose["services"]["worker"]["command"][:2] == ["runner", "worker"]
+    (scrape,) = [doc for doc in documents if "scrape_configs" in doc]
+    assert scrape["scrape_configs"][0]["metrics_path"] == "/metrics"
