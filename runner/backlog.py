@@ -82,11 +82,17 @@ def remaining_pieces(job: dict[str, Any]) -> int:
     return max(0, int(job["pieces_total"]) - done - failed)
 
 
+def _open(state: str) -> bool:
+    """Whether a job in ``state`` may still get work done: not a draft, not final (a job
+    leaves the deadlines set just after its last transition)."""
+    return state != JobState.DRAFT and not JobState(state).is_final
+
+
 def read_backlog(store: StatusStore) -> list[QueueBacklog]:
     """Every queue's backlog: the queues live workers serve and those non-final jobs wait
     on (a queue no process serves shows its demand with ``processes`` 0), by name."""
     jobs = [job for job in store.jobs.unfinished(*_FIELDS)
-            if job["template"] != ATTACHED_TEMPLATE and job["queue"] and job["state"] != JobState.DRAFT]
+            if job["template"] != ATTACHED_TEMPLATE and job["queue"] and _open(job["state"])]
     kinds = {job["id"]: piece_kind(job["template"], (job["params"] or {}).get("app")) for job in jobs}
     seconds = store.fleet.piece_seconds_each(sorted(set(kinds.values())))
     workers = store.fleet.live_workers().values()
