@@ -77,7 +77,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--metrics-url", default="http://127.0.0.1:8000/metrics")
     parser.add_argument("--queue", default="default")
     parser.add_argument("--service", default="worker", help="the compose service to scale")
-    parser.add_argument("--concurrency", type=int, default=2, help="processes per replica (runner worker --concurrency)")
+    parser.add_argument("--concurrency", type=int, default=2,
+                        help="processes per replica (runner worker --concurrency)")
     parser.add_argument("--target-seconds", type=float, default=30.0, help="seconds of backlog to aim for")
     parser.add_argument("--min", type=int, default=0, dest="minimum")
     parser.add_argument("--max", type=int, default=8, dest="maximum")
@@ -85,7 +86,10 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--down-after", type=float, default=120.0, help="seconds a lower N must hold to scale down")
     parser.add_argument("--once", action="store_true", help="decide once and exit")
     parser.add_argument("--dry-run", action="store_true", help="print the docker compose command, run nothing")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.target_seconds <= 0 or args.concurrency < 1 or not 0 <= args.minimum <= args.maximum:
+        parser.error("need --target-seconds > 0, --concurrency >= 1 and 0 <= --min <= --max")
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:
