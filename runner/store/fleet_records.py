@@ -87,6 +87,14 @@ class FleetRecords(Part):
         raw = self.redis.get(self.keys.piece_seconds_key(kind))
         return float(raw) if raw else None
 
+    def piece_seconds_each(self, kinds: list[str]) -> dict[str, float | None]:
+        """The piece time of each of ``kinds`` (``None`` when unknown), in one ``MGET``:
+        what the backlog metric weighs each job's remaining pieces with."""
+        if not kinds:
+            return {}
+        raw = self.redis.mget([self.keys.piece_seconds_key(kind) for kind in kinds])
+        return {kind: float(value) if value else None for kind, value in zip(kinds, raw)}
+
     # -- published templates (runner/catalog.py) ------------------------------------
     def publish_template(self, ref: str, encoded: str) -> str:
         """Publish ``ref`` unless it already is (``HSETNX``, in one transaction with the
