@@ -50,10 +50,10 @@ def test_orgs_set_and_list_round_trip_on_the_command_line(redis_url, file_roots)
             "--max-queued-jobs", "1000", "--weight", "2", env=env)
     listed = {q["org"]: q for q in json.loads(run_cli("orgs", "--json", env=env).stdout)}
     assert listed[org] == {"org": org, "max_running_jobs": 10, "max_pieces_in_flight": 500, "max_queued_jobs": 1000,
-                           "weight": 2.0, "running": 0, "queued": 0, "waiting": 0}
+                           "weight": 2.0, "running": 0, "queued": 0, "waiting": 0, "in_flight": 0}
     table = run_cli("orgs", env={**env, "COLUMNS": "200"}).stdout
     row = next(line for line in table.splitlines() if org in line)
-    assert row.replace("│", " ").replace("┃", " ").split() == [org, "10", "500", "1000", "2", "0", "0", "0"]
+    assert row.replace("│", " ").replace("┃", " ").split() == [org, "10", "500", "1000", "2", "0", "0", "0", "0"]
 
     run_cli("orgs", "set", org, "--max-pieces-in-flight", "none", "--max-queued-jobs", "0", env=env)  # others stay
     changed = {q["org"]: q for q in json.loads(run_cli("orgs", "--json", env=env).stdout)}[org]

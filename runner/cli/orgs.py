@@ -114,14 +114,16 @@ def _limit(value: int | float | None, default: str = "-") -> str:
 
 
 def quota_table(found: list["OrgQuota"]) -> "Table":
-    """One row an org: each limit ('-' for none), then its running, queued and waiting jobs."""
+    """One row an org: each limit ('-' for none), then its running, queued and waiting jobs
+    and its pieces in flight."""
     from rich.table import Table
 
     table = Table()
     table.add_column("org", no_wrap=True)
-    for name in ("max running", "max pieces in flight", "max queued", "weight", "running", "queued", "waiting"):
+    for name in ("max running", "max pieces in flight", "max queued", "weight", "running", "queued", "waiting",
+                 "pieces in flight"):
         table.add_column(name, justify="right", no_wrap=True)
     for q in found:
         table.add_row(q.org, _limit(q.max_running_jobs), _limit(q.max_pieces_in_flight), _limit(q.max_queued_jobs),
-                      _limit(q.weight, "1"), str(q.running), str(q.queued), str(q.waiting))
+                      _limit(q.weight, "1"), str(q.running), str(q.queued), str(q.waiting), str(q.in_flight))
     return table

@@ -2,7 +2,7 @@
 counts that enforce them fleet-wide — its queued jobs, its running jobs, and the jobs
 held ``queued`` because it is at its ``max_running_jobs``.
 
-Every check-and-count is one Lua script (``runner/store/scripts.py``), so any number of
+Every check-and-count is one Lua script (``runner/store/scripts/org_quotas.py``), so any number of
 API processes and workers agree: racing submitters admit exactly ``max_queued_jobs``,
 and of several sweepers exactly one starts each waiting job. The quota hash holds plain
 numbers, not JSON: the fair-share scripts read ``max_pieces_in_flight`` and ``weight``
@@ -23,7 +23,7 @@ from runner.errors import InvalidParams
 from runner.models import FINAL_STATES
 from runner.store.keyspace import Keys
 from runner.store.part import Part, encode
-from runner.store.scripts import QUOTA_ADMIT_TO_RUN, QUOTA_ENTER_QUEUE, QUOTA_PROMOTE, QUOTA_SET
+from runner.store.scripts.org_quotas import QUOTA_ADMIT_TO_RUN, QUOTA_ENTER_QUEUE, QUOTA_PROMOTE, QUOTA_SET
 
 __all__ = ["OrgQuota", "OrgQuotas", "LIMITS", "QueueFull"]
 
@@ -34,7 +34,8 @@ _CANDIDATES = 100  # waiting jobs one sweep looks at per org (the oldest)
 
 class OrgQuota(BaseModel):
     """An org's limits (``None``: no limit; weight ``None`` counts as 1) and what it uses
-    now: running jobs, queued jobs (waiting ones included) and jobs waiting to run."""
+    now: running jobs, queued jobs (waiting ones included), jobs waiting to run, and
+    pieces handed to the fleet (fair share counts them against ``max_pieces_in_flight``)."""
 
     org: str
     max_running_jobs: int | None = None
@@ -44,6 +45,7 @@ class OrgQuota(BaseModel):
     running: int = 0
     queued: int = 0
     waiting: int = 0
+    in_flight: int = 0
 
 
 class QueueFull(Exception):
@@ -99,9 +101,11 @@ class OrgQuotas(Part):
                 pipe.scard(keys.org_running_key(org))
                 pipe.zcount(keys.org_queued_key(org), now, "+inf")
                 pipe.zcard(keys.org_waiting_key(org))
+                pipe.get(keys.org_in_flight_key(org))
             rows = pipe.execute()
-        return [OrgQuota(org=org, **rows[4 * i], running=rows[4 * i + 1], queued=rows[4 * i + 2],
-                         waiting=rows[4 * i + 3]) for i, org in enumerate(orgs)]
+        return [OrgQuota(org=org, **limits, running=running, queued=queued, waiting=waiting,
+                         in_flight=max(0, int(in_flight or 0)))
+                for org, (limits, running, queued, waiting, in_flight) in zip(orgs, _rows(rows, 5))]
 
     # -- max_queued_jobs: counted at admission, uncounted when the job runs or ends -------
     def enter_queue(self, org: str, job_id: str, deadline: float) -> None:
@@ -171,6 +175,10 @@ class OrgQuotas(Part):
             keys=[keys.org_quota_key(org), keys.org_running_key(org), keys.org_waiting_key(org),
                   keys.org_queued_key(org), *map(keys.job_key, running), *map(keys.job_key, candidates)],
             args=[len(finals), *finals, len(running), *running, *candidates])
+
+
+def _rows(flat: list[Any], width: int) -> list[tuple[Any, ...]]:
+    return [tuple(flat[i:i + width]) for i in range(0, len(flat), width)]
 
 
 def _org(org: Any) -> str:
