@@ -93,7 +93,8 @@ def test_the_store_refuses_bad_limits_naming_each_and_changes_nothing(redis_url)
 
 # -- max_queued_jobs: refused at submit -----------------------------------------------------
 
-def test_over_max_queued_jobs_a_submit_is_refused_in_python_and_with_429_over_http(settings, worker, api_client) -> None:
+def test_over_max_queued_jobs_a_submit_is_refused_in_python_and_with_429_over_http(settings, worker, api_client,
+                                                                                   redis_url, file_roots) -> None:
     org = new_org("queued")
     client = parked(settings, org)
     client.store.org_quotas.set(org, max_queued_jobs=2)
@@ -114,6 +115,8 @@ def test_over_max_queued_jobs_a_submit_is_refused_in_python_and_with_429_over_ht
     assert body["ok"] is False and body["error"]["code"] == "quota_exceeded"
     assert body["error"]["quota"] == "max_queued_jobs" and "max_queued_jobs" in body["message"]
     assert "runner orgs" not in body["message"]  # the operator's command is not the caller's
+    done = run_cli("submit", "squares", env=cli_env(redis_url, file_roots, org), status=1)
+    assert done.stdout == "" and done.stderr.strip() == f"error: {caught.value}"
     assert job_count(client) == before  # nothing written
     assert client.store.org_quotas.get(org).queued == 2
 
