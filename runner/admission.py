@@ -27,12 +27,11 @@ from runner import guards, joblog
 from runner.catalog import TemplateInfo, find_template
 from runner.checks import check_destination, check_source, param_warnings
 from runner.dispatch import send_partition, send_resume
-from runner.errors import IllegalTransition, InvalidParams, QuotaExceeded, SourceError, TemplateNotFound
+from runner.errors import IllegalTransition, InvalidParams, SourceError, TemplateNotFound
 from runner.fleet import check_worker_roots, start_hint, unserved_queues
 from runner.lifecycle import Services, end_job
 from runner.models import ErrorInfo, JobState, RunOptions
 from runner.params import validate_params
-from runner.store.org_quotas import QueueFull
 
 __all__ = ["JobRequest", "Checked", "check", "admit", "admit_attached", "edit_draft", "queue_draft", "retry_failed", "new_job_id"]
 
@@ -208,7 +207,7 @@ def admit(services: Services, org: str, request: JobRequest, *, draft: bool = Fa
     record["warnings"] = [*record.get("warnings", []), *_queue_warnings(services, record["queue"]),
                           *param_warnings(checked.template, checked.values.get("raw_params"))]
     record.update(_timing(record, checked))
-    _enter_queue(services, org, record["id"], record["deadline"])  # raises QuotaExceeded, nothing written
+    services.store.org_quotas.enter_queue(org, record["id"], record["deadline"])  # QuotaExceeded: nothing written
     task_id = str(uuid.uuid4())
     services.store.create(record, expire_seconds=_lifetime(record), deadline=record["deadline"], tasks=[task_id],
                           logs=[_queued_line(who)])
@@ -234,7 +233,8 @@ def edit_draft(services: Services, org: str, job_id: str, changes: JobRequest,
     merged = _merged(status, changes)
     checked = check(services, merged, draft=True)
     values = checked.values
-    normal = {**{key: values[key] for key in ("source", "destination", "inputs", "name", "retention_hours", "priority")},
+    kept = ("source", "destination", "inputs", "name", "retention_hours", "priority")
+    normal = {**{key: values[key] for key in kept},
               "params": merged.params or {}, **checked.options.model_dump()}
     fields = {key: normal[key] for key in changes.given()}
     services.store.update(job_id, **fields, **(extra_fields or {}))
@@ -251,11 +251,12 @@ def queue_draft(services: Services, org: str, job_id: str, options: JobRequest |
     timing = _timing(status.model_dump(), checked)
     timing["inputs"] = checked.values["inputs"]
     store = services.store
-    _enter_queue(services, org, job_id, timing["deadline"])
+    store.org_quotas.enter_queue(org, job_id, timing["deadline"])  # QuotaExceeded: still a draft
     try:
         store.transition(job_id, JobState.QUEUED, expect=[JobState.DRAFT], **timing)
     except Exception:
-        store.org_quotas.leave(org, job_id)  # queued by somebody else meanwhile, or cancelled: not ours to count
+        if store.state(job_id) is not JobState.QUEUED:  # cancelled meanwhile (a racing run queued it: it counts)
+            store.org_quotas.leave(org, job_id)
         raise
     store.keep_for(job_id, _lifetime({**status.model_dump(), **timing}))
     task_id = str(uuid.uuid4())
@@ -369,20 +370,6 @@ def _queue_warnings(services: Services, queue: str) -> list[str]:
     control, default = services.settings.control_queue, services.settings.default_queue
     return [f"no live worker consumes queue {q!r}: the job waits until one starts ({start_hint(q, control, default)})"
             for q in unserved_queues(services.store, [control, queue])]
-
-
-def _enter_queue(services: Services, org: str, job_id: str, deadline: float) -> None:
-    """Count the job among its org's queued jobs, or refuse it: the org is at its
-    ``max_queued_jobs`` (``runner orgs set``). Check and count are one atomic step across
-    every API process. Counted until the job starts or ends (or, should its record be
-    lost unwritten, its deadline passes)."""
-    try:
-        services.store.org_quotas.enter_queue(org, job_id, deadline)
-    except QueueFull as full:
-        said = f"org {org} has {full.count} queued jobs, its max_queued_jobs; wait for some to start or"
-        raise QuotaExceeded(f"{said} raise it with `runner orgs set {org} --max-queued-jobs N`",
-                            quota="max_queued_jobs", org=org).for_remote(
-            f"{said} ask the fleet's operator to raise it") from None
 
 
 def _send(services: Services, job_id: str, template: str, deadline: float, task_id: str) -> None:

@@ -10,12 +10,15 @@ Jobs meant to stay ``queued`` are sent to a control queue no worker consumes.
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 
 from runner import Client, InvalidParams, JobState
@@ -41,6 +44,16 @@ def job_count(client: Client) -> int:
     return len(client.jobs(limit=500))
 
 
+def dashboard_page(api_server, org: str, path: str) -> str:
+    """The dashboard's page at ``path``, signed in with a new key of ``org`` (as the login form does)."""
+    with httpx.Client(base_url=api_server.url, timeout=30) as web:
+        csrf = re.search(r'name="csrf" value="([^"]+)"', web.get("/ui/login").text).group(1)
+        signed_in = web.post("/ui/login", data={"api_key": api_server.create_key(org)["key"], "csrf": csrf,
+                                                "next": path}, follow_redirects=True)
+        assert signed_in.status_code == 200 and str(signed_in.url).endswith(path), signed_in.url
+        return html.unescape(signed_in.text)
+
+
 # -- runner orgs set / runner orgs -----------------------------------------------------------
 
 def test_orgs_set_and_list_round_trip_on_the_command_line(redis_url, file_roots) -> None:
@@ -62,7 +75,8 @@ def test_orgs_set_and_list_round_trip_on_the_command_line(redis_url, file_roots)
 
 @pytest.mark.parametrize("option, value, says", [
     ("--max-running-jobs", "-1", "at least 1"), ("--max-queued-jobs", "-5", "at least 0"),
-    ("--max-pieces-in-flight", "0", "at least 1"), ("--weight", "-2", "above 0"), ("--max-running-jobs", "ten", "whole"),
+    ("--max-pieces-in-flight", "0", "at least 1"), ("--weight", "-2", "above 0"),
+    ("--max-running-jobs", "ten", "whole"),
 ])
 def test_orgs_set_refuses_a_bad_limit_with_one_line_naming_the_option(redis_url, file_roots, option, value,
                                                                        says) -> None:
@@ -128,6 +142,21 @@ def test_over_max_queued_jobs_a_submit_is_refused_in_python_and_with_429_over_ht
     assert client.store.org_quotas.get(org).queued == 0
 
 
+def test_a_bytenite_run_over_max_queued_jobs_is_429_in_bytenites_shape_and_the_draft_stays(api_client,
+                                                                                            redis_url) -> None:
+    org = new_org("bytenite")
+    StatusStore(redis_url).org_quotas.set(org, max_queued_jobs=0)  # 0: the org's new jobs stop
+    api = api_client(org, bare=True)
+    created = api.post("/v1/customer/jobs", json={"templateId": "echo-list", "name": "over"})
+    assert created.status_code == 200, created.text  # a draft is not queued: it counts nowhere
+    job_id = created.json()["job"]["id"]
+    ran = api.post(f"/v1/customer/jobs/{job_id}/run", json={})
+    assert ran.status_code == 429 and ran.headers["Retry-After"] == "5", ran.text
+    assert ran.json()["ok"] is False and ran.json()["error"]["code"] == 429
+    assert "max_queued_jobs" in ran.json()["message"]
+    assert StatusStore(redis_url).jobs.state(job_id) is JobState.DRAFT
+
+
 def test_racing_submits_at_the_limit_admit_exactly_the_limit(settings, worker) -> None:
     org, limit, racers = new_org("race"), 5, 12
     clients = [parked(settings, org) for _ in range(racers)]
@@ -153,7 +182,7 @@ def test_racing_submits_at_the_limit_admit_exactly_the_limit(settings, worker) -
 # -- max_running_jobs: held queued, started when a slot frees ---------------------------------
 
 def test_over_max_running_jobs_a_job_waits_queued_visibly_then_runs_when_the_first_ends(
-        client, settings, redis_url, file_roots, api_client, tmp_path: Path) -> None:
+        client, settings, redis_url, file_roots, api_client, api_server, tmp_path: Path) -> None:
     org = new_org("running")
     mine = Client(org=org, settings=settings)
     mine.store.org_quotas.set(org, max_running_jobs=1)
@@ -172,6 +201,8 @@ def test_over_max_running_jobs_a_job_waits_queued_visibly_then_runs_when_the_fir
     assert any(line.split() == ["priority", "8"] for line in status.splitlines()), status
     view = api_client(org).get(f"/v1/jobs/{second.id}").json()
     assert view["state"] == "queued" and view["waiting"] == note and view["priority"] == 8
+    page = dashboard_page(api_server, org, f"/ui/jobs/{second.id}")
+    assert note in page and re.search(r'priority <span id="priority">8</span>', page)
     usage = mine.store.org_quotas.get(org)
     assert (usage.running, usage.queued, usage.waiting) == (1, 2, 2)
 

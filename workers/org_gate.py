@@ -26,13 +26,11 @@ __all__ = ["admit_to_run", "sweep"]
 log = logging.getLogger("runner.org_gate")
 
 
-def admit_to_run(task: Task, job_id: str) -> bool:
+def admit_to_run(task: Task, job_id: str, org: str) -> bool:
     """Whether the job may start now (it then counts against its org's
-    ``max_running_jobs``); if not, it is held waiting and its partition task should end."""
+    ``max_running_jobs``); if not, it is held waiting and its partition task should end.
+    One round trip (two the first time a job is held)."""
     store = runtime.store()
-    org = store.jobs.fields(job_id, "org")["org"]
-    if org is None:
-        return True  # the record is gone: the partition task's own checks find nothing to do
     admitted, note = store.org_quotas.admit_to_run(org, job_id, task.request.id)
     if note:  # held just now: say so once in the job's log
         store.journal.add_logs(job_id, [{"level": "INFO", "source": "runner", "msg": note}])

@@ -52,7 +52,7 @@ def partition(task: Task, job_id: str, template: str) -> Any:
     deadline = float(record["deadline"] or 0)
     if state is JobState.RUNNING:
         return _fan_out_again(task, spec, deadline)
-    if not org_gate.admit_to_run(task, job_id):  # its org is at max_running_jobs: held queued, started later
+    if not org_gate.admit_to_run(task, job_id, spec.org):  # at its org's max_running_jobs: held queued
         return None
     if not _claim(job_id, task.request.id, JobState.PARTITIONING, "partition_task", started_at=time.time()):
         return None

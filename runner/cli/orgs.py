@@ -90,7 +90,8 @@ def orgs(ctx: click.Context, as_json: bool) -> None:
               help="Pieces of the org handed to workers at once (fair share).")
 @click.option("--max-queued-jobs", type=_Limit(0), default=None, metavar="N|none",
               help="Jobs of the org queued at once; a submit over it is refused (HTTP 429).")
-@click.option("--weight", type=_Weight(), default=None, metavar="W|none", help="The org's share of a busy fleet against others' (1).")
+@click.option("--weight", type=_Weight(), default=None, metavar="W|none",
+              help="The org's share of a busy fleet against others' (1).")
 @click.option("--json", "as_json", is_flag=True)
 def set_(org: str, max_running_jobs: Any, max_pieces_in_flight: Any, max_queued_jobs: Any, weight: Any,
          as_json: bool) -> None:

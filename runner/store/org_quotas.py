@@ -19,13 +19,13 @@ from typing import Any
 import redis
 from pydantic import BaseModel
 
-from runner.errors import InvalidParams
+from runner.errors import InvalidParams, QuotaExceeded
 from runner.models import FINAL_STATES
 from runner.store.keyspace import Keys
 from runner.store.part import Part, encode
 from runner.store.scripts.org_quotas import QUOTA_ADMIT_TO_RUN, QUOTA_ENTER_QUEUE, QUOTA_PROMOTE, QUOTA_SET
 
-__all__ = ["OrgQuota", "OrgQuotas", "LIMITS", "QueueFull"]
+__all__ = ["OrgQuota", "OrgQuotas", "LIMITS"]
 
 # each limit and the smallest value it takes (max_queued_jobs=0 stops an org's submits)
 LIMITS: dict[str, int] = {"max_running_jobs": 1, "max_pieces_in_flight": 1, "max_queued_jobs": 0}
@@ -46,15 +46,6 @@ class OrgQuota(BaseModel):
     queued: int = 0
     waiting: int = 0
     in_flight: int = 0
-
-
-class QueueFull(Exception):
-    """Internal: the org is at its ``max_queued_jobs`` (``count``, ``limit``); admission
-    turns it into :class:`~runner.errors.QuotaExceeded` with the words a user reads."""
-
-    def __init__(self, count: int, limit: int) -> None:
-        super().__init__(f"{count} queued jobs, max_queued_jobs={limit}")
-        self.count, self.limit = count, limit
 
 
 class OrgQuotas(Part):
@@ -109,12 +100,17 @@ class OrgQuotas(Part):
 
     # -- max_queued_jobs: counted at admission, uncounted when the job runs or ends -------
     def enter_queue(self, org: str, job_id: str, deadline: float) -> None:
-        """Count the job among the org's queued jobs, or raise :class:`QueueFull` (nothing
-        counted) when it is at its ``max_queued_jobs``."""
-        admitted, count, limit = self._enter(keys=[self.keys.org_quota_key(org), self.keys.org_queued_key(org)],
-                                             args=[job_id, deadline, time.time()])
+        """Count the job among the org's queued jobs (admission, before the record is
+        written), or raise :class:`QuotaExceeded`, counting nothing, when the org is at its
+        ``max_queued_jobs``. Counted until the job starts or ends (or, were its record never
+        written, its deadline passes)."""
+        admitted, count, _ = self._enter(keys=[self.keys.org_quota_key(org), self.keys.org_queued_key(org)],
+                                         args=[job_id, deadline, time.time()])
         if not admitted:
-            raise QueueFull(int(count), int(limit))
+            said = f"org {org} has {count} queued jobs, its max_queued_jobs; wait for some to start or"
+            raise QuotaExceeded(f"{said} raise it with `runner orgs set {org} --max-queued-jobs N`",
+                                quota="max_queued_jobs", org=org).for_remote(
+                f"{said} ask the fleet's operator to raise it")
 
     def leave(self, org: str, job_id: str) -> None:
         """The job ended (or never got in): it counts nowhere any more, and its waiting
