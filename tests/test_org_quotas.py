@@ -23,8 +23,11 @@ import pytest
 
 from runner import Client, InvalidParams, JobState
 from runner.errors import QuotaExceeded
+from runner.local import worker_process
 from runner.store import StatusStore
+from tests.api_fixtures import run_api, wait_state
 from tests.cli import cli_env, run_cli
+from tests.conftest import TEST_MODULES, s3_env
 from tests.test_jobs import wait_until
 
 pytestmark = pytest.mark.timeout(180)
@@ -218,6 +221,50 @@ def test_over_max_running_jobs_a_job_waits_queued_visibly_then_runs_when_the_fir
     assert third.status().state is JobState.CANCELLED
     usage = mine.store.org_quotas.get(org)
     assert (usage.running, usage.queued, usage.waiting) == (0, 0, 0)
+
+
+def test_quotas_hold_across_two_workers_and_two_api_processes(api_server, api_env, worker, s3, redis_url,
+                                                              file_roots, tmp_path: Path) -> None:
+    org, gate = new_org("fleet"), tmp_path / "gate"
+    store = StatusStore(redis_url)
+    store.org_quotas.set(org, max_running_jobs=1, max_queued_jobs=4)
+    with (worker_process(redis_url, include=TEST_MODULES, concurrency=2, log_path=tmp_path / "worker2.log",
+                         file_roots=file_roots, env=s3_env(s3)),
+          run_api(api_env, tmp_path / "api2.log") as second_api):
+        key = api_server.create_key(org)["key"]
+        servers = [api_server, second_api]
+        apis = [servers[i % 2].client(servers[i % 2].token(key)) for i in range(10)]  # a client a thread
+        first = apis[0].post("/v1/jobs", json={"template": "gated-piece", "params": {
+            "partitioner": {"count": 1}, "app": {"gate": str(gate)}}}).json()["id"]
+        wait_state(apis[0], f"/v1/jobs/{first}", {"running"}, 60)
+        start = threading.Barrier(len(apis))
+
+        def submit(api: httpx.Client) -> httpx.Response:
+            start.wait(timeout=30)
+            return api.post("/v1/jobs", json={"template": "squares", "params": {"partitioner": {"count": 3}}})
+
+        with ThreadPoolExecutor(len(apis)) as pool:  # half through each API process, at once
+            answers = list(pool.map(submit, apis))
+        assert sorted(a.status_code for a in answers) == [201] * 4 + [429] * 6, [a.text for a in answers]
+        held = [a.json()["id"] for a in answers if a.status_code == 201]
+        wait_until(lambda: all(row["waiting"] for row in store.jobs.fields_each(held, "waiting")), 60, "all held")
+
+        gate.touch()  # now each held job runs, one at a time, started by one of two sweeping workers
+        ids, busy = [first, *held], (JobState.PARTITIONING.value, JobState.RUNNING.value, JobState.ASSEMBLING.value)
+
+        def all_ended() -> bool:
+            states = [row["state"] for row in store.jobs.fields_each(ids, "state")]
+            assert sum(state in busy for state in states) <= 1, states  # never two of the org's jobs at once
+            return all(JobState(state).is_final for state in states)
+
+        wait_until(all_ended, 90, "every job ended")
+        results = [apis[0].get(f"/v1/jobs/{job_id}/result").json()["result"] for job_id in ids]
+        assert results == [[0]] + [0 + 1 + 4] * 4
+        starts = [sum("under its max_running_jobs again" in fields["msg"] for _, fields in store.logs(job_id))
+                  for job_id in held]
+        assert starts == [1] * 4  # each started once, though two workers sweep
+        for api in apis:
+            api.close()
 
 
 def _fake_job(store: StatusStore, org: str, state: str = "queued") -> str:
