@@ -7,6 +7,8 @@ done when the small ones finished), never as a time, so a loaded machine cannot 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from runner import Client, JobState
@@ -60,3 +62,26 @@ def test_a_high_priority_job_overtakes_normal_ones_queued_before_it(settings, wo
     assert [job.wait(timeout=120) for job in normals] == [400] * 3
     finished = {job.id: job.status().finished_at for job in [*normals, urgent]}
     assert finished[urgent.id] < finished[normals[1].id] and finished[urgent.id] < finished[normals[2].id], finished
+
+
+def test_a_batch_waiting_its_turn_in_the_broker_is_vouched_for_not_sent_twice(client) -> None:
+    """Batches are leased when handed out (a sender that dies before sending leaves them
+    to the lease sweep); one that only waits in the broker past the dead-worker limit is
+    renewed by the sweep, not re-sent. Nobody serves ``gpu`` here, so they wait."""
+    job = client.submit("gpu-squares", params={"partitioner": {"count": 40}})
+    store = client.store
+    wait_until(lambda: store.fair_share.in_flight("gpu").get(job.id, 0) > 0, "batches handed to gpu", timeout=30)
+    handed = store.fair_share.in_flight("gpu")[job.id]
+    leases = {m: s for m, s in store.redis.zrange(store.keys.leases_key(), 0, -1, withscores=True)
+              if json.loads(m)[1].startswith(f"{job.id}-0-")}
+    assert len(leases) == handed
+    first = min(leases.values())
+    dead = client.settings.worker_dead_seconds
+    try:
+        wait_until(lambda: all((store.redis.zscore(store.keys.leases_key(), m) or 0) > first + 1 for m in leases),
+                   "the sweep renewing the waiting batches' leases", timeout=dead + 30)
+        assert store.fair_share.in_flight("gpu")[job.id] == handed
+        assert sum(1 for raw in store.redis.lrange("gpu", 0, -1) if job.id in raw) == handed
+        assert not [line for line in job.logs() if "re-sent" in line.msg], "a waiting batch was sent twice"
+    finally:
+        job.cancel()

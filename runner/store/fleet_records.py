@@ -134,3 +134,12 @@ class BrokerQueues(Part):
     def depth(self, queue: str) -> int:
         """Messages waiting in ``queue`` (kombu keeps them in a list named after it)."""
         return int(self.redis.llen(self.keys.broker_queue_key(queue)))
+
+    def holds(self, queues: list[str], task_id: str, scan: int = 1000) -> bool:
+        """Whether a message of task ``task_id`` waits in one of ``queues`` (its first
+        ``scan`` messages): sent, not lost, only not yet taken by a worker."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for queue in queues:
+                pipe.lrange(self.keys.broker_queue_key(queue), 0, scan - 1)
+            return any(f'"id": "{task_id}"' in raw or f'"id":"{task_id}"' in raw
+                       for messages in pipe.execute() for raw in messages)
