@@ -223,4 +223,3 @@ for _, key in ipairs(KEYS) do
 end
 return out
 """
-
