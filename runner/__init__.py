@@ -23,8 +23,9 @@ _OWNERS = {
     "get_settings": "runner.config",
     **{name: "runner.errors" for name in (
         "ClusterError", "ConfigError", "EngineError", "IllegalTransition", "InvalidParams", "InvalidSchedule",
-        "JobCancelled", "JobError", "JobFailed", "JobNotFinished", "JobNotFound", "JobTimedOut", "RunnerError",
-        "ScheduleNotFound", "SoftTimeLimitExceeded", "SourceError", "TemplateError", "TemplateNotFound")},
+        "JobCancelled", "JobError", "JobFailed", "JobNotFinished", "JobNotFound", "JobTimedOut", "QuotaExceeded",
+        "RunnerError", "ScheduleNotFound", "SoftTimeLimitExceeded", "SourceError", "TemplateError",
+        "TemplateNotFound")},
     "JobState": "runner.models",
     "JobStatus": "runner.models",
     "Generated": "runner.pieces",
@@ -44,7 +45,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from runner.config import Settings, get_settings
     from runner.errors import (
         ClusterError, ConfigError, EngineError, IllegalTransition, InvalidParams, InvalidSchedule, JobCancelled,
-        JobError, JobFailed, JobNotFinished, JobNotFound, JobTimedOut, RunnerError, ScheduleNotFound,
+        JobError, JobFailed, JobNotFinished, JobNotFound, JobTimedOut, QuotaExceeded, RunnerError, ScheduleNotFound,
         SoftTimeLimitExceeded, SourceError, TemplateError, TemplateNotFound,
     )
     from runner.local import local_cluster
@@ -109,6 +110,7 @@ __all__ = [
     "SourceError",
     "JobNotFound",
     "IllegalTransition",
+    "QuotaExceeded",
     "JobNotFinished",
     "ClusterError",
     "EngineError",

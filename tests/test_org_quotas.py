@@ -21,8 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from runner import Client, InvalidParams, JobState
-from runner.errors import QuotaExceeded
+from runner import Client, InvalidParams, JobState, QuotaExceeded
 from runner.local import worker_process
 from runner.store import StatusStore
 from tests.api_fixtures import run_api, wait_state
