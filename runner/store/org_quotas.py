@@ -2,11 +2,16 @@
 counts that enforce them fleet-wide — its queued jobs, its running jobs, and the jobs
 held ``queued`` because it is at its ``max_running_jobs``.
 
-Every check-and-count is one Lua script (``runner/store/scripts/org_quotas.py``), so any number of
-API processes and workers agree: racing submitters admit exactly ``max_queued_jobs``,
-and of several sweepers exactly one starts each waiting job. The quota hash holds plain
-numbers, not JSON: the fair-share scripts read ``max_pieces_in_flight`` and ``weight``
-from it directly. An absent field is no limit (a weight of 1).
+Every check-and-count is one Lua script (``runner/store/scripts/org_quotas.py``), so
+any number of API processes and workers agree: racing submitters admit exactly
+``max_queued_jobs``, and of several sweepers exactly one starts each waiting job. The
+quota hash holds plain numbers, not JSON: the fair-share scripts read
+``max_pieces_in_flight`` and ``weight`` from it directly. An absent field is no limit (a
+weight of 1).
+
+Not counted: attached jobs (their own process runs them, no partition task), and a job
+``retry_failed`` sends back to ``queued`` (it re-enters through its partition task, so
+``max_running_jobs`` still holds it).
 """
 
 from __future__ import annotations
