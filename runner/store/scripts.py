@@ -40,9 +40,30 @@ end
 return {1, current}
 """
 
+# Prepended to the scripts that count pieces: whether a count settled the job's last piece
+# (the assembly follows). A piece settles with its result or, in a job that tolerates
+# failed pieces (``min_success_ratio`` or ``max_failed_pieces`` on its record:
+# runner/partial.py), with its final failure. ``new``: results (or failures) newly
+# counted; ``unfailed``: failures a new result replaced. Counting is one script, so
+# exactly one caller sees the job settle. Returns {state, done, total, failed, settled}.
+_SETTLES = """
+local function settles(job, done, new, unfailed)
+  local f = redis.call('HMGET', job, 'state', 'pieces_total', 'pieces_failed', 'min_success_ratio',
+                       'max_failed_pieces')
+  local total, failed = tonumber(f[2] or '-1'), tonumber(f[3] or '0')
+  local settled = 0
+  if (f[4] and f[4] ~= 'null') or (f[5] and f[5] ~= 'null') then
+    if new - unfailed > 0 and done + failed == total then settled = 1 end
+  elseif new > 0 and done == total then
+    settled = 1
+  end
+  return {f[1] or '', done, f[2] or '-1', failed, settled}
+end
+"""
+
 # KEYS: job, results, failed, events. ARGV: maxlen, index, result, index, result, ...
-# Returns {state, pieces done, pieces total, how many of these results were new}.
-RECORD_RESULTS = """
+# Returns {state, pieces done, pieces total, how many of these results were new, settled}.
+RECORD_RESULTS = _SETTLES + """
 local new, unfailed = 0, 0
 for i = 2, #ARGV, 2 do
   new = new + redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
@@ -53,17 +74,17 @@ if ttl > 0 and redis.call('TTL', KEYS[2]) == -1 then redis.call('EXPIRE', KEYS[2
 local done = redis.call('HINCRBY', KEYS[1], 'pieces_done', new)
 if unfailed > 0 then redis.call('HINCRBY', KEYS[1], 'pieces_failed', -unfailed) end
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[1], '*', 'type', 'progress', 'done', done)
-local state = redis.call('HMGET', KEYS[1], 'state', 'pieces_total')
-return {state[1] or '', done, state[2] or '-1', new}
+local s = settles(KEYS[1], done, new, unfailed)
+return {s[1], done, s[3], new, s[5]}
 """
 
 # KEYS: job, ranges, failed, events. ARGV: maxlen, start, stop, partial, start, stop, partial, ...
 # Records each run of pieces start..stop-1 (folded into one partial) as the member
 # 'start:stop:partial' scored by start, unless it overlaps a run already recorded: then it
 # is refused whole (its pieces were counted, or are being counted, by another run).
-# Returns {state, pieces done, pieces total, pieces newly counted, refused start, ...}.
-RECORD_RANGES = """
-local new, refused = 0, {}
+# Returns {state, pieces done, pieces total, pieces newly counted, settled, refused start, ...}.
+RECORD_RANGES = _SETTLES + """
+local new, refused, unfailed = 0, {}, 0
 for i = 2, #ARGV, 3 do
   local s, e = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
   local clash = false
@@ -82,6 +103,7 @@ for i = 2, #ARGV, 3 do
       if n >= s and n < e then
         redis.call('HDEL', KEYS[3], index)
         redis.call('HINCRBY', KEYS[1], 'pieces_failed', -1)
+        unfailed = unfailed + 1
       end
     end
   end
@@ -90,20 +112,34 @@ local ttl = redis.call('TTL', KEYS[1])
 if ttl > 0 and redis.call('TTL', KEYS[2]) == -1 then redis.call('EXPIRE', KEYS[2], ttl) end
 local done = redis.call('HINCRBY', KEYS[1], 'pieces_done', new)
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[1], '*', 'type', 'progress', 'done', done)
-local state = redis.call('HMGET', KEYS[1], 'state', 'pieces_total')
-local reply = {state[1] or '', done, state[2] or '-1', new}
-for _, s in ipairs(refused) do reply[#reply + 1] = s end
+local s = settles(KEYS[1], done, new, unfailed)
+local reply = {s[1], done, s[3], new, s[5]}
+for _, start in ipairs(refused) do reply[#reply + 1] = start end
 return reply
 """
 
-# KEYS: job, failed, events. ARGV: maxlen, index, error
-RECORD_FAILURE = """
-local new = redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
-local ttl = redis.call('TTL', KEYS[1])
-if ttl > 0 and redis.call('TTL', KEYS[2]) == -1 then redis.call('EXPIRE', KEYS[2], ttl) end
-local failed = redis.call('HINCRBY', KEYS[1], 'pieces_failed', new)
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', 'type', 'piece_failed', 'piece', ARGV[2])
-return failed
+# KEYS: job, failed, events, results, ranges. ARGV: maxlen, index, error
+# A piece failed for good: recorded once, unless it has a result (or lies in a recorded run)
+# from another run of it, which a failure never undoes. Returns {pieces failed, pieces done,
+# pieces total, 1 if newly recorded, settled, min_success_ratio, max_failed_pieces}.
+RECORD_FAILURE = _SETTLES + """
+local index = tonumber(ARGV[2])
+local kept = redis.call('HEXISTS', KEYS[4], ARGV[2]) == 1
+if not kept then
+  local before = redis.call('ZREVRANGEBYSCORE', KEYS[5], index, '-inf', 'LIMIT', 0, 1)
+  kept = #before > 0 and tonumber(string.match(before[1], '^%d+:(%d+):')) > index
+end
+local new = 0
+if not kept then
+  new = redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+  local ttl = redis.call('TTL', KEYS[1])
+  if ttl > 0 and redis.call('TTL', KEYS[2]) == -1 then redis.call('EXPIRE', KEYS[2], ttl) end
+  redis.call('HINCRBY', KEYS[1], 'pieces_failed', new)
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', 'type', 'piece_failed', 'piece', ARGV[2])
+end
+local s = settles(KEYS[1], tonumber(redis.call('HGET', KEYS[1], 'pieces_done') or '0'), new, 0)
+local limits = redis.call('HMGET', KEYS[1], 'min_success_ratio', 'max_failed_pieces')
+return {s[4], s[2], s[3], new, s[5], limits[1] or 'null', limits[2] or 'null'}
 """
 
 # KEYS: job, logs. ARGV: maxlen, line (a JSON object of strings), line, ...
