@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from runner import Client, IllegalTransition, InvalidParams, JobFailed, JobState
+from runner.errors import InvalidSchedule
 from tests.api_fixtures import ApiServer, wait_state
 
 pytestmark = pytest.mark.timeout(120)
@@ -166,3 +167,17 @@ def test_the_command_line_passes_a_tolerance_and_refuses_both(redis_url: str, wo
     both = run_cli("submit", "lossy", "--params-json", params, "--max-failed-pieces", "1", "--min-success-ratio",
                    "0.5", env=env, status=2)
     assert "not both" in both.stderr and "Traceback" not in both.stderr
+
+
+def test_a_schedule_fires_jobs_with_its_tolerance(client: Client, tmp_path: Path) -> None:
+    params = {"partitioner": {"count": 5}, "app": {"flag_dir": str(tmp_path), "bad_pieces": [4], "once": False}}
+    name = f"partial-{tmp_path.name[-12:].replace('_', '-')}".strip("-")
+    with pytest.raises(InvalidSchedule, match="max_failed_pieces.*not both"):
+        client.schedule("lossy", name=name, every="1h", params=params, min_success_ratio=0.5, max_failed_pieces=1)
+    schedule = client.schedule("lossy", name=name, every="1h", params=params, max_failed_pieces=1)
+    try:
+        job = schedule.run_now()
+        assert job.wait(timeout=60) == {"sum": 10 * (0 + 1 + 2 + 3), "failed": [4]}
+        assert (job.status().max_failed_pieces, job.status().partial) == (1, True)
+    finally:
+        schedule.delete()

@@ -74,9 +74,8 @@ def create(name: str, template: str, every: str | None, cron: str | None, tz: st
                              max_concurrent=max_concurrent, expected_interval=expected_interval, source=source,
                              destination=destination, params=parse_params(param, params_json),
                              inputs=bound or None, task_timeout=task_timeout, job_timeout=job_timeout,
-                             max_retries=max_retries, **{name: value for name, value in (
-                                 ("min_success_ratio", min_success_ratio), ("max_failed_pieces", max_failed_pieces))
-                                 if value is not None})
+                             max_retries=max_retries, min_success_ratio=min_success_ratio,
+                             max_failed_pieces=max_failed_pieces)
     info = handle.info()
     print(name)
     say(f"schedule {name}: {info.template} {info.timing}; next run {info.next_due:%Y-%m-%d %H:%M:%S} UTC")
