@@ -164,6 +164,8 @@ def test_the_command_line_passes_a_tolerance_and_refuses_both(redis_url: str, wo
                    env=env)
     record = json.loads(done.stdout)
     assert (record["state"], record["partial"], record["pieces_failed"]) == ("completed", True, 1)
+    told = run_cli("submit", "lossy", "--params-json", params, "--max-failed-pieces", "1", "--wait", env=env)
+    assert "partial: 1 piece(s) failed for good" in told.stderr and json.loads(told.stdout)["failed"] == [0]
     both = run_cli("submit", "lossy", "--params-json", params, "--max-failed-pieces", "1", "--min-success-ratio",
                    "0.5", env=env, status=2)
     assert "not both" in both.stderr and "Traceback" not in both.stderr

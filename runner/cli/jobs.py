@@ -48,6 +48,10 @@ def _wait_and_print(job: "Job") -> Any:
     with still_running_hint(job.id):
         result = job.wait(progress=sys.stdout.isatty())
     print(json.dumps(result, indent=2))
+    status = job.status()
+    if status.partial:
+        say(f"partial: {status.pieces_failed} piece(s) failed for good and are left out (runner logs {job.id}); "
+            f"runner retry {job.id} re-runs them")
     say(f"next: runner result {job.id} --output result.json · runner logs {job.id} · runner status {job.id}")
     return result
 
@@ -191,7 +195,7 @@ def cancel(job_id: str, org: str | None) -> None:
 @click.option("--wait", "wait", is_flag=True, help="Wait and print the result.")
 @click.option("--org", default=None)
 def retry(job_id: str, job_timeout: float | None, wait: bool, org: str | None) -> None:
-    """Re-run only the failed pieces of a failed or timed-out job, then assemble."""
+    """Re-run only the failed pieces of a failed or timed-out job, or of a partial completion, then assemble."""
     job = make_client(org=org).retry_failed(job_id, job_timeout)
     status = job.status()
     missing = (status.pieces_total or 0) - status.pieces_done
