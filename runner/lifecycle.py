@@ -74,6 +74,7 @@ def end_job(
         return False
     queued_at = current.queued_at.timestamp() if current.queued_at else 0
     store.close_out(job_id, _ending_line(target, error, fields["finished_at"] - queued_at, fields), retention)
+    store.fair_share.forget(job_id)  # its held batches are not handed out; its slots are free
     if target is not JobState.COMPLETED:
         stop_tasks(services.celery, [task for task in store.tasks(job_id) if task != spare_task])
     return True

@@ -16,6 +16,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, generate_latest, start_http_server
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 
+from runner.backlog import DEFAULT_PIECE_SECONDS, read_backlog
 from runner.config import Settings
 from runner.schedules.sweep import last_success, overdue_since
 from runner.store import StatusStore
@@ -39,6 +40,8 @@ class StoreCollector:
         yield from self._job_metrics(jobs)
         yield from self._fleet_metrics()
         yield from self._schedule_metrics()
+        if self.org is None:  # summed over every org's jobs: a fleet-wide scrape's only
+            yield from self._backlog_metrics()
 
     def _jobs(self) -> Iterator[dict[str, Any]]:
         """Every job record still in the store, of every org or of ``org`` (the fields
@@ -89,6 +92,27 @@ class StoreCollector:
         yield processes
         yield depth
 
+    def _backlog_metrics(self) -> Iterator[Metric]:
+        """The autoscaling signal, per queue (``runner/backlog.py`` defines each number)."""
+        families = (
+            ("runner_queue_pieces_waiting", "Pieces of the queue's non-final jobs without a result yet (a job not "
+             "partitioned yet counts as 1), in flight included.", lambda b: b.waiting),
+            ("runner_queue_pieces_in_flight", "The part of runner_queue_pieces_waiting that belongs to running jobs "
+             "(their batches are with the broker and the workers).", lambda b: b.in_flight),
+            ("runner_queue_backlog_seconds", "Seconds of work the queue's remaining pieces need (each job's remaining "
+             f"pieces x its recent piece time, {DEFAULT_PIECE_SECONDS:g} s when unknown) divided by the live processes "
+             "serving it; with no process, the work seconds as if one, so a scaler from zero sees the demand.",
+             lambda b: b.seconds),
+            ("runner_queue_processes", "Live worker processes serving the queue (0 for a queue jobs wait on that no "
+             "worker serves).", lambda b: b.processes),
+        )
+        backlog = read_backlog(self.store)
+        for name, help_text, value in families:
+            family = GaugeMetricFamily(name, help_text, labels=["queue"])
+            for entry in backlog:
+                family.add_metric([entry.queue], value(entry))
+            yield family
+
     def _schedule_metrics(self) -> Iterator[Metric]:
         schedules = self.store.schedules
         overdue = GaugeMetricFamily("runner_schedule_overdue", "1 if no run of the schedule completed within its "
@@ -124,8 +148,11 @@ def registry(store: StatusStore, broker_url: str | None = None, org: str | None 
 
 def render(store: StatusStore, broker_url: str | None = None, org: str | None = None) -> bytes:
     """The metrics in Prometheus' text format (``CONTENT_TYPE``): what ``/metrics`` serves.
-    With ``org``, jobs and schedules are that org's only (the fleet's workers and queues
-    are everyone's): what an org's own access token may read."""
+    With ``org``, jobs and schedules are that org's only (the fleet's workers and queue
+    lengths are everyone's) and the backlog metrics (``runner_queue_pieces_*``,
+    ``runner_queue_backlog_seconds``, ``runner_queue_processes``) are left out: they are
+    summed over every org's jobs, so only a fleet-wide scrape (``RUNNER_METRICS_TOKEN``,
+    ``runner metrics``) reads them. That is what an org's own access token may read."""
     return generate_latest(registry(store, broker_url, org))
 
 

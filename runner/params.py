@@ -14,6 +14,8 @@ the published JSON Schema (:mod:`runner.schemas`), so errors and output are the 
 from __future__ import annotations
 
 import difflib
+import hashlib
+import json
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
@@ -24,7 +26,7 @@ from runner.registry import KINDS, Template
 if TYPE_CHECKING:
     from runner.catalog import TemplateInfo
 
-__all__ = ["validate_params", "parse_section"]
+__all__ = ["validate_params", "parse_section", "piece_kind"]
 
 
 def _section_errors(kind: str, model: type[BaseModel] | None, data: Any) -> list[tuple[str, str]]:
@@ -81,3 +83,14 @@ def validate_params(template: Template | TemplateInfo, params: dict[str, Any] | 
 def parse_section(model: type[BaseModel] | None, data: dict[str, Any]) -> BaseModel | None:
     """The typed params a function sees as ``ctx.params`` (``None`` when it takes none)."""
     return model.model_validate(data) if model is not None else None
+
+
+def piece_kind(template_ref: str, app_params: dict[str, Any] | None) -> str:
+    """What the time of one of a job's pieces is known by: the template and a digest of the
+    app's params in their stored form (validated, defaults filled). Workers note piece times
+    under it (``workers/batching.py``) and the backlog metric reads them back from a job's
+    record (``runner/backlog.py``), so both compute it here. The partitioner's params are
+    left out (a new ``count`` would make every new size look unknown), and so are the
+    assembler's."""
+    encoded = json.dumps(app_params or {}, sort_keys=True)
+    return f"{template_ref}#{hashlib.sha1(encoded.encode()).hexdigest()[:12]}"

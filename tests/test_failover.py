@@ -112,6 +112,8 @@ def test_runner_metrics_reads_a_store_and_broker_behind_sentinels(tmp_path: Path
                 jobs = {(s.labels["template"], s.labels["state"]): s.value for s in found["runner_jobs"]}
                 assert jobs == {("squares@1.0.0", "completed"): 1}
                 assert "control" in {s.labels["queue"] for s in found["runner_queue_depth"]}  # read from the broker
+                backlog = {s.labels["queue"]: s.value for s in found["runner_queue_processes"]}  # the store's reads
+                assert backlog["default"] == 1 and {s.value for s in found["runner_queue_pieces_waiting"]} == {0}
 
             check(families(render(StatusStore.from_settings(settings), settings.broker_url).decode()))
             port, log = free_port(), tmp_path / "metrics.log"

@@ -183,7 +183,7 @@ def test_a_one_piece_job_says_1_piece_and_1_app_task(client) -> None:
     job = client.submit("squares", params={"partitioner": {"count": 1}})
     assert job.wait(timeout=60) == 0
     lines = [line.msg for line in job.logs() if line.msg.startswith("partitioned ")]
-    assert len(lines) == 1 and " into 1 piece, 1 app task on queue default" in lines[0], lines
+    assert len(lines) == 1 and " into 1 piece, handed to queue default" in lines[0], lines
 
 
 def test_engine_log_lines_keep_their_level_and_outputs_get_the_umask(client, settings, tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ import time
 from workers import runtime
 from workers.runtime import JobSpec
 
-__all__ = ["plan_batches", "plan", "plan_missing", "note_piece_seconds", "MIN_BATCH_SECONDS"]
+__all__ = ["plan_batches", "plan", "plan_missing", "parallelism", "runs", "note_piece_seconds", "MIN_BATCH_SECONDS"]
 
 MIN_BATCH_SECONDS = 0.01  # the least work an app task carries, once a template's piece time is known
 NOTE_CHANGE = 0.25  # a piece time is written again when it moved by this fraction …
@@ -59,7 +59,7 @@ def plan(spec: JobSpec, total: int) -> list[tuple[int, int]]:
     """The batches of a job of ``total`` pieces, sized for the processes serving its queue
     and for how long its kind of piece took lately."""
     store = runtime.store()
-    return plan_batches(total, _parallelism(spec.queue), runtime.settings().max_batch, spec.template.batch_size,
+    return plan_batches(total, parallelism(spec.queue), runtime.settings().max_batch, spec.template.batch_size,
                         store.fleet.piece_seconds(spec.piece_kind))
 
 
@@ -67,18 +67,18 @@ def plan_missing(spec: JobSpec, missing: list[int]) -> list[tuple[int, int]]:
     """The batches of a ``retry_failed`` round: each contiguous run of ``missing`` (sorted
     piece indices) planned as a job of its own."""
     batches: list[tuple[int, int]] = []
-    for first, last in _runs(missing):
+    for first, last in runs(missing):
         batches += [(first + a, first + b) for a, b in plan(spec, last - first)]
     return batches
 
 
-def _parallelism(queue: str) -> int:
+def parallelism(queue: str) -> int:
     """Worker processes consuming ``queue`` now, from the workers' heartbeats."""
     live = runtime.store().fleet.live_workers(recent=True).values()
     return sum(worker.concurrency for worker in live if worker.serves(queue)) or 1
 
 
-def _runs(indices: list[int]) -> list[tuple[int, int]]:
+def runs(indices: list[int]) -> list[tuple[int, int]]:
     """Contiguous ``(start, stop)`` runs of sorted indices."""
     runs: list[tuple[int, int]] = []
     for index in indices:

@@ -12,7 +12,9 @@ the tasks its pool is running every couple of seconds. A lease that goes unrenew
 or Celery cancelled it because the connection to Redis dropped (such a task cannot be
 acknowledged, and its message would otherwise sit unacknowledged until the visibility
 timeout). Every worker's watchdog sweeps for stale leases; one sweeper claims each (an
-atomic ``ZREM``) and sends the task again under its own id. Tasks are replay-safe — a
+atomic ``ZREM``) and sends the task again under its own id. A batch handed out under fair share (``workers/share.py``) is leased the moment it
+is handed out, so one whose sender died before sending it is re-sent too; one that only
+waits its turn in the broker past the limit is found there and vouched for instead. Tasks are replay-safe — a
 batch skips pieces that already have results, partition and assemble claim the job with
 their task id — so a late redelivery of the original finds nothing left to do, and a
 worker that comes back after being given up for dead counts nothing twice.
@@ -30,7 +32,7 @@ from typing import Any
 
 from celery import Celery, Task
 
-from runner.dispatch import APP, TASKS, resend
+from runner.dispatch import APP, TASKS, resend, template_queue
 from runner.models import JobState
 from workers import runtime
 from workers import stopper
@@ -142,6 +144,9 @@ def recover(celery: Celery, now: float | None = None) -> list[str]:
         if fields["state"] is None or JobState(fields["state"]).is_final or (fields["deadline"] or 0) <= now:
             continue  # the job ended (or is ending at its deadline): nothing to re-run
         queue = fields["queue"] if name == APP else settings.control_queue
+        if name == APP and store.broker(settings.broker_url).holds([queue, template_queue(queue, args[1])], task_id):
+            store.fleet.lease(raw, now)  # handed out under fair share, still waiting its turn: not lost
+            continue
         resend(celery, name, task_id, args, queue, fields["deadline"])
         what = f"pieces {args[2]}..{args[3] - 1}" if name == APP else name
         store.journal.add_logs(args[0], [{"level": "WARNING", "source": "runner", "msg":

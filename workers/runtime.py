@@ -7,8 +7,6 @@ lazily, after the prefork pool has forked, so no connection is shared across pro
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import socket
 from dataclasses import dataclass
@@ -22,7 +20,7 @@ from pydantic import BaseModel
 from runner.config import Settings, get_settings
 from runner.errors import JobNotFound
 from runner.lifecycle import Services
-from runner.params import parse_section
+from runner.params import parse_section, piece_kind
 from runner.registry import Template, get_template
 from runner.storage import Storages
 from runner.store import StatusStore
@@ -51,15 +49,16 @@ class JobSpec:
     source: str
     destination: str
     inputs: dict[str, str]
+    org: str = "default"
+    priority: int = 5  # 0-9, higher first among a queue's held batches (runner/store/fair_share.py)
 
     @cached_property
     def piece_kind(self) -> str:
-        """The template and a digest of the app's params: what a piece's time is known by
-        (``workers/batching.py``). The partitioner's params are left out (a new ``count``
-        would make every new size look unknown), and so are the assembler's."""
+        """The template and a digest of the app's params (:func:`runner.params.piece_kind`):
+        what a piece's time is known by (``workers/batching.py``), computed from the params'
+        stored form so that the backlog metric finds it from the job's record."""
         app = self.params.get("app")
-        encoded = json.dumps(app.model_dump(mode="json") if app else None, sort_keys=True)
-        return f"{self.template.ref}#{hashlib.sha1(encoded.encode()).hexdigest()[:12]}"
+        return piece_kind(self.template.ref, app.model_dump(mode="json", by_alias=True) if app else {})
 
 
 def _forget_clients() -> None:
@@ -136,7 +135,7 @@ def input_cache() -> InputCache:
 
 
 SPEC_FIELDS = ("template", "params", "test", "task_timeout", "max_retries", "retention_hours", "queue", "source",
-               "destination", "inputs")
+               "destination", "inputs", "org", "priority")
 _specs: OrderedDict[str, JobSpec] = OrderedDict()  # the newest 256 jobs' specs
 
 
@@ -170,7 +169,8 @@ def _build_spec(job_id: str, raw: dict[str, Any]) -> JobSpec:
         job_id=job_id, template=template, params=params, test=bool(raw["test"]),
         task_timeout=float(raw["task_timeout"]), max_retries=int(raw["max_retries"]),
         retention_hours=float(raw["retention_hours"]), queue=raw["queue"], source=raw["source"], destination=raw["destination"],
-        inputs=dict(raw["inputs"] or {}),
+        inputs=dict(raw["inputs"] or {}), org=raw["org"] or "default",
+        priority=int(raw["priority"] if raw["priority"] is not None else 5),
     )
 
 

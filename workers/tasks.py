@@ -27,7 +27,7 @@ from celery import Celery, Task
 from runner.dispatch import APP, ASSEMBLE, PARTITION, RESUME, assemble_task_id, send_assemble
 from runner.lifecycle import end_job
 from runner.models import JobState
-from workers import batching, inline, leases, runtime, stopper
+from workers import batching, inline, leases, runtime, share, stopper
 from workers.batch import Batch
 from workers.canvas import HARD_LIMIT_GRACE, batch_task_id, batch_time_limit, job_canvas
 from workers.context import close, job_context
@@ -57,12 +57,19 @@ def partition(task: Task, job_id: str, template: str) -> Any:
     total = _store_pieces(task, spec, deadline)
     if total is None:
         return None
-    batches = batching.plan(spec, total)
+    fair = runtime.settings().fair_share
+    batches = [] if fair else batching.plan(spec, total)
     if not runtime.store().jobs.transition(job_id, JobState.RUNNING, strict=False, expect=[JobState.PARTITIONING],
                                       pieces_total=total, batches_total=len(batches)):
         return None
+    pieces = f"{total} piece{'s' * (total != 1)}"
+    if fair:
+        line = {"level": "INFO", "source": "runner", "msg": f"partitioned {spec.source} into {pieces}, handed to "
+                                                            f"queue {spec.queue} a few app tasks at a time (fair share)"}
+        _share_out(task, spec, [(0, total)] if total else [], 0, deadline, logs=[line], run_first=True)
+        return None
     line = {"level": "INFO", "source": "runner",
-            "msg": f"partitioned {spec.source} into {total} piece{'s' * (total != 1)}, {len(batches)} app "
+            "msg": f"partitioned {spec.source} into {pieces}, {len(batches)} app "
                    f"task{'s' * (len(batches) != 1)} on queue {spec.queue}"}
     _fan_out(task, spec, batches, 0, deadline, logs=[line], run_first=True)
     return len(batches)
@@ -91,7 +98,11 @@ def _fan_out_again(task: Task, spec: runtime.JobSpec, deadline: float) -> int | 
     fields = runtime.store().jobs.fields(spec.job_id, "partition_task", "pieces_total", "fanned_out")
     if fields["partition_task"] != task.request.id or fields["fanned_out"]:
         return None
-    batches = batching.plan(spec, int(fields["pieces_total"]))
+    total = int(fields["pieces_total"])
+    if runtime.settings().fair_share:
+        _share_out(task, spec, [(0, total)] if total else [], 0, deadline)
+        return None
+    batches = batching.plan(spec, total)
     _fan_out(task, spec, batches, 0, deadline)
     return len(batches)
 
@@ -122,6 +133,23 @@ def _fan_out(task: Task, spec: runtime.JobSpec, batches: list[tuple[int, int]], 
         store.journal.add_tasks(job_id, here_ids, logs=logs, fanned_out=True)
     if here:
         _run_batch_here(task, spec, here, round_, deadline)
+
+
+def _share_out(task: Task, spec: runtime.JobSpec, ranges: list[tuple[int, int]], round_: int, deadline: float,
+               logs: list[dict[str, Any]] | None = None, run_first: bool = False) -> None:
+    """Fair share (``workers/share.py``): hold the job's ``ranges`` and hand the queue its
+    next batches; with ``run_first``, when this worker serves the job's queue, one batch of
+    this job is taken whatever the queue holds and run here (this process is the job's
+    already). With no pieces, assemble at once."""
+    store, job_id = runtime.store(), spec.job_id
+    store.journal.add_logs(job_id, logs or [])
+    if not ranges:
+        _assemble_next(task, job_id, deadline)
+        return
+    share.hold(spec, round_, ranges, deadline)
+    here = share.hand_out(task.app, spec.queue, own=job_id if run_first and inline.serves(task.app, spec.queue) else None)
+    if here:
+        _run_batch_here(task, spec, (here.start, here.stop), round_, deadline)
 
 
 def _run_batch_here(task: Task, spec: runtime.JobSpec, batch: tuple[int, int], round_: int, deadline: float) -> None:
@@ -165,8 +193,10 @@ def run_app(task: Task, job_id: str, template: str, start: int, stop: int) -> in
         _assemble_next(task, job_id, deadline)
     elif outcome.failed:
         index, exc = outcome.failed
-        if piece_failed(task, spec, index, exc, stop):  # raises: a retry, or the batch failed; True: a failure
-            _assemble_next(task, job_id, deadline)  # the job tolerates settled its last piece
+        if piece_failed(task, spec, index, exc, stop):  # raises: a retry (keeps its slot), or the batch failed;
+            _assemble_next(task, job_id, deadline)  # True: a failure the job tolerates settled its last piece
+    if runtime.settings().fair_share:  # this batch's slot is free: the queue's next batches, of whichever job is due
+        share.hand_out(task.app, spec.queue, freed=task.request.id)  # a batch's id: batch_task_id
     if first.ran:  # after the assembly: a write the job's result need not wait for
         batching.note_piece_seconds(spec, first.app_seconds / first.ran)
     return ran
@@ -238,8 +268,13 @@ def resume(task: Task, job_id: str, template: str) -> Any:
     missing = store.pieces.missing_pieces(job_id, int(fields["pieces_total"]))
     spec = runtime.job_spec(job_id)
     batches = batching.plan_missing(spec, missing)
+    round_ = int(fields["round"] or 1)
+    if runtime.settings().fair_share:
+        store.journal.add_event(job_id, "resume", pieces=len(missing))
+        _share_out(task, spec, batching.runs(missing), round_, runtime.deadline(job_id))
+        return None
     store.journal.add_event(job_id, "resume", pieces=len(missing), batches=len(batches))
-    _fan_out(task, spec, batches, int(fields["round"] or 1), runtime.deadline(job_id))
+    _fan_out(task, spec, batches, round_, runtime.deadline(job_id))
     return len(batches)
 
 

@@ -10,6 +10,7 @@ small part per concept over ONE connection.
 ``store.api_keys``            the HTTP API's key records, token digests, rate counters, link secret
 ``store.schedules``           schedules: definitions, due times and their claims, firings
 ``store.sources``             the Prediction API's sources, source versions and registered inputs
+``store.fair_share``          jobs' batches held and handed out fairly between jobs and orgs
 ``store.ui_sessions``         the dashboard's sessions (``runner/ui/``)
 ``store.dashboard``           the dashboard's reads: job index by cursor, fields of many jobs, log tail…
 ``store.keys``                every key's builder (:mod:`runner.store.keyspace`: the key table)
@@ -34,6 +35,7 @@ import redis
 from runner.config import Settings
 from runner.redis_connect import connect
 from runner.store.api_key_records import ApiKeyRecords
+from runner.store.fair_share import FairShare
 from runner.store.fleet_records import RECENT_SECONDS, BrokerQueues, FleetRecords
 from runner.store.job_records import JobRecords
 from runner.store.journal import EVENTS_MAXLEN, Journal
@@ -69,6 +71,7 @@ class StatusStore:
         self.schedules = ScheduleRecords(self.redis, self.keys)
         self.sources = SourceRecords(self.redis, self.keys)
         self.ui_sessions = UiSessions(self.redis, self.keys)
+        self.fair_share = FairShare(self.redis, self.keys)
         self.dashboard = DashboardReads(self.redis, self.keys)
         self._brokers: dict[str, BrokerQueues] = {}
 

@@ -87,6 +87,14 @@ class FleetRecords(Part):
         raw = self.redis.get(self.keys.piece_seconds_key(kind))
         return float(raw) if raw else None
 
+    def piece_seconds_each(self, kinds: list[str]) -> dict[str, float | None]:
+        """The piece time of each of ``kinds`` (``None`` when unknown), in one ``MGET``:
+        what the backlog metric weighs each job's remaining pieces with."""
+        if not kinds:
+            return {}
+        raw = self.redis.mget([self.keys.piece_seconds_key(kind) for kind in kinds])
+        return {kind: float(value) if value else None for kind, value in zip(kinds, raw)}
+
     # -- published templates (runner/catalog.py) ------------------------------------
     def publish_template(self, ref: str, encoded: str) -> str:
         """Publish ``ref`` unless it already is (``HSETNX``, in one transaction with the
@@ -126,3 +134,12 @@ class BrokerQueues(Part):
     def depth(self, queue: str) -> int:
         """Messages waiting in ``queue`` (kombu keeps them in a list named after it)."""
         return int(self.redis.llen(self.keys.broker_queue_key(queue)))
+
+    def holds(self, queues: list[str], task_id: str, scan: int = 1000) -> bool:
+        """Whether a message of task ``task_id`` waits in one of ``queues`` (its first
+        ``scan`` messages): sent, not lost, only not yet taken by a worker."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for queue in queues:
+                pipe.lrange(self.keys.broker_queue_key(queue), 0, scan - 1)
+            return any(f'"id": "{task_id}"' in raw or f'"id":"{task_id}"' in raw
+                       for messages in pipe.execute() for raw in messages)

@@ -59,11 +59,12 @@ key                                   type    holds
 ``P:org:{org}:running``               set     job ids of the org counted against ``max_running_jobs``
 ``P:org:{org}:waiting``               zset    job ids of the org held ``queued`` by ``max_running_jobs``, by queued time
 ``P:orgs``                            set     orgs that have quotas set (``runner orgs`` lists them)
-``P:share:{queue}:orgs``              zset    orgs with held batches on a queue, scored by the work they were given
+``P:org:{org}:in_flight``             string  pieces of the org's batches handed to the fleet and not yet finished
+``P:share:queue:{queue}:orgs``        zset    orgs with held batches on a queue, scored by the work they were given
                                               (weighted): the fair-share order (``runner/store/fair_share.py``)
-``P:share:{queue}:org:{org}``         zset    one org's jobs with held batches on a queue, by work given (weighted)
-``P:share:{queue}:inflight``          hash    app task id -> ``job pieces org`` of each batch handed to the queue
-``P:share:{queue}:clock``             hash    the fair-share clocks: ``orgs`` and ``org:{org}`` (where newcomers start)
+``P:share:queue:{queue}:org:{org}``   zset    one org's jobs with held batches on a queue, by work given (weighted)
+``P:share:queue:{queue}:inflight``    hash    app task id -> ``job pieces org`` of each batch handed to the queue
+``P:share:queue:{queue}:clock``       hash    the fair-share clocks: ``orgs`` and ``org:{org}`` (where newcomers start)
 ``P:share:job:{id}``                  hash    a job's fair-share facts: queue, org, priority, round, piece kind, left
 ``P:share:job:{id}:ranges``           list    ``start:stop`` piece ranges of the job not yet handed out
 ``P:share:job:{id}:inflight``         set     the job's app task ids in its queue's ``inflight`` (freed on its end)
@@ -215,7 +216,25 @@ class Keys:
     def share_prefix(self, queue: str) -> str:
         """The prefix of one queue's fair-share keys (its Lua builds ``:orgs``, ``:org:{org}``,
         ``:inflight``, ``:clock`` from it, as the table above lists)."""
-        return f"{self.prefix}:share:{queue}"
+        return f"{self.prefix}:share:queue:{queue}"
+
+    def share_inflight_key(self, queue: str) -> str:
+        return f"{self.share_prefix(queue)}:inflight"
+
+    def org_in_flight_key(self, org: str) -> str:
+        return f"{self.prefix}:org:{org}:in_flight"
+
+    def org_prefix(self) -> str:
+        """The prefix of every org's keys (fair-share Lua reads ``{org}:quota`` and
+        ``{org}:in_flight`` of the orgs it meets)."""
+        return f"{self.prefix}:org:"
+
+    def share_jobs_prefix(self) -> str:
+        """The prefix of every job's fair-share keys (``{id}``, ``{id}:ranges``, ``{id}:inflight``)."""
+        return f"{self.prefix}:share:job:"
+
+    def piece_seconds_prefix(self) -> str:
+        return f"{self.prefix}:piece_seconds:"
 
     def share_job_key(self, job_id: str) -> str:
         return f"{self.prefix}:share:job:{job_id}"

@@ -1,0 +1,93 @@
+"""Fair share: a job's batches held in the store and handed to its queue a few at a time.
+
+Sending every batch of a job at partition time made the fleet one FIFO: a one-piece job
+queued behind every batch of a big job sent before it. Instead the partition task
+*holds* the job's piece ranges here and the fleet keeps only about as many batches in
+flight per queue as it has processes to run them (``capacity``); each batch that
+finishes frees its slot and *takes* the next ones, chosen by the fair order
+(:mod:`runner.store.scripts.fair_share`: round-robin between jobs by the work each was
+given, weighted between orgs and by priority), and cut to a size that finishes within
+``RUNNER_FAIR_BATCH_SECONDS`` once the piece time is known. So a job that arrives later
+starts within about one batch's time, whatever is queued.
+
+An org's ``max_pieces_in_flight`` quota is enforced here too (an org at it is skipped
+until its batches finish). Every batch handed out is leased in the same script, so work
+a dying sender never sent comes back through the lease sweep (``workers/leases.py``).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from runner.store.part import Part
+from runner.store.scripts.fair_share import FORGET, HEAD_START, HOLD, TAKE
+
+__all__ = ["FairShare", "Handout", "PROBE_PIECES", "DEFAULT_PIECE_SECONDS", "LEAST_BATCH_SECONDS"]
+
+PROBE_PIECES = 8  # pieces per batch while a kind's piece time is unknown (its first batch tells it)
+DEFAULT_PIECE_SECONDS = 0.01  # what an unknown piece costs, in the fair order
+LEAST_BATCH_SECONDS = 0.01  # the least work a batch carries once piece time is known (a task's overhead)
+
+
+class Handout(NamedTuple):
+    """A batch handed to the fleet: pieces ``start``..``stop`` of ``job_id``'s round ``round``."""
+
+    job_id: str
+    round: int
+    start: int
+    stop: int
+    deadline: float
+
+
+class FairShare(Part):
+    """Holding, handing out and forgetting jobs' batches (see the module's docstring)."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)  # type: ignore[arg-type]
+        self._hold = self.redis.register_script(HOLD)
+        self._take = self.redis.register_script(TAKE)
+        self._forget = self.redis.register_script(FORGET)
+
+    def _keys(self, queue: str) -> list[str]:
+        keys = self.keys
+        return [keys.share_prefix(queue), keys.share_jobs_prefix(), keys.org_prefix(), keys.piece_seconds_prefix(),
+                keys.leases_key(), keys.job_key("")]
+
+    def hold(self, job_id: str, queue: str, org: str, priority: int, round_: int, kind: str,
+             ranges: list[tuple[int, int]], deadline: float, batch_size: int | None, lease: str,
+             keep_seconds: float) -> bool:
+        """Hold ``ranges`` of the job's round ``round_`` for handing out; ``lease`` is the
+        lease of its batches with ``@S@``/``@E@`` for a batch's start and stop. False when
+        this round was held already (a partition or resume task run again)."""
+        flat = [str(bound) for pair in ranges for bound in pair]
+        args = [job_id, org, priority, round_, kind, deadline, batch_size or 0, lease, max(60, int(keep_seconds)),
+                HEAD_START, *flat]
+        return bool(self._hold(keys=self._keys(queue), args=args))
+
+    def take(self, queue: str, capacity: int, processes: int, *, now: float, freed: str | None = None,
+             own: str | None = None, batch_seconds: float, max_batch: int) -> list[Handout]:
+        """Free the batch ``freed`` (its task id) and hand out the next batches of the queue
+        while fewer than ``capacity`` are in flight — one of job ``own`` first, whatever
+        the capacity. Sizes follow guided self-scheduling over ``processes``, within
+        ``batch_seconds`` of work once the piece time is known."""
+        args = [now, capacity, freed or "", own or "", batch_seconds, max_batch, LEAST_BATCH_SECONDS, PROBE_PIECES,
+                max(1, processes), DEFAULT_PIECE_SECONDS]
+        rows = self._take(keys=self._keys(queue), args=args)
+        return [Handout(job, int(round_), int(start), int(stop), float(deadline))
+                for job, round_, start, stop, deadline in rows]
+
+    def forget(self, job_id: str) -> bool:
+        """Stop handing out the job's batches and free its slots (it ended)."""
+        return bool(self._forget(keys=self._keys(""), args=[job_id]))
+
+    def in_flight(self, queue: str) -> dict[str, int]:
+        """Batches in flight on ``queue``, by job (tests and metrics look under the hood here)."""
+        counts: dict[str, int] = {}
+        for value in self.redis.hvals(self.keys.share_inflight_key(queue)):
+            job = value.split(" ", 1)[0]
+            counts[job] = counts.get(job, 0) + 1
+        return counts
+
+    def org_in_flight(self, org: str) -> int:
+        """Pieces of ``org``'s batches in flight, fleet-wide (its ``max_pieces_in_flight``)."""
+        return int(self.redis.get(self.keys.org_in_flight_key(org)) or 0)

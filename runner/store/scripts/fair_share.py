@@ -1,0 +1,205 @@
+"""The fair-share scripts (:mod:`runner.store.fair_share`): holding a job's batches, handing
+them out fairly, forgetting a job that ended.
+
+They meet keys they cannot know in advance (the orgs and jobs they pick), so each takes
+the *prefixes* of those keys as ``KEYS`` — built by :class:`runner.store.keyspace.Keys` —
+and appends the suffixes the key table lists: ``KEYS[1]`` a queue's share prefix,
+``KEYS[2]`` every job's share prefix, ``KEYS[3]`` every org's prefix, ``KEYS[4]`` the
+piece-time prefix, ``KEYS[5]`` the leases set, ``KEYS[6]`` every job record's prefix (a
+batch handed out is counted in its record's ``batches_total`` and its task id joins the
+job's ``:tasks``, which a cancel revokes). One Redis, never a cluster: the same
+deployment assumption as the rest of the store.
+
+Fair order: a stride scheduler in two levels. Each org holding batches on the queue has a
+pass (work it was handed, in seconds, divided by its weight); the org with the least pass
+goes next, and within it the job with the least pass (work ÷ its priority's weight).
+Newcomers start at the clock (the pass last served) — no credit banked while idle, and no
+wait behind the work others were given before they came. A higher priority starts ahead
+of the clock (``HEAD_START`` seconds per step above normal) and gains faster; a lower one
+starts behind and gains slower, but every pass only grows, so it runs in the end (aging).
+"""
+
+__all__ = ["HOLD", "TAKE", "FORGET", "HEAD_START"]
+
+HEAD_START = 1.0  # seconds of work a job starts ahead of the clock per priority step above normal (5)
+
+_COMMON = """
+local qp, jp, op, pp, leases, records = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local function meta(job)
+  local raw = redis.call('HGETALL', jp .. job)
+  if #raw == 0 then return nil end
+  local m = {}
+  for i = 1, #raw, 2 do m[raw[i]] = raw[i + 1] end
+  return m
+end
+local function free(queue_prefix, id)
+  local value = redis.call('HGET', queue_prefix .. ':inflight', id)
+  if not value then return end
+  local job, pieces, org = string.match(value, '^(%S+) (%d+) (.+)$')
+  redis.call('HDEL', queue_prefix .. ':inflight', id)
+  redis.call('SREM', jp .. job .. ':inflight', id)
+  if redis.call('DECRBY', op .. org .. ':in_flight', pieces) <= 0 then redis.call('DEL', op .. org .. ':in_flight') end
+end
+local function unlist(queue_prefix, job, org)
+  local jobs = queue_prefix .. ':org:' .. org
+  redis.call('ZREM', jobs, job)
+  redis.call('DEL', jp .. job .. ':ranges')
+  if redis.call('ZCARD', jobs) == 0 then redis.call('ZREM', queue_prefix .. ':orgs', org) end
+end
+"""
+
+# ARGV: job, org, priority, round, piece kind, deadline, fixed batch size (0: none),
+# lease template, keep seconds, head start, then start, stop, start, stop, ...
+# Returns 1 when held, 0 when this round of the job was held already (a replay).
+HOLD = _COMMON + """
+local job, org, prio, round = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local m = meta(job)
+if m and m.round == round then return 0 end
+local left = 0
+local ranges = {}
+for i = 11, #ARGV, 2 do
+  left = left + tonumber(ARGV[i + 1]) - tonumber(ARGV[i])
+  ranges[#ranges + 1] = ARGV[i] .. ':' .. ARGV[i + 1]
+end
+local keep = tonumber(ARGV[9])
+redis.call('HSET', jp .. job, 'queue', qp, 'org', org, 'prio', prio, 'round', round, 'kind', ARGV[5],
+           'deadline', ARGV[6], 'size', ARGV[7], 'lease', ARGV[8], 'left', left)
+redis.call('EXPIRE', jp .. job, keep)
+redis.call('DEL', jp .. job .. ':ranges')
+if #ranges == 0 then return 1 end
+redis.call('RPUSH', jp .. job .. ':ranges', unpack(ranges))
+redis.call('EXPIRE', jp .. job .. ':ranges', keep)
+local jobs_clock = tonumber(redis.call('HGET', qp .. ':clock', 'org:' .. org) or '0')
+redis.call('ZADD', qp .. ':org:' .. org, jobs_clock - (prio - 5) * tonumber(ARGV[10]), job)
+if not redis.call('ZSCORE', qp .. ':orgs', org) then
+  redis.call('ZADD', qp .. ':orgs', tonumber(redis.call('HGET', qp .. ':clock', 'orgs') or '0'), org)
+end
+return 1
+"""
+
+# ARGV: now, capacity (batches in flight on the queue), freed task id or '', own job or '',
+# most seconds per batch, most pieces per batch, least seconds per batch, pieces per batch
+# while the piece time is unknown, parallel processes, default piece seconds (for costs).
+# Frees the finished batch, then hands out batches while the queue is under capacity
+# (one of ``own`` first, whatever the capacity: the partition task runs it in its own
+# process). Each batch handed out is leased at ``now``, so a sender that dies before
+# sending it leaves it to the lease sweep. Returns {job, round, start, stop, deadline}, ...
+TAKE = _COMMON + """
+local now, capacity, freed, own = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local most_seconds, max_batch, least_seconds = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local probe, workers, default_seconds = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
+local inflight, orgs, clock = qp .. ':inflight', qp .. ':orgs', qp .. ':clock'
+if freed ~= '' then free(qp, freed) end
+
+local function allowance(org)
+  local limit = tonumber(redis.call('HGET', op .. org .. ':quota', 'max_pieces_in_flight') or '')
+  if not limit then return math.huge end
+  return limit - tonumber(redis.call('GET', op .. org .. ':in_flight') or '0')
+end
+
+local function size_of(m, seconds, span, room)
+  local size = tonumber(m.size)
+  if size <= 0 then
+    size = math.ceil(tonumber(m.left) / (2 * workers))
+    if seconds and seconds > 0 then
+      local least = math.max(1, math.min(max_batch, math.floor(least_seconds / seconds + 0.5)))
+      size = math.max(least, math.min(size, math.max(1, math.floor(most_seconds / seconds))))
+    else
+      size = math.min(size, probe)
+    end
+  end
+  return math.max(1, math.min(size, max_batch, span, room))
+end
+
+local function advance(field, value)
+  if value > tonumber(redis.call('HGET', clock, field) or '-1e300') then redis.call('HSET', clock, field, value) end
+end
+
+-- hand out one batch of ``job``; false when it has nothing left or its org no room
+local function hand(job, m, out)
+  local room = allowance(m.org)
+  if room <= 0 then return false end
+  local range = redis.call('LPOP', jp .. job .. ':ranges')
+  if not range then return false end
+  local first, stop = string.match(range, '^(%d+):(%d+)$')
+  first, stop = tonumber(first), tonumber(stop)
+  local seconds = tonumber(redis.call('GET', pp .. m.kind) or '')
+  local size = size_of(m, seconds, stop - first, room)
+  if first + size < stop then redis.call('LPUSH', jp .. job .. ':ranges', (first + size) .. ':' .. stop) end
+  m.left = tonumber(m.left) - size
+  redis.call('HSET', jp .. job, 'left', m.left)
+  local id = job .. '-' .. m.round .. '-' .. first
+  redis.call('HSET', inflight, id, job .. ' ' .. size .. ' ' .. m.org)
+  redis.call('SADD', jp .. job .. ':inflight', id)
+  redis.call('EXPIRE', jp .. job .. ':inflight', redis.call('TTL', jp .. job))
+  redis.call('INCRBY', op .. m.org .. ':in_flight', size)
+  local lease = string.gsub(m.lease, '"@S@"', tostring(first))
+  lease = string.gsub(lease, '@S@', tostring(first))
+  lease = string.gsub(lease, '"@E@"', tostring(first + size))
+  redis.call('ZADD', leases, now, lease)
+  local record = records .. job
+  if redis.call('EXISTS', record) == 1 then
+    redis.call('HINCRBY', record, 'batches_total', 1)
+    redis.call('SADD', record .. ':tasks', id)
+    local ttl = redis.call('TTL', record)
+    if ttl > 0 then redis.call('EXPIRE', record .. ':tasks', ttl) end
+  end
+  out[#out + 1] = {job, m.round, first, first + size, m.deadline}
+  -- charge the job and its org for the work, weighted
+  local cost = size * ((seconds and seconds > 0) and seconds or default_seconds)
+  local jobs = qp .. ':org:' .. m.org
+  local job_pass = tonumber(redis.call('ZSCORE', jobs, job) or '0')
+  local org_pass = tonumber(redis.call('ZSCORE', orgs, m.org) or '0')
+  advance('org:' .. m.org, job_pass)
+  advance('orgs', org_pass)
+  local weight = tonumber(redis.call('HGET', op .. m.org .. ':quota', 'weight') or '1')
+  if redis.call('LLEN', jp .. job .. ':ranges') == 0 then
+    unlist(qp, job, m.org)
+  else
+    redis.call('ZADD', jobs, job_pass + cost / (2 ^ ((tonumber(m.prio) - 5) / 1.5)), job)
+  end
+  if redis.call('ZSCORE', orgs, m.org) then redis.call('ZADD', orgs, org_pass + cost / weight, m.org) end
+  return true
+end
+
+local out = {}
+if own ~= '' then
+  local m = meta(own)
+  if m and tonumber(m.deadline) > now then hand(own, m, out) end
+end
+local busy = redis.call('HLEN', inflight)
+for _ = 1, 256 do
+  if busy >= capacity then break end
+  local progressed = false
+  for _, org in ipairs(redis.call('ZRANGE', orgs, 0, 15)) do
+    local job = redis.call('ZRANGE', qp .. ':org:' .. org, 0, 0)[1]
+    local m = job and meta(job)
+    if not job then
+      redis.call('ZREM', orgs, org)
+      progressed = true
+      break
+    elseif not m or tonumber(m.deadline) <= now then
+      unlist(qp, job, org)
+      progressed = true
+      break
+    elseif allowance(org) > 0 then
+      if hand(job, m, out) then busy = busy + 1 else unlist(qp, job, org) end
+      progressed = true
+      break
+    end
+  end
+  if not progressed then break end
+end
+return out
+"""
+
+# ARGV: job. Unlists the job, frees its batches in flight and deletes its share keys.
+FORGET = _COMMON + """
+local job = ARGV[1]
+local m = meta(job)
+if not m then return 0 end
+unlist(m.queue, job, m.org)
+for _, id in ipairs(redis.call('SMEMBERS', jp .. job .. ':inflight')) do free(m.queue, id) end
+redis.call('DEL', jp .. job, jp .. job .. ':ranges', jp .. job .. ':inflight')
+return 1
+"""

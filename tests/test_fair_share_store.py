@@ -1,0 +1,103 @@
+"""The fair-share store part on a real Redis: holding, the fair order between jobs, orgs
+and priorities, sizes, capacity, org quotas, leases of handed-out batches, forgetting."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from runner.local import embedded_redis
+from runner.store import StatusStore
+
+pytestmark = pytest.mark.timeout(60)
+
+LEASE = '["runner.app","{job}-0-@S@",["{job}","t@1","@S@","@E@"]]'
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StatusStore]:
+    with embedded_redis(tmp_path_factory.mktemp("fair-redis")) as url:
+        store = StatusStore(url, prefix="fs")
+        yield store
+        store.close()
+
+
+def hold(store: StatusStore, job: str, total: int, org: str = "a", priority: int = 5, queue: str = "q",
+         kind: str = "k", batch_size: int | None = None) -> None:
+    assert store.fair_share.hold(job, queue, org, priority, 0, kind, [(0, total)], time.time() + 600, batch_size,
+                                 LEASE.format(job=job), 600)
+
+
+def take(store: StatusStore, queue: str = "q", capacity: int = 1, freed: str | None = None,
+         own: str | None = None, processes: int = 2):
+    return store.fair_share.take(queue, capacity, processes, now=time.time(), freed=freed, own=own,
+                                 batch_seconds=0.1, max_batch=1000)
+
+
+def test_hold_is_idempotent_and_batches_are_leased_and_cover_every_piece(store: StatusStore) -> None:
+    store.fleet.note_piece_seconds("k1", 0.001)
+    hold(store, "j1", 1000, queue="q1", kind="k1")
+    assert not store.fair_share.hold("j1", "q1", "a", 5, 0, "k1", [(0, 1000)], time.time() + 600, None,
+                                     LEASE.format(job="j1"), 600)
+    covered, freed = [], None
+    for _ in range(100):
+        out = take(store, "q1", freed=freed)
+        if not out:
+            break
+        assert len(out) == 1 and out[0].stop - out[0].start <= 100  # 0.1 s of 1 ms pieces
+        covered.append((out[0].start, out[0].stop))
+        lease = json.loads(store.redis.zrange(store.keys.leases_key(), -1, -1)[0])
+        assert lease[2][2:] == [out[0].start, out[0].stop] and lease[1] == f"j1-0-{out[0].start}"
+        freed = f"j1-0-{out[0].start}"
+    assert covered[0] == (0, 100) and covered[-1][1] == 1000
+    assert all(a[1] == b[0] for a, b in zip(covered, covered[1:]))
+
+
+def test_round_robin_between_jobs_and_a_newcomer_goes_next(store: StatusStore) -> None:
+    hold(store, "big1", 10_000, queue="q2", batch_size=10)
+    hold(store, "big2", 10_000, queue="q2", batch_size=10)
+    order = [h.job_id for h in take(store, "q2", capacity=6)]
+    assert sorted(order) == ["big1"] * 3 + ["big2"] * 3
+    hold(store, "small", 1, queue="q2", batch_size=10)
+    freed = [f"{job}-0-{start}" for job, start in (("big1", 0),)]
+    out = take(store, "q2", capacity=6, freed=freed[0])
+    assert [h.job_id for h in out] == ["small"]
+
+
+def test_orgs_share_by_weight_whatever_their_job_counts(store: StatusStore) -> None:
+    for n in range(4):
+        hold(store, f"a{n}", 10_000, org="acme", queue="q3", batch_size=10)
+    hold(store, "b0", 10_000, org="beta", queue="q3", batch_size=10)
+    out = take(store, "q3", capacity=100)
+    orgs = [h.job_id[0] for h in out]
+    assert 40 <= orgs.count("b") <= 60
+
+
+def test_priority_goes_first_and_low_is_not_starved(store: StatusStore) -> None:
+    hold(store, "normal", 10_000, queue="q4", batch_size=10)
+    hold(store, "low", 10_000, queue="q4", priority=2, batch_size=10)
+    hold(store, "high", 10_000, queue="q4", priority=8, batch_size=10)
+    out = [h.job_id for _ in range(4) for h in take(store, "q4", capacity=10**6)]  # 256 a call
+    assert out[:100] == ["high"] * 100  # its head start: strictly first
+    assert out.index("normal") < out.index("low")
+    assert out.count("high") > out.count("normal") > out.count("low") > 0  # weighted, none starved
+
+
+def test_capacity_own_job_and_org_quota(store: StatusStore) -> None:
+    hold(store, "x", 100, org="quota", queue="q5", batch_size=10)
+    store.redis.hset(store.keys.org_quota_key("quota"), "max_pieces_in_flight", 25)
+    out = take(store, "q5", capacity=0, own="x")
+    assert [(h.start, h.stop) for h in out] == [(0, 10)]  # own first, whatever the capacity
+    out = take(store, "q5", capacity=10)
+    assert [(h.start, h.stop) for h in out] == [(10, 20), (20, 25)]  # the quota cuts the last
+    assert store.fair_share.org_in_flight("quota") == 25
+    assert take(store, "q5", capacity=10) == []
+    out = take(store, "q5", capacity=10, freed="x-0-0")
+    assert [(h.start, h.stop) for h in out] == [(25, 35)]
+    assert store.fair_share.forget("x")
+    assert store.fair_share.org_in_flight("quota") == 0 and store.fair_share.in_flight("q5") == {}
+    assert take(store, "q5", capacity=10) == []

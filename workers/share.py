@@ -1,0 +1,75 @@
+"""Fair share on the worker side: hold a job's pieces, hand the queue its next batches.
+
+The partition task (and ``resume``) *holds* the job's piece ranges in the store and
+takes the first batches; every batch that ends frees its slot and takes the next ones —
+of whichever job is due, by the fair order (:mod:`runner.store.fair_share`). So a queue
+holds only about as many batches as it has processes, each at most
+``RUNNER_FAIR_BATCH_SECONDS`` of work, and a job that arrives later starts within about
+one batch's time. With ``RUNNER_FAIR_SHARE=false`` the tasks send every batch at
+partition time instead (``workers/tasks.py``), first come first served.
+"""
+
+from __future__ import annotations
+
+import time
+
+from celery import Celery
+
+from runner.dispatch import APP
+from runner.store.fair_share import Handout
+from workers import batching, runtime
+from workers.canvas import batch_task_id, job_canvas
+from workers.leases import member
+
+__all__ = ["hold", "hand_out", "capacity"]
+
+PROCESSES_SECONDS = 2.0  # how long a count of the processes serving a queue is reused
+
+
+def hold(spec: runtime.JobSpec, round_: int, ranges: list[tuple[int, int]], deadline: float) -> bool:
+    """Hold the job's ``ranges`` (round ``round_``) for handing out; False when this round
+    was held already (a partition or resume task run again)."""
+    lease = member(APP, batch_task_id(spec.job_id, round_, "@S@"), [spec.job_id, spec.template.ref, "@S@", "@E@"])
+    keep = deadline - time.time() + spec.retention_hours * 3600
+    return runtime.store().fair_share.hold(spec.job_id, spec.queue, spec.org, spec.priority, round_, spec.piece_kind,
+                                          ranges, deadline, spec.template.batch_size, lease, keep)
+
+
+def hand_out(celery: Celery, queue: str, *, freed: str | None = None, own: str | None = None) -> Handout | None:
+    """Free the batch ``freed`` and send the queue's next batches; with ``own``, one batch
+    of that job first, whatever the queue's capacity, which is returned, not sent: the
+    caller runs it in its own process."""
+    settings = runtime.settings()
+    slots, processes = capacity(queue)
+    handouts = runtime.store().fair_share.take(queue, slots, processes, now=time.time(), freed=freed, own=own,
+                                               batch_seconds=settings.fair_batch_seconds,
+                                               max_batch=settings.max_batch)
+    mine = handouts[0] if own and handouts and handouts[0].job_id == own else None
+    _send(handouts[1:] if mine else handouts)
+    return mine
+
+
+def _send(handouts: list[Handout]) -> None:
+    """Send handed-out batches (their task ids, leases and counts are recorded already)."""
+    by_job: dict[tuple[str, int, float], list[tuple[int, int]]] = {}
+    for handout in handouts:
+        by_job.setdefault((handout.job_id, handout.round, handout.deadline), []).append((handout.start, handout.stop))
+    for (job_id, round_, deadline), batches in by_job.items():
+        spec, _ = runtime.job_facts(job_id)
+        if spec is not None:  # else the job is gone: its leases find it so and drop the batches
+            job_canvas(spec, batches, deadline, round_)[0].apply_async()
+
+
+_processes: dict[str, tuple[float, int]] = {}  # queue -> (when counted, processes serving it)
+
+
+def capacity(queue: str) -> tuple[int, int]:
+    """Batches the queue may have in flight, and the processes serving it (from the
+    workers' heartbeats, counted at most every ``PROCESSES_SECONDS``). One spare batch per
+    four processes waits in the broker, so a process that finishes one finds the next
+    there instead of idling for a round trip."""
+    counted = _processes.get(queue)
+    if counted is None or time.monotonic() - counted[0] > PROCESSES_SECONDS:
+        counted = _processes[queue] = (time.monotonic(), batching.parallelism(queue))
+    processes = counted[1]
+    return processes + max(1, processes // 4), processes
