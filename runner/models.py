@@ -237,7 +237,7 @@ class RunOptions(BaseModel):
             options = cls.model_validate(values)
         except ValidationError as exc:
             raise InvalidParams([
-                (".".join(map(str, e["loc"])), f"{_OPTION_HINTS.get(e['loc'][0], e['msg'])}, got {e.get('input')!r}")
+                (".".join(map(str, e["loc"])), f"{_OPTION_HINTS.get(e['loc'][0] if e['loc'] else '', e['msg'])}, got {e.get('input')!r}")
                 for e in exc.errors()
             ]) from None
         too_long = [(field, f"must be at most {limit:g} seconds (RUNNER_MAX_TIMEOUT_SECONDS), got {value:g}")
