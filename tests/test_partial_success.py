@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from pathlib import Path
 
 import httpx
@@ -173,7 +174,7 @@ def test_the_command_line_passes_a_tolerance_and_refuses_both(redis_url: str, wo
 
 def test_a_schedule_fires_jobs_with_its_tolerance(client: Client, tmp_path: Path) -> None:
     params = {"partitioner": {"count": 5}, "app": {"flag_dir": str(tmp_path), "bad_pieces": [4], "once": False}}
-    name = f"partial-{tmp_path.name[-12:].replace('_', '-')}".strip("-")
+    name = f"partial-{uuid.uuid4().hex[:8]}"
     with pytest.raises(InvalidSchedule, match="max_failed_pieces.*not both"):
         client.schedule("lossy", name=name, every="1h", params=params, min_success_ratio=0.5, max_failed_pieces=1)
     schedule = client.schedule("lossy", name=name, every="1h", params=params, max_failed_pieces=1)
