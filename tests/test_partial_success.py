@@ -184,3 +184,44 @@ def test_a_schedule_fires_jobs_with_its_tolerance(client: Client, tmp_path: Path
         assert (job.status().max_failed_pieces, job.status().partial) == (1, True)
     finally:
         schedule.delete()
+
+
+def _running_job(client: Client, total: int, **tolerance) -> str:
+    """A job record of ``total`` pieces, running, written straight to the store."""
+    job_id = uuid.uuid4().hex[:16]
+    record = {"id": job_id, "org": "partial-store", "template": "lossy@1.0.0", "state": "running", "task_timeout": 1.0,
+              "job_timeout": 60.0, "max_retries": 0, "retention_hours": 1.0, "queue": "default", "created_at": 1.0,
+              "pieces_total": total, "pieces_done": 0, "pieces_failed": 0, **tolerance}
+    client.store.redis.hset(client.store.job_key(job_id), mapping={k: json.dumps(v) for k, v in record.items()})
+    return job_id
+
+
+def test_the_store_settles_a_tolerant_job_exactly_once_and_again_for_a_rerun(client: Client) -> None:
+    store = client.store
+    job_id = _running_job(client, 4, max_failed_pieces=1)
+    assert not store.record_results(job_id, [(0, "1"), (1, "2")]).completes_job
+    first = store.record_failure(job_id, 2, {"message": "bad"})
+    assert (first.failed, first.new, first.settles, first.tolerance.allowed(4)) == (1, True, False, 1)
+    assert store.record_results(job_id, [(3, "4")]).completes_job  # the last piece to settle, a result
+    assert not store.record_results(job_id, [(3, "4")]).completes_job  # a replay counts nothing
+    rerun = store.record_failure(job_id, 2, {"message": "bad again"})  # a batch re-run after its process died
+    assert (rerun.failed, rerun.new, rerun.settles) == (1, False, True)  # its assembly may have been lost
+    assert store.record_failure(job_id, 3, {"message": "x"}).failed == 1  # a piece with a result never fails
+    assert store.failed_pieces(job_id) == [2]
+    assert list(store.iter_results(job_id, 4, skip=[2])) == [1, 2, 4]
+    with pytest.raises(LookupError, match="piece 2"):
+        list(store.iter_results(job_id, 4))
+
+    folded = _running_job(client, 6, min_success_ratio=0.5)
+    store.record_ranges(folded, [(0, 2, "1"), (3, 4, "3")])
+    assert store.record_failure(folded, 2, {}).settles is False
+    assert store.record_failure(folded, 5, {}).settles is False
+    assert store.record_ranges(folded, [(4, 5, "4")]).completes_job  # 4 results + 2 failures of 6
+    assert list(store.iter_results(folded, 6, skip=[2, 5])) == [1, 3, 4]
+    with pytest.raises(LookupError, match="pieces 5..5"):
+        list(store.iter_results(folded, 6, skip=[2]))
+
+    strict = _running_job(client, 2)  # no tolerance: a failure never settles, only results do
+    assert store.record_failure(strict, 0, {}).settles is False
+    assert not store.record_results(strict, [(1, "1")]).completes_job
+    assert store.record_results(strict, [(0, "0")]).completes_job and store.failed_pieces(strict) == []

@@ -137,7 +137,11 @@ if not kept then
   redis.call('HINCRBY', KEYS[1], 'pieces_failed', new)
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', 'type', 'piece_failed', 'piece', ARGV[2])
 end
-local s = settles(KEYS[1], tonumber(redis.call('HGET', KEYS[1], 'pieces_done') or '0'), new, 0)
+-- a replay (a batch re-run after its process died, maybe before it assembled) settles a job
+-- still running whose every piece is settled, as the first record did
+local replay = 0
+if new == 0 and redis.call('HGET', KEYS[1], 'state') == '"running"' then replay = 1 end
+local s = settles(KEYS[1], tonumber(redis.call('HGET', KEYS[1], 'pieces_done') or '0'), new + replay, 0)
 local limits = redis.call('HMGET', KEYS[1], 'min_success_ratio', 'max_failed_pieces')
 return {s[4], s[2], s[3], new, s[5], limits[1] or 'null', limits[2] or 'null'}
 """
