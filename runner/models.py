@@ -217,6 +217,12 @@ _OPTION_HINTS = {
 }
 
 
+def _option_error(error: Any) -> tuple[str, str]:
+    """One bad option as ``(field, what is wrong and the value)``, in its own words if it has some."""
+    field = ".".join(map(str, error["loc"]))
+    return field, f"{_OPTION_HINTS.get(field, error['msg'])}, got {error.get('input')!r}"
+
+
 class RunOptions(BaseModel):
     """How a job runs once queued; ``None`` keeps the template's (else the settings') value.
     ``min_success_ratio`` and ``max_failed_pieces`` are one tolerance, said two ways: at
@@ -236,10 +242,7 @@ class RunOptions(BaseModel):
         try:
             options = cls.model_validate(values)
         except ValidationError as exc:
-            raise InvalidParams([
-                (".".join(map(str, e["loc"])), f"{_OPTION_HINTS.get(e['loc'][0] if e['loc'] else '', e['msg'])}, got {e.get('input')!r}")
-                for e in exc.errors()
-            ]) from None
+            raise InvalidParams([_option_error(e) for e in exc.errors()]) from None
         too_long = [(field, f"must be at most {limit:g} seconds (RUNNER_MAX_TIMEOUT_SECONDS), got {value:g}")
                     for field in ("task_timeout", "job_timeout") if (value := getattr(options, field)) and value > limit]
         if too_long:
