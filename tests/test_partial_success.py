@@ -221,6 +221,16 @@ def test_the_store_settles_a_tolerant_job_exactly_once_and_again_for_a_rerun(cli
     with pytest.raises(LookupError, match="pieces 5..5"):
         list(store.iter_results(folded, 6, skip=[2]))
 
+    rerun = _running_job(client, 1200, max_failed_pieces=1200)  # results of pieces that had failed undo the failures
+    for index in (1, 700, 1100):
+        store.record_failure(rerun, index, {})
+    store.record_ranges(rerun, [(0, 2, "1")])  # a run shorter than the failures: looked up by index
+    assert store.failed_pieces(rerun) == [700, 1100] and store.fields(rerun, "pieces_failed")["pieces_failed"] == 2
+    store.record_ranges(rerun, [(2, 1200, "2")])  # longer: by the failures' keys
+    assert store.failed_pieces(rerun) == [] and store.fields(rerun, "pieces_failed")["pieces_failed"] == 0
+    store.record_failure(rerun, 3, {})  # (a failure of a piece in a recorded run never counts)
+    assert store.fields(rerun, "pieces_failed", "pieces_done") == {"pieces_failed": 0, "pieces_done": 1200}
+
     strict = _running_job(client, 2)  # no tolerance: a failure never settles, only results do
     assert store.record_failure(strict, 0, {}).settles is False
     assert not store.record_results(strict, [(1, "1")]).completes_job

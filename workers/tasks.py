@@ -195,10 +195,10 @@ def run_app(task: Task, job_id: str, template: str, start: int, stop: int) -> in
         index, exc = outcome.failed
         if piece_failed(task, spec, index, exc, stop):  # raises: a retry (keeps its slot), or the batch failed;
             _assemble_next(task, job_id, deadline)  # True: a failure the job tolerates settled its last piece
+    if first.ran:  # after the assembly (a write the job's result need not wait for), before sizing the next batches
+        batching.note_piece_seconds(spec, first.app_seconds / first.ran)
     if runtime.settings().fair_share:  # this batch's slot is free: the queue's next batches, of whichever job is due
         share.hand_out(task.app, spec.queue, freed=task.request.id)  # a batch's id: batch_task_id
-    if first.ran:  # after the assembly: a write the job's result need not wait for
-        batching.note_piece_seconds(spec, first.app_seconds / first.ran)
     return ran
 
 
