@@ -44,6 +44,11 @@ class JobCreate(_Body):
     test: bool = Field(False, description="Run only the template's first few pieces.")
     priority: int | str | None = Field(None, description="0-9 or `low`/`normal`/`high` (2/5/8; default normal): "
                                                           "higher runs first.")
+    min_success_ratio: float | None = Field(None, description="Partial success: the share of pieces (0-1) that "
+                                                              "must succeed; the job completes `partial` without "
+                                                              "the others. Not with `max_failed_pieces`.")
+    max_failed_pieces: int | None = Field(None, description="Partial success: how many pieces may fail for good. "
+                                                            "Not with `min_success_ratio`.")
     draft: bool = Field(False, description="Create a draft to configure with PATCH and start with POST .../run.")
     attach: bool = Field(False, description="A job your own process runs (runner.attach.Job): it waits queued "
                                             "until the process starts it; the answer carries its own `apiKey`.")

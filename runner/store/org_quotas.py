@@ -108,7 +108,7 @@ class OrgQuotas(Part):
         """Count the job among the org's queued jobs (admission, before the record is
         written), or raise :class:`QuotaExceeded`, counting nothing, when the org is at its
         ``max_queued_jobs``. Counted until the job starts or ends (or, were its record never
-        written, its deadline passes)."""
+        written or its draft ended while being queued, until its deadline passes)."""
         admitted, count, _ = self._enter(keys=[self.keys.org_quota_key(org), self.keys.org_queued_key(org)],
                                          args=[job_id, deadline, time.time()])
         if not admitted:
