@@ -89,6 +89,8 @@ class TemplateInfo(BaseModel):
     batch_size: int | None = None
     inputs: list[str] = []
     description: str = ""
+    min_success_ratio: float | None = None
+    max_failed_pieces: int | None = None
     hash: str = ""
 
     _local: Template | None = PrivateAttr(None)
@@ -107,6 +109,7 @@ class TemplateInfo(BaseModel):
             "job_timeout": template.job_timeout, "max_retries": template.max_retries, "queue": template.queue,
             "test_pieces": template.test_pieces, "batch_size": template.batch_size,
             "inputs": list(template.inputs), "description": template.description,
+            "min_success_ratio": template.min_success_ratio, "max_failed_pieces": template.max_failed_pieces,
         }
         info = cls.model_validate({**data, "hash": _digest(cls.model_validate(data).model_dump(mode="json"))})
         info._local = template
@@ -158,8 +161,14 @@ def _rebuilt_model(kind: str, schema: str) -> type[BaseModel]:
         return model_from_schema(_OPEN_SCHEMA, f"{kind}_params")
 
 
+# Fields added after templates were first published: hashed only when set, so a template
+# that does not use them keeps the hash its published entry has (a fleet upgrades in place).
+_HASHED_WHEN_SET = ("min_success_ratio", "max_failed_pieces")
+
+
 def _digest(data: dict[str, Any]) -> str:
-    data = {key: value for key, value in data.items() if key != "hash"}
+    data = {key: value for key, value in data.items()
+            if key != "hash" and not (key in _HASHED_WHEN_SET and value is None)}
     return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
