@@ -204,7 +204,9 @@ def find_template(ref: str, store: StatusStore) -> TemplateInfo:
     """
     name, _, tag = ref.partition("@")
     local = {t.version: t for t in templates() if t.name == name}
-    for recent in (True, False):  # a template published a moment ago is looked for again
+    exact = _published_exact.get((store.url, store.keys.prefix, ref))
+    remote, version = ({tag: exact}, tag) if exact is not None else ({}, None)
+    for recent in (True, False) if exact is None else ():  # one published a moment ago is looked for again
         remote = {r.partition("@")[2]: raw for r, raw in store.fleet.published_templates(recent).items()
                   if r.partition("@")[0] == name}
         version = pick_version(tag, {*local, *remote})
@@ -215,14 +217,29 @@ def find_template(ref: str, store: StatusStore) -> TemplateInfo:
         missing = f"unknown template {ref!r} (published or imported: {known})"
         raise TemplateNotFound(f"{missing}; {NOT_FOUND_HINT}").for_remote(
             f"{missing}; a worker publishes a template when it starts with the module that defines it")
+    if version == tag and version in remote:  # an exact published ref means the same forever
+        _published_exact[(store.url, store.keys.prefix, ref)] = remote[version]
     if version not in local:
-        return TemplateInfo.model_validate_json(remote[version])
+        return _parsed(remote[version])
     info = TemplateInfo.from_template(local[version])
     if version in remote:
-        fleet = TemplateInfo.model_validate_json(remote[version])
+        fleet = _parsed(remote[version])
         if fleet.hash != info.hash:
             raise _conflict(info, fleet, "this process's")
     return info
+
+
+# Published templates are immutable per ref (``publish`` refuses a different definition),
+# so an exact ref once found is not read again: a schedule's firing or a submit naming
+# ``name@1.2.3`` costs no round trip for it. A partial ref (``name@1``) may come to mean
+# a newer version, so it is looked up each time (from a read at most RECENT_SECONDS old).
+_published_exact: dict[tuple[str, str, str], str] = {}
+
+
+@lru_cache(maxsize=512)
+def _parsed(raw: str) -> TemplateInfo:
+    """A published template's JSON, parsed once (a frozen model: safe to share)."""
+    return TemplateInfo.model_validate_json(raw)
 
 
 def all_templates(store: StatusStore) -> list[TemplateInfo]:

@@ -8,7 +8,7 @@ gets the same outcome as if the first call had answered.
 """
 
 __all__ = ["TRANSITION", "RECORD_RESULTS", "RECORD_RANGES", "RECORD_FAILURE", "ADD_LOGS", "CLAIM_SCHEDULE",
-           "AUTHENTICATE", "CLAIM_NAME", "ADD_METRIC_VALUES", "HMGET_MANY"]
+           "CLAIM_SCHEDULES", "AUTHENTICATE", "CLAIM_NAME", "ADD_METRIC_VALUES", "HMGET_MANY"]
 
 # KEYS: job, events[, every other key of the job, to expire]. ARGV: target, maxlen, expire seconds
 # (0: leave lifetimes alone), token, n_allowed, allowed..., field, value, ...
@@ -192,6 +192,48 @@ end
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[5], ARGV[4])
 return 1
+"""
+
+# KEYS: due sorted set, then per schedule its hash and its jobs sorted set. ARGV: token field,
+# then per schedule: member, expected due, next due, token, SHA1 of the caller's definition,
+# how many recent job ids to return. A sweep's claims in one round trip, each the
+# compare-and-set of CLAIM_SCHEDULE (a replay finds its own token and wins again), made only
+# when the caller's definition is the stored one. Per schedule: {1, recent job ids newest
+# first...} won; {0} lost (or the schedule is gone: its due time is dropped); {-1, definition}
+# the caller's definition is not the stored one (nothing claimed: plan again with this one).
+CLAIM_SCHEDULES = """
+local out = {}
+for i = 0, (#KEYS - 1) / 2 - 1 do
+  local hash, jobs, a = KEYS[2 + 2 * i], KEYS[3 + 2 * i], 2 + 6 * i
+  local member, due, nxt, token = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), ARGV[a + 3]
+  local definition = redis.call('HGET', hash, 'definition')
+  local score = redis.call('ZSCORE', KEYS[1], member)
+  local won = false
+  if score then score = tonumber(score) end
+  if not definition then
+    if score == due then redis.call('ZREM', KEYS[1], member) end
+    out[#out + 1] = {0}
+  elseif redis.sha1hex(definition) ~= ARGV[a + 4] then
+    out[#out + 1] = {-1, definition}
+  elseif score == nxt and redis.call('HGET', hash, ARGV[1]) == token then
+    won = true
+  elseif score ~= due then
+    out[#out + 1] = {0}
+  else
+    redis.call('ZADD', KEYS[1], nxt, member)
+    redis.call('HSET', hash, ARGV[1], token)
+    won = true
+  end
+  if won then
+    local reply = {1}
+    local recent = tonumber(ARGV[a + 5])
+    if recent > 0 then
+      for _, id in ipairs(redis.call('ZREVRANGE', jobs, 0, recent - 1)) do reply[#reply + 1] = id end
+    end
+    out[#out + 1] = reply
+  end
+end
+return out
 """
 
 # KEYS: token, key record, rate counter. ARGV: key id, window seconds.
