@@ -212,10 +212,10 @@ def admit(services: Services, org: str, request: JobRequest, *, draft: bool = Fa
     record["warnings"] = [*record.get("warnings", []), *_queue_warnings(services, record["queue"]),
                           *param_warnings(checked.template, checked.values.get("raw_params"))]
     record.update(_timing(record, checked))
-    services.store.org_quotas.enter_queue(org, record["id"], record["deadline"])  # QuotaExceeded: nothing written
-    task_id = str(uuid.uuid4())
-    services.store.create(record, expire_seconds=_lifetime(record), deadline=record["deadline"], tasks=[task_id],
-                          logs=[_queued_line(who)])
+    task_id, quotas = str(uuid.uuid4()), services.store.org_quotas  # over max_queued_jobs: QuotaExceeded, nothing kept
+    quotas.entered(org, services.store.create(
+        record, expire_seconds=_lifetime(record), deadline=record["deadline"], tasks=[task_id],
+        logs=[_queued_line(who)], then=lambda pipe: quotas.enter_queue_in(pipe, org, record["id"], record["deadline"])))
     _send(services, record["id"], checked.template.ref, record["deadline"], task_id)
     return record["id"]
 

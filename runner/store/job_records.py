@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import redis
@@ -37,10 +37,13 @@ class JobRecords(Part):
         self._transition = self.redis.register_script(TRANSITION)
 
     def create(self, record: dict[str, Any], expire_seconds: float, deadline: float | None = None,
-               tasks: list[str] | None = None, logs: list[dict[str, Any]] | None = None) -> None:
+               tasks: list[str] | None = None, logs: list[dict[str, Any]] | None = None,
+               then: Callable[[Any], None] | None = None) -> Any:
         """Write a new job record (state ``draft`` or ``queued``) and index it by org; for a
         queued job also its deadline, its first task's id and its first log lines — one
-        round trip, before the task is sent."""
+        round trip, before the task is sent. ``then`` adds a last command to the same
+        transaction (the org's queued-jobs quota, which may undo the rest); its reply is
+        returned."""
         job_id, org, ttl, keys = record["id"], record["org"], int(expire_seconds) + 1, self.keys
         with self.redis.pipeline() as pipe:
             pipe.hset(keys.job_key(job_id), mapping={k: encode(v) for k, v in record.items()})
@@ -56,7 +59,10 @@ class JobRecords(Part):
             if logs:
                 self.journal.xadd_logs(pipe, job_id, logs)
                 pipe.expire(keys.logs_key(job_id), ttl)
-            pipe.execute()
+            if then is not None:
+                then(pipe)
+            replies = pipe.execute()
+        return replies[-1] if then is not None else None
 
     def get(self, job_id: str, org: str | None = None) -> JobStatus:
         """The job's record; raises :class:`JobNotFound` if absent or owned by another org."""

@@ -105,12 +105,29 @@ class OrgQuotas(Part):
 
     # -- max_queued_jobs: counted at admission, uncounted when the job runs or ends -------
     def enter_queue(self, org: str, job_id: str, deadline: float) -> None:
-        """Count the job among the org's queued jobs (admission, before the record is
-        written), or raise :class:`QuotaExceeded`, counting nothing, when the org is at its
-        ``max_queued_jobs``. Counted until the job starts or ends (or, were its record never
-        written or its draft ended while being queued, until its deadline passes)."""
-        admitted, count, _ = self._enter(keys=[self.keys.org_quota_key(org), self.keys.org_queued_key(org)],
-                                         args=[job_id, deadline, time.time()])
+        """Count the job among the org's queued jobs (a draft being queued), or raise
+        :class:`QuotaExceeded`, counting nothing, when the org is at its ``max_queued_jobs``.
+        Counted until the job starts or ends (or, should its draft end while being queued,
+        until its deadline passes)."""
+        self.entered(org, self._enter(keys=[self.keys.org_quota_key(org), self.keys.org_queued_key(org)],
+                                      args=[job_id, deadline, time.time()]))
+
+    def enter_queue_in(self, pipe: Any, org: str, job_id: str, deadline: float) -> None:
+        """:meth:`enter_queue` as the last command of the transaction ``pipe`` that writes
+        the job's record (``jobs.create(..., then=...)``): refused, it deletes what that
+        wrote. Sent whole (``EVAL``, not the script's SHA: a pipeline would first ask Redis
+        whether it knows the script, a round trip more per job); pass the reply to
+        :meth:`entered`."""
+        keys = self.keys
+        undo = [keys.job_key(job_id), keys.events_key(job_id), keys.tasks_key(job_id), keys.logs_key(job_id),
+                keys.org_jobs_key(org), keys.deadlines_key()]
+        pipe.eval(QUOTA_ENTER_QUEUE, 2 + len(undo), keys.org_quota_key(org), keys.org_queued_key(org), *undo,
+                  job_id, deadline, time.time())
+
+    @staticmethod
+    def entered(org: str, reply: list[Any]) -> None:
+        """Raise :class:`QuotaExceeded` if ``reply`` (of the queued-jobs script) refused the job."""
+        admitted, count, _ = reply
         if not admitted:
             said = f"org {org} has {count} queued jobs, its max_queued_jobs; wait for some to start or"
             raise QuotaExceeded(f"{said} raise it with `runner orgs set {org} --max-queued-jobs N`",

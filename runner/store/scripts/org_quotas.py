@@ -22,18 +22,29 @@ else redis.call('SREM', KEYS[2], ARGV[1]) end
 return n
 """
 
-# KEYS: quota hash, queued zset. ARGV: job id, its deadline, now.
+# KEYS: quota hash, queued zset[, what to undo when refused: the job's record, events,
+# tasks and logs keys, then its org's job index and the deadlines zset].
+# ARGV: job id, its deadline, now.
 # Counts the job among its org's queued jobs unless that would pass max_queued_jobs:
 # check and add in one step, so racing submitters (any number of API processes) admit
-# exactly the limit. Ids past their deadline are forgotten first (the watchdog ends those
-# jobs; an id whose record expired unseen would otherwise count forever). Replay-safe: an
-# id already counted is admitted again. Returns {admitted, queued count, limit or -1}.
+# exactly the limit. Run last in the transaction that writes a new job (``jobs.create``),
+# a refusal deletes what that transaction wrote: nobody ever sees a refused job. Ids past
+# their deadline are forgotten first (the watchdog ends those jobs; an id whose record
+# expired unseen would otherwise count forever). Replay-safe: an id already counted is
+# admitted again. Returns {admitted, queued count, limit or -1}.
 QUOTA_ENTER_QUEUE = """
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[3])
 local count = redis.call('ZCARD', KEYS[2])
 local limit = tonumber(redis.call('HGET', KEYS[1], 'max_queued_jobs'))
 if redis.call('ZSCORE', KEYS[2], ARGV[1]) then return {1, count, limit or -1} end
-if limit and count >= limit then return {0, count, limit} end
+if limit and count >= limit then
+  if #KEYS > 2 then
+    redis.call('DEL', KEYS[3], KEYS[4], KEYS[5], KEYS[6])
+    redis.call('ZREM', KEYS[7], ARGV[1])
+    redis.call('ZREM', KEYS[8], ARGV[1])
+  end
+  return {0, count, limit}
+end
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 return {1, count + 1, limit or -1}
 """
