@@ -32,6 +32,7 @@ from runner.attached_jobs import create_attached
 from runner.errors import SourceError
 from runner.job import Job
 from runner.models import JobState, JobStatus
+from runner.store.part import stored_status
 
 __all__ = ["router"]
 
@@ -91,8 +92,8 @@ def _create_job(body: JobCreate, client: OrgClient, who: CurrentPrincipal) -> Jo
     find_template(client, body.template)
     check_uris(client, _uri_fields(body.source, body.destination, body.inputs))
     request = JobRequest(**body.model_dump(exclude={"draft", "attach", "settings"}))
-    job_id = admission.admit(client.services, client.org, request, draft=body.draft, who=queued_by(who))
-    return client.store.get(job_id, client.org)
+    record = admission.admit_record(client.services, client.org, request, draft=body.draft, who=queued_by(who))
+    return stored_status(record)  # as written: no read back
 
 
 @router.get("/jobs", response_model=JobPage)
