@@ -20,6 +20,11 @@ ratios with ✔/✗ and the exit status is 0 only when every goal measured is me
   ``used_memory_peak`` grows < 200 MB; the client's RSS stays flat while it waits
   (grows < 10 MB); time per piece ≤ 1.2× a 5,000-piece no-work job's.
 - P5 10,000 three-piece jobs from 50 client threads: Runner jobs/s ≥ a plain chord's.
+- P6 the fleet ceiling: Redis CPU (``INFO cpu``) and commands (``INFO commandstats``) per
+  piece over a 100,000-piece no-work job, stored pieces with a ``json_list`` assembler
+  and generated pieces with ``sum``: ≤ 1 µs per stored piece (issue 24; the aim 0.5 µs),
+  and the modelled ceiling of one Redis core (1 s ÷ CPU per piece) beside the pieces/s
+  measured.
 
 Runner's phase table comes from each case's median job's state-change events.
 """
@@ -62,7 +67,7 @@ INCLUDE = ["benchmarks.tasks"]
 CONCURRENCY = 2
 TINY_S, HEAVY_S = 80e-6, 30e-3
 GOAL = {"P1": 0.8, "P2": 1.05, "P3_one_ms": 10.0, "P3_small_ms": 30.0, "P4_redis_mb": 200.0, "P4_rss_mb": 10.0,
-        "P4_per_piece": 1.2, "P5": 1.0}
+        "P4_per_piece": 1.2, "P5": 1.0, "P6_us": 1.0}
 ENGINES = ["runner", "pool", "chunked", "chord"]
 P4_CAP_S = 900.0  # the longest default job timeout P4 sets
 
@@ -77,11 +82,12 @@ class Sizes:
     p4_baseline: int = 5_000
     p5_jobs: int = 10_000
     p5_threads: int = 50
+    p6_pieces: int = 100_000
 
 
 FULL = Sizes()
 # P2 keeps 200 pieces: with fewer than 2 chunks of 100 the pool and hand-chunked Celery use one process
-QUICK = Sizes(p1_pieces=1_000, p2_pieces=200, p3_runs=10, p4_pieces=100_000, p5_jobs=300)
+QUICK = Sizes(p1_pieces=1_000, p2_pieces=200, p3_runs=10, p4_pieces=100_000, p5_jobs=300, p6_pieces=20_000)
 
 
 def goal(gid: str, what: str, value: float | None, shown: str, target: str, ok: bool) -> dict[str, Any]:
@@ -219,6 +225,20 @@ class Bench:
                           goal("P4", f"time/piece vs a {s.p4_baseline:,}-piece job", ratio, f"{ratio:.2f}×",
                                f"≤ {GOAL['P4_per_piece']}×", d["completed"] and ratio <= GOAL["P4_per_piece"])]}
 
+    def p6(self) -> dict[str, Any]:
+        n, cases = self.sizes.p6_pieces, {}
+        for label, template, params in (("stored, json_list", "bench-stored@1.0.0", {"count": n}),
+                                        ("generated, sum", "bench@1.0.0", {"count": n})):
+            self.client.submit(template, params={"partitioner": {"count": 1_000}}).wait(timeout=300)  # piece time known
+            cases[label] = eng.redis_cost(self.client, self.url, template, {"partitioner": params}, n)
+            c = cases[label]
+            self.say(f"  P6 {label}: {c['cpu_us_per_piece']:.2f} µs Redis CPU, {c['commands_per_piece']:.3f} commands "
+                     f"per piece; {c['pieces_per_s']:,.0f} pieces/s, ceiling {c['ceiling_pieces_per_s']:,.0f}/s")
+        stored = cases["stored, json_list"]["cpu_us_per_piece"]
+        return {"pieces": n, "cases": cases,
+                "goals": [goal("P6", "Redis CPU per stored piece", stored, f"{stored:.2f} µs",
+                               f"≤ {GOAL['P6_us']:g} µs", stored <= GOAL["P6_us"])]}
+
     def p5(self) -> dict[str, Any]:
         s = self.sizes
         # Runner, chord, chord, Runner (halves) when repeating, so drift hits both sides
@@ -252,9 +272,10 @@ def benchmark(only: list[str], sizes: Sizes, repeats: int, p4_timeout: float | N
             bench = Bench(url, sizes, repeats, say)
             try:
                 needed = {e for p, es in (("P1", ENGINES), ("P2", ENGINES), ("P3", ["runner", "chord", "pool"]),
-                                          ("P4", ["runner"]), ("P5", ["runner", "chord"])) if p in only for e in es}
+                                          ("P4", ["runner"]), ("P5", ["runner", "chord"]),
+                                          ("P6", ["runner"])) if p in only for e in es}
                 bench.warm_up([e for e in ENGINES if e in needed])
-                for name in ("P1", "P2", "P3", "P5", "P4"):  # P4 last: a timed-out giant job leaves work behind
+                for name in ("P1", "P2", "P3", "P5", "P6", "P4"):  # P4 last: a timed-out giant job leaves work behind
                     if name in only:
                         say(f"{name} …")
                         sections[name] = bench.p4(p4_timeout) if name == "P4" else getattr(bench, name.lower())()
@@ -267,7 +288,7 @@ def benchmark(only: list[str], sizes: Sizes, repeats: int, p4_timeout: float | N
         "concurrency": CONCURRENCY, "repeats": repeats, "sizes": asdict(sizes),
         "seconds": round(time.perf_counter() - began, 1),
         "sections": sections,
-        "goals": [g for name in ("P1", "P2", "P3", "P4", "P5") for g in sections.get(name, {}).get("goals", [])],
+        "goals": [g for name in ("P1", "P2", "P3", "P4", "P5", "P6") for g in sections.get(name, {}).get("goals", [])],
     }
 
 
@@ -282,7 +303,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, one repeat (a smoke run)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout (no tables)")
-    parser.add_argument("--only", default="P1,P2,P3,P4,P5", help="comma-separated goals to run, e.g. P1,P3")
+    parser.add_argument("--only", default="P1,P2,P3,P4,P5,P6", help="comma-separated goals to run, e.g. P1,P3")
     parser.add_argument("--skip-p4", action="store_true", help="leave out P4 (the giant job)")
     parser.add_argument("--repeats", type=int, default=None, help="measured runs per engine (default 3; 1 with --quick)")
     parser.add_argument("--p1-pieces", type=int, default=None)
@@ -293,16 +314,17 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="P4's job timeout in s (default 1.5 × the goal's time + 30 s, at most 900)")
     parser.add_argument("--p5-jobs", type=int, default=None, help="P5's jobs per engine (default 10,000)")
     parser.add_argument("--p5-threads", type=int, default=None)
+    parser.add_argument("--p6-pieces", type=int, default=None, help="P6's job size (default 100,000)")
     parser.add_argument("--log-dir", type=Path, default=None, help="keep the worker and Redis logs here")
     args = parser.parse_args(argv)
     only = [p.strip().upper() for p in args.only.split(",") if p.strip()]
-    bad = [p for p in only if p not in ("P1", "P2", "P3", "P4", "P5")]
+    bad = [p for p in only if p not in ("P1", "P2", "P3", "P4", "P5", "P6")]
     if bad:
-        parser.error(f"--only {args.only!r}: unknown {', '.join(bad)}; choose from P1,P2,P3,P4,P5")
+        parser.error(f"--only {args.only!r}: unknown {', '.join(bad)}; choose from P1,P2,P3,P4,P5,P6")
     args.only = [p for p in only if not (args.skip_p4 and p == "P4")]
     sizes = QUICK if args.quick else FULL
     overrides = {k: getattr(args, k) for k in ("p1_pieces", "p2_pieces", "p3_runs", "p4_pieces", "p5_jobs",
-                                               "p5_threads") if getattr(args, k) is not None}
+                                               "p5_threads", "p6_pieces") if getattr(args, k) is not None}
     args.sizes = replace(sizes, **overrides)
     args.repeats = args.repeats or (1 if args.quick else 3)
     return args

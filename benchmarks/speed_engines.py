@@ -263,3 +263,26 @@ def runner_big_job(client: Client, url: str, pieces: int, job_timeout: float) ->
         "client_rss": rss.summary(),
     })
     return Run("runner", elapsed, pieces, detail)
+
+
+def redis_cost(client: Client, url: str, template: str, params: dict[str, Any], pieces: int) -> dict[str, Any]:
+    """P6: what one job of ``pieces`` costs the Redis server — its CPU (``INFO cpu``) and
+    the commands it ran (``INFO commandstats``, scripts' inner calls included) — per piece,
+    and the ceiling that puts on one Redis core (1 s ÷ CPU per piece)."""
+    probe = redis.Redis.from_url(url)
+
+    def sample() -> tuple[float, int]:
+        cpu, stats = probe.info("cpu"), probe.info("commandstats")
+        return cpu["used_cpu_user"] + cpu["used_cpu_sys"], sum(v["calls"] for v in stats.values())
+
+    cpu0, calls0 = sample()
+    start = time.perf_counter()
+    result = client.submit(template, params=params).wait(timeout=900)
+    elapsed = time.perf_counter() - start
+    cpu1, calls1 = sample()
+    probe.close()
+    per_piece = (cpu1 - cpu0) / pieces
+    return {"pieces": pieces, "ok": result == pieces or (isinstance(result, list) and len(result) == pieces),
+            "seconds": round(elapsed, 3), "pieces_per_s": round(pieces / elapsed, 1),
+            "cpu_us_per_piece": round(per_piece * 1e6, 3), "commands_per_piece": round((calls1 - calls0) / pieces, 4),
+            "ceiling_pieces_per_s": round(1 / per_piece) if per_piece > 0 else None}

@@ -15,9 +15,9 @@ import time
 from celery import shared_task
 from pydantic import BaseModel, Field
 
-from runner import app, template
+from runner import app, partitioner, template
 
-__all__ = ["spin", "SpinParams", "bench_spin", "celery_spin", "celery_spin_many", "celery_total", "TEMPLATE"]
+__all__ = ["spin", "SpinParams", "bench_spin", "bench_stored", "celery_spin", "celery_spin_many", "celery_total", "TEMPLATE"]
 
 TEMPLATE = "bench@1.0.0"
 
@@ -42,6 +42,21 @@ def bench_spin(piece: int, ctx) -> int:
 
 template("bench", "1.0.0", partitioner="replicas", app="bench_spin", assembler="sum",
          description="bench_speed.py: N pieces of busy work, results summed (= N)")
+
+
+class StoredParams(BaseModel):
+    count: int = Field(1, ge=0, description="How many pieces to yield.")
+
+
+@partitioner("bench_stored", params=StoredParams)
+def bench_stored(source, ctx):
+    """Pieces yielded one by one (small dicts), so the store keeps each: P6's stored pieces."""
+    for index in range(ctx.params.count):
+        yield {"i": index}
+
+
+template("bench-stored", "1.0.0", partitioner="bench_stored", app="bench_spin", assembler="json_list",
+         description="bench_speed.py P6: stored pieces, every result kept and listed")
 
 
 # -- plain Celery side ---------------------------------------------------------------

@@ -32,10 +32,11 @@ from runner.fleet import check_worker_roots, start_hint, unserved_queues
 from runner.lifecycle import Services, end_job
 from runner.models import ErrorInfo, JobState, RunOptions
 from runner.params import validate_params
+from runner.partial import Tolerance
 
 __all__ = ["JobRequest", "Checked", "check", "admit", "admit_record", "admit_attached", "edit_draft", "queue_draft", "retry_failed", "new_job_id"]
 
-OPTIONS = ("task_timeout", "job_timeout", "max_retries", "test")
+OPTIONS = ("task_timeout", "job_timeout", "max_retries", "test", "min_success_ratio", "max_failed_pieces")
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,8 @@ class JobRequest:
     max_retries: Any = None
     retention_hours: Any = None
     test: Any = None
+    min_success_ratio: Any = None  # partial success (runner/partial.py): one of the two, or neither
+    max_failed_pieces: Any = None
 
     @classmethod
     def of(cls, template: Any, fields: dict[str, Any]) -> "JobRequest":
@@ -133,7 +136,9 @@ def _steps(services: Services, req: JobRequest, out: Checked, draft: bool) -> li
     def options() -> None:
         out.options = RunOptions.checked(settings.max_timeout_seconds, task_timeout=req.task_timeout,
                                          job_timeout=req.job_timeout, max_retries=req.max_retries,
-                                         test=req.test if req.test is not None else False)
+                                         test=req.test if req.test is not None else False,
+                                         min_success_ratio=req.min_success_ratio,
+                                         max_failed_pieces=req.max_failed_pieces)
 
     def params() -> None:
         values["raw_params"] = guards.params(req.params, settings.max_params_bytes)
@@ -260,14 +265,16 @@ def queue_draft(services: Services, org: str, job_id: str, options: JobRequest |
 
 
 def retry_failed(services: Services, org: str, job_id: str, job_timeout: float | None = None) -> None:
-    """Reopen a failed or timed-out job to re-run only its pieces without a result (every
-    stored result is reused), then assemble, under a new deadline (checked as a
-    submit's). Raises IllegalTransition for a job in any other state."""
+    """Reopen a failed or timed-out job, or a partial completion (``completed`` without its
+    failed pieces), to re-run only its pieces without a result (every stored result is
+    reused; the failed pieces' records are reset), then assemble, under a new deadline
+    (checked as a submit's). Raises IllegalTransition for a job in any other state."""
     store = services.store
     status = store.get(job_id, org)
-    if status.state not in (JobState.FAILED, JobState.TIMED_OUT):
-        raise IllegalTransition(f"job {job_id} is {status.state.value}; only a failed or timed_out job can retry "
-                                "its failed pieces", state=status.state.value)
+    if status.state not in (JobState.FAILED, JobState.TIMED_OUT) and not _partial(status):
+        raise IllegalTransition(f"job {job_id} is {status.state.value}; only a failed or timed_out job, or a "
+                                "completed one that went without failed pieces (partial), can retry its failed "
+                                "pieces", state=status.state.value)
     options = RunOptions.checked(services.settings.max_timeout_seconds, job_timeout=job_timeout)
     timeout = float(options.job_timeout or status.job_timeout)
     deadline = time.time() + timeout
@@ -276,13 +283,18 @@ def retry_failed(services: Services, org: str, job_id: str, job_timeout: float |
     store.reset_failures(job_id)
     store.transition(job_id, JobState.RUNNING if partitioned else JobState.QUEUED, expect=[status.state],
                      error=None, finished_at=None, pieces_failed=0, deadline=deadline, job_timeout=timeout,
-                     round=round_)
+                     round=round_, **({"partial": False, "result_summary": None} if _partial(status) else {}))
     store.keep_for(job_id, timeout + status.retention_hours * 3600)
     store.set_deadline(job_id, deadline)
     send = send_resume if partitioned else send_partition
     task_id = send(services.celery, job_id, status.template, services.settings.control_queue, deadline)
     store.add_tasks(job_id, [task_id], logs=[joblog.line(f"retry round {round_}: re-running the pieces without a "
                                                          "result")])
+
+
+def _partial(status: Any) -> bool:
+    """Whether the job completed without some pieces (a retry may still run them)."""
+    return status.state is JobState.COMPLETED and bool(status.partial)
 
 
 def _draft(services: Services, org: str, job_id: str, verb: str) -> Any:
@@ -317,6 +329,13 @@ def _defaults(services: Services, tmpl: TemplateInfo) -> dict[str, Any]:
             "max_retries": tmpl.max_retries if tmpl.max_retries is not None else settings.max_retries}
 
 
+def _tolerance(options: RunOptions, tmpl: TemplateInfo) -> dict[str, Any]:
+    """The record's tolerance of failed pieces: the request's, else the template's. Giving
+    either form replaces the template's whole tolerance (so the two never meet)."""
+    given = Tolerance(options.min_success_ratio, options.max_failed_pieces)
+    return (given or Tolerance(tmpl.min_success_ratio, tmpl.max_failed_pieces)).fields()
+
+
 def _record(services: Services, org: str, checked: Checked, job_id: str) -> dict[str, Any]:
     tmpl, values, settings = checked.template, checked.values, services.settings
     options = checked.options
@@ -330,7 +349,7 @@ def _record(services: Services, org: str, checked: Checked, job_id: str) -> dict
         "max_retries": options.max_retries if options.max_retries is not None else defaults["max_retries"],
         "retention_hours": values["retention_hours"] or settings.retention_hours,
         "queue": tmpl.queue or settings.default_queue, "created_at": time.time(), "pieces_done": 0,
-        "pieces_failed": 0,
+        "pieces_failed": 0, **_tolerance(options, tmpl),
     }
 
 
@@ -344,6 +363,7 @@ def _timing(base: dict[str, Any], checked: Checked) -> dict[str, Any]:
         "task_timeout": float(options.task_timeout or base["task_timeout"]), "job_timeout": job_timeout,
         "max_retries": int(options.max_retries if options.max_retries is not None else base["max_retries"]),
         "queued_at": now, "deadline": now + job_timeout,
+        **Tolerance(options.min_success_ratio, options.max_failed_pieces).fields(),
     }
 
 

@@ -119,7 +119,7 @@ def write_output(
     store: StatusStore, storages: Storages, settings: Settings, job_id: str,
     report: tuple[JobStatus | None, list[dict[str, Any]]] | None = None, **ending: Any
 ) -> str | None:
-    """Write the job's ``output.json`` (settings, template, counters, timings, metrics),
+    """Write the job's ``output.json`` (settings, template, state, ``partial``, counters, timings, metrics),
     with ``ending`` (state, finished_at, error …) applied over the stored record (or over
     ``report``, the record and metrics the caller read). Never raises: a job's end must
     not depend on its report being written."""
@@ -133,6 +133,7 @@ def write_output(
             "job": status.model_dump(mode="json", exclude={"error", "result_summary", "metrics"}),
             "template": status.template,
             "state": status.state.value,
+            "partial": status.partial,  # completed without pieces_failed pieces, as the job allowed
             "counters": {"pieces_total": status.pieces_total, "pieces_done": status.pieces_done,
                          "pieces_failed": status.pieces_failed, "batches_total": status.batches_total},
             "timings": {"queued_at": _iso(status.queued_at), "started_at": _iso(status.started_at),

@@ -89,6 +89,8 @@ class TemplateInfo(BaseModel):
     batch_size: int | None = None
     inputs: list[str] = []
     description: str = ""
+    min_success_ratio: float | None = None
+    max_failed_pieces: int | None = None
     hash: str = ""
 
     _local: Template | None = PrivateAttr(None)
@@ -107,6 +109,7 @@ class TemplateInfo(BaseModel):
             "job_timeout": template.job_timeout, "max_retries": template.max_retries, "queue": template.queue,
             "test_pieces": template.test_pieces, "batch_size": template.batch_size,
             "inputs": list(template.inputs), "description": template.description,
+            "min_success_ratio": template.min_success_ratio, "max_failed_pieces": template.max_failed_pieces,
         }
         info = cls.model_validate({**data, "hash": _digest(cls.model_validate(data).model_dump(mode="json"))})
         info._local = template
@@ -158,8 +161,14 @@ def _rebuilt_model(kind: str, schema: str) -> type[BaseModel]:
         return model_from_schema(_OPEN_SCHEMA, f"{kind}_params")
 
 
+# Fields added after templates were first published: hashed only when set, so a template
+# that does not use them keeps the hash its published entry has (a fleet upgrades in place).
+_HASHED_WHEN_SET = ("min_success_ratio", "max_failed_pieces")
+
+
 def _digest(data: dict[str, Any]) -> str:
-    data = {key: value for key, value in data.items() if key != "hash"}
+    data = {key: value for key, value in data.items()
+            if key != "hash" and not (key in _HASHED_WHEN_SET and value is None)}
     return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
@@ -195,7 +204,9 @@ def find_template(ref: str, store: StatusStore) -> TemplateInfo:
     """
     name, _, tag = ref.partition("@")
     local = {t.version: t for t in templates() if t.name == name}
-    for recent in (True, False):  # a template published a moment ago is looked for again
+    exact = _published_exact.get((store.url, store.keys.prefix, ref))
+    remote, version = ({tag: exact}, tag) if exact is not None else ({}, None)
+    for recent in (True, False) if exact is None else ():  # one published a moment ago is looked for again
         remote = {r.partition("@")[2]: raw for r, raw in store.fleet.published_templates(recent).items()
                   if r.partition("@")[0] == name}
         version = pick_version(tag, {*local, *remote})
@@ -206,14 +217,29 @@ def find_template(ref: str, store: StatusStore) -> TemplateInfo:
         missing = f"unknown template {ref!r} (published or imported: {known})"
         raise TemplateNotFound(f"{missing}; {NOT_FOUND_HINT}").for_remote(
             f"{missing}; a worker publishes a template when it starts with the module that defines it")
+    if version == tag and version in remote:  # an exact published ref means the same forever
+        _published_exact[(store.url, store.keys.prefix, ref)] = remote[version]
     if version not in local:
-        return TemplateInfo.model_validate_json(remote[version])
+        return _parsed(remote[version])
     info = TemplateInfo.from_template(local[version])
     if version in remote:
-        fleet = TemplateInfo.model_validate_json(remote[version])
+        fleet = _parsed(remote[version])
         if fleet.hash != info.hash:
             raise _conflict(info, fleet, "this process's")
     return info
+
+
+# Published templates are immutable per ref (``publish`` refuses a different definition),
+# so an exact ref once found is not read again: a schedule's firing or a submit naming
+# ``name@1.2.3`` costs no round trip for it. A partial ref (``name@1``) may come to mean
+# a newer version, so it is looked up each time (from a read at most RECENT_SECONDS old).
+_published_exact: dict[tuple[str, str, str], str] = {}
+
+
+@lru_cache(maxsize=512)
+def _parsed(raw: str) -> TemplateInfo:
+    """A published template's JSON, parsed once (a frozen model: safe to share)."""
+    return TemplateInfo.model_validate_json(raw)
 
 
 def all_templates(store: StatusStore) -> list[TemplateInfo]:

@@ -81,17 +81,22 @@ class Client:
         max_retries: int | None = None,
         retention_hours: float | None = None,
         test: bool = False,
+        min_success_ratio: float | None = None,
+        max_failed_pieces: int | None = None,
     ) -> Job:
         """Validate and queue a job in one call.
 
-        ``inputs`` binds the template's named inputs to URIs. Raises TemplateNotFound,
+        ``inputs`` binds the template's named inputs to URIs. ``min_success_ratio`` (0–1)
+        or ``max_failed_pieces`` (one of them; default: the template's, else none) lets the
+        job complete ``partial`` without pieces that fail for good (``runner/partial.py``). Raises TemplateNotFound,
         InvalidParams (listing every bad field and input) or SourceError before anything
         is written or queued; SourceError too for a source or destination the template
         cannot use. The checks and the queueing are :mod:`runner.admission`'s.
         """
         request = JobRequest(template=template, source=source, destination=destination, params=params,
                              inputs=inputs, name=name, task_timeout=task_timeout, job_timeout=job_timeout,
-                             max_retries=max_retries, retention_hours=retention_hours, test=test)
+                             max_retries=max_retries, retention_hours=retention_hours, test=test,
+                             min_success_ratio=min_success_ratio, max_failed_pieces=max_failed_pieces)
         return Job(self, admission.admit(self.services, self.org, request), known=True)
 
     def run(
@@ -166,8 +171,8 @@ class Client:
         self.store.delete_job(job_id, self.org)
 
     def retry_failed(self, job_id: str, job_timeout: float | None = None) -> Job:
-        """Re-run only the pieces of a failed or timed-out job that have no result, reusing
-        every stored result, then assemble — under a new deadline.
+        """Re-run only the pieces of a failed or timed-out job, or of a partial completion,
+        that have no result, reusing every stored result, then assemble — under a new deadline.
 
         Raises IllegalTransition for a job in any other state.
         """

@@ -38,6 +38,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     - Late acks and reject-on-worker-lost: a piece whose worker dies is redelivered.
     - Prefetch 1: pieces are batched already; prefetching more starves idle workers.
     - Task events on: Flower fills without extra flags.
+    - Queues are read in the order a worker lists them, the control queue first
+      (``queue_order_strategy`` "priority", not kombu's round robin): a partition task
+      starts the moment a process frees, instead of after the app batch that came up
+      in the rotation — under fair share, how soon a newly submitted job starts.
     - Publishing retries through a Redis outage of ``redis_outage_seconds``, and workers
       reconnect for as long as it takes: an outage is a pause, not a failure. Tasks a
       worker cancels when its connection drops (they could not be acknowledged) are
@@ -47,7 +51,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
       by the batch that records the last piece, not by a chord. (The result backend
       setting stays for Celery's own use, e.g. benchmarks of a plain chord.)
     """
-    transport: dict[str, Any] = {"visibility_timeout": settings.visibility_timeout}
+    transport: dict[str, Any] = {"visibility_timeout": settings.visibility_timeout,
+                                 "queue_order_strategy": "priority"}  # control first: see the worker's queues
     if is_sentinel(settings.broker_url) or is_sentinel(settings.backend_url):
         transport["master_name"] = settings.redis_master_name  # Celery's sentinel:// transport needs it
     publish_retries = max(3, int(settings.redis_outage_seconds / 0.5))

@@ -56,9 +56,15 @@ def start_hint(queue: str, control_queue: str, default_queue: str) -> str:
     return f"runner worker --queues {queue} --include MODULE"
 
 
+RECHECK_SECONDS = 0.25
+
+
 def unserved_queues(store: StatusStore, queues: list[str]) -> list[str]:
     """Those of ``queues`` that no live worker consumes."""
-    for recent in (True, False):  # a worker that started a moment ago is looked for again
+    # a worker that started a moment ago is looked for again, in a read at most
+    # RECHECK_SECONDS old: a queue no worker serves (each firing of a schedule whose
+    # queue has no worker yet) costs a few reads a second, not one per job
+    for recent in (True, RECHECK_SECONDS):
         served = {q for worker in store.fleet.live_workers(recent=recent).values() for q in worker.queues}
         unserved = [q for q in dict.fromkeys(queues) if q not in served]
         if not unserved:

@@ -143,7 +143,8 @@ class Job:
         return self.client.cancel(self.id)
 
     def retry_failed(self, job_timeout: float | None = None) -> "Job":
-        """Re-run only the failed pieces of a failed or timed-out job, then assemble."""
+        """Re-run only the failed pieces of a failed or timed-out job, or of a partial
+        completion (``status().partial``), then assemble."""
         return self.client.retry_failed(self.id, job_timeout)
 
     def events(self, after: str = "0-0") -> list[tuple[str, dict[str, str]]]:

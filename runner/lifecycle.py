@@ -47,10 +47,12 @@ def end_job(
     result_summary: dict[str, Any] | None = None,
     result: str | None = None,
     spare_task: str | None = None,
+    partial: bool = False,
 ) -> bool:
     """Move the job to the final state ``target`` — once — and stop its tasks (all but
     ``spare_task``, the caller's own). ``result`` (the assembled output as JSON) is stored
-    before anything else. Returns whether this call ended the job."""
+    before anything else; ``partial`` marks a completion without some failed pieces
+    (``runner/partial.py``). Returns whether this call ended the job."""
     if isinstance(error, ErrorInfo):
         error = error.as_dict()
     store = services.store
@@ -59,6 +61,8 @@ def end_job(
         fields["error"] = error
     if result_summary is not None:
         fields["result_summary"] = result_summary
+    if partial:
+        fields["partial"] = True
     report = store.report(job_id, result)
     current = report[0]
     if current is None or current.is_final:
@@ -69,18 +73,20 @@ def end_job(
         write_output(store, services.storages, services.settings, job_id)  # somebody else ended it
         return False
     queued_at = current.queued_at.timestamp() if current.queued_at else 0
-    store.close_out(job_id, _ending_line(target, error, fields["finished_at"] - queued_at), retention)
+    store.close_out(job_id, _ending_line(target, error, fields["finished_at"] - queued_at, fields), retention)
     store.fair_share.forget(job_id)  # its held batches are not handed out; its slots are free
     if target is not JobState.COMPLETED:
         stop_tasks(services.celery, [task for task in store.tasks(job_id) if task != spare_task])
     return True
 
 
-def _ending_line(target: JobState, error: dict[str, Any] | None, seconds: float) -> dict[str, Any]:
+def _ending_line(target: JobState, error: dict[str, Any] | None, seconds: float,
+                 fields: dict[str, Any]) -> dict[str, Any]:
     """The lifecycle log line of an ending: what happened, why, and after how long."""
     took = f" after {seconds:.2f}s" if 0 < seconds < 10 * 365 * 86400 else ""
     if target is JobState.COMPLETED:
-        return {"level": "INFO", "source": "runner", "msg": f"completed{took}"}
+        partial = " (partial: without its failed pieces)" if fields.get("partial") else ""
+        return {"level": "INFO", "source": "runner", "msg": f"completed{took}{partial}"}
     why = f": {ErrorInfo.model_validate(error).describe()}" if error else ""
     level = "WARNING" if target is JobState.CANCELLED else "ERROR"
     return {"level": level, "source": "runner", "msg": f"{target.value.replace('_', ' ')}{took}{why}"}

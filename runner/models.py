@@ -1,7 +1,8 @@
 """Job states, the table of legal transitions, and the job record users read.
 
 Final states are final for every writer but one: ``retry_failed()`` may reopen a
-``failed`` or ``timed_out`` job to re-run only its failed pieces.
+``failed`` or ``timed_out`` job, or a ``completed`` one that went without some pieces
+(``partial``: see ``runner/partial.py``), to re-run only its failed pieces.
 
 The transition table is the only authority on state changes: the store checks every
 write against it atomically, so two workers racing to finish, fail or time out a job
@@ -52,9 +53,10 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.PARTITIONING: frozenset({JobState.RUNNING} | _ENDINGS),
     JobState.RUNNING: frozenset({JobState.ASSEMBLING} | _ENDINGS),
     JobState.ASSEMBLING: frozenset({JobState.COMPLETED} | _ENDINGS),
-    JobState.COMPLETED: frozenset(),
-    # retry_failed() reopens a failed or timed-out job: back to queued when the
-    # partitioner never finished, else straight to running its failed pieces.
+    # retry_failed() reopens a partial completion (pieces failed, within the job's
+    # tolerance) to run its failed pieces, and a failed or timed-out job: back to queued
+    # when the partitioner never finished, else straight to running its failed pieces.
+    JobState.COMPLETED: frozenset({JobState.RUNNING}),
     JobState.FAILED: frozenset({JobState.QUEUED, JobState.RUNNING}),
     JobState.CANCELLED: frozenset(),
     JobState.TIMED_OUT: frozenset({JobState.QUEUED, JobState.RUNNING}),
@@ -128,6 +130,9 @@ class JobStatus(BaseModel):
     pieces_total: int | None = None
     pieces_done: int = 0
     pieces_failed: int = 0
+    min_success_ratio: float | None = None  # partial success (runner/partial.py): the share of pieces that must
+    max_failed_pieces: int | None = None  # succeed, or how many may fail for good (one of the two, or neither)
+    partial: bool = False  # completed without some pieces (pieces_failed of them), within that tolerance
     batches_total: int | None = None
     error: dict[str, Any] | None = None
     result_summary: dict[str, Any] | None = None
@@ -206,13 +211,29 @@ class WorkerInfo(BaseModel):
         return queue in self.queues
 
 
+_OPTION_HINTS = {
+    "min_success_ratio": "must be a number from 0 to 1: the share of pieces that must succeed (e.g. 0.9)",
+    "max_failed_pieces": "must be a whole number >= 0: how many pieces may fail for good (e.g. 5)",
+}
+
+
+def _option_error(error: Any) -> tuple[str, str]:
+    """One bad option as ``(field, what is wrong and the value)``, in its own words if it has some."""
+    field = ".".join(map(str, error["loc"]))
+    return field, f"{_OPTION_HINTS.get(field, error['msg'])}, got {error.get('input')!r}"
+
+
 class RunOptions(BaseModel):
-    """How a job runs once queued; ``None`` keeps the template's (else the settings') value."""
+    """How a job runs once queued; ``None`` keeps the template's (else the settings') value.
+    ``min_success_ratio`` and ``max_failed_pieces`` are one tolerance, said two ways: at
+    most one of them is given (``runner/partial.py``)."""
 
     task_timeout: float | None = Field(None, gt=0, allow_inf_nan=False)
     job_timeout: float | None = Field(None, gt=0, allow_inf_nan=False)
     max_retries: int | None = Field(None, ge=0, le=100)
     test: bool = Field(False, strict=True)
+    min_success_ratio: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
+    max_failed_pieces: int | None = Field(None, ge=0)
 
     @classmethod
     def checked(cls, limit: float = math.inf, **values: Any) -> "RunOptions":
@@ -221,11 +242,12 @@ class RunOptions(BaseModel):
         try:
             options = cls.model_validate(values)
         except ValidationError as exc:
-            raise InvalidParams([
-                (".".join(map(str, e["loc"])), f"{e['msg']}, got {e.get('input')!r}") for e in exc.errors()
-            ]) from None
+            raise InvalidParams([_option_error(e) for e in exc.errors()]) from None
         too_long = [(field, f"must be at most {limit:g} seconds (RUNNER_MAX_TIMEOUT_SECONDS), got {value:g}")
                     for field in ("task_timeout", "job_timeout") if (value := getattr(options, field)) and value > limit]
         if too_long:
             raise InvalidParams(too_long)
+        if options.min_success_ratio is not None and options.max_failed_pieces is not None:
+            raise InvalidParams([("max_failed_pieces", "give min_success_ratio or max_failed_pieces, not both: "
+                                                       "drop one of them")])
         return options

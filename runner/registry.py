@@ -98,6 +98,8 @@ class Template:
     batch_size: int | None = None
     inputs: tuple[str, ...] = ()
     description: str = ""
+    min_success_ratio: float | None = None  # partial success by default (runner/partial.py)
+    max_failed_pieces: int | None = None
 
     @property
     def ref(self) -> str:
@@ -197,12 +199,17 @@ def template(
     batch_size: int | None = None,
     inputs: list[str] | tuple[str, ...] = (),
     description: str = "",
+    min_success_ratio: float | None = None,
+    max_failed_pieces: int | None = None,
 ) -> Template:
     """Register the template ``name@version`` and return it.
 
     ``params`` holds default params per section (``{"partitioner": {...}}``); a job's
     params override them field by field. ``inputs`` names the extra sources every job of
-    the template must bind (``inputs={"model": "s3://…"}``), read as ``ctx.inputs[name]``. Raises :class:`TemplateError` if a function is
+    the template must bind (``inputs={"model": "s3://…"}``), read as ``ctx.inputs[name]``.
+    ``min_success_ratio`` or ``max_failed_pieces`` (one of them) lets its jobs complete
+    without pieces that fail for good, unless a job says otherwise (``runner/partial.py``).
+    Raises :class:`TemplateError` if a function is
     unknown, the version is not a valid version, or ``name@version`` already means
     something else.
     """
@@ -224,11 +231,13 @@ def template(
         raise TemplateError(f"template {name}@{version}: test_pieces must be >= 1, got {test_pieces}")
     if batch_size is not None and batch_size < 1:
         raise TemplateError(f"template {name}@{version}: batch_size must be >= 1, got {batch_size}")
+    _check_tolerance(f"{name}@{version}", min_success_ratio, max_failed_pieces)
     new = Template(
         name=name, version=version, partitioner=partitioner, app=app, assembler=assembler,
         params={k: dict(v) for k, v in (params or {}).items()}, task_timeout=task_timeout,
         job_timeout=job_timeout, max_retries=max_retries, queue=queue, test_pieces=test_pieces,
         batch_size=batch_size, inputs=tuple(inputs), description=description,
+        min_success_ratio=min_success_ratio, max_failed_pieces=max_failed_pieces,
     )
     existing = _templates.get(name, {}).get(version)
     if existing is not None and existing.describe() != new.describe():
@@ -238,6 +247,16 @@ def template(
         )
     _templates.setdefault(name, {})[version] = new
     return new
+
+
+def _check_tolerance(ref: str, ratio: float | None, most: int | None) -> None:
+    """A template's default tolerance of failed pieces: one of the two, each in range."""
+    if ratio is not None and most is not None:
+        raise TemplateError(f"template {ref}: give min_success_ratio or max_failed_pieces, not both")
+    if ratio is not None and (isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 <= ratio <= 1):
+        raise TemplateError(f"template {ref}: min_success_ratio must be a number from 0 to 1, got {ratio!r}")
+    if most is not None and (isinstance(most, bool) or not isinstance(most, int) or most < 0):
+        raise TemplateError(f"template {ref}: max_failed_pieces must be a whole number >= 0, got {most!r}")
 
 
 def get_function(kind: Kind, name: str) -> Function:

@@ -347,3 +347,28 @@ def ui_gated(piece: int, ctx) -> int:
 
 template("ui-gated", "1.0.0", partitioner="replicas", app="ui_gated", assembler="sum", max_retries=0,
          batch_size=1, description="the dashboard tests' job: a piece per task, each waiting for a token on a list")
+
+
+# -- partial success: jobs that may go without pieces that fail for good ------------------
+@assembler("sum_and_failed")
+def sum_and_failed(results, ctx) -> dict:
+    """Sums the results it is given (no combine: the store keeps each piece's) and says
+    which pieces the job went without."""
+    return {"sum": sum(results), "failed": ctx.failed_pieces}
+
+
+def _add(a: int, b: int) -> int:
+    return a + b
+
+
+@assembler("folded_sum_and_failed", combine=_add)
+def folded_sum_and_failed(results, ctx) -> dict:
+    """The same over folded partial sums (the store keeps one per run of pieces)."""
+    return {"sum": sum(results), "failed": ctx.failed_pieces}
+
+
+template("lossy", "1.0.0", partitioner="replicas", app="flaky", assembler="sum_and_failed", max_retries=0)
+template("lossy-folded", "1.0.0", partitioner="replicas", app="flaky", assembler="folded_sum_and_failed",
+         max_retries=0)
+template("lossy-tolerant", "1.0.0", partitioner="replicas", app="flaky", assembler="sum_and_failed", max_retries=0,
+         max_failed_pieces=2, description="goes without up to two pieces unless a job says otherwise")

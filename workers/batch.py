@@ -19,6 +19,7 @@ from functools import lru_cache
 from typing import Any
 
 from runner.models import JobState
+from runner.partial import Tolerance
 from runner.pieces import Generated, resolve
 from workers import runtime
 from workers.canvas import HARD_LIMIT_GRACE
@@ -116,8 +117,10 @@ class Batch:
             self.outcome.completes_job = self.outcome.completes_job or progress.completes_job
             return progress.state is not None and not progress.state.is_final
         if finished and self.skip:  # a re-run that found its pieces done: the assembly may be lost too
-            fields = store.jobs.fields(job_id, "state", "pieces_done", "pieces_total")
-            if fields["state"] == JobState.RUNNING.value and fields["pieces_done"] == fields["pieces_total"]:
+            fields = store.jobs.fields(job_id, "state", "pieces_done", "pieces_total", "pieces_failed",
+                                       "min_success_ratio", "max_failed_pieces")
+            failed = fields["pieces_failed"] or 0 if Tolerance.of(fields) else 0  # settled too, in a partial job
+            if fields["state"] == JobState.RUNNING.value and fields["pieces_done"] + failed == fields["pieces_total"]:
                 self.outcome.completes_job = True
         return True
 

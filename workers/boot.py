@@ -188,9 +188,7 @@ def run_worker(
     require_reachable(base.broker_url, base.status_store_url, base.redis_master_name)
     settings = base.model_copy(update={"include": [*base.include, *(include or [])]})
     celery = create_app(settings)
-    queues = list(queues or [settings.default_queue])
-    if settings.control_queue not in queues:
-        queues.append(settings.control_queue)
+    queues = [settings.control_queue, *(q for q in (queues or [settings.default_queue]) if q != settings.control_queue)]
     argv = ["worker", "--pool", "prefork", "--queues", ",".join([*queues, *template_queues(queues)])]
     name = _given_name(extra or [])
     if name is None:

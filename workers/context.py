@@ -71,6 +71,9 @@ class TaskContext:
     - ``artifact_path(name)`` / ``io``: files persisted with the job's artifacts.
     - ``add_metric(name, value, step=None)``: live in the job's status with each batch's flush,
       summarized in ``output.json``.
+    - ``failed_pieces``: for the assembler, the indices (ascending) of the pieces the job
+      goes without — failed for good, within its ``min_success_ratio`` / ``max_failed_pieces``
+      — whose results are missing from what it is given; ``[]`` when every piece succeeded.
     """
 
     job_id: str
@@ -85,6 +88,7 @@ class TaskContext:
     inputs: Mapping[str, Path] = field(default_factory=dict)
     io: ArtifactIO | None = None
     outbox: Outbox | None = None  # where log lines go as they are written (a worker's); else kept here
+    failed_pieces: list[int] = field(default_factory=list)  # the assembler's: pieces without a result
     log: JobLog = field(init=False)
     _scratch: Path | None = field(default=None, init=False, repr=False)
     _staged: Path | None = field(default=None, init=False, repr=False)

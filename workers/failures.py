@@ -4,6 +4,8 @@ Failures never travel through Celery's chord machinery: a task records the error
 job and stops the job's other tasks, so the job ends the moment a piece fails for good
 instead of when the slowest sibling reports. Only then does the failing batch end its own
 Celery task as failed (:class:`PiecesFailed`), so Flower shows what ``runner jobs`` shows.
+A job that tolerates failed pieces (``runner/partial.py``) instead records the piece as
+failed and goes on (:func:`_tolerate`), failing only once more pieces failed than it allows.
 A task that dies outside Runner's own handling (a batch's hard time limit, a worker lost
 for good, a bug) fails its job through Celery's ``task_failure`` signal, at once rather
 than at the deadline.
@@ -21,12 +23,14 @@ from celery.signals import task_failure
 from runner.dispatch import APP, ASSEMBLE, PARTITION, RESUME
 from runner.lifecycle import end_job
 from runner.models import JobState
+from runner.partial import Tolerance
+from runner.store import Failure
 from workers import leases, runtime, stopper
 from workers.fold import CombineFailed
 from workers.limits import PieceTimeLimitExceeded, SoftTimeLimitExceeded
 
 __all__ = ["PiecesFailed", "error_info", "fail_job", "fail_stage", "fail_batch", "log_line", "piece_failed",
-           "TRACEBACK_LINES", "RETRY_BACKOFF"]
+           "pieces_to_assemble", "TRACEBACK_LINES", "RETRY_BACKOFF"]
 
 TRACEBACK_LINES = 15
 RETRY_BACKOFF = 0.5  # seconds before the first retry; doubles each time, at most 60 s
@@ -72,9 +76,11 @@ def fail_stage(task: Task, job_id: str, stage: str, exc: Exception) -> None:
     fail_job(task.app, job_id, error, task.request.id)
 
 
-def piece_failed(task: Task, spec: runtime.JobSpec, index: int, exc: BaseException, stop: int) -> NoReturn:
+def piece_failed(task: Task, spec: runtime.JobSpec, index: int, exc: BaseException, stop: int) -> bool:
     """Piece ``index`` raised ``exc``: retry the batch from it up to ``stop`` (raises
-    Celery's ``Retry``), or fail the job once the piece's retries are spent (returns 0)."""
+    Celery's ``Retry``), or once the piece's retries are spent fail the job (raises
+    :class:`PiecesFailed`) — unless the job tolerates the loss (:func:`_tolerate`): then it
+    returns whether this failure settled the job's last piece (the caller assembles)."""
     store, job_id = runtime.store(), spec.job_id
     exc, attempts = _attempt(spec, index, exc)
     error = error_info("app", exc, index, attempts=attempts)
@@ -88,10 +94,52 @@ def piece_failed(task: Task, spec: runtime.JobSpec, index: int, exc: BaseExcepti
         args = [job_id, spec.template.ref, index, stop]
         leases.expect(APP, task.request.id, args, time.time() + backoff)  # re-run if its worker dies meanwhile
         raise task.retry(args=args, countdown=backoff, max_retries=None, exc=exc)
-    store.pieces.record_failure(job_id, index, error)
+    failure = store.pieces.record_failure(job_id, index, error)
     log_line(job_id, f"failed after {attempts} attempt(s): {error['type']}: {error['message']}\n"
                      + "\n".join(error["traceback"]), "ERROR", piece=index)
-    fail_batch(task, job_id, error)
+    return _tolerate(task, spec, index, stop, error, failure)
+
+
+def _tolerate(task: Task, spec: runtime.JobSpec, index: int, stop: int, error: dict[str, Any],
+              failure: Failure) -> bool:
+    """Piece ``index`` failed for good. Without a tolerance, or past it, the job fails at
+    once (naming the count and the limit). Within it, the piece stays failed: the batch
+    goes on from the next piece (re-sent at once, as a retry is), or, when this was the
+    job's last piece to settle, returns True for the caller to assemble."""
+    tolerance, job_id = failure.tolerance, spec.job_id
+    if not tolerance:
+        fail_batch(task, job_id, error)
+    allowed = tolerance.allowed(failure.total)
+    if failure.failed > allowed:
+        fail_batch(task, job_id, {**error, "pieces_failed": failure.failed, "failed_allowed": allowed, "message": (
+            f"{error['message']} ({failure.failed} pieces failed for good, over the {allowed} the job allows: "
+            f"{tolerance.describe(failure.total)})")})
+    log_line(job_id, f"the job goes on without this piece: {failure.failed} of {failure.total} failed, "
+                     f"{allowed} allowed ({tolerance.describe(failure.total)})", "WARNING", piece=index)
+    if failure.settles:
+        return True
+    if index + 1 < stop:  # the rest of the batch, as a retry of it from the next piece
+        args = [job_id, spec.template.ref, index + 1, stop]
+        leases.expect(APP, task.request.id, args, time.time())
+        raise task.retry(args=args, countdown=0, max_retries=None)
+    return False
+
+
+def pieces_to_assemble(job_id: str) -> tuple[int, list[int]]:
+    """The job's piece count and the pieces it is assembled without (``ctx.failed_pieces``):
+    those that failed for good within its tolerance. Raises RuntimeError when a piece has
+    neither a result nor such a failure, or more failed than the job allows."""
+    store = runtime.store()
+    fields = store.jobs.fields(job_id, "pieces_total", "pieces_done", "min_success_ratio", "max_failed_pieces")
+    total, done = int(fields["pieces_total"]), int(fields["pieces_done"])
+    failed = store.pieces.failed_pieces(job_id) if done < total else []
+    if done + len(failed) != total:
+        raise RuntimeError(f"{total - done - len(failed)} of {total} pieces have no result")
+    tolerance = Tolerance.of(fields)
+    if failed and (not tolerance or len(failed) > tolerance.allowed(total)):
+        limit = tolerance.describe(total) if tolerance else "the job tolerates none"
+        raise RuntimeError(f"{len(failed)} of {total} pieces failed for good ({limit})")
+    return total, failed
 
 
 def fail_batch(task: Task, job_id: str, error: dict[str, Any]) -> NoReturn:

@@ -31,7 +31,7 @@ from workers import batching, inline, leases, runtime, share, stopper
 from workers.batch import Batch
 from workers.canvas import HARD_LIMIT_GRACE, batch_task_id, batch_time_limit, job_canvas
 from workers.context import close, job_context
-from workers.failures import PiecesFailed, fail_batch, fail_stage, piece_failed
+from workers.failures import PiecesFailed, fail_batch, fail_stage, piece_failed, pieces_to_assemble
 from workers.routing import routed
 
 __all__ = ["register_tasks"]
@@ -167,8 +167,8 @@ def _run_batch_here(task: Task, spec: runtime.JobSpec, batch: tuple[int, int], r
 def run_app(task: Task, job_id: str, template: str, start: int, stop: int) -> int:
     """Run the app over pieces ``start``..``stop``, one call per piece, each under its own
     time limit; a failing piece is retried from where it failed, with backoff, and one
-    that fails for good fails the job and this task. The batch whose results were the
-    job's last goes on to the assembly."""
+    that fails for good fails the job and this task (unless the job tolerates it). The
+    batch whose results (or tolerated failure) were the job's last goes on to the assembly."""
     store = runtime.store()
     event = {"task": task.request.id, "start": start, "stop": stop, "host": task.request.hostname or socket.gethostname(),
              "pid": os.getpid()}
@@ -193,11 +193,12 @@ def run_app(task: Task, job_id: str, template: str, start: int, stop: int) -> in
         _assemble_next(task, job_id, deadline)
     elif outcome.failed:
         index, exc = outcome.failed
-        piece_failed(task, spec, index, exc, stop)  # raises: a retry (keeps its slot), or the batch failed
+        if piece_failed(task, spec, index, exc, stop):  # raises: a retry (keeps its slot), or the batch failed;
+            _assemble_next(task, job_id, deadline)  # True: a failure the job tolerates settled its last piece
+    if first.ran:  # after the assembly (a write the job's result need not wait for), before sizing the next batches
+        batching.note_piece_seconds(spec, first.app_seconds / first.ran)
     if runtime.settings().fair_share:  # this batch's slot is free: the queue's next batches, of whichever job is due
         share.hand_out(task.app, spec.queue, freed=task.request.id)  # a batch's id: batch_task_id
-    if first.ran:  # after the assembly: a write the job's result need not wait for
-        batching.note_piece_seconds(spec, first.app_seconds / first.ran)
     return ran
 
 
@@ -224,22 +225,20 @@ def _assemble_next(task: Task, job_id: str, deadline: float | None = None) -> No
 
 
 def assemble(task: Task, job_id: str) -> Any:
-    """Stream every result in piece order to the assembler; store the output; complete."""
+    """Stream every result in piece order to the assembler; store the output; complete
+    (``partial`` when the job went without pieces that failed for good, as it allowed)."""
     store = runtime.store()
     if time.time() > (getattr(task, "deadline", None) or runtime.deadline(job_id)):  # known when run inline
         return None  # the watchdog ends the job; the assembler never runs past the deadline
     if not _claim(job_id, task.request.id, JobState.ASSEMBLING, "assemble_task"):
         return None
     spec = runtime.job_spec(job_id)
-    counts = store.jobs.fields(job_id, "pieces_total", "pieces_done")
-    total, done = int(counts["pieces_total"]), int(counts["pieces_done"])
     try:
+        total, failed = pieces_to_assemble(job_id)
         ctx = job_context(spec, "assembler", source=runtime.storages().source(spec.source),
-                          destination=runtime.storages().destination(spec.destination))
-        if done != total:
-            raise RuntimeError(f"{total - done} of {total} pieces have no result")
+                          destination=runtime.storages().destination(spec.destination), failed_pieces=list(failed))
         try:
-            output = spec.template.function("assembler").fn(store.pieces.iter_results(job_id, total), ctx)
+            output = spec.template.function("assembler").fn(store.pieces.iter_results(job_id, total, skip=failed), ctx)
         finally:
             close(ctx)
         encoded = json.dumps(output, separators=(",", ":"))
@@ -254,7 +253,8 @@ def assemble(task: Task, job_id: str) -> Any:
         return None
     summary = {"bytes": len(encoded), "type": type(output).__name__, "destination": spec.destination}
     stopper.disarm()
-    end_job(runtime.services(task.app), job_id, JobState.COMPLETED, result_summary=summary, result=encoded)
+    end_job(runtime.services(task.app), job_id, JobState.COMPLETED, result_summary=summary, result=encoded,
+            partial=bool(failed))
     return None
 
 
@@ -292,4 +292,5 @@ def register_tasks(celery: Celery) -> None:
     """Register the pipeline's steps on ``celery`` under their public names."""
     for name, fn in ((PARTITION, partition), (APP, run_app), (ASSEMBLE, assemble), (RESUME, resume)):
         celery.task(bind=True, name=name, ignore_result=True,  # results live in Runner's store
+                    max_retries=None,  # a piece's attempts are Runner's to count (failures.py), not Celery's 3 a task
                     throws=(PiecesFailed,))(routed(leases.leased(fn)))  # PiecesFailed: logged, no traceback

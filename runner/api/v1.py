@@ -150,7 +150,8 @@ def cancel_job(job_id: JobId, client: OrgClient, who: CurrentPrincipal) -> JobSt
 
 @router.post("/jobs/{job_id}/retry", response_model=JobStatus)
 def retry_job(job_id: JobId, client: OrgClient, body: JobRetry | None = None) -> JobStatus:
-    """Re-run only the failed pieces of a failed or timed-out job (409 otherwise)."""
+    """Re-run only the failed pieces of a failed or timed-out job, or of a partial completion
+    (409 otherwise)."""
     return _view(client.retry_failed(client.get(job_id).id, (body or JobRetry()).job_timeout))
 
 

@@ -42,6 +42,11 @@ class JobCreate(_Body):
     max_retries: int | None = Field(None, ge=0, le=100)
     retention_hours: float | None = Field(None, gt=0, le=24 * 366)
     test: bool = Field(False, description="Run only the template's first few pieces.")
+    min_success_ratio: float | None = Field(None, description="Partial success: the share of pieces (0-1) that "
+                                                              "must succeed; the job completes `partial` without "
+                                                              "the others. Not with `max_failed_pieces`.")
+    max_failed_pieces: int | None = Field(None, description="Partial success: how many pieces may fail for good. "
+                                                            "Not with `min_success_ratio`.")
     draft: bool = Field(False, description="Create a draft to configure with PATCH and start with POST .../run.")
     attach: bool = Field(False, description="A job your own process runs (runner.attach.Job): it waits queued "
                                             "until the process starts it; the answer carries its own `apiKey`.")

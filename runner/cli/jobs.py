@@ -48,6 +48,10 @@ def _wait_and_print(job: "Job") -> Any:
     with still_running_hint(job.id):
         result = job.wait(progress=sys.stdout.isatty())
     print(json.dumps(result, indent=2))
+    status = job.status()
+    if status.partial:
+        say(f"partial: {status.pieces_failed} piece(s) failed for good and are left out (runner logs {job.id}); "
+            f"runner retry {job.id} re-runs them")
     say(f"next: runner result {job.id} --output result.json · runner logs {job.id} · runner status {job.id}")
     return result
 
@@ -63,6 +67,10 @@ def _wait_and_print(job: "Job") -> Any:
 @click.option("--task-timeout", type=float, default=None, help="Seconds one piece may run.")
 @click.option("--job-timeout", type=float, default=None, help="Seconds the whole job may run.")
 @click.option("--max-retries", type=int, default=None)
+@click.option("--min-success-ratio", type=float, default=None,
+              help="Complete (partial) when at least this share of pieces (0-1) succeeds.")
+@click.option("--max-failed-pieces", type=int, default=None,
+              help="Complete (partial) when at most this many pieces fail for good.")
 @click.option("--test", is_flag=True, help="Run only the template's first few pieces.")
 @click.option("--name", default=None)
 @click.option("--wait", "wait", is_flag=True, help="Wait and print the result.")
@@ -70,7 +78,8 @@ def _wait_and_print(job: "Job") -> Any:
 @click.option("--include", "-I", multiple=True)
 @click.option("--org", default=None)
 def submit(template: str, source: str, destination: str, param: tuple[str, ...], params_json: str | None,
-           task_timeout: float | None, job_timeout: float | None, max_retries: int | None, test: bool,
+           task_timeout: float | None, job_timeout: float | None, max_retries: int | None,
+           min_success_ratio: float | None, max_failed_pieces: int | None, test: bool,
            name: str | None, wait: bool, as_json: bool, include: tuple[str, ...], org: str | None) -> None:
     """Submit a job of TEMPLATE (name@version, or name for the newest).
 
@@ -81,7 +90,7 @@ def submit(template: str, source: str, destination: str, param: tuple[str, ...],
     client = make_client(include, org)
     job = client.submit(template, source=source, destination=destination, params=params,
                         task_timeout=task_timeout, job_timeout=job_timeout, max_retries=max_retries, test=test,
-                        name=name)
+                        name=name, min_success_ratio=min_success_ratio, max_failed_pieces=max_failed_pieces)
     with still_running_hint(job.id):  # from here on Ctrl-C leaves a queued job behind: say so
         say(f"submitted job {job.id} ({template})")
         for warning in job.status().warnings:
@@ -186,7 +195,7 @@ def cancel(job_id: str, org: str | None) -> None:
 @click.option("--wait", "wait", is_flag=True, help="Wait and print the result.")
 @click.option("--org", default=None)
 def retry(job_id: str, job_timeout: float | None, wait: bool, org: str | None) -> None:
-    """Re-run only the failed pieces of a failed or timed-out job, then assemble."""
+    """Re-run only the failed pieces of a failed or timed-out job, or of a partial completion, then assemble."""
     job = make_client(org=org).retry_failed(job_id, job_timeout)
     status = job.status()
     missing = (status.pieces_total or 0) - status.pieces_done

@@ -53,7 +53,8 @@ def _shown(value: Any) -> str:
 def status_text(status: JobStatus) -> str:
     """A job's record as ``key  value`` lines, the values aligned, error rows last (and
     red on a terminal); a value of several lines (a traceback) stays in its column."""
-    rows = [(key, _shown(value)) for key, value in status.model_dump(exclude={"params", "error", "metrics"}).items()
+    hidden = {"params", "error", "metrics", *(() if status.partial else ("partial",))}  # partial: only when true
+    rows = [(key, _shown(value)) for key, value in status.model_dump(exclude=hidden).items()
             if value is not None and value != [] and value != {}]
     rows.append(("params", json.dumps(status.params)))
     for name, metric in status.metrics.items():  # the summary; the series is in --json
@@ -74,7 +75,8 @@ def _progress(job: JobStatus) -> str:
     text = f"{job.pieces_done}/{total if total is not None else '?'}"
     if total:
         text += f" {100 * job.pieces_done / total:.0f}%"
-    return text + (f" ({job.pieces_failed} failed)" if job.pieces_failed else "")
+    partial = ", partial" if job.partial else ""
+    return text + (f" ({job.pieces_failed} failed{partial})" if job.pieces_failed else "")
 
 
 def jobs_table(jobs: list[JobStatus]) -> "Table":

@@ -53,12 +53,15 @@ def schedule() -> None:
 @click.option("--task-timeout", type=float, default=None)
 @click.option("--job-timeout", type=float, default=None)
 @click.option("--max-retries", type=int, default=None)
+@click.option("--min-success-ratio", type=float, default=None, help="Each run completes (partial) with this share.")
+@click.option("--max-failed-pieces", type=int, default=None, help="Each run completes (partial) with these failed.")
 @click.option("--include", "-I", multiple=True)
 @click.option("--org", default=None)
 def create(name: str, template: str, every: str | None, cron: str | None, tz: str, catch_up: str,
            max_concurrent: int, expected_interval: str | None, source: str, destination: str,
            param: tuple[str, ...], params_json: str | None, inputs: tuple[str, ...], task_timeout: float | None,
-           job_timeout: float | None, max_retries: int | None, include: tuple[str, ...], org: str | None) -> None:
+           job_timeout: float | None, max_retries: int | None, min_success_ratio: float | None,
+           max_failed_pieces: int | None, include: tuple[str, ...], org: str | None) -> None:
     """Fire a job of TEMPLATE every --every or on --cron, named NAME. Checked like submit."""
     bound = {}
     for item in inputs:
@@ -71,7 +74,8 @@ def create(name: str, template: str, every: str | None, cron: str | None, tz: st
                              max_concurrent=max_concurrent, expected_interval=expected_interval, source=source,
                              destination=destination, params=parse_params(param, params_json),
                              inputs=bound or None, task_timeout=task_timeout, job_timeout=job_timeout,
-                             max_retries=max_retries)
+                             max_retries=max_retries, min_success_ratio=min_success_ratio,
+                             max_failed_pieces=max_failed_pieces)
     info = handle.info()
     print(name)
     say(f"schedule {name}: {info.template} {info.timing}; next run {info.next_due:%Y-%m-%d %H:%M:%S} UTC")

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["Schedule", "create_schedule", "list_schedules"]
 
 _JOB_FIELDS = ("source", "destination", "params", "inputs", "task_timeout", "job_timeout", "max_retries",
-               "retention_hours", "test")
+               "retention_hours", "test", "min_success_ratio", "max_failed_pieces")
 
 
 def _stamp(seconds: float | None) -> datetime | None:

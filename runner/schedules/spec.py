@@ -11,12 +11,16 @@ schedules ride it. Their next due times live in one sorted set (epoch millisecon
 exact in a double), and a sweeper *claims* a due time with one Lua compare-and-set that
 moves the schedule's score from that due time to the next one: of any number of
 sweepers, exactly one sees its expected score and wins; a replay of a call whose reply
-was lost finds its own claim token and reports the win it already had. The winner then
-submits through ``Client.submit``, so a firing is validated and queued exactly like a
-job submitted by hand. celery-redbeat was the alternative: it makes beat safe to run
-twice with a Redis lock, but it is still a beat process to deploy, watch and restart,
-and its lock fails over only after a timeout; claims per due time need neither, and
-scale with the fleet (every worker sweeps; the claim costs one round trip per firing).
+was lost finds its own claim token and reports the win it already had. A sweeper
+claims a whole batch of due times in one script call (each claim that compare-and-set,
+made only with the stored definition: definitions are immutable, so each process keeps
+the ones it saw and the claim checks their SHA1), and the winner admits each firing
+through :mod:`runner.admission`, so a firing is validated and queued exactly like a job
+submitted by hand. celery-redbeat was the alternative: it makes beat safe to run twice
+with a Redis lock, but it is still a beat process to deploy, watch and restart, and its
+lock fails over only after a timeout; claims per due time need neither, and scale with
+the fleet (every worker sweeps; a batch of firings costs four round trips to the store
+plus one for each job's record: five for a lone firing).
 
 Catch-up after an outage (due times that passed while no sweeper ran) follows
 ``catch_up``: ``latest`` fires one run for the missed period, ``none`` skips to the next

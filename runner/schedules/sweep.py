@@ -12,24 +12,25 @@ usual.
 from __future__ import annotations
 
 import logging
-import random
 import secrets
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 from runner import admission, joblog
 from runner.admission import JobRequest
 from runner.errors import RunnerError
 from runner.lifecycle import Services
 from runner.models import JobState
-from runner.store.schedule_records import ScheduleRecords
+from runner.store.schedule_records import Claim, ScheduleRecords
 from runner.schedules import Firing, ScheduleSpec
 from runner.store import StatusStore
 
 __all__ = ["sweep", "fire", "check_overdue", "last_success", "SWEEP_LIMIT"]
 
-SWEEP_LIMIT = 500  # due schedules one sweep looks at (the rest wait for the next sweep)
+SWEEP_LIMIT = 200  # due schedules one sweep claims at once (in one round trip)
+SWEEP_BUDGET = 5.0  # seconds one sweep goes on claiming while whole batches are due
 RECENT = 20  # a schedule's newest jobs read for overlap and last success
 FIRE_THREADS = 8  # firings one sweeper runs at once
 log = logging.getLogger("runner.schedules.sweep")
@@ -37,41 +38,107 @@ _executor: ThreadPoolExecutor | None = None
 _lock = threading.Lock()
 
 
+@dataclass
+class _Plan:
+    """One due schedule as this sweeper plans it: the claim, and what it fires if it wins."""
+
+    claim: Claim
+    spec: ScheduleSpec | None = None
+    times: list[int] = field(default_factory=list)
+    passed: int = 0
+
+
 def sweep(services: Services, now: float | None = None) -> int:
     """Fire every due schedule this sweeper wins and check overdue ones; returns how
-    many due times this call claimed. Firings run on ``FIRE_THREADS`` threads: a firing
-    is some 25 Redis round trips, and a cron minute may make thousands due at once."""
+    many due times this call claimed.
+
+    A batch of due schedules costs four round trips to the store however many it
+    holds, plus one per job: the due read (with the overdue checks'), one claim of them
+    all (which returns each won schedule's recent jobs), their states (the overlap
+    check), each job's record (admission's one transaction, on ``FIRE_THREADS``
+    threads) and the firings' records: five for a lone firing (a definition this
+    process has not seen yet costs one more, once). While whole batches are due
+    (a cron minute may make thousands due at once) the sweep takes the next one, for up
+    to ``SWEEP_BUDGET`` seconds; the other sweepers take batches meanwhile."""
+    started, schedules = time.monotonic(), services.store.schedules
     now_ms = round((now or time.time()) * 1000)
-    schedules = services.store.schedules
-    due = schedules.due(now_ms, SWEEP_LIMIT)
-    random.shuffle(due)  # several sweepers start at different ends: fewer lost races
-    if len(due) > 1:
-        claimed = sum(_pool().map(lambda item: _claim_and_fire(services, schedules, *item, now_ms), due))
-    else:
-        claimed = sum(_claim_and_fire(services, schedules, member, due_ms, now_ms) for member, due_ms in due)
-    for member, at_ms in schedules.checks(now_ms, SWEEP_LIMIT):
+    due, checks = schedules.due_and_checks(now_ms, SWEEP_LIMIT)
+    claimed = _fire_due(services, schedules, due, now_ms)
+    while now is None and len(due) == SWEEP_LIMIT and time.monotonic() - started < SWEEP_BUDGET:
+        now_ms = round(time.time() * 1000)
+        due = schedules.due(now_ms, SWEEP_LIMIT)
+        claimed += _fire_due(services, schedules, due, now_ms)
+    for member, at_ms in checks:
         found = schedules.find(member)
         if found is not None:
             check_overdue(services.store, schedules, found[0], found[1], at_ms, now_ms)
     return claimed
 
 
-def _claim_and_fire(services: Services, schedules: ScheduleRecords, member: str, due_ms: int, now_ms: int) -> int:
-    """Claim one schedule's due time (1 if this sweeper won it) and fire what catch-up says."""
-    found = schedules.find(member)
-    if found is None:
-        schedules.forget_due(member)
-        return 0
-    spec = found[0]
+def _plan(schedules: ScheduleRecords, member: str, due_ms: int, now_ms: int) -> _Plan:
+    """The claim of one due time, planned with the definition this process knows (none
+    yet: the claim then only fetches it)."""
+    known = schedules.known(member)
+    if known is None:
+        return _Plan(Claim(member, due_ms, 0, ""))
+    sha, spec = known
     times, passed, next_ms = spec.to_fire(due_ms, now_ms)
-    if not schedules.claim_due(spec, due_ms, next_ms, secrets.token_hex(8)):
+    claim = Claim(member, due_ms, next_ms, secrets.token_hex(8), sha, max(RECENT, spec.max_concurrent * 2))
+    return _Plan(claim, spec, times, passed)
+
+
+def _claim(schedules: ScheduleRecords, due: list[tuple[str, int]], now_ms: int) -> list[tuple[_Plan, list[str]]]:
+    """Claim the due times (one round trip; one more for definitions not known yet):
+    the won ones, each with its schedule's recent job ids."""
+    plans = [_plan(schedules, member, due_ms, now_ms) for member, due_ms in due]
+    won: list[tuple[_Plan, list[str]]] = []
+    for attempt in range(2):
+        replies = schedules.claim_many([plan.claim for plan in plans])
+        again = []
+        for plan, (status, payload) in zip(plans, replies):
+            if status == 1:
+                won.append((plan, list(payload)))
+            elif status < 0 and attempt == 0:
+                schedules.learn(plan.claim.member, str(payload))
+                again.append(_plan(schedules, plan.claim.member, plan.claim.due_ms, now_ms))
+        if not again:
+            break
+        plans = again
+    return won
+
+
+def _fire_due(services: Services, schedules: ScheduleRecords, due: list[tuple[str, int]], now_ms: int) -> int:
+    """Claim ``due`` and fire what each won schedule's catch-up says; returns the wins."""
+    won = _claim(schedules, due, now_ms) if due else []
+    if not won:
         return 0
-    if passed > 1 or not times:  # an outage was caught up (or skipped)
-        schedules.add_event(spec, "caught_up", missed=passed, fired=len(times), policy=spec.catch_up.value,
-                            at=f"{now_ms / 1000:.3f}")
-    for t in times:
-        fire(services, schedules, spec, t / 1000)
-    return 1
+    ids = list(dict.fromkeys(job_id for _, recent in won for job_id in recent))
+    rows = services.store.jobs.fields_each(ids, "state") if ids else []  # one round trip for every schedule
+    states = {job_id: row["state"] for job_id, row in zip(ids, rows)}
+    work = [(plan, [(job_id, states[job_id]) for job_id in recent
+                    if states[job_id] is not None and not JobState(states[job_id]).is_final]) for plan, recent in won]
+    if len(work) > 1:
+        runs = list(_pool().map(lambda item: _fire_times(services, *item), work))
+    else:
+        runs = [_fire_times(services, *item) for item in work]
+    events = [(plan.spec, {"type": "caught_up", "missed": str(plan.passed), "fired": str(len(plan.times)),
+                           "policy": plan.spec.catch_up.value, "at": f"{now_ms / 1000:.3f}"})
+              for plan, _ in work if plan.passed > 1 or not plan.times]
+    schedules.record_many([(plan.spec, firing) for (plan, _), firings in zip(work, runs) for firing in firings],
+                          events)
+    return len(won)
+
+
+def _fire_times(services: Services, plan: _Plan, running: list[tuple[str, str]]) -> list[Firing]:
+    """Fire the plan's due times in order; a run queued here counts as running for the
+    next (``catch_up="all"`` after an outage)."""
+    firings = []
+    for t in plan.times:
+        firing = _fire_one(services, plan.spec, t / 1000, running)
+        if firing.job_id:
+            running.insert(0, (firing.job_id, JobState.QUEUED.value))
+        firings.append(firing)
+    return firings
 
 
 def _pool() -> ThreadPoolExecutor:
@@ -88,7 +155,14 @@ def fire(services: Services, schedules: ScheduleRecords, spec: ScheduleSpec, due
 
     With ``overlap``, a due time whose earlier runs have not ended (``max_concurrent``)
     is ``skipped`` with the reason instead of piling up jobs."""
-    running = _unfinished(services.store, schedules, spec) if overlap else []
+    firing = _fire_one(services, spec, due, _unfinished(services.store, schedules, spec) if overlap else [])
+    schedules.record(spec, firing)
+    return firing
+
+
+def _fire_one(services: Services, spec: ScheduleSpec, due: float, running: list[tuple[str, str]]) -> Firing:
+    """Admit the schedule's job for ``due``, unless ``running`` (its unfinished runs,
+    newest first) fills ``max_concurrent``: then the firing is skipped, with the reason."""
     if len(running) >= spec.max_concurrent:
         job_id, state = running[0]
         firing = Firing(due=due, skipped=f"previous run {job_id} still {state} (max_concurrent={spec.max_concurrent})")
@@ -100,7 +174,6 @@ def fire(services: Services, schedules: ScheduleRecords, spec: ScheduleSpec, due
             firing = Firing(due=due, job_id=job_id)
         except RunnerError as exc:  # e.g. a source gone since create: the next due time tries again
             firing = Firing(due=due, skipped=f"submit failed: {exc}")
-    schedules.record(spec, firing)
     if firing.skipped:
         log.warning("schedule %s: due %.3f skipped: %s", spec.name, due, firing.skipped)
     return firing

@@ -42,13 +42,13 @@ from runner.store.journal import EVENTS_MAXLEN, Journal
 from runner.store.keyspace import Keys
 from runner.store.live_reads import LiveReads
 from runner.store.metric_series import MetricSeries
-from runner.store.piece_results import PieceResults, Progress
+from runner.store.piece_results import Failure, PieceResults, Progress
 from runner.store.schedule_records import ScheduleRecords
 from runner.store.source_records import SourceRecords
 from runner.store.dashboard_reads import DashboardReads
 from runner.store.ui_sessions import UiSessions
 
-__all__ = ["StatusStore", "Progress", "EVENTS_MAXLEN", "RECENT_SECONDS", "Keys", "BrokerQueues", "LiveReads"]
+__all__ = ["StatusStore", "Progress", "Failure", "EVENTS_MAXLEN", "RECENT_SECONDS", "Keys", "BrokerQueues", "LiveReads"]
 
 
 class StatusStore:
@@ -124,7 +124,7 @@ _FORWARDED: dict[str, tuple[str, ...]] = {
              "delete_job", "keep_for", "set_deadline", "forget_deadline", "overdue"),
     "pieces": ("store_pieces", "load_pieces", "record_results", "record_ranges", "runs", "done_pieces",
                "missing_pieces", "iter_results", "get_result", "record_failure", "count_attempt",
-               "reset_failures"),
+               "reset_failures", "failed_pieces"),
     "journal": ("add_logs", "logs", "add_event", "read_events", "add_tasks", "tasks", "add_metrics", "metrics",
                 "begin_batch", "report", "close_out"),
     "fleet": ("heartbeat_worker", "lease", "drop_leases", "renew_leases", "stale_leases", "claim_lease",

@@ -24,7 +24,7 @@ from runner.store.scripts.fair_share import FORGET, HEAD_START, HOLD, TAKE
 
 __all__ = ["FairShare", "Handout", "PROBE_PIECES", "DEFAULT_PIECE_SECONDS", "LEAST_BATCH_SECONDS"]
 
-PROBE_PIECES = 8  # pieces per batch while a kind's piece time is unknown (its first batch tells it)
+PROBE_PIECES = 4  # pieces per batch while a kind's piece time is unknown (its first batches tell it)
 DEFAULT_PIECE_SECONDS = 0.01  # what an unknown piece costs, in the fair order
 LEAST_BATCH_SECONDS = 0.01  # the least work a batch carries once piece time is known (a task's overhead)
 

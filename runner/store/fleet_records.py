@@ -27,11 +27,13 @@ class FleetRecords(Part):
         super().__init__(redis_client, keys)
         self._recent_reads: dict[str, tuple[float, Any]] = {}
 
-    def _recent(self, what: str, read: Callable[[], Any], recent: bool) -> Any:
-        """``read()``, or its value from under ``RECENT_SECONDS`` ago when ``recent``: the
-        fleet's workers and templates change rarely, and every submit reads both."""
+    def _recent(self, what: str, read: Callable[[], Any], recent: bool | float) -> Any:
+        """``read()``, or its value from under ``RECENT_SECONDS`` ago when ``recent`` (under
+        ``recent`` seconds, when a number): the fleet's workers and templates change
+        rarely, and every submit reads both."""
         hit = self._recent_reads.get(what)
-        if recent and hit and time.monotonic() - hit[0] < RECENT_SECONDS:
+        max_age = RECENT_SECONDS if recent is True else float(recent)
+        if recent is not False and hit and time.monotonic() - hit[0] < max_age:
             return hit[1]
         value = read()
         self._recent_reads[what] = (time.monotonic(), value)
@@ -70,9 +72,9 @@ class FleetRecords(Part):
     def forget_worker(self, hostname: str) -> None:
         self.redis.hdel(self.keys.workers_key(), hostname)
 
-    def live_workers(self, max_age: float = 30.0, recent: bool = False) -> dict[str, WorkerInfo]:
+    def live_workers(self, max_age: float = 30.0, recent: bool | float = False) -> dict[str, WorkerInfo]:
         """Workers that sent a heartbeat in the last ``max_age`` seconds, by hostname
-        (``recent``: as read up to ``RECENT_SECONDS`` ago)."""
+        (``recent``: as read up to ``RECENT_SECONDS`` ago, or up to that many seconds)."""
         now = time.time()
         beats = self._recent("workers", lambda: self.redis.hgetall(self.keys.workers_key()), recent)
         workers = [WorkerInfo.model_validate_json(raw) for raw in beats.values()]

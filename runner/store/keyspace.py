@@ -15,7 +15,8 @@ key                                   type    holds
 ``P:job:{id}:results``                hash    piece index -> the app's result as JSON
 ``P:job:{id}:ranges``                 zset    ``start:stop:partial`` scored by ``start``: a combined job's
                                               folded results, one per recorded run of pieces (no overlaps)
-``P:job:{id}:failed``                 hash    piece index -> error of a piece that failed
+``P:job:{id}:failed``                 hash    piece index -> error of a piece that failed for good (and has no result):
+                                              in a partial job, the pieces it goes without (``ctx.failed_pieces``)
 ``P:job:{id}:result``                 string  the assembled output as JSON
 ``P:job:{id}:attempts``               hash    piece index -> times it failed (drives retries)
 ``P:job:{id}:deliveries``             hash    app task id:start -> times it started (poison cap)

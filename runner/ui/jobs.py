@@ -96,7 +96,7 @@ def _job_context(who: Viewer, status: JobStatus) -> dict[str, Any]:
     failed_count, failed = jobview.failed_pieces(store, status.id)
     return {"job": status, "progress": jobview.progress(status), "timeline": jobview.timeline(store, status),
             "failed_count": failed_count, "failed": failed, "retryable": status.state in
-            (JobState.FAILED, JobState.TIMED_OUT), "flower_url": who.client.settings.flower_url}
+            (JobState.FAILED, JobState.TIMED_OUT) or status.partial, "flower_url": who.client.settings.flower_url}
 
 
 @router.get("/jobs/{job_id}")

@@ -8,7 +8,7 @@ gets the same outcome as if the first call had answered.
 """
 
 __all__ = ["TRANSITION", "RECORD_RESULTS", "RECORD_RANGES", "RECORD_FAILURE", "ADD_LOGS", "CLAIM_SCHEDULE",
-           "AUTHENTICATE", "AUTHENTICATE_READ", "CLAIM_NAME", "ADD_METRIC_VALUES", "HMGET_MANY"]
+           "CLAIM_SCHEDULES", "AUTHENTICATE", "AUTHENTICATE_READ", "CLAIM_NAME", "ADD_METRIC_VALUES", "HMGET_MANY"]
 
 # KEYS: job, events[, every other key of the job, to expire]. ARGV: target, maxlen, expire seconds
 # (0: leave lifetimes alone), token, n_allowed, allowed..., field, value, ...
@@ -40,30 +40,58 @@ end
 return {1, current}
 """
 
+# Prepended to the scripts that count pieces: whether a count settled the job's last piece
+# (the assembly follows). A piece settles with its result or, in a job that tolerates
+# failed pieces (``min_success_ratio`` or ``max_failed_pieces`` on its record:
+# runner/partial.py), with its final failure. ``new``: results (or failures) newly
+# counted; ``unfailed``: failures a new result replaced. Counting is one script, so
+# exactly one caller sees the job settle. Returns {state, done, total, failed, settled}.
+_SETTLES = """
+local function settles(job, done, new, unfailed)
+  local f = redis.call('HMGET', job, 'state', 'pieces_total', 'pieces_failed', 'min_success_ratio',
+                       'max_failed_pieces')
+  local total, failed = tonumber(f[2] or '-1'), tonumber(f[3] or '0')
+  local settled = 0
+  if (f[4] and f[4] ~= 'null') or (f[5] and f[5] ~= 'null') then
+    if new - unfailed > 0 and done + failed == total then settled = 1 end
+  elseif new > 0 and done == total then
+    settled = 1
+  end
+  return {f[1] or '', done, f[2] or '-1', failed, settled}
+end
+"""
+
 # KEYS: job, results, failed, events. ARGV: maxlen, index, result, index, result, ...
-# Returns {state, pieces done, pieces total, how many of these results were new}.
-RECORD_RESULTS = """
+# (The results are set in few commands: Redis's CPU per piece is what bounds a big fleet.)
+# Returns {state, pieces done, pieces total, how many of these results were new, settled}.
+RECORD_RESULTS = _SETTLES + """
 local new, unfailed = 0, 0
-for i = 2, #ARGV, 2 do
-  new = new + redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
-  unfailed = unfailed + redis.call('HDEL', KEYS[3], ARGV[i])
+for i = 2, #ARGV, 1000 do  -- one HSET per 500 results, not one per result (unpack's stack is bounded)
+  new = new + redis.call('HSET', KEYS[2], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
+if redis.call('EXISTS', KEYS[3]) == 1 then  -- a piece that failed before and now has its result (a partial
+  local fields = {}                          -- job has failed pieces while it runs: one HDEL per 500 results)
+  for i = 2, #ARGV, 2 do fields[#fields + 1] = ARGV[i] end
+  for j = 1, #fields, 500 do
+    unfailed = unfailed + redis.call('HDEL', KEYS[3], unpack(fields, j, math.min(j + 499, #fields)))
+  end
 end
 local ttl = redis.call('TTL', KEYS[1])
 if ttl > 0 and redis.call('TTL', KEYS[2]) == -1 then redis.call('EXPIRE', KEYS[2], ttl) end
 local done = redis.call('HINCRBY', KEYS[1], 'pieces_done', new)
 if unfailed > 0 then redis.call('HINCRBY', KEYS[1], 'pieces_failed', -unfailed) end
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[1], '*', 'type', 'progress', 'done', done)
-local state = redis.call('HMGET', KEYS[1], 'state', 'pieces_total')
-return {state[1] or '', done, state[2] or '-1', new}
+local s = settles(KEYS[1], done, new, unfailed)
+return {s[1], done, s[3], new, s[5]}
 """
 
 # KEYS: job, ranges, failed, events. ARGV: maxlen, start, stop, partial, start, stop, partial, ...
 # Records each run of pieces start..stop-1 (folded into one partial) as the member
 # 'start:stop:partial' scored by start, unless it overlaps a run already recorded: then it
 # is refused whole (its pieces were counted, or are being counted, by another run).
-# Returns {state, pieces done, pieces total, pieces newly counted, refused start, ...}.
-RECORD_RANGES = """
-local new, refused = 0, {}
+# Returns {state, pieces done, pieces total, pieces newly counted, settled, refused start, ...}.
+RECORD_RANGES = _SETTLES + """
+local new, refused, unfailed = 0, {}, 0
 for i = 2, #ARGV, 3 do
   local s, e = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
   local clash = false
@@ -77,33 +105,58 @@ for i = 2, #ARGV, 3 do
   else
     redis.call('ZADD', KEYS[2], s, ARGV[i] .. ':' .. ARGV[i + 1] .. ':' .. ARGV[i + 2])
     new = new + (e - s)
-    for _, index in ipairs(redis.call('HKEYS', KEYS[3])) do
-      local n = tonumber(index)
-      if n >= s and n < e then
-        redis.call('HDEL', KEYS[3], index)
-        redis.call('HINCRBY', KEYS[1], 'pieces_failed', -1)
+    local failed = redis.call('HLEN', KEYS[3])  -- pieces of the run that had failed: by the cheaper of the two
+    if failed > 0 and failed <= e - s then
+      for _, index in ipairs(redis.call('HKEYS', KEYS[3])) do
+        local n = tonumber(index)
+        if n >= s and n < e then unfailed = unfailed + redis.call('HDEL', KEYS[3], index) end
+      end
+    elseif failed > 0 then
+      for first = s, e - 1, 500 do
+        local fields = {}
+        for n = first, math.min(first + 499, e - 1) do fields[#fields + 1] = n end
+        unfailed = unfailed + redis.call('HDEL', KEYS[3], unpack(fields))
       end
     end
   end
 end
+if unfailed > 0 then redis.call('HINCRBY', KEYS[1], 'pieces_failed', -unfailed) end
 local ttl = redis.call('TTL', KEYS[1])
 if ttl > 0 and redis.call('TTL', KEYS[2]) == -1 then redis.call('EXPIRE', KEYS[2], ttl) end
 local done = redis.call('HINCRBY', KEYS[1], 'pieces_done', new)
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[1], '*', 'type', 'progress', 'done', done)
-local state = redis.call('HMGET', KEYS[1], 'state', 'pieces_total')
-local reply = {state[1] or '', done, state[2] or '-1', new}
-for _, s in ipairs(refused) do reply[#reply + 1] = s end
+local s = settles(KEYS[1], done, new, unfailed)
+local reply = {s[1], done, s[3], new, s[5]}
+for _, start in ipairs(refused) do reply[#reply + 1] = start end
 return reply
 """
 
-# KEYS: job, failed, events. ARGV: maxlen, index, error
-RECORD_FAILURE = """
-local new = redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
-local ttl = redis.call('TTL', KEYS[1])
-if ttl > 0 and redis.call('TTL', KEYS[2]) == -1 then redis.call('EXPIRE', KEYS[2], ttl) end
-local failed = redis.call('HINCRBY', KEYS[1], 'pieces_failed', new)
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', 'type', 'piece_failed', 'piece', ARGV[2])
-return failed
+# KEYS: job, failed, events, results, ranges. ARGV: maxlen, index, error
+# A piece failed for good: recorded once, unless it has a result (or lies in a recorded run)
+# from another run of it, which a failure never undoes. Returns {pieces failed, pieces done,
+# pieces total, 1 if newly recorded, settled, min_success_ratio, max_failed_pieces}.
+RECORD_FAILURE = _SETTLES + """
+local index = tonumber(ARGV[2])
+local kept = redis.call('HEXISTS', KEYS[4], ARGV[2]) == 1
+if not kept then
+  local before = redis.call('ZREVRANGEBYSCORE', KEYS[5], index, '-inf', 'LIMIT', 0, 1)
+  kept = #before > 0 and tonumber(string.match(before[1], '^%d+:(%d+):')) > index
+end
+local new = 0
+if not kept then
+  new = redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+  local ttl = redis.call('TTL', KEYS[1])
+  if ttl > 0 and redis.call('TTL', KEYS[2]) == -1 then redis.call('EXPIRE', KEYS[2], ttl) end
+  redis.call('HINCRBY', KEYS[1], 'pieces_failed', new)
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', 'type', 'piece_failed', 'piece', ARGV[2])
+end
+-- a replay (a batch re-run after its process died, maybe before it assembled) settles a job
+-- still running whose every piece is settled, as the first record did
+local replay = 0
+if new == 0 and redis.call('HGET', KEYS[1], 'state') == '"running"' then replay = 1 end
+local s = settles(KEYS[1], tonumber(redis.call('HGET', KEYS[1], 'pieces_done') or '0'), new + replay, 0)
+local limits = redis.call('HMGET', KEYS[1], 'min_success_ratio', 'max_failed_pieces')
+return {s[4], s[2], s[3], new, s[5], limits[1] or 'null', limits[2] or 'null'}
 """
 
 # KEYS: job, logs. ARGV: maxlen, line (a JSON object of strings), line, ...
@@ -139,6 +192,48 @@ end
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[5], ARGV[4])
 return 1
+"""
+
+# KEYS: due sorted set, then per schedule its hash and its jobs sorted set. ARGV: token field,
+# then per schedule: member, expected due, next due, token, SHA1 of the caller's definition,
+# how many recent job ids to return. A sweep's claims in one round trip, each the
+# compare-and-set of CLAIM_SCHEDULE (a replay finds its own token and wins again), made only
+# when the caller's definition is the stored one. Per schedule: {1, recent job ids newest
+# first...} won; {0} lost (or the schedule is gone: its due time is dropped); {-1, definition}
+# the caller's definition is not the stored one (nothing claimed: plan again with this one).
+CLAIM_SCHEDULES = """
+local out = {}
+for i = 0, (#KEYS - 1) / 2 - 1 do
+  local hash, jobs, a = KEYS[2 + 2 * i], KEYS[3 + 2 * i], 2 + 6 * i
+  local member, due, nxt, token = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), ARGV[a + 3]
+  local definition = redis.call('HGET', hash, 'definition')
+  local score = redis.call('ZSCORE', KEYS[1], member)
+  local won = false
+  if score then score = tonumber(score) end
+  if not definition then
+    if score == due then redis.call('ZREM', KEYS[1], member) end
+    out[#out + 1] = {0}
+  elseif redis.sha1hex(definition) ~= ARGV[a + 4] then
+    out[#out + 1] = {-1, definition}
+  elseif score == nxt and redis.call('HGET', hash, ARGV[1]) == token then
+    won = true
+  elseif score ~= due then
+    out[#out + 1] = {0}
+  else
+    redis.call('ZADD', KEYS[1], nxt, member)
+    redis.call('HSET', hash, ARGV[1], token)
+    won = true
+  end
+  if won then
+    local reply = {1}
+    local recent = tonumber(ARGV[a + 5])
+    if recent > 0 then
+      for _, id in ipairs(redis.call('ZREVRANGE', jobs, 0, recent - 1)) do reply[#reply + 1] = id end
+    end
+    out[#out + 1] = reply
+  end
+end
+return out
 """
 
 # KEYS: token, key record, rate counter. ARGV: key id, window seconds.
