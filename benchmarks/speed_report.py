@@ -19,7 +19,7 @@ NAMES = {"runner": "Runner (one piece per app call)", "pool": "process pool (chu
 def render(report: dict[str, Any], console: Console) -> None:
     sections = report["sections"]
     machine = report["machine"]
-    goals = Table(title=f"Issue 13 goals — medians of {report['repeats']} interleaved repeats; 1 worker × "
+    goals = Table(title=f"Speed goals (issues 13 and 24) — medians of {report['repeats']} interleaved repeats; 1 worker × "
                         f"{report['concurrency']} processes, {machine['cpus']} CPUs, load {machine['load_average']}; "
                         f"{report['seconds']:.0f} s")
     for name, justify in (("goal", "left"), ("what", "left"), ("measured", "right"), ("target", "right"),

@@ -34,7 +34,7 @@ from runner.models import ErrorInfo, JobState, RunOptions
 from runner.params import validate_params
 from runner.partial import Tolerance
 
-__all__ = ["JobRequest", "Checked", "check", "admit", "admit_attached", "edit_draft", "queue_draft", "retry_failed", "new_job_id"]
+__all__ = ["JobRequest", "Checked", "check", "admit", "admit_record", "admit_attached", "edit_draft", "queue_draft", "retry_failed", "new_job_id"]
 
 OPTIONS = ("task_timeout", "job_timeout", "max_retries", "test", "min_success_ratio", "max_failed_pieces")
 
@@ -202,13 +202,20 @@ def admit(services: Services, org: str, request: JobRequest, *, draft: bool = Fa
     If the broker refuses the task, the job ends ``failed`` (as every job ends) and the
     error propagates.
     """
+    return admit_record(services, org, request, draft=draft, who=who, extra_fields=extra_fields, job_id=job_id)["id"]
+
+
+def admit_record(services: Services, org: str, request: JobRequest, *, draft: bool = False, who: str | None = None,
+                 extra_fields: dict[str, Any] | None = None, job_id: str | None = None) -> dict[str, Any]:
+    """:func:`admit`, returning the job's record as written: a caller that shows the new
+    job (``POST /v1/jobs``) needs no read of it."""
     checked = check(services, request, draft=draft)
     record = _record(services, org, checked, job_id or new_job_id())
     record.update(extra_fields or {})
     if draft:
         record["state"] = JobState.DRAFT.value
         services.store.create(record, expire_seconds=record["retention_hours"] * 3600)
-        return record["id"]
+        return record
     record["warnings"] = [*record.get("warnings", []), *_queue_warnings(services, record["queue"]),
                           *param_warnings(checked.template, checked.values.get("raw_params"))]
     record.update(_timing(record, checked))
@@ -217,7 +224,7 @@ def admit(services: Services, org: str, request: JobRequest, *, draft: bool = Fa
         record, expire_seconds=_lifetime(record), deadline=record["deadline"], tasks=[task_id],
         logs=[_queued_line(who)], then=lambda pipe: quotas.enter_queue_in(pipe, org, record["id"], record["deadline"])))
     _send(services, record["id"], checked.template.ref, record["deadline"], task_id)
-    return record["id"]
+    return record
 
 
 def admit_attached(services: Services, record: dict[str, Any], lifetime: float, who: str | None = None) -> str:

@@ -30,7 +30,7 @@ from runner.errors import JobNotFound
 from runner.store import LiveReads, StatusStore
 
 __all__ = ["ApiState", "api_state", "principal", "client_for", "metrics_scope", "CurrentPrincipal", "OrgClient",
-           "MetricsScope", "JobClient", "job_client"]
+           "MetricsScope", "JobClient", "job_client", "access_token", "AccessToken", "org_client"]
 
 log = logging.getLogger("runner.api")
 
@@ -114,6 +114,16 @@ def principal(request: Request, authorization: Annotated[str | None, Depends(_au
 CurrentPrincipal = Annotated[Principal, Depends(principal)]
 
 
+async def access_token(authorization: Annotated[str | None, Depends(_authorization)] = None) -> str:
+    """The request's token, not yet checked (401 when there is none): for a route that
+    checks it together with its own read, in one round trip and one worker-thread hop
+    (``GET /v1/jobs/{id}``). Async: parsing a header needs no thread."""
+    return bearer_token(authorization)
+
+
+AccessToken = Annotated[str, Depends(access_token)]
+
+
 def metrics_scope(request: Request, authorization: Annotated[str | None, Depends(_authorization)] = None) -> str | None:
     """Whose metrics the caller reads: every org's (``None``) with ``RUNNER_METRICS_TOKEN``
     (what Prometheus is configured with), else only the org of their access token.
@@ -132,10 +142,15 @@ MetricsScope = Annotated[str | None, Depends(metrics_scope)]
 def client_for(request: Request, who: CurrentPrincipal) -> Client:
     """A ``Client`` bound to the caller's org; 403 for a job's own key, which may use only
     the routes of its job (``job_client``)."""
+    return org_client(api_state(request), who)
+
+
+def org_client(state: ApiState, who: Principal) -> Client:
+    """``client_for`` without FastAPI: for a route that checks its token itself."""
     if who.job is not None:
         raise ApiError(403, "job_key", f"this token is a job's own key (job {who.job}): it may read that job, "
                        "its artifacts and settings, and report on it; use an org key for anything else")
-    return api_state(request).client(who.org)
+    return state.client(who.org)
 
 
 OrgClient = Annotated[Client, Depends(client_for)]

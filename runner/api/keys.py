@@ -23,8 +23,11 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from runner.errors import RunnerError
+from runner.errors import JobNotFound, RunnerError
+from runner.models import JobStatus
 from runner.store import StatusStore
+from runner.store.metric_series import summaries
+from runner.store.part import status_of
 
 __all__ = [
     "ApiKeys", "ApiKeyInfo", "Principal", "RateLimit", "Unauthorized", "RateLimited", "check_org",
@@ -162,12 +165,39 @@ class ApiKeys:
         Raises :class:`Unauthorized` (unknown, expired or malformed token, revoked key)
         or :class:`RateLimited` (with the seconds until the next window).
         """
+        key_id, limit, window, retry_after = self._token(token, limit)
+        answer = self.records.authenticate(_sha256(token), key_id, window, limit.seconds)
+        return self._principal(key_id, answer, limit, retry_after)
+
+    def read_job(self, token: str, limit: RateLimit | None, job_id: str) -> tuple[Principal, JobStatus]:
+        """:meth:`authenticate`, and the job as ``GET /v1/jobs/{id}`` shows it (its
+        metrics included), in one round trip. Raises what :meth:`authenticate` raises,
+        then :class:`JobNotFound` for a job of another org, an expired one, and for a
+        job's own key any job but its own."""
+        key_id, limit, window, retry_after = self._token(token, limit)
+        answer = self.records.authenticate_read(_sha256(token), key_id, window, limit.seconds, limit.requests, job_id)
+        who = self._principal(key_id, answer[:3] if answer else None, limit, retry_after)
+        if who.job is not None and who.job != job_id:
+            raise JobNotFound(f"no job {job_id!r} (it may have expired)")
+        status = status_of(job_id, answer[3], who.org)  # type: ignore[index]
+        status.metrics = summaries(answer[4])  # type: ignore[index]
+        return who, status
+
+    @staticmethod
+    def _token(token: str, limit: RateLimit | None) -> tuple[str, RateLimit, int, int]:
+        """The key id inside ``token``, the limit, its current window and the seconds to
+        the next; raises :class:`Unauthorized` for a malformed token."""
         key_id = _split(token or "", TOKEN_PREFIX)
         if key_id is None:
             raise Unauthorized("malformed access token: get one from POST /v1/auth/access_token")
         limit = limit or RateLimit(1 << 62, 3600)
         window, retry_after = limit.window(time.time())
-        answer = self.records.authenticate(_sha256(token), key_id, window, limit.seconds)
+        return key_id, limit, window, retry_after
+
+    @staticmethod
+    def _principal(key_id: str, answer: tuple[str, int, str | None] | None, limit: RateLimit,
+                   retry_after: int) -> Principal:
+        """The principal of a token check's answer; raises Unauthorized or RateLimited."""
         if answer is None:
             raise Unauthorized("access token expired, unknown or revoked: get a new one from POST /v1/auth/access_token")
         org, count, job = answer

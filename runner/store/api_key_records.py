@@ -13,7 +13,7 @@ import redis
 
 from runner.store.keyspace import Keys
 from runner.store.part import Part
-from runner.store.scripts import AUTHENTICATE
+from runner.store.scripts import AUTHENTICATE, AUTHENTICATE_READ
 
 __all__ = ["ApiKeyRecords"]
 
@@ -24,6 +24,7 @@ class ApiKeyRecords(Part):
     def __init__(self, redis_client: redis.Redis, keys: Keys) -> None:
         super().__init__(redis_client, keys)
         self._authenticate = self.redis.register_script(AUTHENTICATE)
+        self._authenticate_read = self.redis.register_script(AUTHENTICATE_READ)
 
     def add_key(self, key_id: str, org: str, record: dict[str, str]) -> None:
         """Store a key's record and list it under its org, in one transaction."""
@@ -73,6 +74,19 @@ class ApiKeyRecords(Part):
         answer = self._authenticate(keys=keys, args=[key_id, window_seconds + 1])
         return (answer[1], int(answer[2]), answer[3] or None) if answer[0] else None
 
+    def authenticate_read(self, digest: str, key_id: str, window: int, window_seconds: int, allowed: int,
+                          job_id: str) -> tuple[str, int, str | None, dict[str, str], dict[str, str]] | None:
+        """:meth:`authenticate`, and in the same round trip the job's record and metric
+        series (``HGETALL`` each, as ``store.get`` and ``store.metric_series.read`` read
+        them) — empty unless the count is within ``allowed``, the job is the key's org's
+        and, for a job's own key, is its job. ``GET /v1/jobs/{id}`` costs one round trip."""
+        keys = [self.keys.api_token_key(digest), self.keys.api_key_key(key_id), self.keys.api_rate_key(key_id, window),
+                self.keys.job_key(job_id), self.keys.metric_series_key(job_id)]
+        answer = self._authenticate_read(keys=keys, args=[key_id, window_seconds + 1, job_id, allowed])
+        if not answer[0]:
+            return None
+        return answer[1], int(answer[2]), answer[3] or None, _pairs(answer[4]), _pairs(answer[5])
+
     def count_request(self, key_id: str, window: int, window_seconds: int) -> int:
         """Count one request of the key in ``window``; returns the window's count."""
         key = self.keys.api_rate_key(key_id, window)
@@ -88,3 +102,8 @@ class ApiKeyRecords(Part):
         key = self.keys.api_link_secret_key()
         self.redis.set(key, candidate, nx=True)
         return self.redis.get(key)  # type: ignore[return-value]
+
+
+def _pairs(flat: list[str]) -> dict[str, str]:
+    """A flat ``[field, value, ...]`` (a script's ``HGETALL``) as the dict ``HGETALL`` gives."""
+    return dict(zip(flat[::2], flat[1::2]))

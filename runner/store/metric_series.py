@@ -23,7 +23,7 @@ from runner.store.keyspace import Keys
 from runner.store.part import Part
 from runner.store.scripts import ADD_METRIC_VALUES
 
-__all__ = ["MetricSeries", "SERIES_MAX"]
+__all__ = ["MetricSeries", "SERIES_MAX", "summaries"]
 
 SERIES_MAX = 1000
 
@@ -54,12 +54,18 @@ class MetricSeries(Part):
 
     def read(self, job_id: str) -> dict[str, MetricSummary]:
         """Every metric of the job so far, by name: its summary and latest series."""
-        found = {}
-        for name, raw in sorted(self.redis.hgetall(self.keys.metric_series_key(job_id)).items()):
-            data = json.loads(raw)
-            numeric = data.get("n", 0) == data["count"] and data["count"] > 0
-            found[name] = MetricSummary(
-                count=data["count"], last=data.get("last"), series=[tuple(point) for point in data.get("series") or []],
-                **({"sum": data["sum"], "min": data["min"], "max": data["max"], "mean": data["sum"] / data["n"]}
-                   if numeric else {}))
-        return found
+        return summaries(self.redis.hgetall(self.keys.metric_series_key(job_id)))
+
+
+def summaries(stored: dict[str, str]) -> dict[str, MetricSummary]:
+    """The job's metric series hash (as ``HGETALL`` reads it) as summaries by name; shared
+    with the API's one-round-trip read of a job (``ApiKeyRecords.authenticate_read``)."""
+    found = {}
+    for name, raw in sorted(stored.items()):
+        data = json.loads(raw)
+        numeric = data.get("n", 0) == data["count"] and data["count"] > 0
+        found[name] = MetricSummary(
+            count=data["count"], last=data.get("last"), series=[tuple(point) for point in data.get("series") or []],
+            **({"sum": data["sum"], "min": data["min"], "max": data["max"], "mean": data["sum"] / data["n"]}
+               if numeric else {}))
+    return found

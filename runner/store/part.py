@@ -17,7 +17,7 @@ from runner.errors import JobNotFound
 from runner.models import JobStatus
 from runner.store.keyspace import Keys
 
-__all__ = ["Part", "encode", "status_of"]
+__all__ = ["Part", "encode", "status_of", "stored_status"]
 
 
 def encode(value: Any) -> str:
@@ -34,6 +34,12 @@ def status_of(job_id: str, raw: dict[str, str], org: str | None) -> JobStatus:
     if org is not None and data.get("org") != org:
         raise JobNotFound(f"no job {job_id!r} in org {org!r} (it may have expired)")
     return JobStatus.model_validate(data)
+
+
+def stored_status(record: dict[str, Any]) -> JobStatus:
+    """The status the record a writer just stored reads back as (each field through its
+    stored JSON), without reading it: what ``get`` would return right after ``create``."""
+    return status_of(record["id"], {key: encode(value) for key, value in record.items()}, None)
 
 
 class Part:

@@ -8,7 +8,7 @@ gets the same outcome as if the first call had answered.
 """
 
 __all__ = ["TRANSITION", "RECORD_RESULTS", "RECORD_RANGES", "RECORD_FAILURE", "ADD_LOGS", "CLAIM_SCHEDULE",
-           "CLAIM_SCHEDULES", "AUTHENTICATE", "CLAIM_NAME", "ADD_METRIC_VALUES", "HMGET_MANY"]
+           "CLAIM_SCHEDULES", "AUTHENTICATE", "AUTHENTICATE_READ", "CLAIM_NAME", "ADD_METRIC_VALUES", "HMGET_MANY"]
 
 # KEYS: job, events[, every other key of the job, to expire]. ARGV: target, maxlen, expire seconds
 # (0: leave lifetimes alone), token, n_allowed, allowed..., field, value, ...
@@ -247,6 +247,27 @@ if not org then return {0} end
 local n = redis.call('INCR', KEYS[3])
 if n == 1 then redis.call('EXPIRE', KEYS[3], ARGV[2]) end
 return {1, org, n, found[2] or ''}
+"""
+
+# KEYS: token, key record, rate counter, job record, job's metric series. ARGV: key id,
+# window seconds, job id, requests allowed per window. AUTHENTICATE, then (for a request
+# within the limit, of the job's own org, and of that job for a job's own key) the job's
+# record and metric series, so `GET /v1/jobs/{id}` is one round trip. Record fields are
+# JSON, so the org field of the key's org reads as cjson.encode(org) (org names are plain).
+# Returns {1, org, count, job, record (flat), series (flat)}; both empty when not readable.
+AUTHENTICATE_READ = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0} end
+local found = redis.call('HMGET', KEYS[2], 'org', 'job')
+local org = found[1]
+if not org then return {0} end
+local n = redis.call('INCR', KEYS[3])
+if n == 1 then redis.call('EXPIRE', KEYS[3], ARGV[2]) end
+local job = found[2] or ''
+if n > tonumber(ARGV[4]) or (job ~= '' and job ~= ARGV[3])
+   or redis.call('HGET', KEYS[4], 'org') ~= cjson.encode(org) then
+  return {1, org, n, job, {}, {}}
+end
+return {1, org, n, job, redis.call('HGETALL', KEYS[4]), redis.call('HGETALL', KEYS[5])}
 """
 
 # KEYS: index hash, records hash. ARGV: index field, new id, record JSON.
