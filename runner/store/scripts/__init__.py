@@ -239,13 +239,15 @@ return out
 # KEYS: token, key record, rate counter. ARGV: key id, window seconds.
 # The counter moves only for a valid token, so bogus tokens cannot spend a key's quota.
 # Returns the key's org, the count, and the job a job's own key is scoped to ('' for none).
-AUTHENTICATE = """
+_CHECK_TOKEN = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0} end
 local found = redis.call('HMGET', KEYS[2], 'org', 'job')
 local org = found[1]
 if not org then return {0} end
 local n = redis.call('INCR', KEYS[3])
 if n == 1 then redis.call('EXPIRE', KEYS[3], ARGV[2]) end
+"""
+AUTHENTICATE = _CHECK_TOKEN + """
 return {1, org, n, found[2] or ''}
 """
 
@@ -255,13 +257,7 @@ return {1, org, n, found[2] or ''}
 # record and metric series, so `GET /v1/jobs/{id}` is one round trip. Record fields are
 # JSON, so the org field of the key's org reads as cjson.encode(org) (org names are plain).
 # Returns {1, org, count, job, record (flat), series (flat)}; both empty when not readable.
-AUTHENTICATE_READ = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0} end
-local found = redis.call('HMGET', KEYS[2], 'org', 'job')
-local org = found[1]
-if not org then return {0} end
-local n = redis.call('INCR', KEYS[3])
-if n == 1 then redis.call('EXPIRE', KEYS[3], ARGV[2]) end
+AUTHENTICATE_READ = _CHECK_TOKEN + """
 local job = found[2] or ''
 if n > tonumber(ARGV[4]) or (job ~= '' and job ~= ARGV[3])
    or redis.call('HGET', KEYS[4], 'org') ~= cjson.encode(org) then
