@@ -12,6 +12,7 @@ import pytest
 
 from runner.local import embedded_redis
 from runner.store import StatusStore
+from runner.store.fair_share import Holding
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -28,8 +29,13 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StatusStore]:
 
 def hold(store: StatusStore, job: str, total: int, org: str = "a", priority: int = 5, queue: str = "q",
          kind: str = "k", batch_size: int | None = None) -> None:
-    assert store.fair_share.hold(job, queue, org, priority, 0, kind, [(0, total)], time.time() + 600, batch_size,
-                                 LEASE.format(job=job), 600)
+    assert store.fair_share.hold(holding(job, total, org, priority, queue, kind, batch_size))
+
+
+def holding(job: str, total: int, org: str = "a", priority: int = 5, queue: str = "q", kind: str = "k",
+            batch_size: int | None = None) -> Holding:
+    return Holding(job, queue, org, priority, 0, kind, [(0, total)], time.time() + 600, batch_size,
+                   LEASE.format(job=job), 600)
 
 
 def take(store: StatusStore, queue: str = "q", capacity: int = 1, freed: str | None = None,
@@ -41,8 +47,7 @@ def take(store: StatusStore, queue: str = "q", capacity: int = 1, freed: str | N
 def test_hold_is_idempotent_and_batches_are_leased_and_cover_every_piece(store: StatusStore) -> None:
     store.fleet.note_piece_seconds("k1", 0.001)
     hold(store, "j1", 1000, queue="q1", kind="k1")
-    assert not store.fair_share.hold("j1", "q1", "a", 5, 0, "k1", [(0, 1000)], time.time() + 600, None,
-                                     LEASE.format(job="j1"), 600)
+    assert not store.fair_share.hold(holding("j1", 1000, queue="q1", kind="k1"))
     covered, freed = [], None
     for _ in range(100):
         out = take(store, "q1", freed=freed)
@@ -85,6 +90,15 @@ def test_priority_goes_first_and_low_is_not_starved(store: StatusStore) -> None:
     assert out[:100] == ["high"] * 100  # its head start: strictly first
     assert out.index("normal") < out.index("low")
     assert out.count("high") > out.count("normal") > out.count("low") > 0  # weighted, none starved
+
+
+def test_hold_and_take_in_one_round_trip_hands_out_the_own_job_first(store: StatusStore) -> None:
+    hold(store, "busy", 10_000, queue="q6", batch_size=10)
+    assert len(take(store, "q6", capacity=3)) == 3
+    out = store.fair_share.hold_and_take(holding("mine", 5, org="b", queue="q6"), 3, 2, now=time.time(), own="mine",
+                                         batch_seconds=0.1, max_batch=1000)
+    assert [(h.job_id, h.start, h.stop) for h in out] == [("mine", 0, 2)]  # ceil(5 / (2 × 2 processes)), at capacity
+    assert store.fair_share.in_flight("q6") == {"busy": 3, "mine": 1}
 
 
 def test_capacity_own_job_and_org_quota(store: StatusStore) -> None:

@@ -12,38 +12,51 @@ partition time instead (``workers/tasks.py``), first come first served.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from celery import Celery
 
 from runner.dispatch import APP
-from runner.store.fair_share import Handout
+from runner.store.fair_share import Handout, Holding
 from workers import batching, runtime
 from workers.canvas import batch_task_id, job_canvas
 from workers.leases import member
 
-__all__ = ["hold", "hand_out", "capacity"]
+__all__ = ["start", "hand_out", "capacity"]
 
 PROCESSES_SECONDS = 2.0  # how long a count of the processes serving a queue is reused
 
 
-def hold(spec: runtime.JobSpec, round_: int, ranges: list[tuple[int, int]], deadline: float) -> bool:
-    """Hold the job's ``ranges`` (round ``round_``) for handing out; False when this round
-    was held already (a partition or resume task run again)."""
+def start(celery: Celery, spec: runtime.JobSpec, round_: int, ranges: list[tuple[int, int]], deadline: float, *,
+          run_own: bool, logs: list[dict[str, Any]] | None = None) -> Handout | None:
+    """Hold the job's ``ranges`` (round ``round_``; a replay of a round held already holds
+    nothing new) and send the queue's next batches, with the job's ``logs``, in one round
+    trip; with ``run_own``, one batch of this job is taken whatever the queue's capacity
+    and returned, not sent: the caller runs it in its own process."""
+    store, settings = runtime.store(), runtime.settings()
     lease = member(APP, batch_task_id(spec.job_id, round_, "@S@"), [spec.job_id, spec.template.ref, "@S@", "@E@"])
-    keep = deadline - time.time() + spec.retention_hours * 3600
-    return runtime.store().fair_share.hold(spec.job_id, spec.queue, spec.org, spec.priority, round_, spec.piece_kind,
-                                          ranges, deadline, spec.template.batch_size, lease, keep)
+    holding = Holding(spec.job_id, spec.queue, spec.org, spec.priority, round_, spec.piece_kind, ranges, deadline,
+                      spec.template.batch_size, lease, deadline - time.time() + spec.retention_hours * 3600)
+    slots, processes = capacity(spec.queue)
+    handouts = store.fair_share.hold_and_take(
+        holding, slots, processes, now=time.time(), own=spec.job_id if run_own else None,
+        batch_seconds=settings.fair_batch_seconds, max_batch=settings.max_batch,
+        before=(lambda pipe: store.journal.xadd_logs(pipe, spec.job_id, logs)) if logs else None)
+    return _split(handouts, spec.job_id if run_own else None)
 
 
-def hand_out(celery: Celery, queue: str, *, freed: str | None = None, own: str | None = None) -> Handout | None:
-    """Free the batch ``freed`` and send the queue's next batches; with ``own``, one batch
-    of that job first, whatever the queue's capacity, which is returned, not sent: the
-    caller runs it in its own process."""
+def hand_out(celery: Celery, queue: str, *, freed: str | None = None) -> None:
+    """Free the batch ``freed`` and send the queue's next batches, of whichever job is due."""
     settings = runtime.settings()
     slots, processes = capacity(queue)
-    handouts = runtime.store().fair_share.take(queue, slots, processes, now=time.time(), freed=freed, own=own,
+    handouts = runtime.store().fair_share.take(queue, slots, processes, now=time.time(), freed=freed,
                                                batch_seconds=settings.fair_batch_seconds,
                                                max_batch=settings.max_batch)
+    _split(handouts, None)
+
+
+def _split(handouts: list[Handout], own: str | None) -> Handout | None:
+    """Send the handouts but the one of job ``own`` (the first, when there is one), which is returned."""
     mine = handouts[0] if own and handouts and handouts[0].job_id == own else None
     _send(handouts[1:] if mine else handouts)
     return mine

@@ -143,13 +143,12 @@ def _share_out(task: Task, spec: runtime.JobSpec, ranges: list[tuple[int, int]],
     next batches; with ``run_first``, when this worker serves the job's queue, one batch of
     this job is taken whatever the queue holds and run here (this process is the job's
     already). With no pieces, assemble at once."""
-    store, job_id = runtime.store(), spec.job_id
-    store.journal.add_logs(job_id, logs or [])
     if not ranges:
-        _assemble_next(task, job_id, deadline)
+        runtime.store().journal.add_logs(spec.job_id, logs or [])
+        _assemble_next(task, spec.job_id, deadline)
         return
-    share.hold(spec, round_, ranges, deadline)
-    here = share.hand_out(task.app, spec.queue, own=job_id if run_first and inline.serves(task.app, spec.queue) else None)
+    here = share.start(task.app, spec, round_, ranges, deadline, logs=logs,
+                       run_own=run_first and inline.serves(task.app, spec.queue))
     if here:
         _run_batch_here(task, spec, (here.start, here.stop), round_, deadline)
 

@@ -17,12 +17,13 @@ a dying sender never sent comes back through the lease sweep (``workers/leases.p
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from runner.store.part import Part
 from runner.store.scripts.fair_share import FORGET, HEAD_START, HOLD, TAKE
 
-__all__ = ["FairShare", "Handout", "PROBE_PIECES", "DEFAULT_PIECE_SECONDS", "LEAST_BATCH_SECONDS"]
+__all__ = ["FairShare", "Handout", "Holding", "PROBE_PIECES", "DEFAULT_PIECE_SECONDS", "LEAST_BATCH_SECONDS"]
 
 PROBE_PIECES = 4  # pieces per batch while a kind's piece time is unknown (its first batches tell it)
 DEFAULT_PIECE_SECONDS = 0.01  # what an unknown piece costs, in the fair order
@@ -39,6 +40,27 @@ class Handout(NamedTuple):
     deadline: float
 
 
+class Holding(NamedTuple):
+    """A job's round to hold: its piece ``ranges`` and what handing them out needs.
+    ``lease`` is its batches' lease with ``@S@``/``@E@`` for a batch's start and stop."""
+
+    job_id: str
+    queue: str
+    org: str
+    priority: int
+    round: int
+    kind: str  # piece kind: where the handing out reads the piece time that sizes batches
+    ranges: list[tuple[int, int]]
+    deadline: float
+    batch_size: int | None
+    lease: str
+    keep_seconds: float
+
+
+def _handouts(rows: list[list[Any]]) -> list[Handout]:
+    return [Handout(job, int(round_), int(start), int(stop), float(deadline)) for job, round_, start, stop, deadline in rows]
+
+
 class FairShare(Part):
     """Holding, handing out and forgetting jobs' batches (see the module's docstring)."""
 
@@ -53,16 +75,37 @@ class FairShare(Part):
         return [keys.share_prefix(queue), keys.share_jobs_prefix(), keys.org_prefix(), keys.piece_seconds_prefix(),
                 keys.leases_key(), keys.job_key("")]
 
-    def hold(self, job_id: str, queue: str, org: str, priority: int, round_: int, kind: str,
-             ranges: list[tuple[int, int]], deadline: float, batch_size: int | None, lease: str,
-             keep_seconds: float) -> bool:
-        """Hold ``ranges`` of the job's round ``round_`` for handing out; ``lease`` is the
-        lease of its batches with ``@S@``/``@E@`` for a batch's start and stop. False when
-        this round was held already (a partition or resume task run again)."""
-        flat = [str(bound) for pair in ranges for bound in pair]
-        args = [job_id, org, priority, round_, kind, deadline, batch_size or 0, lease, max(60, int(keep_seconds)),
-                HEAD_START, *flat]
-        return bool(self._hold(keys=self._keys(queue), args=args))
+    def hold(self, holding: Holding) -> bool:
+        """Hold ``holding.ranges`` of the job's round for handing out. False when this
+        round was held already (a partition or resume task run again)."""
+        return bool(self._hold(keys=self._keys(holding.queue), args=self._hold_args(holding)))
+
+    def hold_and_take(self, holding: Holding, capacity: int, processes: int, *, now: float, own: str | None,
+                      batch_seconds: float, max_batch: int,
+                      before: Callable[[Any], None] | None = None) -> list[Handout]:
+        """:meth:`hold`, then :meth:`take` on its queue — and ``before(pipe)``'s writes
+        (the job's log line) — in one round trip: a one-piece job's partition pays one."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            if before is not None:
+                before(pipe)
+            keys = self._keys(holding.queue)
+            self._hold(keys=keys, args=self._hold_args(holding), client=pipe)
+            self._take(keys=keys, args=self._take_args(now, capacity, processes, None, own, batch_seconds, max_batch),
+                       client=pipe)
+            *_, rows = pipe.execute()
+        return _handouts(rows)
+
+    @staticmethod
+    def _hold_args(h: Holding) -> list[Any]:
+        flat = [str(bound) for pair in h.ranges for bound in pair]
+        return [h.job_id, h.org, h.priority, h.round, h.kind, h.deadline, h.batch_size or 0, h.lease,
+                max(60, int(h.keep_seconds)), HEAD_START, *flat]
+
+    @staticmethod
+    def _take_args(now: float, capacity: int, processes: int, freed: str | None, own: str | None,
+                   batch_seconds: float, max_batch: int) -> list[Any]:
+        return [now, capacity, freed or "", own or "", batch_seconds, max_batch, LEAST_BATCH_SECONDS, PROBE_PIECES,
+                max(1, processes), DEFAULT_PIECE_SECONDS]
 
     def take(self, queue: str, capacity: int, processes: int, *, now: float, freed: str | None = None,
              own: str | None = None, batch_seconds: float, max_batch: int) -> list[Handout]:
@@ -70,11 +113,8 @@ class FairShare(Part):
         while fewer than ``capacity`` are in flight — one of job ``own`` first, whatever
         the capacity. Sizes follow guided self-scheduling over ``processes``, within
         ``batch_seconds`` of work once the piece time is known."""
-        args = [now, capacity, freed or "", own or "", batch_seconds, max_batch, LEAST_BATCH_SECONDS, PROBE_PIECES,
-                max(1, processes), DEFAULT_PIECE_SECONDS]
-        rows = self._take(keys=self._keys(queue), args=args)
-        return [Handout(job, int(round_), int(start), int(stop), float(deadline))
-                for job, round_, start, stop, deadline in rows]
+        args = self._take_args(now, capacity, processes, freed, own, batch_seconds, max_batch)
+        return _handouts(self._take(keys=self._keys(queue), args=args))
 
     def forget(self, job_id: str) -> bool:
         """Stop handing out the job's batches and free its slots (it ended)."""
