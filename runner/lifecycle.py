@@ -73,9 +73,8 @@ def end_job(
         write_output(store, services.storages, services.settings, job_id)  # somebody else ended it
         return False
     queued_at = current.queued_at.timestamp() if current.queued_at else 0
-    store.close_out(job_id, _ending_line(target, error, fields["finished_at"] - queued_at, fields), retention)
-    store.fair_share.forget(job_id)  # its held batches are not handed out; its slots are free
-    store.org_quotas.leave(current.org, job_id)  # frees its org's running slot (or its queued/waiting place)
+    # its deadline and ending line; its held batches and slots; its org's running slot or queued/waiting place
+    store.wind_up(job_id, current.org, _ending_line(target, error, fields["finished_at"] - queued_at, fields), retention)
     if target is not JobState.COMPLETED:
         stop_tasks(services.celery, [task for task in store.tasks(job_id) if task != spare_task])
     return True

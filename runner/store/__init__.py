@@ -103,6 +103,16 @@ class StatusStore:
         call it in the loop that will use them."""
         return LiveReads(self.url, self.master_name, self.keys)
 
+    def wind_up(self, job_id: str, org: str, line: dict[str, Any], keep_seconds: float) -> None:
+        """After a job's final transition, in one round trip: its deadline forgotten and its
+        ending logged (journal), its held batches and slots freed (fair share), and its
+        org's running/queued/waiting counts left (quotas)."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            self.journal.close_out(job_id, line, keep_seconds, pipe)
+            self.fair_share.forget(job_id, pipe)
+            self.org_quotas.leave(org, job_id, pipe)
+            pipe.execute()
+
     def close(self) -> None:
         """Close the connections' pools (a process that forks closes them first)."""
         for broker in self._brokers.values():

@@ -116,9 +116,10 @@ class FairShare(Part):
         args = self._take_args(now, capacity, processes, freed, own, batch_seconds, max_batch)
         return _handouts(self._take(keys=self._keys(queue), args=args))
 
-    def forget(self, job_id: str) -> bool:
-        """Stop handing out the job's batches and free its slots (it ended)."""
-        return bool(self._forget(keys=self._keys(""), args=[job_id]))
+    def forget(self, job_id: str, pipe: Any = None) -> bool:
+        """Stop handing out the job's batches and free its slots (it ended); on ``pipe``,
+        when given (the caller sends it; True then says nothing)."""
+        return bool(self._forget(keys=self._keys(""), args=[job_id], client=pipe or self.redis))
 
     def in_flight(self, queue: str) -> dict[str, int]:
         """Batches in flight on ``queue``, by job (tests and metrics look under the hood here)."""

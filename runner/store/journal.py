@@ -135,11 +135,14 @@ class Journal(Part):
             *_, raw, metrics = pipe.execute()
         return (status_of(job_id, raw, None) if raw else None), [json.loads(item) for item in metrics]
 
-    def close_out(self, job_id: str, line: dict[str, Any], keep_seconds: float) -> None:
+    def close_out(self, job_id: str, line: dict[str, Any], keep_seconds: float, pipe: Any = None) -> None:
         """After a job's final transition (which gave its keys ``keep_seconds`` to live):
-        forget its deadline, log how it ended."""
-        with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zrem(self.keys.deadlines_key(), job_id)
-            self.xadd_logs(pipe, job_id, [line])
-            pipe.expire(self.keys.logs_key(job_id), int(keep_seconds) + 1)
-            pipe.execute()
+        forget its deadline, log how it ended (on ``pipe``, when given: the caller sends it)."""
+        if pipe is None:
+            with self.redis.pipeline(transaction=False) as own:
+                self.close_out(job_id, line, keep_seconds, own)
+                own.execute()
+            return
+        pipe.zrem(self.keys.deadlines_key(), job_id)
+        self.xadd_logs(pipe, job_id, [line])
+        pipe.expire(self.keys.logs_key(job_id), int(keep_seconds) + 1)

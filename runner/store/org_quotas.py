@@ -134,16 +134,19 @@ class OrgQuotas(Part):
                                 quota="max_queued_jobs", org=org).for_remote(
                 f"{said} ask the fleet's operator to raise it")
 
-    def leave(self, org: str, job_id: str) -> None:
+    def leave(self, org: str, job_id: str, pipe: Any = None) -> None:
         """The job ended (or never got in): it counts nowhere any more, and its waiting
-        note goes (a final job waits for nothing)."""
+        note goes (a final job waits for nothing). On ``pipe``, when given: the caller sends it."""
         keys = self.keys
-        with self.redis.pipeline(transaction=False) as pipe:
-            pipe.srem(keys.org_running_key(org), job_id)
-            pipe.zrem(keys.org_waiting_key(org), job_id)
-            pipe.zrem(keys.org_queued_key(org), job_id)
-            pipe.hdel(keys.job_key(job_id), "waiting")
-            pipe.execute()
+        if pipe is None:
+            with self.redis.pipeline(transaction=False) as own:
+                self.leave(org, job_id, own)
+                own.execute()
+            return
+        pipe.srem(keys.org_running_key(org), job_id)
+        pipe.zrem(keys.org_waiting_key(org), job_id)
+        pipe.zrem(keys.org_queued_key(org), job_id)
+        pipe.hdel(keys.job_key(job_id), "waiting")
 
     # -- max_running_jobs: admitted at partition, started by the sweep ---------------------
     def admit_to_run(self, org: str, job_id: str, task_id: str) -> tuple[bool, str | None]:
