@@ -53,8 +53,9 @@ class Settings(BaseSettings):
         True, description="Hand a job's batches to the fleet a few at a time, round-robin between jobs and weighted "
                           "between orgs, so a small job never waits behind a big one (false: all at once, FIFO).")
     fair_batch_seconds: float = Field(
-        0.1, gt=0, description="Under fair share, the most work (seconds) one app task carries once its piece "
-                               "time is known: how long a newly arrived job may wait for a process.")
+        0.25, gt=0, description="Under fair share, the most work (seconds) one app task carries once its piece "
+                               "time is known: how often busy jobs take turns (a newly arrived job's partition "
+                               "does not wait for it: a batch stops early for it).")
     inline_stages: bool = Field(
         True, description="Let the process that finishes a stage run the next one itself when its worker serves "
                           "that stage's queue (the partition task runs the first batch, the last batch assembles), "

@@ -27,10 +27,11 @@ from workers.context import close, flush_records, job_context
 from workers.fold import kept_results
 from workers.limits import PieceTimeLimitExceeded, piece_timer
 
-__all__ = ["Batch", "Outcome", "FLUSH_SECONDS", "STATE_CHECK_SECONDS"]
+__all__ = ["Batch", "Outcome", "FLUSH_SECONDS", "STATE_CHECK_SECONDS", "YIELD_CHECK_SECONDS"]
 
 FLUSH_SECONDS = 0.5  # how often a long batch publishes results (progress, less redo, sees cancel)
 STATE_CHECK_SECONDS = 0.05  # how stale a batch's idea of its job's state may be before a piece starts
+YIELD_CHECK_SECONDS = 0.02  # under fair share, how often a batch looks for a newly arrived job waiting
 
 
 @dataclass
@@ -42,6 +43,7 @@ class Outcome:
     completes_job: bool = False  # every piece of the job has its result now: assemble
     refused: bool = False  # a range it flushed overlapped one already recorded by another run
     failed: tuple[int, BaseException] | None = None  # the piece whose app call raised, and what
+    yielded_from: int | None = None  # stopped early for a newcomer: the pieces from here on go back (fair share)
 
 
 class Batch:
@@ -55,6 +57,7 @@ class Batch:
         self.done = kept_results(spec.template.function("assembler"))
         self.outcome = Outcome()
         self.ctx = job_context(spec, "app")
+        self.yield_check_at = time.monotonic() if runtime.settings().fair_share else None
 
     def run(self) -> Outcome:
         try:
@@ -96,7 +99,22 @@ class Batch:
                     last_flush = time.monotonic()
                     if not self._flush() or self.outcome.completes_job:
                         return False
+                if index + 1 < self.stop and self._newcomer_waits():
+                    self.outcome.yielded_from = index + 1
+                    return True
         return True
+
+    def _newcomer_waits(self) -> bool:
+        """Under fair share, whether a task waits on the control queue — a newly submitted
+        job's partition, most often: the batch then stops after this piece and gives the
+        rest back (``workers/tasks.py``), so the newcomer starts within about
+        ``YIELD_CHECK_SECONDS`` instead of after this whole batch. Looked at every
+        ``YIELD_CHECK_SECONDS`` (one read of the broker's queue length)."""
+        if self.yield_check_at is None or time.monotonic() - self.yield_check_at < YIELD_CHECK_SECONDS:
+            return False
+        self.yield_check_at = time.monotonic()
+        settings = runtime.settings()
+        return runtime.store().broker(settings.broker_url).depth(settings.control_queue) > 0
 
     def _job_goes_on(self) -> bool:
         if time.time() >= self.deadline:

@@ -45,11 +45,16 @@ def start(celery: Celery, spec: runtime.JobSpec, round_: int, ranges: list[tuple
     return _split(handouts, spec.job_id if run_own else None)
 
 
-def hand_out(celery: Celery, queue: str, *, freed: str | None = None) -> None:
-    """Free the batch ``freed`` and send the queue's next batches, of whichever job is due."""
-    settings = runtime.settings()
+def hand_out(celery: Celery, queue: str, *, freed: str | None = None,
+             give_back: tuple[str, int, int] | None = None) -> None:
+    """Free the batch ``freed`` and send the queue's next batches, of whichever job is due.
+    ``give_back`` (job, start, stop): pieces the batch left for a newcomer, held again."""
+    settings, store = runtime.settings(), runtime.store()
+    if give_back is not None and freed is not None:
+        store.fair_share.give_back(queue, give_back[0], freed, give_back[1], give_back[2])
+        freed = None
     slots, processes = capacity(queue)
-    handouts = runtime.store().fair_share.take(queue, slots, processes, now=time.time(), freed=freed,
+    handouts = store.fair_share.take(queue, slots, processes, now=time.time(), freed=freed,
                                                batch_seconds=settings.fair_batch_seconds,
                                                max_batch=settings.max_batch)
     _split(handouts, None)

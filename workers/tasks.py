@@ -186,7 +186,8 @@ def run_app(task: Task, job_id: str, template: str, start: int, stop: int) -> in
     skip = store.pieces.done_pieces(job_id, start, stop) if deliveries > 1 else None  # a re-run: skip what is done
     first = outcome = Batch(spec, start, stop, deadline, skip).run()
     ran = outcome.ran
-    while outcome.refused and not (outcome.completes_job or outcome.failed) and _job_goes_on(job_id, deadline):
+    while (outcome.refused and not (outcome.completes_job or outcome.failed) and outcome.yielded_from is None
+           and _job_goes_on(job_id, deadline)):
         done = store.pieces.done_pieces(job_id, start, stop)  # another run recorded some meanwhile; grows: this ends
         outcome = Batch(spec, start, stop, deadline, done).run()
         ran += outcome.ran
@@ -199,7 +200,8 @@ def run_app(task: Task, job_id: str, template: str, start: int, stop: int) -> in
     if first.ran:  # after the assembly (a write the job's result need not wait for), before sizing the next batches
         batching.note_piece_seconds(spec, first.app_seconds / first.ran)
     if runtime.settings().fair_share:  # this batch's slot is free: the queue's next batches, of whichever job is due
-        share.hand_out(task.app, spec.queue, freed=task.request.id)  # a batch's id: batch_task_id
+        rest = (job_id, outcome.yielded_from, stop) if outcome.yielded_from is not None else None
+        share.hand_out(task.app, spec.queue, freed=task.request.id, give_back=rest)  # a batch's id: batch_task_id
     return ran
 
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from runner.store.part import Part
-from runner.store.scripts.fair_share import FORGET, HEAD_START, HOLD, TAKE
+from runner.store.scripts.fair_share import FORGET, GIVE_BACK, HEAD_START, HOLD, TAKE
 
 __all__ = ["FairShare", "Handout", "Holding", "PROBE_PIECES", "DEFAULT_PIECE_SECONDS", "LEAST_BATCH_SECONDS"]
 
@@ -69,6 +69,7 @@ class FairShare(Part):
         self._hold = self.redis.register_script(HOLD)
         self._take = self.redis.register_script(TAKE)
         self._forget = self.redis.register_script(FORGET)
+        self._give_back = self.redis.register_script(GIVE_BACK)
 
     def _keys(self, queue: str) -> list[str]:
         keys = self.keys
@@ -115,6 +116,11 @@ class FairShare(Part):
         ``batch_seconds`` of work once the piece time is known."""
         args = self._take_args(now, capacity, processes, freed, own, batch_seconds, max_batch)
         return _handouts(self._take(keys=self._keys(queue), args=args))
+
+    def give_back(self, queue: str, job_id: str, task_id: str, start: int, stop: int) -> bool:
+        """Free batch ``task_id``'s slot and hold pieces ``start``..``stop`` of its job again
+        (it stopped early for a newcomer); False when the job was forgotten (it ended)."""
+        return bool(self._give_back(keys=self._keys(queue), args=[job_id, task_id, start, stop]))
 
     def forget(self, job_id: str, pipe: Any = None) -> bool:
         """Stop handing out the job's batches and free its slots (it ended); on ``pipe``,

@@ -19,7 +19,7 @@ of the clock (``HEAD_START`` seconds per step above normal) and gains faster; a 
 starts behind and gains slower, but every pass only grows, so it runs in the end (aging).
 """
 
-__all__ = ["HOLD", "TAKE", "FORGET", "HEAD_START"]
+__all__ = ["HOLD", "TAKE", "GIVE_BACK", "FORGET", "HEAD_START"]
 
 HEAD_START = 1.0  # seconds of work a job starts ahead of the clock per priority step above normal (5)
 
@@ -191,6 +191,27 @@ for _ = 1, 256 do
   if not progressed then break end
 end
 return out
+"""
+
+# ARGV: job, its batch's task id, start, stop. A batch that stopped early to let a newly
+# arrived job start (``workers/batch.py``) frees its slot and gives pieces start..stop-1
+# back, to be handed out again first among the job's; a job no longer listed is listed
+# again at its org's clock (and its org at the queue's). Returns 0 for a job forgotten.
+GIVE_BACK = _COMMON + """
+local job, id, first, stop = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local m = meta(job)
+free(qp, id)
+if not m or first >= stop then return 0 end
+redis.call('LPUSH', jp .. job .. ':ranges', first .. ':' .. stop)
+redis.call('HINCRBY', jp .. job, 'left', stop - first)
+local jobs = qp .. ':org:' .. m.org
+if not redis.call('ZSCORE', jobs, job) then
+  redis.call('ZADD', jobs, tonumber(redis.call('HGET', qp .. ':clock', 'org:' .. m.org) or '0'), job)
+end
+if not redis.call('ZSCORE', qp .. ':orgs', m.org) then
+  redis.call('ZADD', qp .. ':orgs', tonumber(redis.call('HGET', qp .. ':clock', 'orgs') or '0'), m.org)
+end
+return 1
 """
 
 # ARGV: job. Unlists the job, frees its batches in flight and deletes its share keys.
