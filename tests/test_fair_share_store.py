@@ -115,3 +115,14 @@ def test_capacity_own_job_and_org_quota(store: StatusStore) -> None:
     assert store.fair_share.forget("x")
     assert store.fair_share.org_in_flight("quota") == 0 and store.fair_share.in_flight("q5") == {}
     assert take(store, "q5", capacity=10) == []
+
+
+def test_a_batch_that_stops_early_gives_its_rest_back_first(store: StatusStore) -> None:
+    hold(store, "yielder", 100, queue="q7", batch_size=40)
+    first = take(store, "q7", capacity=1)
+    assert [(h.start, h.stop) for h in first] == [(0, 40)]
+    assert store.fair_share.give_back("q7", "yielder", "yielder-0-0", 15, 40)  # ran 0..14, then a newcomer came
+    assert store.fair_share.in_flight("q7") == {}
+    assert [(h.start, h.stop) for h in take(store, "q7", capacity=1)] == [(15, 40)]  # the rest, first
+    store.fair_share.forget("yielder")
+    assert not store.fair_share.give_back("q7", "yielder", "yielder-0-15", 20, 40)  # an ended job: nothing held
