@@ -4,8 +4,9 @@ The partition task (and ``resume``) *holds* the job's piece ranges in the store 
 takes the first batches; every batch that ends frees its slot and takes the next ones —
 of whichever job is due, by the fair order (:mod:`runner.store.fair_share`). So a queue
 holds only about as many batches as it has processes, each at most
-``RUNNER_FAIR_BATCH_SECONDS`` of work, and a job that arrives later starts within about
-one batch's time. With ``RUNNER_FAIR_SHARE=false`` the tasks send every batch at
+``RUNNER_FAIR_BATCH_SECONDS`` of work, and busy jobs take turns that often; a job that
+arrives later does not wait for a turn: a running batch stops early for it and gives the
+rest back (``workers/batch.py``, :func:`hand_out`'s ``give_back``). With ``RUNNER_FAIR_SHARE=false`` the tasks send every batch at
 partition time instead (``workers/tasks.py``), first come first served.
 """
 
@@ -13,8 +14,6 @@ from __future__ import annotations
 
 import time
 from typing import Any
-
-from celery import Celery
 
 from runner.dispatch import APP
 from runner.store.fair_share import Handout, Holding
@@ -27,7 +26,7 @@ __all__ = ["start", "hand_out", "capacity"]
 PROCESSES_SECONDS = 2.0  # how long a count of the processes serving a queue is reused
 
 
-def start(celery: Celery, spec: runtime.JobSpec, round_: int, ranges: list[tuple[int, int]], deadline: float, *,
+def start(spec: runtime.JobSpec, round_: int, ranges: list[tuple[int, int]], deadline: float, *,
           run_own: bool, logs: list[dict[str, Any]] | None = None) -> Handout | None:
     """Hold the job's ``ranges`` (round ``round_``; a replay of a round held already holds
     nothing new) and send the queue's next batches, with the job's ``logs``, in one round
@@ -45,7 +44,7 @@ def start(celery: Celery, spec: runtime.JobSpec, round_: int, ranges: list[tuple
     return _split(handouts, spec.job_id if run_own else None)
 
 
-def hand_out(celery: Celery, queue: str, *, freed: str | None = None,
+def hand_out(queue: str, *, freed: str | None = None,
              give_back: tuple[str, int, int] | None = None) -> None:
     """Free the batch ``freed`` and send the queue's next batches, of whichever job is due.
     ``give_back`` (job, start, stop): pieces the batch left for a newcomer, held again."""
@@ -55,8 +54,7 @@ def hand_out(celery: Celery, queue: str, *, freed: str | None = None,
         freed = None
     slots, processes = capacity(queue)
     handouts = store.fair_share.take(queue, slots, processes, now=time.time(), freed=freed,
-                                               batch_seconds=settings.fair_batch_seconds,
-                                               max_batch=settings.max_batch)
+                                     batch_seconds=settings.fair_batch_seconds, max_batch=settings.max_batch)
     _split(handouts, None)
 
 
@@ -68,7 +66,8 @@ def _split(handouts: list[Handout], own: str | None) -> Handout | None:
 
 
 def _send(handouts: list[Handout]) -> None:
-    """Send handed-out batches (their task ids, leases and counts are recorded already)."""
+    """Send handed-out batches (their task ids, leases and counts are recorded already),
+    through the worker's Celery app (the current one)."""
     by_job: dict[tuple[str, int, float], list[tuple[int, int]]] = {}
     for handout in handouts:
         by_job.setdefault((handout.job_id, handout.round, handout.deadline), []).append((handout.start, handout.stop))

@@ -147,7 +147,7 @@ def _share_out(task: Task, spec: runtime.JobSpec, ranges: list[tuple[int, int]],
         runtime.store().journal.add_logs(spec.job_id, logs or [])
         _assemble_next(task, spec.job_id, deadline)
         return
-    here = share.start(task.app, spec, round_, ranges, deadline, logs=logs,
+    here = share.start(spec, round_, ranges, deadline, logs=logs,
                        run_own=run_first and inline.serves(task.app, spec.queue))
     if here:
         _run_batch_here(task, spec, (here.start, here.stop), round_, deadline)
@@ -201,7 +201,7 @@ def run_app(task: Task, job_id: str, template: str, start: int, stop: int) -> in
         batching.note_piece_seconds(spec, first.app_seconds / first.ran)
     if runtime.settings().fair_share:  # this batch's slot is free: the queue's next batches, of whichever job is due
         rest = (job_id, outcome.yielded_from, stop) if outcome.yielded_from is not None else None
-        share.hand_out(task.app, spec.queue, freed=task.request.id, give_back=rest)  # a batch's id: batch_task_id
+        share.hand_out(spec.queue, freed=task.request.id, give_back=rest)  # a batch's id: batch_task_id
     return ran
 
 
