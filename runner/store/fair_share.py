@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from runner.store.part import Part
+from runner.store.part import Part, queue_script
 from runner.store.scripts.fair_share import FORGET, GIVE_BACK, HEAD_START, HOLD, TAKE
 
 __all__ = ["FairShare", "Handout", "Holding", "PROBE_PIECES", "DEFAULT_PIECE_SECONDS", "LEAST_BATCH_SECONDS"]
@@ -90,9 +90,9 @@ class FairShare(Part):
             if before is not None:
                 before(pipe)
             keys = self._keys(holding.queue)
-            self._hold(keys=keys, args=self._hold_args(holding), client=pipe)
-            self._take(keys=keys, args=self._take_args(now, capacity, processes, None, own, batch_seconds, max_batch),
-                       client=pipe)
+            queue_script(pipe, self._hold, keys, self._hold_args(holding))
+            queue_script(pipe, self._take, keys,
+                         self._take_args(now, capacity, processes, None, own, batch_seconds, max_batch))
             *_, rows = pipe.execute()
         return _handouts(rows)
 
@@ -125,7 +125,10 @@ class FairShare(Part):
     def forget(self, job_id: str, pipe: Any = None) -> bool:
         """Stop handing out the job's batches and free its slots (it ended); on ``pipe``,
         when given (the caller sends it; True then says nothing)."""
-        return bool(self._forget(keys=self._keys(""), args=[job_id], client=pipe or self.redis))
+        if pipe is not None:
+            queue_script(pipe, self._forget, self._keys(""), [job_id])
+            return True
+        return bool(self._forget(keys=self._keys(""), args=[job_id]))
 
     def in_flight(self, queue: str) -> dict[str, int]:
         """Batches in flight on ``queue``, by job (tests and metrics look under the hood here)."""

@@ -17,7 +17,7 @@ from runner.errors import JobNotFound
 from runner.models import JobStatus
 from runner.store.keyspace import Keys
 
-__all__ = ["Part", "encode", "status_of", "stored_status"]
+__all__ = ["Part", "encode", "status_of", "stored_status", "queue_script"]
 
 
 def encode(value: Any) -> str:
@@ -34,6 +34,15 @@ def status_of(job_id: str, raw: dict[str, str], org: str | None) -> JobStatus:
     if org is not None and data.get("org") != org:
         raise JobNotFound(f"no job {job_id!r} in org {org!r} (it may have expired)")
     return JobStatus.model_validate(data)
+
+
+def queue_script(pipe: Any, script: Any, keys: list[str], args: list[Any]) -> None:
+    """Queue ``script`` (a registered :class:`redis.commands.core.Script`) on ``pipe`` as
+    ``EVAL`` of its text, not ``EVALSHA``: redis-py checks a pipeline's scripts with a
+    ``SCRIPT EXISTS`` round trip before sending it (an ``EVALSHA`` after a Redis restart
+    would find nothing), which a per-job pipeline cannot afford. Redis caches the
+    compiled script by its digest, so the text costs only its bytes and one SHA-1."""
+    pipe.eval(script.script, len(keys), *keys, *args)
 
 
 def stored_status(record: dict[str, Any]) -> JobStatus:
