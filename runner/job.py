@@ -94,12 +94,13 @@ class Job:
         TimeoutError when ``timeout`` seconds pass first (the job keeps running).
         """
         give_up = None if timeout is None else time.monotonic() + timeout
-        bar = _ProgressBar(self.id) if progress else None
+        if not progress:
+            return self._wait_for_ending(timeout, give_up)
+        bar = _ProgressBar(self.id)
         try:
             status, cursor = self._snapshot()
             while True:
-                if bar:
-                    bar.update(status)
+                bar.update(status)
                 if status.is_final:
                     break
                 remaining = None if give_up is None else give_up - time.monotonic()
@@ -107,19 +108,37 @@ class Job:
                     raise TimeoutError(f"job {self.id} still {status.state.value} after waiting {timeout}s")
                 block = 500 if remaining is None else max(1, min(500, int(remaining * 1000)))
                 events = self.client.store.read_events(self.id, cursor, block_ms=block)  # returns at the next event
-                if events and not bar and not _ends(events):
-                    cursor = events[-1][0]  # nothing final yet: no need to read the record again
-                    continue
-                status, cursor = self._snapshot()
+                status, cursor = self._snapshot() if events else (status, cursor)
         finally:
-            if bar:
-                bar.close()
+            bar.close()
         return self.result(status)
+
+    def _wait_for_ending(self, timeout: float | None, give_up: float | None) -> Any:
+        """``wait`` without a progress bar: read the record (and result) once, block on the
+        job's ending — woken by the final move itself, not by each event on the way —
+        and read them once more. The record is read again every 500 ms of quiet (a job
+        that vanished is told apart from a long one)."""
+        status, result, cursor = self._read(self.client.store.jobs.outcome)
+        while not status.is_final:
+            remaining = None if give_up is None else give_up - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError(f"job {self.id} still {status.state.value} after waiting {timeout}s")
+            block = 500 if remaining is None else max(1, min(500, int(remaining * 1000)))
+            self.client.store.jobs.wait_ending(self.id, cursor, block)
+            status, result, cursor = self._read(self.client.store.jobs.outcome)
+        if status.state is JobState.COMPLETED:
+            return result
+        return self.result(status)  # raises what the ending says
 
     def _snapshot(self) -> tuple[JobStatus, str]:
         """The record and the id of its newest event (see ``StatusStore.snapshot``)."""
+        return self._read(self.client.store.snapshot)
+
+    def _read(self, read: Any) -> Any:
+        """``read(job id, org)``, a read of the record; a job that vanished while this
+        handle knew it is told apart from one that never was."""
         try:
-            snapshot = self.client.store.snapshot(self.id, self.client.org)
+            snapshot = read(self.id, self.client.org)
         except JobNotFound:
             if not self.known:
                 raise
@@ -206,7 +225,3 @@ class _ProgressBar:
     def close(self) -> None:
         self.progress.stop()
 
-
-def _ends(events: list[tuple[str, dict[str, str]]]) -> bool:
-    """Whether ``events`` hold a move to a final state."""
-    return any(fields.get("type") == "state" and JobState(fields["state"]).is_final for _, fields in events)

@@ -77,6 +77,24 @@ class JobRecords(Part):
             raw, newest = pipe.execute()
         return status_of(job_id, raw, org), (newest[0][0] if newest else "0-0")
 
+    def outcome(self, job_id: str, org: str | None = None) -> tuple[JobStatus, Any, str]:
+        """The job's record, its assembled result (decoded; ``None`` before it is stored)
+        and the id of its newest ending, in one transaction: what a waiting client reads
+        once before it blocks (:meth:`wait_ending` after that id) and once when it wakes."""
+        with self.redis.pipeline() as pipe:
+            pipe.hgetall(self.keys.job_key(job_id))
+            pipe.get(self.keys.result_key(job_id))
+            pipe.xrevrange(self.keys.ending_key(job_id), "+", "-", count=1)
+            raw, result, newest = pipe.execute()
+        return (status_of(job_id, raw, org), json.loads(result) if result is not None else None,
+                newest[0][0] if newest else "0-0")
+
+    def wait_ending(self, job_id: str, after: str, block_ms: int) -> bool:
+        """Block until the job moves into a final state after the ending ``after`` (one
+        read, woken by that move itself, not by every event), at most ``block_ms``.
+        Returns whether it did."""
+        return bool(self.redis.xread({self.keys.ending_key(job_id): after}, block=block_ms, count=1))
+
     def fields(self, job_id: str, *names: str) -> dict[str, Any]:
         """A few fields of the record, decoded (missing ones are ``None``)."""
         values = self.redis.hmget(self.keys.job_key(job_id), names)
@@ -117,7 +135,8 @@ class JobRecords(Part):
         args: list[Any] = [encode(target.value), EVENTS_MAXLEN, expire, token, len(sources), *sources]
         for key, value in fields.items():
             args += [key, encode(value)]
-        keys = self.keys.all_job_keys(job_id) if expire else [self.keys.job_key(job_id), self.keys.events_key(job_id)]
+        keys = self.keys.all_job_keys(job_id)  # job, events, ending, the rest
+        keys = keys if expire else keys[:3] if target.is_final else keys[:2]
         moved, current = self._transition(keys=keys, args=args)
         if moved:
             return True
