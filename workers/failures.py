@@ -29,7 +29,7 @@ from workers import leases, runtime, stopper
 from workers.fold import CombineFailed
 from workers.limits import PieceTimeLimitExceeded, SoftTimeLimitExceeded
 
-__all__ = ["PiecesFailed", "error_info", "fail_job", "fail_stage", "fail_batch", "log_line", "piece_failed",
+__all__ = ["ASSEMBLY_FIELDS", "PiecesFailed", "error_info", "fail_job", "fail_stage", "fail_batch", "log_line", "piece_failed",
            "pieces_to_assemble", "TRACEBACK_LINES", "RETRY_BACKOFF"]
 
 TRACEBACK_LINES = 15
@@ -125,12 +125,16 @@ def _tolerate(task: Task, spec: runtime.JobSpec, index: int, stop: int, error: d
     return False
 
 
-def pieces_to_assemble(job_id: str) -> tuple[int, list[int]]:
+ASSEMBLY_FIELDS = ("pieces_total", "pieces_done", "min_success_ratio", "max_failed_pieces")  # what it counts from
+
+
+def pieces_to_assemble(job_id: str, fields: dict[str, Any] | None = None) -> tuple[int, list[int]]:
     """The job's piece count and the pieces it is assembled without (``ctx.failed_pieces``):
     those that failed for good within its tolerance. Raises RuntimeError when a piece has
-    neither a result nor such a failure, or more failed than the job allows."""
+    neither a result nor such a failure, or more failed than the job allows. ``fields``:
+    the record's ``ASSEMBLY_FIELDS``, when the caller read them already."""
     store = runtime.store()
-    fields = store.jobs.fields(job_id, "pieces_total", "pieces_done", "min_success_ratio", "max_failed_pieces")
+    fields = fields or store.jobs.fields(job_id, *ASSEMBLY_FIELDS)
     total, done = int(fields["pieces_total"]), int(fields["pieces_done"])
     failed = store.pieces.failed_pieces(job_id) if done < total else []
     if done + len(failed) != total:

@@ -82,10 +82,12 @@ class Stage:
 
 
 @contextmanager
-def stage(parent: Task, name: str, task_id: str, args: list[Any], queue: str, deadline: float) -> Iterator[Stage]:
+def stage(parent: Task, name: str, task_id: str, args: list[Any], queue: str, deadline: float, *,
+          leased: bool = False) -> Iterator[Stage]:
     """Run the block here as task ``task_id`` of ``name`` — ``args`` as its message would
-    carry them — under its lease, announced as the worker announces a task. A retry the
-    block raises is sent as an ordinary delayed task, and ends the block quietly."""
+    carry them — under its lease (``leased``: taken already, when it was handed out),
+    announced as the worker announces a task. A retry the block raises is sent as an
+    ordinary delayed task, and ends the block quietly."""
     running = Stage(InlineTask(parent, name, task_id, queue, deadline))
     announce = _Announcer(parent, task_id, outermost=not isinstance(parent, InlineTask))
     announce("task-received", name=name, args=saferepr(tuple(args)), kwargs="{}", retries=0,
@@ -93,7 +95,7 @@ def stage(parent: Task, name: str, task_id: str, args: list[Any], queue: str, de
     announce("task-started")
     began = time.monotonic()
     try:
-        with leases.held(name, task_id, args):
+        with leases.held(name, task_id, args, taken=leased):
             yield running
     except Retry as retry:
         announce("task-retried", exception=saferepr(retry.exc))

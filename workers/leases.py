@@ -56,14 +56,15 @@ def expect(name: str, task_id: str, args: list[Any], at: float) -> None:
 
 
 @contextmanager
-def held(name: str, task_id: str, args: Sequence[Any]) -> Iterator[None]:
+def held(name: str, task_id: str, args: Sequence[Any], *, taken: bool = False) -> Iterator[None]:
     """Hold the lease of one run of task ``task_id`` of ``name`` for the block, which is
     stopped if its job ends (see above). A stage run inline inside another task
     (``workers/inline.py``) leaves its lease to be dropped with that task's, in one call;
     a lease left behind by a process that died after the stage finished only re-sends a
     stage that finds nothing to do."""
     lease, store = member(name, task_id, args), runtime.store()
-    store.fleet.lease(lease, time.time())
+    if not taken:  # ``taken``: leased already, just now (a batch handed out under fair share)
+        store.fleet.lease(lease, time.time())
     outermost = not _running
     _running.append(lease)
     try:

@@ -59,10 +59,14 @@ def routed(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @wraps(fn)
     def run(task: Task, *args: Any) -> Any:
-        ref = _missing_template(args[0])
-        if ref is None or not _pass_on(task, ref, list(args)):
-            return fn(task, *args)
-        return None
+        runtime.forget_first_live()
+        try:
+            ref = _missing_template(args[0])  # the job's state and deadline are read along (runtime.FIRST_LIVE)
+            if ref is None or not _pass_on(task, ref, list(args)):
+                return fn(task, *args)
+            return None
+        finally:
+            runtime.forget_first_live()
 
     return run
 

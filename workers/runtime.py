@@ -137,6 +137,8 @@ def input_cache() -> InputCache:
 SPEC_FIELDS = ("template", "params", "test", "task_timeout", "max_retries", "retention_hours", "queue", "source",
                "destination", "inputs", "org", "priority")
 _specs: OrderedDict[str, JobSpec] = OrderedDict()  # the newest 256 jobs' specs
+FIRST_LIVE = ("state", "deadline")  # read along with a spec: what the task that needed it reads next
+_first_live: dict[str, dict[str, Any]] = {}  # job -> FIRST_LIVE read with its spec, for this task only
 
 
 def job_spec(job_id: str) -> JobSpec:
@@ -150,13 +152,25 @@ def job_spec(job_id: str) -> JobSpec:
 def job_facts(job_id: str, *live: str) -> tuple[JobSpec | None, dict[str, Any]]:
     """The job's spec (read once per process) and the record fields ``live`` (read each
     time), in one round trip. The spec is ``None`` when the record is gone."""
-    spec = _specs.get(job_id)
-    raw: dict[str, Any] = store().fields(job_id, *(live if spec else SPEC_FIELDS + live)) if live or not spec else {}
+    spec, first = _specs.get(job_id), _first_live.pop(job_id, None) if live else None
+    if spec is not None and first is not None and set(live) <= set(first):
+        return spec, {name: first[name] for name in live}  # read with the spec, in this same task
+    raw: dict[str, Any] = store().fields(job_id, *(live if spec else SPEC_FIELDS + FIRST_LIVE + live)) \
+        if live or not spec else {}
+    if spec is None:  # at most one job's: a process that runs no tasks keeps nothing
+        _first_live.clear()
+        _first_live[job_id] = {name: raw.get(name) for name in FIRST_LIVE}
     if spec is None and raw.get("template") is not None:
         spec = _specs[job_id] = _build_spec(job_id, raw)
         while len(_specs) > 256:
             _specs.popitem(last=False)
     return spec, {name: raw.get(name) for name in live}
+
+
+def forget_first_live() -> None:
+    """Drop the live fields read along with a spec: a task ends (or starts) here, and only
+    the task that read them may use them (``routing.routed``)."""
+    _first_live.clear()
 
 
 def _build_spec(job_id: str, raw: dict[str, Any]) -> JobSpec:

@@ -20,6 +20,7 @@ import json
 import os
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 from celery import Celery, Task
@@ -31,7 +32,7 @@ from workers import batching, inline, leases, org_gate, runtime, share, stopper
 from workers.batch import Batch
 from workers.canvas import HARD_LIMIT_GRACE, batch_task_id, batch_time_limit, job_canvas
 from workers.context import close, job_context
-from workers.failures import PiecesFailed, fail_batch, fail_stage, piece_failed, pieces_to_assemble
+from workers.failures import ASSEMBLY_FIELDS, PiecesFailed, fail_batch, fail_stage, piece_failed, pieces_to_assemble
 from workers.routing import routed
 
 __all__ = ["register_tasks"]
@@ -56,14 +57,12 @@ def partition(task: Task, job_id: str, template: str) -> Any:
         return None
     if not _claim(job_id, task.request.id, JobState.PARTITIONING, "partition_task", started_at=time.time()):
         return None
-    total = _store_pieces(task, spec, deadline)
-    if total is None:
-        return None
     fair = runtime.settings().fair_share
-    batches = [] if fair else batching.plan(spec, total)
-    if not runtime.store().jobs.transition(job_id, JobState.RUNNING, strict=False, expect=[JobState.PARTITIONING],
-                                      pieces_total=total, batches_total=len(batches)):
+    to_running = _ToRunning(spec, fair)
+    stored = _store_pieces(task, spec, deadline, to_running)
+    if stored is None or not to_running.moved(stored[1]):
         return None
+    total, batches = stored[0], to_running.batches
     pieces = f"{total} piece{'s' * (total != 1)}"
     if fair:
         line = {"level": "INFO", "source": "runner", "msg": f"partitioned {spec.source} into {pieces}, handed to "
@@ -77,16 +76,32 @@ def partition(task: Task, job_id: str, template: str) -> Any:
     return len(batches)
 
 
-def _store_pieces(task: Task, spec: runtime.JobSpec, deadline: float) -> int | None:
-    """Run the partitioner and store its pieces; their count, or None when it raised
-    (the job is failed)."""
+class _ToRunning:
+    """The move to ``running`` (with the pieces' count and the batches planned), queued
+    on the round trip that stores the job's last pieces."""
+
+    def __init__(self, spec: runtime.JobSpec, fair: bool) -> None:
+        self.spec, self.fair, self.batches = spec, fair, []
+        self.moved: Callable[[Any], bool] = lambda reply: False
+
+    def __call__(self, pipe: Any, total: int) -> None:
+        self.batches = [] if self.fair else batching.plan(self.spec, total)
+        self.moved = runtime.store().jobs.queue_transition(
+            pipe, self.spec.job_id, JobState.RUNNING, strict=False, expect=[JobState.PARTITIONING],
+            pieces_total=total, batches_total=len(self.batches))
+
+
+def _store_pieces(task: Task, spec: runtime.JobSpec, deadline: float,
+                  then: _ToRunning) -> tuple[int, Any] | None:
+    """Run the partitioner and store its pieces, then (same round trip) ``then``; their
+    count and the reply to ``then``, or None when the partitioner raised (the job is failed)."""
     try:
         ctx = job_context(spec, "partitioner", source=runtime.storages().source(spec.source))
         try:
             pieces = spec.template.function("partitioner").fn(ctx.source, ctx)
             limit = spec.template.test_pieces if spec.test else None
             keep = deadline - time.time() + spec.retention_hours * 3600
-            return runtime.store().pieces.store_pieces(spec.job_id, pieces, keep, limit)
+            return runtime.store().pieces.store_pieces_then(spec.job_id, pieces, keep, limit, then)
         finally:
             close(ctx)
     except Exception as exc:
@@ -149,18 +164,21 @@ def _share_out(task: Task, spec: runtime.JobSpec, ranges: list[tuple[int, int]],
         return
     here = share.start(spec, round_, ranges, deadline, logs=logs,
                        run_own=run_first and inline.serves(task.app, spec.queue))
-    if here:
-        _run_batch_here(task, spec, (here.start, here.stop), round_, deadline)
+    if here:  # leased when it was handed out
+        _run_batch_here(task, spec, (here.start, here.stop), round_, deadline, leased=True)
 
 
-def _run_batch_here(task: Task, spec: runtime.JobSpec, batch: tuple[int, int], round_: int, deadline: float) -> None:
-    """Run one batch in this process, as the app task it would have been. Its pieces
-    failing for good fail that task (as Flower shows it), not the one running it here."""
+def _run_batch_here(task: Task, spec: runtime.JobSpec, batch: tuple[int, int], round_: int, deadline: float,
+                    leased: bool = False) -> None:
+    """Run one batch in this process, as the app task it would have been (``leased``:
+    its lease was taken when it was handed out). Its pieces failing for good fail that
+    task (as Flower shows it), not the one running it here."""
     (start, stop), job_id = batch, spec.job_id
     args = [job_id, spec.template.ref, start, stop]
     with (contextlib.suppress(PiecesFailed),  # announced as that task's failure; this task goes on
           stopper.hard_limit(batch_time_limit(spec, start, stop)),  # what its message would have carried
-          inline.stage(task, APP, batch_task_id(job_id, round_, start), args, spec.queue, deadline) as here):
+          inline.stage(task, APP, batch_task_id(job_id, round_, start), args, spec.queue, deadline,
+                       leased=leased) as here):
         here.result = run_app(here.task, *args)
 
 
@@ -233,11 +251,12 @@ def assemble(task: Task, job_id: str) -> Any:
     store = runtime.store()
     if time.time() > (getattr(task, "deadline", None) or runtime.deadline(job_id)):  # known when run inline
         return None  # the watchdog ends the job; the assembler never runs past the deadline
-    if not _claim(job_id, task.request.id, JobState.ASSEMBLING, "assemble_task"):
+    counts = _claim_reading(job_id, task.request.id)
+    if counts is None:
         return None
     spec = runtime.job_spec(job_id)
     try:
-        total, failed = pieces_to_assemble(job_id)
+        total, failed = pieces_to_assemble(job_id, counts)
         ctx = job_context(spec, "assembler", source=runtime.storages().source(spec.source),
                           destination=runtime.storages().destination(spec.destination), failed_pieces=list(failed))
         try:
@@ -289,6 +308,20 @@ def _claim(job_id: str, task_id: str, target: JobState, owner_field: str, **fiel
         return True
     current = store.jobs.fields(job_id, "state", owner_field)
     return current["state"] == target.value and current[owner_field] == task_id
+
+
+def _claim_reading(job_id: str, task_id: str) -> dict[str, Any] | None:
+    """:func:`_claim` of the assembly, reading the counts it assembles from in the same
+    round trip; None when the job is not this task's to assemble."""
+    store = runtime.store()
+    moved, counts = store.jobs.transition_reading(job_id, JobState.ASSEMBLING, ASSEMBLY_FIELDS, strict=False,
+                                                  assemble_task=task_id)
+    if moved:
+        return counts
+    current = store.jobs.fields(job_id, "state", "assemble_task")
+    if current["state"] != JobState.ASSEMBLING.value or current["assemble_task"] != task_id:
+        return None
+    return store.jobs.fields(job_id, *ASSEMBLY_FIELDS)  # a redelivery of the task that claimed it
 
 
 def register_tasks(celery: Celery) -> None:

@@ -20,7 +20,7 @@ from runner.errors import IllegalTransition, JobNotFound
 from runner.models import JobState, JobStatus, allowed_sources
 from runner.store.journal import EVENTS_MAXLEN, Journal
 from runner.store.keyspace import Keys
-from runner.store.part import Part, encode, status_of
+from runner.store.part import Part, encode, queue_script, status_of
 from runner.store.scripts import TRANSITION
 
 __all__ = ["JobRecords"]
@@ -126,6 +126,31 @@ class JobRecords(Part):
         Atomic: of two racing writers only one wins. Returns whether it moved; with
         ``strict`` an illegal move raises :class:`IllegalTransition` instead.
         """
+        keys, args = self._transition_call(job_id, target, expect, keep_seconds, fields)
+        return self._moved(job_id, target, strict, self._transition(keys=keys, args=args))
+
+    def queue_transition(self, pipe: Any, job_id: str, target: JobState, *, strict: bool = True,
+                         expect: Iterable[JobState] | None = None, **fields: Any) -> Callable[[Any], bool]:
+        """:meth:`transition` queued on ``pipe``, the caller's round trip (after the writes
+        it queued before); returns what tells from the pipeline's reply whether it moved."""
+        keys, args = self._transition_call(job_id, target, expect, None, fields)
+        queue_script(pipe, self._transition, keys, args)
+        return lambda reply: self._moved(job_id, target, strict, reply)
+
+    def transition_reading(self, job_id: str, target: JobState, names: tuple[str, ...], *, strict: bool = True,
+                           expect: Iterable[JobState] | None = None, **fields: Any) -> tuple[bool, dict[str, Any]]:
+        """:meth:`transition`, and record fields ``names`` as they are right after it
+        (decoded), in one transaction: a stage that claims the job and reads what it works
+        from pays one round trip."""
+        with self.redis.pipeline() as pipe:
+            moved = self.queue_transition(pipe, job_id, target, strict=strict, expect=expect, **fields)
+            pipe.hmget(self.keys.job_key(job_id), list(names))
+            reply, values = pipe.execute()
+        return moved(reply), {name: (json.loads(v) if v is not None else None) for name, v in zip(names, values)}
+
+    def _transition_call(self, job_id: str, target: JobState, expect: Iterable[JobState] | None,
+                         keep_seconds: float | None, fields: dict[str, Any]) -> tuple[list[str], list[Any]]:
+        """The transition script's keys and arguments (see ``scripts.TRANSITION``)."""
         allowed = allowed_sources(target)
         if expect is not None:
             allowed = [state for state in allowed if state in set(expect)]
@@ -136,8 +161,11 @@ class JobRecords(Part):
         for key, value in fields.items():
             args += [key, encode(value)]
         keys = self.keys.all_job_keys(job_id)  # job, events, ending, the rest
-        keys = keys if expire else keys[:3] if target.is_final else keys[:2]
-        moved, current = self._transition(keys=keys, args=args)
+        return (keys if expire else keys[:3] if target.is_final else keys[:2]), args
+
+    @staticmethod
+    def _moved(job_id: str, target: JobState, strict: bool, reply: Any) -> bool:
+        moved, current = reply
         if moved:
             return True
         if not current:

@@ -77,9 +77,17 @@ class PieceResults(Part):
 
     # -- pieces -----------------------------------------------------------------------
     def store_pieces(self, job_id: str, pieces: Iterable[Any], expire_seconds: float, limit: int | None = None) -> int:
+        """:meth:`store_pieces_then` with nothing after: how many pieces."""
+        return self.store_pieces_then(job_id, pieces, expire_seconds, limit)[0]
+
+    def store_pieces_then(self, job_id: str, pieces: Iterable[Any], expire_seconds: float, limit: int | None = None,
+                          then: Callable[[Any, int], None] | None = None) -> tuple[int, Any]:
         """Append pieces (JSON; a :class:`~runner.pieces.PieceRef` as its stored form) to the
-        job's piece list, streaming; returns how many. Generated pieces (a ``range`` or a
-        :class:`~runner.pieces.Generated`) store only their description, on the record."""
+        job's piece list, streaming; returns how many, and the reply to the last command.
+        Generated pieces (a ``range`` or a :class:`~runner.pieces.Generated`) store only
+        their description, on the record. ``then(pipe, count)`` queues a last command (the
+        move to ``running``) on the round trip that stores the last pieces: a job whose
+        pieces fit one chunk pays one round trip for all."""
         key, count, chunk = self.keys.pieces_key(job_id), 0, []
         described = describe(pieces, limit)
         with self.redis.pipeline(transaction=False) as pipe:
@@ -87,21 +95,24 @@ class PieceResults(Part):
             pipe.hdel(self.keys.job_key(job_id), "pieces_generated")
             if described is not None:
                 pipe.hset(self.keys.job_key(job_id), "pieces_generated", encode(described))
-            pipe.execute()
-        if described is not None:
-            return int(described["count"])
-        for piece in pieces:
-            chunk.append(encode(to_stored(piece)))
-            count += 1
-            if len(chunk) >= _PIPELINE_CHUNK:
-                self.redis.rpush(key, *chunk)
-                chunk = []
-            if limit is not None and count >= limit:
-                break
-        if chunk:
-            self.redis.rpush(key, *chunk)
-        self.redis.expire(key, int(expire_seconds) + 1)
-        return count
+                count = int(described["count"])
+            else:
+                for piece in pieces:
+                    chunk.append(encode(to_stored(piece)))
+                    count += 1
+                    if len(chunk) >= _PIPELINE_CHUNK:
+                        pipe.rpush(key, *chunk)
+                        pipe.execute()
+                        chunk = []
+                    if limit is not None and count >= limit:
+                        break
+                if chunk:
+                    pipe.rpush(key, *chunk)
+                pipe.expire(key, int(expire_seconds) + 1)
+            if then is not None:
+                then(pipe, count)
+            replies = pipe.execute()
+        return count, replies[-1]
 
     def load_pieces(self, job_id: str, start: int, stop: int,
                     piece_function: Callable[[], Callable[[int], Any]] | None = None) -> Iterable[Any]:
@@ -185,21 +196,28 @@ class PieceResults(Part):
         whose assembler combines, the recorded partials instead (each folds a run of
         pieces; in piece order, covering every piece once). Pieces in ``skip`` (failed for
         good, in a partial job) have none and are left out; any other gap raises."""
-        skip = frozenset(skip)
-        if self.redis.exists(self.keys.ranges_key(job_id)):
-            yield from self._iter_partials(job_id, total, chunk, skip)
+        skip, key = frozenset(skip), self.keys.results_key(job_id)
+        first = list(range(min(total, chunk)))
+        with self.redis.pipeline(transaction=False) as pipe:  # the first chunk of either kind: one round trip
+            pipe.zrange(self.keys.ranges_key(job_id), 0, chunk - 1)
+            if first:
+                pipe.hmget(key, first)
+            members, *results = pipe.execute()
+        if members:
+            yield from self._iter_partials(job_id, total, chunk, skip, members)
             return
-        key = self.keys.results_key(job_id)
         for start in range(0, total, chunk):
             indices = list(range(start, min(total, start + chunk)))
-            for index, raw in zip(indices, self.redis.hmget(key, indices)):
+            for index, raw in zip(indices, results.pop() if start == 0 else self.redis.hmget(key, indices)):
                 if raw is None:
                     if index in skip:
                         continue
                     raise LookupError(f"job {job_id}: no result recorded for piece {index}")
                 yield json.loads(raw)
 
-    def _iter_partials(self, job_id: str, total: int, chunk: int, skip: frozenset[int]) -> Iterator[Any]:
+    def _iter_partials(self, job_id: str, total: int, chunk: int, skip: frozenset[int],
+                       members: list[str]) -> Iterator[Any]:
+        """The partials, ``members`` (the first ``chunk``, read by the caller) first."""
         key, expected, rank = self.keys.ranges_key(job_id), 0, 0
 
         def gap(stop: int) -> None:  # pieces expected..stop-1 have no run: only skipped ones may
@@ -207,7 +225,7 @@ class PieceResults(Part):
                 raise LookupError(f"job {job_id}: no result recorded for pieces {expected}..{stop - 1}")
 
         while True:
-            members = self.redis.zrange(key, rank, rank + chunk - 1)
+            members = members if rank == 0 else self.redis.zrange(key, rank, rank + chunk - 1)
             for member in members:
                 first, last, partial = member.split(":", 2)
                 gap(int(first))
