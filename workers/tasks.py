@@ -238,20 +238,21 @@ def _assemble_next(task: Task, job_id: str, deadline: float | None = None) -> No
     deadline = deadline or runtime.deadline(job_id)
     budget = runtime.job_spec(job_id).task_timeout + HARD_LIMIT_GRACE
     if inline.serves(task.app, settings.control_queue) and inline.has_headroom(task, budget):
-        with inline.stage(task, ASSEMBLE, assemble_task_id(job_id), [job_id], settings.control_queue,
-                          deadline) as here:
-            here.result = assemble(here.task, job_id)
+        task_id = assemble_task_id(job_id)
+        with inline.stage(task, ASSEMBLE, task_id, [job_id], settings.control_queue, deadline, leased=True) as here:
+            here.result = assemble(here.task, job_id, lease=leases.member(ASSEMBLE, task_id, [job_id]))
     else:
         runtime.store().journal.add_tasks(job_id, [send_assemble(task.app, job_id, deadline)])
 
 
-def assemble(task: Task, job_id: str) -> Any:
+def assemble(task: Task, job_id: str, lease: str | None = None) -> Any:
     """Stream every result in piece order to the assembler; store the output; complete
-    (``partial`` when the job went without pieces that failed for good, as it allowed)."""
+    (``partial`` when the job went without pieces that failed for good, as it allowed).
+    ``lease``: run inline, its lease is taken with the claim, in one round trip."""
     store = runtime.store()
     if time.time() > (getattr(task, "deadline", None) or runtime.deadline(job_id)):  # known when run inline
         return None  # the watchdog ends the job; the assembler never runs past the deadline
-    counts = _claim_reading(job_id, task.request.id)
+    counts = _claim_reading(job_id, task.request.id, lease)
     if counts is None:
         return None
     spec = runtime.job_spec(job_id)
@@ -310,12 +311,14 @@ def _claim(job_id: str, task_id: str, target: JobState, owner_field: str, **fiel
     return current["state"] == target.value and current[owner_field] == task_id
 
 
-def _claim_reading(job_id: str, task_id: str) -> dict[str, Any] | None:
-    """:func:`_claim` of the assembly, reading the counts it assembles from in the same
-    round trip; None when the job is not this task's to assemble."""
-    store = runtime.store()
-    moved, counts = store.jobs.transition_reading(job_id, JobState.ASSEMBLING, ASSEMBLY_FIELDS, strict=False,
-                                                  assemble_task=task_id)
+def _claim_reading(job_id: str, task_id: str, lease: str | None) -> dict[str, Any] | None:
+    """:func:`_claim` of the assembly, reading the counts it assembles from (and taking
+    its ``lease``, when given) in the same round trip; None when the job is not this
+    task's to assemble."""
+    store, now = runtime.store(), time.time()
+    moved, counts = store.jobs.transition_reading(
+        job_id, JobState.ASSEMBLING, ASSEMBLY_FIELDS, strict=False, assemble_task=task_id,
+        before=(lambda pipe: store.fleet.lease(lease, now, pipe)) if lease else None)
     if moved:
         return counts
     current = store.jobs.fields(job_id, "state", "assemble_task")

@@ -49,8 +49,9 @@ class FleetRecords(Part):
         self.redis.hset(self.keys.workers_key(), info.hostname, encoded)
 
     # -- leases: running tasks, vouched for by their worker --------------------------
-    def lease(self, member: str, at: float) -> None:
-        self.redis.zadd(self.keys.leases_key(), {member: at})
+    def lease(self, member: str, at: float, pipe: Any = None) -> None:
+        """Lease one task run (``workers/leases.py``); on ``pipe``, when given: the caller sends it."""
+        (pipe if pipe is not None else self.redis).zadd(self.keys.leases_key(), {member: at})
 
     def drop_leases(self, members: list[str]) -> None:
         if members:

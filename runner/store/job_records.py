@@ -138,14 +138,17 @@ class JobRecords(Part):
         return lambda reply: self._moved(job_id, target, strict, reply)
 
     def transition_reading(self, job_id: str, target: JobState, names: tuple[str, ...], *, strict: bool = True,
-                           expect: Iterable[JobState] | None = None, **fields: Any) -> tuple[bool, dict[str, Any]]:
+                           expect: Iterable[JobState] | None = None, before: Callable[[Any], None] | None = None,
+                           **fields: Any) -> tuple[bool, dict[str, Any]]:
         """:meth:`transition`, and record fields ``names`` as they are right after it
-        (decoded), in one transaction: a stage that claims the job and reads what it works
-        from pays one round trip."""
+        (decoded), in one transaction — after ``before(pipe)``'s writes (the stage's lease):
+        a stage that claims the job and reads what it works from pays one round trip."""
         with self.redis.pipeline() as pipe:
+            if before is not None:
+                before(pipe)
             moved = self.queue_transition(pipe, job_id, target, strict=strict, expect=expect, **fields)
             pipe.hmget(self.keys.job_key(job_id), list(names))
-            reply, values = pipe.execute()
+            *_, reply, values = pipe.execute()
         return moved(reply), {name: (json.loads(v) if v is not None else None) for name, v in zip(names, values)}
 
     def _transition_call(self, job_id: str, target: JobState, expect: Iterable[JobState] | None,

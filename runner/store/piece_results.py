@@ -74,6 +74,7 @@ class PieceResults(Part):
         self._record_failure = self.redis.register_script(RECORD_FAILURE)
         self._record_ranges = self.redis.register_script(RECORD_RANGES)
         self._generated: dict[str, dict[str, Any]] = {}  # job id -> its generated pieces' description
+        self._fresh: tuple[str, list[str]] | None = None  # a job's pieces this process just stored in one round trip
 
     # -- pieces -----------------------------------------------------------------------
     def store_pieces(self, job_id: str, pieces: Iterable[Any], expire_seconds: float, limit: int | None = None) -> int:
@@ -88,7 +89,7 @@ class PieceResults(Part):
         their description, on the record. ``then(pipe, count)`` queues a last command (the
         move to ``running``) on the round trip that stores the last pieces: a job whose
         pieces fit one chunk pays one round trip for all."""
-        key, count, chunk = self.keys.pieces_key(job_id), 0, []
+        key, count, chunk, self._fresh = self.keys.pieces_key(job_id), 0, [], None
         described = describe(pieces, limit)
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.delete(key)  # a redelivered partition task starts over
@@ -112,13 +113,28 @@ class PieceResults(Part):
             if then is not None:
                 then(pipe, count)
             replies = pipe.execute()
+        self._remember(job_id, described, chunk if count == len(chunk) else None)
         return count, replies[-1]
+
+    def _remember(self, job_id: str, described: dict[str, Any] | None, stored: list[str] | None) -> None:
+        """What this process just stored, so the job's first batch (run here, inline) reads
+        no pieces back: a generated job's description (it never changes), or the pieces of a
+        job that fit one round trip (read once)."""
+        if described is not None:
+            if len(self._generated) >= 256:
+                self._generated.clear()
+            self._generated[job_id] = json.loads(encode(described))
+        elif stored is not None:
+            self._fresh = (job_id, stored)
 
     def load_pieces(self, job_id: str, start: int, stop: int,
                     piece_function: Callable[[], Callable[[int], Any]] | None = None) -> Iterable[Any]:
         """Pieces ``start`` (inclusive) to ``stop`` (exclusive), in one round trip: the
         stored ones, or generated ones computed (``piece_function()`` gives the function of
         a :class:`~runner.pieces.Generated` that has one; see :func:`runner.pieces.generate`)."""
+        fresh, self._fresh = self._fresh, None
+        if fresh is not None and fresh[0] == job_id:  # just stored by this process: its first batch
+            return [json.loads(p) for p in fresh[1][start:stop]]
         described = self._generated.get(job_id)  # a job's description never changes: no round trip
         if described is None:
             with self.redis.pipeline(transaction=False) as pipe:
