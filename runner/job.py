@@ -107,8 +107,8 @@ class Job:
                 if remaining is not None and remaining <= 0:
                     raise TimeoutError(f"job {self.id} still {status.state.value} after waiting {timeout}s")
                 block = 500 if remaining is None else max(1, min(500, int(remaining * 1000)))
-                events = self.client.store.read_events(self.id, cursor, block_ms=block)  # returns at the next event
-                status, cursor = self._snapshot() if events else (status, cursor)
+                self.client.store.read_events(self.id, cursor, block_ms=block)  # returns at the next event
+                status, cursor = self._snapshot()  # the bar shows every change
         finally:
             bar.close()
         return self.result(status)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from runner.artifacts import write_output
 from runner.config import Settings
 from runner.dispatch import stop_tasks
-from runner.models import ErrorInfo, JobState
+from runner.models import ErrorInfo, JobState, JobStatus
 from runner.storage import Storages
 from runner.store import StatusStore
 
@@ -48,11 +48,15 @@ def end_job(
     result: str | None = None,
     spare_task: str | None = None,
     partial: bool = False,
+    report: tuple[JobStatus | None, list[dict[str, Any]]] | None = None,
 ) -> bool:
     """Move the job to the final state ``target`` — once — and stop its tasks (all but
     ``spare_task``, the caller's own). ``result`` (the assembled output as JSON) is stored
     before anything else; ``partial`` marks a completion without some failed pieces
-    (``runner/partial.py``). Returns whether this call ended the job."""
+    (``runner/partial.py``). ``report``: the record and metrics as the caller read them
+    since the last change it made or awaited (the assembly's, with its claim): then the
+    result is stored in the final move's own transaction, one round trip less. Returns
+    whether this call ended the job."""
     if isinstance(error, ErrorInfo):
         error = error.as_dict()
     store = services.store
@@ -63,13 +67,20 @@ def end_job(
         fields["result_summary"] = result_summary
     if partial:
         fields["partial"] = True
-    report = store.report(job_id, result)
+    store_result = None
+    if report is None:
+        report = store.report(job_id, result)
+    elif result is not None:
+        store_result = lambda pipe: store.journal.queue_result(pipe, job_id, result)  # noqa: E731
     current = report[0]
     if current is None or current.is_final:
         return False
     write_output(store, services.storages, services.settings, job_id, report, state=target, **fields)
     retention = current.retention_hours * 3600  # starts the moment the job is seen final
-    if not store.transition(job_id, target, strict=False, keep_seconds=retention, **fields):
+    moved = store.jobs.transition_then(job_id, target, strict=False, keep_seconds=retention, before=store_result,
+                                       **fields)[0] if store_result else \
+        store.transition(job_id, target, strict=False, keep_seconds=retention, **fields)
+    if not moved:
         write_output(store, services.storages, services.settings, job_id)  # somebody else ended it
         return False
     queued_at = current.queued_at.timestamp() if current.queued_at else 0

@@ -93,6 +93,7 @@ class TaskContext:
     _scratch: Path | None = field(default=None, init=False, repr=False)
     _staged: Path | None = field(default=None, init=False, repr=False)
     _metrics: list[dict[str, Any]] = field(default_factory=list, init=False, repr=False)
+    metrics_added: int = field(default=0, init=False, repr=False)  # ever, by this context's code
 
     def __post_init__(self) -> None:
         self.log = JobLog(self)
@@ -143,6 +144,7 @@ class TaskContext:
         count so far); in the job's status from the batch's next flush, and in output.json."""
         item = {"name": str(name), "value": value, "piece": self.piece_index, "t": time.time()}
         self._metrics.append(item if step is None else {**item, "step": step})
+        self.metrics_added += 1
 
     def take_records(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The metrics and log lines gathered since the last call (to flush to the store)."""

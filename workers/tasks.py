@@ -27,7 +27,7 @@ from celery import Celery, Task
 
 from runner.dispatch import APP, ASSEMBLE, PARTITION, RESUME, assemble_task_id, send_assemble
 from runner.lifecycle import end_job
-from runner.models import JobState
+from runner.models import JobState, JobStatus
 from workers import batching, inline, leases, org_gate, runtime, share, stopper
 from workers.batch import Batch
 from workers.canvas import HARD_LIMIT_GRACE, batch_task_id, batch_time_limit, job_canvas
@@ -252,18 +252,20 @@ def assemble(task: Task, job_id: str, lease: str | None = None) -> Any:
     store = runtime.store()
     if time.time() > (getattr(task, "deadline", None) or runtime.deadline(job_id)):  # known when run inline
         return None  # the watchdog ends the job; the assembler never runs past the deadline
-    counts = _claim_reading(job_id, task.request.id, lease)
-    if counts is None:
+    report = _claim_reading(job_id, task.request.id, lease)
+    if report is None:
         return None
     spec = runtime.job_spec(job_id)
     try:
-        total, failed = pieces_to_assemble(job_id, counts)
+        total, failed = pieces_to_assemble(job_id, _counts(report[0]))
         ctx = job_context(spec, "assembler", source=runtime.storages().source(spec.source),
                           destination=runtime.storages().destination(spec.destination), failed_pieces=list(failed))
         try:
             output = spec.template.function("assembler").fn(store.pieces.iter_results(job_id, total, skip=failed), ctx)
         finally:
             close(ctx)
+        if ctx.metrics_added:  # the record and metrics changed since the claim read them
+            report = None
         encoded = json.dumps(output, separators=(",", ":"))
         limit = runtime.settings().result_max_bytes
         if len(encoded) > limit:
@@ -277,7 +279,7 @@ def assemble(task: Task, job_id: str, lease: str | None = None) -> Any:
     summary = {"bytes": len(encoded), "type": type(output).__name__, "destination": spec.destination}
     stopper.disarm()
     end_job(runtime.services(task.app), job_id, JobState.COMPLETED, result_summary=summary, result=encoded,
-            partial=bool(failed))
+            partial=bool(failed), report=report)
     return None
 
 
@@ -311,20 +313,26 @@ def _claim(job_id: str, task_id: str, target: JobState, owner_field: str, **fiel
     return current["state"] == target.value and current[owner_field] == task_id
 
 
-def _claim_reading(job_id: str, task_id: str, lease: str | None) -> dict[str, Any] | None:
-    """:func:`_claim` of the assembly, reading the counts it assembles from (and taking
-    its ``lease``, when given) in the same round trip; None when the job is not this
-    task's to assemble."""
+def _claim_reading(job_id: str, task_id: str, lease: str | None) -> tuple[JobStatus | None, list[Any]] | None:
+    """:func:`_claim` of the assembly, reading the record and metrics (what it counts
+    from and ``output.json`` reports) and taking its ``lease``, when given, in the same
+    round trip; None when the job is not this task's to assemble."""
     store, now = runtime.store(), time.time()
-    moved, counts = store.jobs.transition_reading(
-        job_id, JobState.ASSEMBLING, ASSEMBLY_FIELDS, strict=False, assemble_task=task_id,
-        before=(lambda pipe: store.fleet.lease(lease, now, pipe)) if lease else None)
+    moved, (raw, metrics) = store.jobs.transition_then(
+        job_id, JobState.ASSEMBLING, strict=False, assemble_task=task_id,
+        before=(lambda pipe: store.fleet.lease(lease, now, pipe)) if lease else None,
+        after=lambda pipe: store.journal.queue_report(pipe, job_id))
     if moved:
-        return counts
+        return store.journal.read_report(job_id, raw, metrics)
     current = store.jobs.fields(job_id, "state", "assemble_task")
     if current["state"] != JobState.ASSEMBLING.value or current["assemble_task"] != task_id:
         return None
-    return store.jobs.fields(job_id, *ASSEMBLY_FIELDS)  # a redelivery of the task that claimed it
+    return store.journal.report(job_id)  # a redelivery of the task that claimed it
+
+
+def _counts(status: JobStatus | None) -> dict[str, Any] | None:
+    """The record's ``ASSEMBLY_FIELDS``, for :func:`pieces_to_assemble`."""
+    return None if status is None else {name: getattr(status, name) for name in ASSEMBLY_FIELDS}
 
 
 def register_tasks(celery: Celery) -> None:

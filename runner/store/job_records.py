@@ -130,26 +130,31 @@ class JobRecords(Part):
         return self._moved(job_id, target, strict, self._transition(keys=keys, args=args))
 
     def queue_transition(self, pipe: Any, job_id: str, target: JobState, *, strict: bool = True,
-                         expect: Iterable[JobState] | None = None, **fields: Any) -> Callable[[Any], bool]:
+                         expect: Iterable[JobState] | None = None, keep_seconds: float | None = None,
+                         **fields: Any) -> Callable[[Any], bool]:
         """:meth:`transition` queued on ``pipe``, the caller's round trip (after the writes
         it queued before); returns what tells from the pipeline's reply whether it moved."""
-        keys, args = self._transition_call(job_id, target, expect, None, fields)
+        keys, args = self._transition_call(job_id, target, expect, keep_seconds, fields)
         queue_script(pipe, self._transition, keys, args)
         return lambda reply: self._moved(job_id, target, strict, reply)
 
-    def transition_reading(self, job_id: str, target: JobState, names: tuple[str, ...], *, strict: bool = True,
-                           expect: Iterable[JobState] | None = None, before: Callable[[Any], None] | None = None,
-                           **fields: Any) -> tuple[bool, dict[str, Any]]:
-        """:meth:`transition`, and record fields ``names`` as they are right after it
-        (decoded), in one transaction — after ``before(pipe)``'s writes (the stage's lease):
-        a stage that claims the job and reads what it works from pays one round trip."""
+    def transition_then(self, job_id: str, target: JobState, *, strict: bool = True,
+                        expect: Iterable[JobState] | None = None, keep_seconds: float | None = None,
+                        before: Callable[[Any], None] | None = None, after: Callable[[Any], None] | None = None,
+                        **fields: Any) -> tuple[bool, list[Any]]:
+        """:meth:`transition` in one transaction with ``before(pipe)``'s writes (a result, a
+        lease) and ``after(pipe)``'s reads (what a stage that claims the job works from),
+        whose replies it returns: one round trip where there were two or three."""
         with self.redis.pipeline() as pipe:
             if before is not None:
                 before(pipe)
-            moved = self.queue_transition(pipe, job_id, target, strict=strict, expect=expect, **fields)
-            pipe.hmget(self.keys.job_key(job_id), list(names))
-            *_, reply, values = pipe.execute()
-        return moved(reply), {name: (json.loads(v) if v is not None else None) for name, v in zip(names, values)}
+            first = len(pipe)
+            moved = self.queue_transition(pipe, job_id, target, strict=strict, expect=expect,
+                                          keep_seconds=keep_seconds, **fields)
+            if after is not None:
+                after(pipe)
+            replies = pipe.execute()
+        return moved(replies[first]), replies[first + 1:]
 
     def _transition_call(self, job_id: str, target: JobState, expect: Iterable[JobState] | None,
                          keep_seconds: float | None, fields: dict[str, Any]) -> tuple[list[str], list[Any]]:

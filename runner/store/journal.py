@@ -129,11 +129,24 @@ class Journal(Part):
         the same round trip."""
         with self.redis.pipeline(transaction=False) as pipe:
             if result is not None:
-                pipe.set(self.keys.result_key(job_id), result)
-            pipe.hgetall(self.keys.job_key(job_id))
-            pipe.lrange(self.keys.metrics_key(job_id), 0, -1)
+                self.queue_result(pipe, job_id, result)
+            self.queue_report(pipe, job_id)
             *_, raw, metrics = pipe.execute()
+        return self.read_report(job_id, raw, metrics)
+
+    def queue_report(self, pipe: Any, job_id: str) -> None:
+        """:meth:`report`'s reads queued on ``pipe`` (the caller's round trip): two replies,
+        for :meth:`read_report`."""
+        pipe.hgetall(self.keys.job_key(job_id))
+        pipe.lrange(self.keys.metrics_key(job_id), 0, -1)
+
+    @staticmethod
+    def read_report(job_id: str, raw: dict[str, str], metrics: list[str]) -> tuple[JobStatus | None, list[dict[str, Any]]]:
         return (status_of(job_id, raw, None) if raw else None), [json.loads(item) for item in metrics]
+
+    def queue_result(self, pipe: Any, job_id: str, result: str) -> None:
+        """Store the assembled output (JSON) on ``pipe``: the caller sends it."""
+        pipe.set(self.keys.result_key(job_id), result)
 
     def close_out(self, job_id: str, line: dict[str, Any], keep_seconds: float, pipe: Any = None) -> None:
         """After a job's final transition (which gave its keys ``keep_seconds`` to live):
