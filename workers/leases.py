@@ -63,7 +63,7 @@ def held(name: str, task_id: str, args: Sequence[Any], *, taken: bool = False) -
     a lease left behind by a process that died after the stage finished only re-sends a
     stage that finds nothing to do."""
     lease, store = member(name, task_id, args), runtime.store()
-    if not taken:  # ``taken``: leased already, just now (a batch handed out under fair share)
+    if not (taken or runtime.lease_taken(lease)):  # leased just now: handed out so, or with the job's spec
         store.fleet.lease(lease, time.time())
     outermost = not _running
     _running.append(lease)

@@ -26,7 +26,7 @@ from celery import Task
 from runner.dispatch import template_queue
 from runner.errors import TemplateNotFound
 from runner.registry import templates
-from workers import runtime
+from workers import leases, runtime
 
 __all__ = ["routed", "template_queues", "local_templates"]
 
@@ -43,11 +43,12 @@ def template_queues(queues: list[str]) -> list[str]:
     return [template_queue(queue, ref) for queue in queues for ref in local_templates()]
 
 
-def _missing_template(job_id: str) -> str | None:
+def _missing_template(job_id: str, lease: str) -> str | None:
     """The job's template ref when this worker cannot run it, else None (it can, or the
-    job is gone: the task itself finds nothing to do)."""
+    job is gone: the task itself finds nothing to do). Reading the job's spec takes the
+    task's ``lease`` in the same round trip (``leases.held`` then takes it no more)."""
     try:
-        runtime.job_facts(job_id)  # the spec is cached per process: the task reads it from here
+        runtime.job_facts(job_id, lease=lease)  # the spec is cached per process: the task reads it from here
     except TemplateNotFound:
         return runtime.store().fields(job_id, "template")["template"]
     return None
@@ -61,7 +62,8 @@ def routed(fn: Callable[..., Any]) -> Callable[..., Any]:
     def run(task: Task, *args: Any) -> Any:
         runtime.forget_first_live()
         try:
-            ref = _missing_template(args[0])  # the job's state and deadline are read along (runtime.FIRST_LIVE)
+            lease = leases.member(task.name, task.request.id, args)
+            ref = _missing_template(args[0], lease)  # with the job's state and deadline (runtime.FIRST_LIVE)
             if ref is None or not _pass_on(task, ref, list(args)):
                 return fn(task, *args)
             return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from dataclasses import dataclass
 from collections import OrderedDict
 from functools import cache, cached_property
@@ -139,6 +140,7 @@ SPEC_FIELDS = ("template", "params", "test", "task_timeout", "max_retries", "ret
 _specs: OrderedDict[str, JobSpec] = OrderedDict()  # the newest 256 jobs' specs
 FIRST_LIVE = ("state", "deadline")  # read along with a spec: what the task that needed it reads next
 _first_live: dict[str, dict[str, Any]] = {}  # job -> FIRST_LIVE read with its spec, for this task only
+_leased: set[str] = set()  # the lease of this task, taken with its job's spec (``workers/leases.py``)
 
 
 def job_spec(job_id: str) -> JobSpec:
@@ -149,14 +151,20 @@ def job_spec(job_id: str) -> JobSpec:
     return spec
 
 
-def job_facts(job_id: str, *live: str) -> tuple[JobSpec | None, dict[str, Any]]:
+def job_facts(job_id: str, *live: str, lease: str | None = None) -> tuple[JobSpec | None, dict[str, Any]]:
     """The job's spec (read once per process) and the record fields ``live`` (read each
-    time), in one round trip. The spec is ``None`` when the record is gone."""
+    time), in one round trip. The spec is ``None`` when the record is gone. ``lease``: the
+    calling task's, taken in that round trip when there is one (see :func:`lease_taken`)."""
     spec, first = _specs.get(job_id), _first_live.pop(job_id, None) if live else None
     if spec is not None and first is not None and set(live) <= set(first):
         return spec, {name: first[name] for name in live}  # read with the spec, in this same task
-    raw: dict[str, Any] = store().fields(job_id, *(live if spec else SPEC_FIELDS + FIRST_LIVE + live)) \
-        if live or not spec else {}
+    raw: dict[str, Any] = {}
+    if live or not spec:
+        now, taking = time.time(), lease is not None
+        raw = store().fields(job_id, *(live if spec else SPEC_FIELDS + FIRST_LIVE + live),
+                             before=(lambda pipe: store().fleet.lease(lease, now, pipe)) if taking else None)
+        if taking:
+            _leased.add(lease)
     if spec is None:  # at most one job's: a process that runs no tasks keeps nothing
         _first_live.clear()
         _first_live[job_id] = {name: raw.get(name) for name in FIRST_LIVE}
@@ -168,9 +176,18 @@ def job_facts(job_id: str, *live: str) -> tuple[JobSpec | None, dict[str, Any]]:
 
 
 def forget_first_live() -> None:
-    """Drop the live fields read along with a spec: a task ends (or starts) here, and only
-    the task that read them may use them (``routing.routed``)."""
+    """Drop the live fields read along with a spec, and the lease taken with it: a task
+    ends (or starts) here, and only the task that read them may use them (``routing.routed``)."""
     _first_live.clear()
+    _leased.clear()
+
+
+def lease_taken(lease: str) -> bool:
+    """Whether ``lease`` was taken just now, with its job's spec (once: it is forgotten)."""
+    if lease in _leased:
+        _leased.discard(lease)
+        return True
+    return False
 
 
 def _build_spec(job_id: str, raw: dict[str, Any]) -> JobSpec:

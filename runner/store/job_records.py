@@ -95,9 +95,16 @@ class JobRecords(Part):
         Returns whether it did."""
         return bool(self.redis.xread({self.keys.ending_key(job_id): after}, block=block_ms, count=1))
 
-    def fields(self, job_id: str, *names: str) -> dict[str, Any]:
-        """A few fields of the record, decoded (missing ones are ``None``)."""
-        values = self.redis.hmget(self.keys.job_key(job_id), names)
+    def fields(self, job_id: str, *names: str, before: Callable[[Any], None] | None = None) -> dict[str, Any]:
+        """A few fields of the record, decoded (missing ones are ``None``); after
+        ``before(pipe)``'s writes (a task's lease), in the same round trip, when given."""
+        if before is None:
+            values = self.redis.hmget(self.keys.job_key(job_id), names)
+        else:
+            with self.redis.pipeline(transaction=False) as pipe:
+                before(pipe)
+                pipe.hmget(self.keys.job_key(job_id), names)
+                values = pipe.execute()[-1]
         return {name: (json.loads(v) if v is not None else None) for name, v in zip(names, values)}
 
     def fields_each(self, job_ids: list[str], *names: str) -> list[dict[str, Any]]:
