@@ -105,13 +105,15 @@ def _small(sections: dict[str, Any]) -> Table | None:
     p5 = sections.get("P5")
     if not p5:
         return None
-    table = Table(title=f"P5: {p5['jobs']:,} three-piece jobs per engine from {p5['threads']} client threads")
-    for name in ("engine", "jobs/s", "p50 ms", "p99 ms", "wall s"):
+    table = Table(title=f"P5/P7: {p5['jobs']:,} three-piece jobs per engine from {p5['threads']} client threads "
+                        f"(Redis commands per job: issue 13's code {p5['base_commands_per_job']:.1f})")
+    for name in ("engine", "jobs/s", "Redis commands / job", "p50 ms", "p99 ms", "wall s"):
         table.add_column(name, justify="left" if name == "engine" else "right")
     for engine in ("runner", "chord"):
         e = p5["engines"][engine]
-        table.add_row(NAMES[engine], f"{e['jobs_per_s']:,.1f}", " / ".join(f"{x:,.0f}" for x in e["p50_ms"]),
-                      " / ".join(f"{x:,.0f}" for x in e["p99_ms"]), " + ".join(f"{x:.1f}" for x in e["runs_s"]))
+        table.add_row(NAMES[engine], f"{e['jobs_per_s']:,.1f}", f"{e['commands_per_job']:,.1f}",
+                      " / ".join(f"{x:,.0f}" for x in e["p50_ms"]), " / ".join(f"{x:,.0f}" for x in e["p99_ms"]),
+                      " + ".join(f"{x:.1f}" for x in e["runs_s"]))
     return table
 
 
