@@ -239,9 +239,9 @@ class Bench:
             c = cases[label]
             self.say(f"  P6 {label}: {c['cpu_us_per_piece']:.2f} µs Redis CPU, {c['commands_per_piece']:.3f} commands "
                      f"per piece; {c['pieces_per_s']:,.0f} pieces/s, ceiling {c['ceiling_pieces_per_s']:,.0f}/s")
-        stored = cases["stored, json_list"]["cpu_us_per_piece"]
+        stored, commands = (cases["stored, json_list"][k] for k in ("cpu_us_per_piece", "commands_per_piece"))
         return {"pieces": n, "cases": cases,
-                "goals": [goal("P6", "Redis CPU per stored piece", stored, f"{stored:.2f} µs",
+                "goals": [goal("P6", "Redis CPU per stored piece", stored, f"{stored:.2f} µs, {commands:.3f} commands",
                                f"≤ {GOAL['P6_us']:g} µs", stored <= GOAL["P6_us"])]}
 
     def p5(self) -> dict[str, Any]:

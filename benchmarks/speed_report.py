@@ -28,7 +28,7 @@ def render(report: dict[str, Any], console: Console) -> None:
     for g in report["goals"]:
         goals.add_row(g["goal"], g["what"], g["measured"], g["target"], "[green]✔[/green]" if g["pass"] else "[red]✗[/red]")
     console.print(goals)
-    for part in (_throughput, _latency, _big, _small, _phases):
+    for part in (_throughput, _latency, _big, _small, _fleet, _phases):
         table = part(sections)
         if table is not None:
             console.print(table)
@@ -114,6 +114,22 @@ def _small(sections: dict[str, Any]) -> Table | None:
         table.add_row(NAMES[engine], f"{e['jobs_per_s']:,.1f}", f"{e['commands_per_job']:,.1f}",
                       " / ".join(f"{x:,.0f}" for x in e["p50_ms"]), " / ".join(f"{x:,.0f}" for x in e["p99_ms"]),
                       " + ".join(f"{x:.1f}" for x in e["runs_s"]))
+    return table
+
+
+def _fleet(sections: dict[str, Any]) -> Table | None:
+    p6 = sections.get("P6")
+    if not p6:
+        return None
+    table = Table(title=f"P6: what one {p6['pieces']:,}-piece no-work job costs the Redis server, per piece, and the "
+                        "fleet ceiling it models (one Redis core ÷ CPU per piece) beside the pieces/s measured here")
+    for name in ("pieces", "Redis CPU µs / piece", "Redis commands / piece", "pieces/s measured",
+                 "modelled ceiling, pieces/s per Redis core"):
+        table.add_column(name, justify="left" if name == "pieces" else "right")
+    for label, c in p6["cases"].items():
+        ceiling = c["ceiling_pieces_per_s"]
+        table.add_row(label, f"{c['cpu_us_per_piece']:.2f}", f"{c['commands_per_piece']:.3f}", f"{c['pieces_per_s']:,.0f}",
+                      "—" if ceiling is None else f"{ceiling:,.0f}")
     return table
 
 
