@@ -1,6 +1,6 @@
 """Schedules at scale: N schedules at a 1-minute interval swept by 2 worker processes.
 
-    .venv/bin/python benchmarks/bench_schedules.py              # 1,000 schedules (~2 min; `make bench`)
+    .venv/bin/python benchmarks/bench_schedules.py              # 1,000 schedules (~1.5 min; `make bench`)
     .venv/bin/python benchmarks/bench_schedules.py --full       # issue 24's 10,000 (~3.5 min)
     .venv/bin/python benchmarks/bench_schedules.py --quick      # 200 (a smoke run; still one minute)
     .venv/bin/python benchmarks/bench_schedules.py --schedules 2000 --minutes 2 --json
