@@ -42,6 +42,7 @@ def test_bench_speed_p7_is_p5s_run_with_jobs_per_s_and_redis_commands_per_job() 
     for engine in ("runner", "chord"):
         assert engines[engine]["jobs_per_s"] > 0
         assert engines[engine]["commands_per_job"] > 3  # at least a command per piece: the delta was taken
-    assert report["goals"][2]["value"] == pytest.approx(engines["runner"]["commands_per_job"], abs=0.05)
+    # the table's figure is rounded to 0.1: at most 0.05 off (exactly 0.05 for x.x5, which float makes a hair more)
+    assert report["goals"][2]["value"] == pytest.approx(engines["runner"]["commands_per_job"], abs=0.0501)
     assert report["sections"]["P5"]["base_commands_per_job"] > 0
     assert done.returncode == (0 if all(g["pass"] for g in report["goals"]) else 1)
