@@ -8,6 +8,7 @@ changes through its :class:`~runner.client.Client`'s public methods.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -115,16 +116,18 @@ class Job:
 
     def _wait_for_ending(self, timeout: float | None, give_up: float | None) -> Any:
         """``wait`` without a progress bar: read the record (and result) once, block on the
-        job's ending — woken by the final move itself, not by each event on the way —
-        and read them once more. The record is read again every 500 ms of quiet (a job
-        that vanished is told apart from a long one)."""
+        job's ending — woken by the final move itself, not by each event on the way — and
+        return the result it carries (a small one), else read them once more. The record
+        is read again every 500 ms of quiet (a job that vanished is told apart from a long one)."""
         status, result, cursor = self._read(self.client.store.jobs.outcome)
         while not status.is_final:
             remaining = None if give_up is None else give_up - time.monotonic()
             if remaining is not None and remaining <= 0:
                 raise TimeoutError(f"job {self.id} still {status.state.value} after waiting {timeout}s")
             block = 500 if remaining is None else max(1, min(500, int(remaining * 1000)))
-            self.client.store.jobs.wait_ending(self.id, cursor, block)
+            ending = self.client.store.jobs.wait_ending(self.id, cursor, block)
+            if ending and ending.get("state") == JobState.COMPLETED.value and "result" in ending:
+                return json.loads(ending["result"])
             status, result, cursor = self._read(self.client.store.jobs.outcome)
         if status.state is JobState.COMPLETED:
             return result

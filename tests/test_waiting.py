@@ -1,9 +1,10 @@
-"""How a client waits for a job: one read of the record, one blocking read of the job's
-ending — woken by the final move itself, not by each event on the way — and one read of
-the record and result after it (``Job.wait``)."""
+"""How a client waits for a job: one read of the record, then one blocking read of the
+job's ending — woken by the final move itself, not by each event on the way — which
+carries a completion's small result (else one more read of the record and result)."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -52,7 +53,8 @@ def test_a_waiting_client_blocks_once_on_the_ending_and_is_not_woken_by_other_ev
     assert all(b":ending" in t and b":events" not in t for t in blocking), blocking
     quiet_periods = int(got["seconds"] / 0.5)  # a 500 ms block with nothing final re-reads the record
     assert 1 <= len(blocking) <= 1 + quiet_periods, [t[:120] for t in sent]
-    assert len(reads) == len(blocking) + 1 and len(sent) == len(blocking) + len(reads), [t[:120] for t in sent]
+    # one read before each block (the first, then one per quiet 500 ms); the final move carries the result
+    assert len(reads) == len(blocking) and len(sent) == len(blocking) + len(reads), [t[:120] for t in sent]
 
 
 def test_a_job_already_ended_is_read_once(client: Client) -> None:
@@ -72,3 +74,16 @@ def test_a_cancel_wakes_the_waiting_client_with_its_error(client: Client, tmp_pa
     thread.join(30)
     assert isinstance(got.get("error"), JobCancelled), got
     assert got["seconds"] < 1.0, got  # woken by the cancel itself, well within the 500 ms re-read
+
+
+def test_a_result_too_big_to_ride_on_the_ending_is_read_after_it(client: Client, tmp_path: Path) -> None:
+    records = [{"n": i, "text": "x" * 100} for i in range(1000)]  # ~120 KB assembled: over the 64 KB that ride along
+    (tmp_path / "r.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    job = client.submit("records", source=(tmp_path / "r.jsonl").as_uri(),
+                        params={"partitioner": {"records_per_piece": 500}})
+    assert [r for piece in job.wait(timeout=60) for r in piece] == records
+    ending = client.store.jobs.wait_ending(job.id, "0-0", 1)
+    assert ending == {"state": "completed"}  # no result on it: the client read it from the record's side
+    small = client.submit("squares", params={"partitioner": {"count": 3}})
+    assert small.wait(timeout=60) == 5
+    assert client.store.jobs.wait_ending(small.id, "0-0", 1) == {"state": "completed", "result": "5"}

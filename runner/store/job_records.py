@@ -89,11 +89,13 @@ class JobRecords(Part):
         return (status_of(job_id, raw, org), json.loads(result) if result is not None else None,
                 newest[0][0] if newest else "0-0")
 
-    def wait_ending(self, job_id: str, after: str, block_ms: int) -> bool:
+    def wait_ending(self, job_id: str, after: str, block_ms: int) -> dict[str, str] | None:
         """Block until the job moves into a final state after the ending ``after`` (one
         read, woken by that move itself, not by every event), at most ``block_ms``.
-        Returns whether it did."""
-        return bool(self.redis.xread({self.keys.ending_key(job_id): after}, block=block_ms, count=1))
+        Returns that ending — ``state``, and a completion's ``result`` (JSON) when small —
+        or None."""
+        answer = self.redis.xread({self.keys.ending_key(job_id): after}, block=block_ms, count=1)
+        return next((fields for _, entries in answer for _, fields in entries), None)
 
     def fields(self, job_id: str, *names: str, before: Callable[[Any], None] | None = None) -> dict[str, Any]:
         """A few fields of the record, decoded (missing ones are ``None``); after
@@ -175,8 +177,8 @@ class JobRecords(Part):
         args: list[Any] = [encode(target.value), EVENTS_MAXLEN, expire, token, len(sources), *sources]
         for key, value in fields.items():
             args += [key, encode(value)]
-        keys = self.keys.all_job_keys(job_id)  # job, events, ending, the rest
-        return (keys if expire else keys[:3] if target.is_final else keys[:2]), args
+        keys = self.keys.all_job_keys(job_id)  # job, events, ending, result, the rest
+        return (keys if expire else keys[:4] if target.is_final else keys[:2]), args
 
     @staticmethod
     def _moved(job_id: str, target: JobState, strict: bool, reply: Any) -> bool:

@@ -11,8 +11,9 @@ key                                   type    holds
 ====================================  ======  =================================================
 ``P:job:{id}``                        hash    the job record; every value JSON-encoded
 ``P:job:{id}:events``                 stream  state changes and progress, capped (``EVENTS_MAXLEN``)
-``P:job:{id}:ending``                 stream  the job's final state, added by the move into it (a retried job's
-                                              next ending follows): what a waiting client blocks on, once
+``P:job:{id}:ending``                 stream  the job's final state (and a small result), added by the move into
+                                              it (a retried job's next ending follows): what a waiting client
+                                              blocks on, once
 ``P:job:{id}:pieces``                 list    every piece as JSON, in piece order (claim check)
 ``P:job:{id}:results``                hash    piece index -> the app's result as JSON
 ``P:job:{id}:ranges``                 zset    ``start:stop:partial`` scored by ``start``: a combined job's
@@ -272,8 +273,8 @@ class Keys:
     def all_job_keys(self, job_id: str) -> list[str]:
         """Every key a job may have (deleting or expiring a job covers them all)."""
         return [
-            self.job_key(job_id), self.events_key(job_id), self.ending_key(job_id), self.pieces_key(job_id),
-            self.results_key(job_id), self.ranges_key(job_id), self.failed_key(job_id), self.result_key(job_id),
+            self.job_key(job_id), self.events_key(job_id), self.ending_key(job_id), self.result_key(job_id),
+            self.pieces_key(job_id), self.results_key(job_id), self.ranges_key(job_id), self.failed_key(job_id),
             self.attempts_key(job_id), self.deliveries_key(job_id), self.tasks_key(job_id),
             self.metrics_key(job_id), self.logs_key(job_id), self.metric_series_key(job_id),
         ]

@@ -10,11 +10,12 @@ gets the same outcome as if the first call had answered.
 __all__ = ["TRANSITION", "RECORD_RESULTS", "RECORD_RANGES", "RECORD_FAILURE", "ADD_LOGS", "CLAIM_SCHEDULE",
            "CLAIM_SCHEDULES", "AUTHENTICATE", "AUTHENTICATE_READ", "CLAIM_NAME", "ADD_METRIC_VALUES", "HMGET_MANY"]
 
-# KEYS: job, events[, ending, every other key of the job, to expire]. ARGV: target, maxlen, expire seconds
+# KEYS: job, events[, ending, result, every other key of the job, to expire]. ARGV: target, maxlen, expire seconds
 # (0: leave lifetimes alone), token, n_allowed, allowed..., field, value, ...
 # The token makes a replay safe: a retry of a call whose reply was lost finds its own
 # token on the record and reports the move it already made. A move into a final state also
-# adds it to the ending stream (KEYS[3]), which a waiting client blocks on: it wakes once.
+# adds it to the ending stream (KEYS[3]), which a waiting client blocks on: it wakes once; a
+# completion's result (KEYS[4]) rides along when it is small, so that client reads nothing more.
 TRANSITION = """
 local FINAL = {['"completed"'] = true, ['"failed"'] = true, ['"cancelled"'] = true, ['"timed_out"'] = true}
 local current = redis.call('HGET', KEYS[1], 'state')
@@ -36,7 +37,12 @@ while i < #ARGV do
 end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'type', 'state', 'state', cjson.decode(ARGV[1]))
 if KEYS[3] and FINAL[ARGV[1]] then
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', 10, '*', 'state', cjson.decode(ARGV[1]))
+  local entry = {'state', cjson.decode(ARGV[1])}
+  local result = ARGV[1] == '"completed"' and KEYS[4] and redis.call('GET', KEYS[4])
+  if result and #result <= 65536 then
+    entry[3], entry[4] = 'result', result
+  end
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', 10, '*', unpack(entry))
 end
 local expire = tonumber(ARGV[3])
 if expire > 0 then
