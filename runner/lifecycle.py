@@ -3,9 +3,10 @@ timed out — from a worker, the watchdog or a client alike.
 
 Ending is four things, always in this order: ``output.json`` in place before anyone can
 see the final state; one compare-and-set to the final state (of racing enders exactly one
-wins); a lifecycle line in the job's log (and its org's quota counts freed); and, unless
-the job completed, its other tasks stopped (queued ones revoked, running ones killed). Keeping them in one function is what
-makes every ending look the same to a user, whichever process ended the job.
+wins), which logs the lifecycle line with it; its deadline and its org's quota counts
+freed; and, unless the job completed, its other tasks stopped (queued ones revoked,
+running ones killed). Keeping them in one function is what makes every ending look the
+same to a user, whichever process ended the job.
 """
 
 from __future__ import annotations
@@ -77,15 +78,16 @@ def end_job(
         return False
     write_output(store, services.storages, services.settings, job_id, report, state=target, **fields)
     retention = current.retention_hours * 3600  # starts the moment the job is seen final
+    queued_at = current.queued_at.timestamp() if current.queued_at else 0
+    line = _ending_line(target, error, fields["finished_at"] - queued_at, fields)  # logged with the move
     moved = store.jobs.transition_then(job_id, target, strict=False, keep_seconds=retention, before=store_result,
-                                       **fields)[0] if store_result else \
-        store.transition(job_id, target, strict=False, keep_seconds=retention, **fields)
+                                       log_line=line, **fields)[0] if store_result else \
+        store.transition(job_id, target, strict=False, keep_seconds=retention, log_line=line, **fields)
     if not moved:
         write_output(store, services.storages, services.settings, job_id)  # somebody else ended it
         return False
-    queued_at = current.queued_at.timestamp() if current.queued_at else 0
-    # its deadline and ending line; its held batches and slots; its org's running slot or queued/waiting place
-    store.wind_up(job_id, current.org, _ending_line(target, error, fields["finished_at"] - queued_at, fields), retention)
+    # its deadline; its held batches and slots; its org's running slot or queued/waiting place
+    store.wind_up(job_id, current.org, None, retention)
     if target is not JobState.COMPLETED:
         stop_tasks(services.celery, [task for task in store.tasks(job_id) if task != spare_task])
     return True

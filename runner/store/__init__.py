@@ -103,10 +103,10 @@ class StatusStore:
         call it in the loop that will use them."""
         return LiveReads(self.url, self.master_name, self.keys)
 
-    def wind_up(self, job_id: str, org: str, line: dict[str, Any], keep_seconds: float) -> None:
+    def wind_up(self, job_id: str, org: str, line: dict[str, Any] | None, keep_seconds: float) -> None:
         """After a job's final transition, in one round trip: its deadline forgotten and its
-        ending logged (journal), its held batches and slots freed (fair share), and its
-        org's running/queued/waiting counts left (quotas)."""
+        ending logged unless the move logged it (journal), its held batches and slots freed
+        (fair share), and its org's running/queued/waiting counts left (quotas)."""
         with self.redis.pipeline(transaction=False) as pipe:
             self.journal.close_out(job_id, line, keep_seconds, pipe)
             self.fair_share.forget(job_id, pipe)

@@ -127,30 +127,31 @@ class JobRecords(Part):
 
     def transition(self, job_id: str, target: JobState, *, strict: bool = True,
                    expect: Iterable[JobState] | None = None, keep_seconds: float | None = None,
-                   **fields: Any) -> bool:
+                   log_line: dict[str, Any] | None = None, **fields: Any) -> bool:
         """Move the job to ``target`` if the state machine allows it from its current state
         (and that state is one of ``expect``, when given); with ``keep_seconds``, every key
         of the job then lives that long (a final state's retention starts with it).
 
-        Atomic: of two racing writers only one wins. Returns whether it moved; with
-        ``strict`` an illegal move raises :class:`IllegalTransition` instead.
+        Atomic: of two racing writers only one wins, and only the winner's ``log_line``
+        (an ending's lifecycle line) is logged, with the move. Returns whether it moved;
+        with ``strict`` an illegal move raises :class:`IllegalTransition` instead.
         """
-        keys, args = self._transition_call(job_id, target, expect, keep_seconds, fields)
+        keys, args = self._transition_call(job_id, target, expect, keep_seconds, fields, log_line)
         return self._moved(job_id, target, strict, self._transition(keys=keys, args=args))
 
     def queue_transition(self, pipe: Any, job_id: str, target: JobState, *, strict: bool = True,
                          expect: Iterable[JobState] | None = None, keep_seconds: float | None = None,
-                         **fields: Any) -> Callable[[Any], bool]:
+                         log_line: dict[str, Any] | None = None, **fields: Any) -> Callable[[Any], bool]:
         """:meth:`transition` queued on ``pipe``, the caller's round trip (after the writes
         it queued before); returns what tells from the pipeline's reply whether it moved."""
-        keys, args = self._transition_call(job_id, target, expect, keep_seconds, fields)
+        keys, args = self._transition_call(job_id, target, expect, keep_seconds, fields, log_line)
         queue_script(pipe, self._transition, keys, args)
         return lambda reply: self._moved(job_id, target, strict, reply)
 
     def transition_then(self, job_id: str, target: JobState, *, strict: bool = True,
                         expect: Iterable[JobState] | None = None, keep_seconds: float | None = None,
                         before: Callable[[Any], None] | None = None, after: Callable[[Any], None] | None = None,
-                        **fields: Any) -> tuple[bool, list[Any]]:
+                        log_line: dict[str, Any] | None = None, **fields: Any) -> tuple[bool, list[Any]]:
         """:meth:`transition` in one transaction with ``before(pipe)``'s writes (a result, a
         lease) and ``after(pipe)``'s reads (what a stage that claims the job works from),
         whose replies it returns: one round trip where there were two or three."""
@@ -159,14 +160,15 @@ class JobRecords(Part):
                 before(pipe)
             first = len(pipe)
             moved = self.queue_transition(pipe, job_id, target, strict=strict, expect=expect,
-                                          keep_seconds=keep_seconds, **fields)
+                                          keep_seconds=keep_seconds, log_line=log_line, **fields)
             if after is not None:
                 after(pipe)
             replies = pipe.execute()
         return moved(replies[first]), replies[first + 1:]
 
     def _transition_call(self, job_id: str, target: JobState, expect: Iterable[JobState] | None,
-                         keep_seconds: float | None, fields: dict[str, Any]) -> tuple[list[str], list[Any]]:
+                         keep_seconds: float | None, fields: dict[str, Any],
+                         log_line: dict[str, Any] | None = None) -> tuple[list[str], list[Any]]:
         """The transition script's keys and arguments (see ``scripts.TRANSITION``)."""
         allowed = allowed_sources(target)
         if expect is not None:
@@ -174,11 +176,15 @@ class JobRecords(Part):
         sources = [encode(s.value) for s in allowed]
         expire = int(keep_seconds) + 1 if keep_seconds else 0
         token = encode(secrets.token_hex(8))
-        args: list[Any] = [encode(target.value), EVENTS_MAXLEN, expire, token, len(sources), *sources]
+        line = ""
+        if log_line:
+            flat = [item for pair in self.journal.line_fields(log_line).items() for item in pair]
+            line = encode({"fields": flat, "maxlen": self.journal.log_max_lines})
+        args: list[Any] = [encode(target.value), EVENTS_MAXLEN, expire, token, line, len(sources), *sources]
         for key, value in fields.items():
             args += [key, encode(value)]
-        keys = self.keys.all_job_keys(job_id)  # job, events, ending, result, the rest
-        return (keys if expire else keys[:4] if target.is_final else keys[:2]), args
+        keys = self.keys.all_job_keys(job_id)  # job, events, ending, result, logs, the rest
+        return (keys if expire else keys[:5] if target.is_final or log_line else keys[:2]), args
 
     @staticmethod
     def _moved(job_id: str, target: JobState, strict: bool, reply: Any) -> bool:

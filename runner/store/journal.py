@@ -38,9 +38,15 @@ class Journal(Part):
         """Queue ``lines`` on ``pipe``: the other parts log inside their own round trips."""
         now = time.time()
         for line in lines:
-            fields = {k: str(v) for k, v in line.items() if v is not None}
-            fields.setdefault("t", f"{now:.6f}")
-            pipe.xadd(self.keys.logs_key(job_id), fields, maxlen=self.log_max_lines, approximate=True)
+            pipe.xadd(self.keys.logs_key(job_id), self.line_fields(line, now), maxlen=self.log_max_lines,
+                      approximate=True)
+
+    @staticmethod
+    def line_fields(line: dict[str, Any], now: float | None = None) -> dict[str, str]:
+        """A log line as its stream entry's fields (``t``: when, unless it says)."""
+        fields = {k: str(v) for k, v in line.items() if v is not None}
+        fields.setdefault("t", f"{now or time.time():.6f}")
+        return fields
 
     def add_logs(self, job_id: str, lines: list[dict[str, Any]]) -> None:
         """Append log lines (``level``, ``source``, ``msg``, ``piece`` or ``start``/``stop``)."""
@@ -148,14 +154,16 @@ class Journal(Part):
         """Store the assembled output (JSON) on ``pipe``: the caller sends it."""
         pipe.set(self.keys.result_key(job_id), result)
 
-    def close_out(self, job_id: str, line: dict[str, Any], keep_seconds: float, pipe: Any = None) -> None:
+    def close_out(self, job_id: str, line: dict[str, Any] | None, keep_seconds: float, pipe: Any = None) -> None:
         """After a job's final transition (which gave its keys ``keep_seconds`` to live):
-        forget its deadline, log how it ended (on ``pipe``, when given: the caller sends it)."""
+        forget its deadline, log how it ended unless the move logged it (on ``pipe``, when
+        given: the caller sends it)."""
         if pipe is None:
             with self.redis.pipeline(transaction=False) as own:
                 self.close_out(job_id, line, keep_seconds, own)
                 own.execute()
             return
         pipe.zrem(self.keys.deadlines_key(), job_id)
-        self.xadd_logs(pipe, job_id, [line])
+        if line is not None:
+            self.xadd_logs(pipe, job_id, [line])
         pipe.expire(self.keys.logs_key(job_id), int(keep_seconds) + 1)

@@ -274,7 +274,7 @@ class Keys:
         """Every key a job may have (deleting or expiring a job covers them all)."""
         return [
             self.job_key(job_id), self.events_key(job_id), self.ending_key(job_id), self.result_key(job_id),
-            self.pieces_key(job_id), self.results_key(job_id), self.ranges_key(job_id), self.failed_key(job_id),
-            self.attempts_key(job_id), self.deliveries_key(job_id), self.tasks_key(job_id),
-            self.metrics_key(job_id), self.logs_key(job_id), self.metric_series_key(job_id),
+            self.logs_key(job_id), self.pieces_key(job_id), self.results_key(job_id), self.ranges_key(job_id),
+            self.failed_key(job_id), self.attempts_key(job_id), self.deliveries_key(job_id), self.tasks_key(job_id),
+            self.metrics_key(job_id), self.metric_series_key(job_id),
         ]

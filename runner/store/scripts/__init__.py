@@ -10,12 +10,15 @@ gets the same outcome as if the first call had answered.
 __all__ = ["TRANSITION", "RECORD_RESULTS", "RECORD_RANGES", "RECORD_FAILURE", "ADD_LOGS", "CLAIM_SCHEDULE",
            "CLAIM_SCHEDULES", "AUTHENTICATE", "AUTHENTICATE_READ", "CLAIM_NAME", "ADD_METRIC_VALUES", "HMGET_MANY"]
 
-# KEYS: job, events[, ending, result, every other key of the job, to expire]. ARGV: target, maxlen, expire seconds
-# (0: leave lifetimes alone), token, n_allowed, allowed..., field, value, ...
+# KEYS: job, events[, ending, result, logs, every other key of the job, to expire]. ARGV: target,
+# maxlen, expire seconds (0: leave lifetimes alone), token, log line ('' or a JSON
+# {fields, maxlen}), n_allowed, allowed..., field, value, ...
 # The token makes a replay safe: a retry of a call whose reply was lost finds its own
 # token on the record and reports the move it already made. A move into a final state also
 # adds it to the ending stream (KEYS[3]), which a waiting client blocks on: it wakes once; a
-# completion's result (KEYS[4]) rides along when it is small, so that client reads nothing more.
+# completion's result (KEYS[4]) rides along when it is small, so that client reads nothing
+# more. The log line (the ending's lifecycle line) goes in with the move: whoever sees the
+# final state sees it logged.
 TRANSITION = """
 local FINAL = {['"completed"'] = true, ['"failed"'] = true, ['"cancelled"'] = true, ['"timed_out"'] = true}
 local current = redis.call('HGET', KEYS[1], 'state')
@@ -23,14 +26,14 @@ if not current then return {0, ''} end
 if current == ARGV[1] and redis.call('HGET', KEYS[1], 'transition_token') == ARGV[4] then
   return {1, current}
 end
-local n = tonumber(ARGV[5])
+local n = tonumber(ARGV[6])
 local ok = false
-for i = 6, 5 + n do
+for i = 7, 6 + n do
   if ARGV[i] == current then ok = true end
 end
 if not ok then return {0, current} end
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'transition_token', ARGV[4])
-local i = 6 + n
+local i = 7 + n
 while i < #ARGV do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
   i = i + 2
@@ -43,6 +46,10 @@ if KEYS[3] and FINAL[ARGV[1]] then
     entry[3], entry[4] = 'result', result
   end
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', 10, '*', unpack(entry))
+end
+if ARGV[5] ~= '' and KEYS[5] then
+  local line = cjson.decode(ARGV[5])
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', line.maxlen, '*', unpack(line.fields))
 end
 local expire = tonumber(ARGV[3])
 if expire > 0 then
