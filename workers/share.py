@@ -6,8 +6,10 @@ of whichever job is due, by the fair order (:mod:`runner.store.fair_share`). So 
 holds only about as many batches as it has processes, each at most
 ``RUNNER_FAIR_BATCH_SECONDS`` of work, and busy jobs take turns that often; a job that
 arrives later does not wait for a turn: a running batch stops early for it and gives the
-rest back (``workers/batch.py``, :func:`hand_out`'s ``give_back``). With ``RUNNER_FAIR_SHARE=false`` the tasks send every batch at
-partition time instead (``workers/tasks.py``), first come first served.
+rest back (``workers/batch.py``, :func:`hand_out`'s ``give_back``). A process whose batch
+ends may keep the next one, when it is its job's, and run it itself (``workers/chain.py``);
+a chain needs no spare batch waiting in the broker. With ``RUNNER_FAIR_SHARE=false`` the
+tasks send every batch at partition time instead (``workers/tasks.py``), first come first served.
 """
 
 from __future__ import annotations
