@@ -2,14 +2,19 @@
 
 Two kinds, one interface (``add`` a piece's value, ``record`` what was added):
 
-- :class:`Encoded`: each result JSON-encoded, recorded per piece (``record_results``) —
-  for an assembler that needs every result.
+- :class:`Encoded`: for an assembler that needs every result (``json_list``, ``concat``):
+  each result JSON-encoded as it comes (a value that is not JSON fails its own piece), the
+  results of each contiguous run of pieces recorded as one JSON array (``record_runs``) —
+  a few Redis commands per flush, however many pieces it holds.
 - :class:`Folded`: for an assembler that declares ``combine`` (``sum``, ``merge_counts``):
   the results of each *contiguous run* of pieces folded into one partial, recorded as one
   range (``record_ranges``), so the store holds a few partials per batch instead of one
   result per piece. The fold keeps piece order (``combine(earlier, later)``): it assumes
-  associativity only, not commutativity. A run breaks where the batch skips pieces done
-  before (a re-run), so every recorded range covers exactly the pieces it folded.
+  associativity only, not commutativity.
+
+Either way a run breaks where the batch skips pieces done before (a re-run), so every
+recorded run covers exactly the pieces it holds, and one overlapping a run recorded by
+another run of the batch is refused whole: no piece is counted twice.
 """
 
 from __future__ import annotations
@@ -32,20 +37,27 @@ class CombineFailed(Exception):
 
 
 class Encoded:
-    """Results kept one per piece, JSON-encoded as they come."""
+    """Results kept per contiguous run of pieces, each JSON-encoded as it comes."""
 
     def __init__(self) -> None:
-        self.items: list[tuple[int, str]] = []
+        self.runs: list[list[Any]] = []  # [start, stop, [encoded result, ...]]
 
     def add(self, index: int, value: Any) -> None:
-        self.items.append((index, _encode(value)))
+        """Keep piece ``index``'s ``value``; raises ``TypeError`` if it is not JSON."""
+        encoded = _encode(value)
+        run = self.runs[-1] if self.runs else None
+        if run is None or run[1] != index:
+            self.runs.append([index, index + 1, [encoded]])
+            return
+        run[1] = index + 1
+        run[2].append(encoded)
 
     def __bool__(self) -> bool:
-        return bool(self.items)
+        return bool(self.runs)
 
     def record(self, store: StatusStore, job_id: str) -> Progress:
-        items, self.items = self.items, []
-        return store.record_results(job_id, items)
+        runs, self.runs = self.runs, []
+        return store.record_runs(job_id, [(start, stop, "[" + ",".join(items) + "]") for start, stop, items in runs])
 
 
 class Folded:

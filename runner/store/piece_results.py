@@ -2,8 +2,13 @@
 description of generated pieces), results per piece, folded runs of pieces, failures and
 attempt counts, and the assembled output.
 
-Counters are idempotent: a piece's result is a hash field, so a redelivered piece
-overwrites its result and ``pieces_done`` counts fields that were new, never calls.
+Results are kept per *run*: the contiguous pieces a batch ran between two flushes become
+one member of a sorted set scored by the run's first piece — all their results as one JSON
+array (``result_runs``), or folded into one partial when the assembler combines
+(``ranges``). Recording a run is one script whatever its length, so Redis spends a few
+commands per flush, not a field per piece (issue 24, P6). Counters are idempotent: a run
+overlapping one already recorded is refused whole, so ``pieces_done`` counts each piece
+once whoever re-runs it (a redelivered batch, a replayed call).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from runner.pieces import describe, generate, to_stored
 from runner.store.journal import EVENTS_MAXLEN
 from runner.store.keyspace import Keys
 from runner.store.part import Part, encode
-from runner.store.scripts import RECORD_FAILURE, RECORD_RANGES, RECORD_RESULTS
+from runner.store.scripts import RECORD_FAILURE, RECORD_RANGES
 
 __all__ = ["PieceResults", "Progress", "Failure"]
 
@@ -70,7 +75,6 @@ class PieceResults(Part):
 
     def __init__(self, redis_client: redis.Redis, keys: Keys) -> None:
         super().__init__(redis_client, keys)
-        self._record_results = self.redis.register_script(RECORD_RESULTS)
         self._record_failure = self.redis.register_script(RECORD_FAILURE)
         self._record_ranges = self.redis.register_script(RECORD_RANGES)
         self._generated: dict[str, dict[str, Any]] = {}  # job id -> its generated pieces' description
@@ -127,96 +131,148 @@ class PieceResults(Part):
 
     # -- results ----------------------------------------------------------------------
     def record_results(self, job_id: str, results: list[tuple[int, str]]) -> Progress:
-        """Record already JSON-encoded results ``(piece index, result)``; returns the job's
-        state (a long batch learns on its way that the job was cancelled) and whether
-        these results completed the job's pieces (then the caller sends the assembly).
-        Replaying it (a retried call after a lost reply) changes nothing."""
-        args: list[Any] = [EVENTS_MAXLEN]
+        """Record already JSON-encoded results ``(piece index, result)``: each contiguous
+        run of indices as one run (:meth:`record_runs`). Replaying it changes nothing."""
+        runs: list[list[Any]] = []  # [start, stop, [result, ...]]
         for index, encoded in results:
-            args += [index, encoded]
+            if runs and runs[-1][1] == index:
+                runs[-1][1] = index + 1
+                runs[-1][2].append(encoded)
+            else:
+                runs.append([index, index + 1, [encoded]])
+        return self.record_runs(job_id, [(start, stop, "[" + ",".join(values) + "]") for start, stop, values in runs])
+
+    def record_runs(self, job_id: str, runs: list[tuple[int, int, str]]) -> Progress:
+        """Record runs of results ``(start, stop, JSON array of the pieces' results in
+        order)`` atomically, with :meth:`record_ranges`' refusal of overlapping runs; returns
+        the job's state (a long batch learns on its way that the job was cancelled) and
+        whether these results completed the job's pieces (then the caller assembles)."""
         k = self.keys
-        keys = [k.job_key(job_id), k.results_key(job_id), k.failed_key(job_id), k.events_key(job_id)]
-        return _progress(*self._record_results(keys=keys, args=args))
+        return self._record(job_id, k.result_runs_key(job_id), runs, legacy=k.results_key(job_id))
 
     def record_ranges(self, job_id: str, runs: list[tuple[int, int, str]]) -> Progress:
         """Record runs of pieces folded by the assembler's combine, ``(start, stop,
         JSON-encoded partial)`` each, atomically; a run overlapping one already recorded is
         refused whole (``Progress.refused``), so no piece is ever counted twice — a batch
         re-run after its worker was lost, or replayed, cannot add its pieces again."""
+        return self._record(job_id, self.keys.ranges_key(job_id), runs)
+
+    def _record(self, job_id: str, key: str, runs: list[tuple[int, int, str]], legacy: str | None = None) -> Progress:
         args: list[Any] = [EVENTS_MAXLEN]
         for start, stop, encoded in runs:
             args += [start, stop, encoded]
-        k = self.keys
-        keys = [k.job_key(job_id), k.ranges_key(job_id), k.failed_key(job_id), k.events_key(job_id)]
-        state, done, total, new, settles, *refused = self._record_ranges(keys=keys, args=args)
+        keys = [self.keys.job_key(job_id), key, self.keys.failed_key(job_id), self.keys.events_key(job_id)]
+        state, done, total, new, settles, *refused = self._record_ranges(keys=keys + ([legacy] if legacy else []),
+                                                                          args=args)
         return _progress(state, done, total, new, settles, refused)
 
     def runs(self, job_id: str, start: int = 0, stop: int | None = None) -> list[tuple[int, int, str]]:
-        """Recorded runs ``(start, stop, partial)`` meeting pieces ``start``..``stop``, in order."""
-        key = self.keys.ranges_key(job_id)
+        """Recorded runs of folded partials ``(start, stop, partial)`` meeting pieces
+        ``start``..``stop``, in order."""
+        return self._runs([self.keys.ranges_key(job_id)], start, stop)
+
+    def result_runs(self, job_id: str, start: int = 0, stop: int | None = None) -> list[tuple[int, int, str]]:
+        """Recorded runs of results ``(start, stop, JSON array)`` meeting pieces
+        ``start``..``stop``, in order."""
+        return self._runs([self.keys.result_runs_key(job_id)], start, stop)
+
+    def _runs(self, keys: list[str], start: int, stop: int | None) -> list[tuple[int, int, str]]:
+        """The runs of the zsets ``keys`` meeting pieces ``start``..``stop``, in one round trip."""
         with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zrevrangebyscore(key, start, "-inf", start=0, num=1)
-            pipe.zrangebyscore(key, f"({start}", "+inf" if stop is None else f"({stop}")
-            before, rest = pipe.execute()
-        runs = [(int(a), int(b), partial) for a, b, partial in (m.split(":", 2) for m in before + rest)]
-        return [run for run in runs if run[1] > start]
+            for key in keys:
+                pipe.zrevrangebyscore(key, start, "-inf", start=0, num=1)
+                pipe.zrangebyscore(key, f"({start}", "+inf" if stop is None else f"({stop}")
+            found = pipe.execute()
+        members = [member for part in found for member in part]
+        runs = [(int(a), int(b), value) for a, b, value in (m.split(":", 2) for m in members)]
+        return sorted((run for run in runs if run[1] > start), key=lambda run: run[0])
+
+    def _covered(self, job_id: str, start: int, stop: int | None) -> set[int]:
+        """Pieces of ``start``..``stop`` in a recorded run of either kind."""
+        covered: set[int] = set()
+        for first, last, _ in self._runs([self.keys.ranges_key(job_id), self.keys.result_runs_key(job_id)],
+                                         start, stop):
+            covered.update(range(max(first, start), last if stop is None else min(last, stop)))
+        return covered
 
     def done_pieces(self, job_id: str, start: int, stop: int) -> set[int]:
-        """Which of pieces ``start``..``stop`` already have a result or lie in a recorded
-        run (a redelivered batch skips them)."""
-        with self.redis.pipeline(transaction=False) as pipe:
-            for index in range(start, stop):
-                pipe.hexists(self.keys.results_key(job_id), index)
-            found = pipe.execute()
-        done = {index for index, present in zip(range(start, stop), found) if present}
-        for first, last, _ in self.runs(job_id, start, stop):
-            done.update(range(max(first, start), min(last, stop)))
-        return done
+        """Which of pieces ``start``..``stop`` already have a result (a redelivered batch
+        skips them)."""
+        indices = list(range(start, stop))
+        found = self.redis.hmget(self.keys.results_key(job_id), indices) if indices else []
+        return {index for index, raw in zip(indices, found) if raw is not None} | self._covered(job_id, start, stop)
 
     def missing_pieces(self, job_id: str, total: int) -> list[int]:
-        """Indices of pieces with no recorded result (nor recorded run), ascending."""
-        have = {int(i) for i in self.redis.hkeys(self.keys.results_key(job_id))}
-        for first, last, _ in self.runs(job_id):
-            have.update(range(first, last))
+        """Indices of pieces with no recorded result, ascending."""
+        have = {int(i) for i in self.redis.hkeys(self.keys.results_key(job_id))} | self._covered(job_id, 0, None)
         return [i for i in range(total) if i not in have]
 
     def iter_results(self, job_id: str, total: int, chunk: int = 1000, skip: Collection[int] = ()) -> Iterator[Any]:
-        """Every piece's result in piece order, fetched ``chunk`` at a time; for a job
-        whose assembler combines, the recorded partials instead (each folds a run of
-        pieces; in piece order, covering every piece once). Pieces in ``skip`` (failed for
-        good, in a partial job) have none and are left out; any other gap raises."""
+        """Every piece's result in piece order, about ``chunk`` at a time; for a job whose
+        assembler combines, the recorded partials instead (each folds a run of pieces; in
+        piece order, covering every piece once). Pieces in ``skip`` (failed for good, in a
+        partial job) have none and are left out; any other gap raises."""
         skip = frozenset(skip)
-        if self.redis.exists(self.keys.ranges_key(job_id)):
-            yield from self._iter_partials(job_id, total, chunk, skip)
+        if self.redis.exists(self.keys.ranges_key(job_id)):  # partials are small: many a round trip
+            for _, _, partial in self._iter_runs(job_id, self.keys.ranges_key(job_id), total, skip, chunk, None):
+                yield json.loads(partial)
             return
+        legacy = bool(self.redis.exists(self.keys.results_key(job_id)))
+        expected = 0
+        for first, last, values in self._iter_runs(job_id, self.keys.result_runs_key(job_id), total, skip, 1, chunk,
+                                                   fill=legacy):
+            if first < 0:  # a gap filled from the per-piece hash (a job recorded before runs)
+                yield from self._per_piece(job_id, expected, last, chunk, skip)
+            else:
+                yield from json.loads(values)
+            expected = last
+
+    def _iter_runs(self, job_id: str, key: str, total: int, skip: frozenset[int], runs: int, pieces: int | None,
+                   fill: bool = False) -> Iterator[tuple[int, int, str]]:
+        """The runs of ``key`` in order, ``runs`` a round trip or, given ``pieces``, as many
+        as make about that many pieces (runs vary in length: one may hold a whole batch's
+        results). A gap (pieces no run covers) raises unless every piece of it is in
+        ``skip`` — or, with ``fill``, comes out as ``(-1, stop, "")`` for the caller to
+        read from the per-piece hash."""
+        expected, rank = 0, 0
+
+        def gap(stop: int) -> Iterator[tuple[int, int, str]]:
+            if stop <= expected:
+                return
+            if fill:
+                yield -1, stop, ""
+                return
+            missing = next((index for index in range(expected, stop) if index not in skip), None)
+            if missing is not None:
+                raise LookupError(f"job {job_id}: no result recorded for piece {missing} "
+                                  f"(none for pieces {expected}..{stop - 1})")
+
+        while True:
+            members, covered = self.redis.zrange(key, rank, rank + runs - 1), 0
+            for member in members:
+                first, last, value = member.split(":", 2)
+                yield from gap(int(first))
+                yield int(first), int(last), value
+                expected, covered = int(last), covered + int(last) - int(first)
+            if len(members) < runs:
+                break
+            rank += runs
+            if pieces is not None:
+                runs = max(1, min(1000, runs * pieces // max(covered, 1)))
+        yield from gap(total)
+
+    def _per_piece(self, job_id: str, start: int, stop: int, chunk: int, skip: frozenset[int]) -> Iterator[Any]:
+        """Results of pieces ``start``..``stop`` from the per-piece hash (a job whose results
+        were recorded one field per piece, before runs)."""
         key = self.keys.results_key(job_id)
-        for start in range(0, total, chunk):
-            indices = list(range(start, min(total, start + chunk)))
+        for first in range(start, stop, chunk):
+            indices = list(range(first, min(stop, first + chunk)))
             for index, raw in zip(indices, self.redis.hmget(key, indices)):
                 if raw is None:
                     if index in skip:
                         continue
                     raise LookupError(f"job {job_id}: no result recorded for piece {index}")
                 yield json.loads(raw)
-
-    def _iter_partials(self, job_id: str, total: int, chunk: int, skip: frozenset[int]) -> Iterator[Any]:
-        key, expected, rank = self.keys.ranges_key(job_id), 0, 0
-
-        def gap(stop: int) -> None:  # pieces expected..stop-1 have no run: only skipped ones may
-            if any(index not in skip for index in range(expected, stop)):
-                raise LookupError(f"job {job_id}: no result recorded for pieces {expected}..{stop - 1}")
-
-        while True:
-            members = self.redis.zrange(key, rank, rank + chunk - 1)
-            for member in members:
-                first, last, partial = member.split(":", 2)
-                gap(int(first))
-                expected = int(last)
-                yield json.loads(partial)
-            if len(members) < chunk:
-                break
-            rank += chunk
-        gap(total)
 
     def get_result(self, job_id: str) -> Any:
         """The assembled output, or ``None`` before the assembly stored it."""
@@ -229,7 +285,7 @@ class PieceResults(Part):
         recorded); returns the job's counts after it and its tolerance."""
         k = self.keys
         keys = [k.job_key(job_id), k.failed_key(job_id), k.events_key(job_id), k.results_key(job_id),
-                k.ranges_key(job_id)]
+                k.ranges_key(job_id), k.result_runs_key(job_id)]
         failed, done, total, new, settles, ratio, most = self._record_failure(
             keys=keys, args=[EVENTS_MAXLEN, index, encode(error)])
         tolerance = Tolerance.of({"min_success_ratio": json.loads(ratio), "max_failed_pieces": json.loads(most)})
