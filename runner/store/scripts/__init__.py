@@ -7,7 +7,7 @@ safe to replay: a client that retries a call whose reply was lost (``redis_conne
 gets the same outcome as if the first call had answered.
 """
 
-__all__ = ["TRANSITION", "RECORD_RANGES", "RECORD_FAILURE", "ADD_LOGS", "CLAIM_SCHEDULE",
+__all__ = ["TRANSITION", "LOAD_PIECES", "RECORD_RANGES", "RECORD_FAILURE", "ADD_LOGS", "CLAIM_SCHEDULE",
            "CLAIM_SCHEDULES", "AUTHENTICATE", "AUTHENTICATE_READ", "CLAIM_NAME", "ADD_METRIC_VALUES", "HMGET_MANY"]
 
 # KEYS: job, events[, every other key of the job, to expire]. ARGV: target, maxlen, expire seconds
@@ -38,6 +38,18 @@ if expire > 0 then
   for k = 1, #KEYS do redis.call('EXPIRE', KEYS[k], expire) end
 end
 return {1, current}
+"""
+
+# KEYS: job, pieces. ARGV: start, stop (exclusive). Read-only: the job's generated pieces'
+# description, or the stored list elements holding pieces start..stop-1 — packed
+# `pieces_packed` pieces an element (a JSON array each), or one a piece (a job stored before
+# packing, or of large pieces) — in one round trip. Returns {description or '', pack, elements}.
+LOAD_PIECES = """
+local f = redis.call('HMGET', KEYS[1], 'pieces_generated', 'pieces_packed')
+if f[1] then return {f[1], 1, {}} end
+local pack, start, stop = tonumber(f[2] or '1'), tonumber(ARGV[1]), tonumber(ARGV[2])
+if stop <= start then return {'', pack, {}} end
+return {'', pack, redis.call('LRANGE', KEYS[2], math.floor(start / pack), math.floor((stop - 1) / pack))}
 """
 
 # Prepended to the scripts that count pieces: whether a count settled the job's last piece
