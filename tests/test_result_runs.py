@@ -114,3 +114,13 @@ def test_a_batch_of_results_costs_redis_the_same_few_commands_at_any_size(tmp_pa
         small, large = cost(1_000), cost(20_000)
         assert small == large <= 16
         store.close()
+
+
+def test_a_run_breaks_past_its_byte_cap_and_adjacent_runs_read_back_in_order(client: Client) -> None:
+    store, kept = client.store, Encoded(run_bytes=20)
+    job_id = _running_job(store, 10)
+    for index in range(10):
+        kept.add(index, "x" * index)
+    assert [(start, stop) for start, stop, _, _ in kept.runs] == [(0, 4), (4, 6), (6, 8), (8, 9), (9, 10)]
+    assert kept.record(store, job_id).completes_job
+    assert list(store.iter_results(job_id, 10)) == ["x" * index for index in range(10)]

@@ -25,7 +25,9 @@ from typing import Any
 
 from runner.store import Progress, StatusStore
 
-__all__ = ["Encoded", "Folded", "CombineFailed", "kept_results"]
+__all__ = ["Encoded", "Folded", "CombineFailed", "kept_results", "RUN_BYTES"]
+
+RUN_BYTES = 8 << 20  # the most results (JSON) one recorded run holds, about
 
 
 def _encode(value: Any) -> str:
@@ -37,27 +39,31 @@ class CombineFailed(Exception):
 
 
 class Encoded:
-    """Results kept per contiguous run of pieces, each JSON-encoded as it comes."""
+    """Results kept per contiguous run of pieces, each JSON-encoded as it comes. A run
+    also breaks past ``run_bytes`` of results, so no stored value nears Redis's bulk
+    limit (512 MB) however big the results and however fast they come."""
 
-    def __init__(self) -> None:
-        self.runs: list[list[Any]] = []  # [start, stop, [encoded result, ...]]
+    def __init__(self, run_bytes: int = RUN_BYTES) -> None:
+        self.run_bytes = run_bytes
+        self.runs: list[list[Any]] = []  # [start, stop, [encoded result, ...], bytes]
 
     def add(self, index: int, value: Any) -> None:
         """Keep piece ``index``'s ``value``; raises ``TypeError`` if it is not JSON."""
         encoded = _encode(value)
         run = self.runs[-1] if self.runs else None
-        if run is None or run[1] != index:
-            self.runs.append([index, index + 1, [encoded]])
+        if run is None or run[1] != index or run[3] + len(encoded) > self.run_bytes:
+            self.runs.append([index, index + 1, [encoded], len(encoded)])
             return
         run[1] = index + 1
         run[2].append(encoded)
+        run[3] += len(encoded) + 1
 
     def __bool__(self) -> bool:
         return bool(self.runs)
 
     def record(self, store: StatusStore, job_id: str) -> Progress:
         runs, self.runs = self.runs, []
-        return store.record_runs(job_id, [(start, stop, "[" + ",".join(items) + "]") for start, stop, items in runs])
+        return store.record_runs(job_id, [(start, stop, "[" + ",".join(items) + "]") for start, stop, items, _ in runs])
 
 
 class Folded:
