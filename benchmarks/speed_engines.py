@@ -290,7 +290,7 @@ def redis_cost(client: Client, url: str, template: str, params: dict[str, Any], 
             "by_command": command_costs(stats0, stats1, pieces)}
 
 
-def command_costs(before: dict[str, Any], after: dict[str, Any], pieces: int, top: int = 40) -> dict[str, Any]:
+def command_costs(before: dict[str, Any], after: dict[str, Any], pieces: int, top: int = 10) -> dict[str, Any]:
     """Where P6's Redis time went: per command (``INFO commandstats``' ``usec``, a script's
     inner calls counted under both the script and the call), µs and calls per piece, the
     costliest first. The usec figures are command execution only: ``INFO cpu`` also counts
