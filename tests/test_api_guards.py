@@ -4,12 +4,24 @@ nothing written or queued."""
 from __future__ import annotations
 
 import socket
+import time
 from urllib.parse import urlparse
 
 import httpx
 import pytest
 
+from runner.api.keys import RateLimit
+from runner.local import wait_until
 from tests.api_fixtures import run_api
+
+
+def in_a_fresh_window(spec: str, room: float = 20.0) -> None:
+    """Wait until the rate limit's current fixed window has ``room`` seconds left: the
+    requests a test counts must all fall in one window (across a boundary the count
+    starts over, and over-the-limit requests pass)."""
+    limit = RateLimit.parse(spec)
+    wait_until(lambda: limit.seconds - time.time() % limit.seconds >= room, f"a {spec} window with room",
+               timeout=limit.seconds)
 
 
 def job_count(api: httpx.Client) -> int:
@@ -44,6 +56,7 @@ def test_a_chunked_body_over_the_limit_gets_413(api_a):
 def test_over_the_rate_limit_gets_429_with_retry_after(api_env, server_dir, org_a):
     with run_api({**api_env, "RUNNER_API_RATE_LIMIT": "5/minute"}, server_dir / "api-limited.log") as server:
         key = server.create_key(org_a)
+        in_a_fresh_window("5/minute")
         with server.client(server.token(key["key"])) as api:  # the exchange counts: 1
             codes = [api.get("/v1/templates").status_code for _ in range(6)]
             assert codes[:4] == [200] * 4 and codes[4:] == [429, 429], codes
@@ -60,7 +73,9 @@ def test_over_the_rate_limit_gets_429_with_retry_after(api_env, server_dir, org_
 def test_the_rate_limit_is_shared_by_api_processes(api_env, server_dir, org_a):
     env = {**api_env, "RUNNER_API_RATE_LIMIT": "6/minute"}
     with run_api(env, server_dir / "api-shared-1.log") as one, run_api(env, server_dir / "api-shared-2.log") as two:
-        token = one.token(one.create_key(org_a)["key"])
+        key = one.create_key(org_a)["key"]
+        in_a_fresh_window("6/minute")
+        token = one.token(key)
         with one.client(token) as first, two.client(token) as second:
             codes = [client.get("/v1/templates").status_code for client in (first, second) * 4]
     assert codes.count(200) == 5 and codes[-3:] == [429, 429, 429], codes

@@ -238,3 +238,27 @@ def test_of_many_racing_claims_of_one_due_time_exactly_one_wins_and_its_replay_s
     assert schedules.claim_due(spec, due, due + 60_000, winner)  # a retry after a lost reply
     assert not schedules.claim_due(spec, due, due + 60_000, "token-late")
     assert schedules.get(client.org, "raced")[1]["claim_token"] == winner
+
+
+def test_a_worker_stopped_mid_sweep_leaves_every_job_it_admitted_on_its_schedule(
+        redis_url: str, tmp_path: Path, file_roots) -> None:
+    """SIGTERM (a warm shutdown) while a sweep fires many schedules: the sweep runs to its
+    end, so every job a schedule fired is listed on that schedule (its firings are
+    recorded at the sweep's end; a cut sweep left jobs no schedule listed)."""
+    client = client_for(redis_url, file_roots)
+    names = [f"many-{i}" for i in range(120)]
+    for name in names:
+        client.schedule("squares@1", name=name, every="1s", params={"partitioner": {"count": 1}}, max_concurrent=1000)
+    store = client.store
+
+    def admitted() -> int:
+        return store.redis.zcard(store.keys.org_jobs_key(client.org))
+
+    with worker(redis_url, tmp_path / "w.log", "w"):
+        wait_until(lambda: sum(s.firings for s in client.schedules()) >= len(names), "a sweep of firings", timeout=60)
+        # stop while a sweep is under way: more jobs admitted than firings recorded
+        wait_until(lambda: admitted() > sum(s.firings for s in client.schedules()), "a sweep under way", timeout=60)
+    fired = {job.id: job.schedule for job in client.jobs(limit=100_000) if job.schedule}
+    listed = {job.id for name in names for job in client.get_schedule(name).jobs(limit=10_000)}
+    unlisted = sorted(job_id for job_id in fired if job_id not in listed)
+    assert fired and not unlisted, f"{len(unlisted)} of {len(fired)} fired jobs are on no schedule: {unlisted[:5]}"

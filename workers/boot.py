@@ -25,7 +25,8 @@ import redis
 
 from celery import Celery
 from celery.utils.nodenames import host_format
-from celery.signals import after_setup_logger, after_setup_task_logger, task_received, worker_ready, worker_shutdown
+from celery.signals import (after_setup_logger, after_setup_task_logger, task_received, worker_ready, worker_shutdown,
+                            worker_shutting_down)
 
 from runner.catalog import TemplateInfo, publish
 from runner.config import Settings
@@ -45,6 +46,8 @@ __all__ = ["create_app", "run_worker", "HEARTBEAT_SECONDS"]
 
 HEARTBEAT_SECONDS = leases.RENEW_SECONDS  # the heartbeat also vouches for the tasks the pool runs
 _stopping = threading.Event()
+_background: list[threading.Thread] = []  # the watchdog: joined at shutdown, so a sweep is never cut in half
+SWEEP_GRACE_SECONDS = 15.0  # how long shutdown waits for a sweep under way (a sweep's budget is 5 s)
 
 
 def create_app(settings: Settings | None = None) -> Celery:
@@ -159,12 +162,23 @@ def _start_background(sender: Any = None, **_: Any) -> None:
                 return
 
     threading.Thread(target=beat, name="runner-heartbeat", daemon=True).start()
-    start_watchdog(sender.app, _stopping)
+    _background.append(start_watchdog(sender.app, _stopping))
+
+
+@worker_shutting_down.connect
+def _stop_sweeping(**_: Any) -> None:
+    """Shutdown begins: no new sweep starts (a sweep under way runs to its end)."""
+    _stopping.set()
 
 
 @worker_shutdown.connect
 def _stop(sender: Any = None, **_: Any) -> None:
+    """Wait for a sweep under way before the process exits: its firings were admitted as
+    jobs and are recorded on the schedule only at the sweep's end (a job no schedule
+    lists, and a gap in ``catch_up="all"``, otherwise)."""
     _stopping.set()
+    for thread in _background:
+        thread.join(SWEEP_GRACE_SECONDS)
     try:
         runtime.store().fleet.forget_worker(sender.hostname)
     except Exception:

@@ -174,6 +174,9 @@ def _fire_one(services: Services, spec: ScheduleSpec, due: float, running: list[
             firing = Firing(due=due, job_id=job_id)
         except RunnerError as exc:  # e.g. a source gone since create: the next due time tries again
             firing = Firing(due=due, skipped=f"submit failed: {exc}")
+        except Exception as exc:  # the broker refused the task (the job ended failed): the sweep's other
+            log.exception("schedule %s: due %.3f not submitted", spec.name, due)  # firings are still recorded
+            firing = Firing(due=due, skipped=f"submit failed: {type(exc).__name__}: {exc}")
     if firing.skipped:
         log.warning("schedule %s: due %.3f skipped: %s", spec.name, due, firing.skipped)
     return firing
