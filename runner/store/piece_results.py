@@ -1,5 +1,5 @@
-"""A job's pieces and their results in the store: the claim-checked piece list (or the
-description of generated pieces), results per piece, folded runs of pieces, failures and
+"""A job's pieces and their results in the store: the claim-checked piece list, packed (or
+the description of generated pieces), runs of results or of folded partials, failures and
 attempt counts, and the assembled output.
 
 Results are kept per *run*: the contiguous pieces a batch ran between two flushes become
