@@ -39,16 +39,21 @@ test-oldest: $(OLDEST_VENV)/.installed-test
 	$(OLDEST_VENV)/bin/python --version
 	$(OLDEST_VENV)/bin/pytest -q $(ENGINE_TESTS)
 
-# Issue 13's speed goals P1–P5 side by side, then issue 23's fair share off vs on
-# (benchmarks/README.md); e.g. `make bench BENCH_ARGS=--quick` (both quick; `--json` too: two
-# JSON documents, one after the other) or
-# `BENCH_ARGS="--only P1,P3" FAIR_ARGS="--repeats 1"`. Both always run; the status is
-# non-zero when either misses a goal.
-FAIR_ARGS ?= $(filter --quick --json,$(BENCH_ARGS))
+# Issue 13's and 24's speed goals P1–P7 side by side, issue 23's fair share off vs on, then
+# issue 24's API and schedule goals (benchmarks/README.md); e.g. `make bench BENCH_ARGS=--quick`
+# (all quick; `--json` too: four JSON documents, one after the other) or
+# `BENCH_ARGS="--only P1,P3" FAIR_ARGS="--repeats 1" API_ARGS="--clients 1" SCHED_ARGS=--full`
+# (the schedules bench runs 1,000 schedules unless told --full: 10,000). All always run; the
+# status is non-zero when any misses a goal or fails.
+FAIR_ARGS  ?= $(filter --quick --json,$(BENCH_ARGS))
+API_ARGS   ?= $(filter --quick --json,$(BENCH_ARGS))
+SCHED_ARGS ?= $(filter --quick --json,$(BENCH_ARGS))
 bench: $(BIN)/.installed
 	@status=0; \
 	$(BIN)/python benchmarks/bench_speed.py $(BENCH_ARGS) || status=$$?; \
 	$(BIN)/python benchmarks/bench_fair_share.py $(FAIR_ARGS) || status=$$?; \
+	$(BIN)/python benchmarks/bench_api.py $(API_ARGS) || status=$$?; \
+	$(BIN)/python benchmarks/bench_schedules.py $(SCHED_ARGS) || status=$$?; \
 	exit $$status
 
 clean:

@@ -1,4 +1,4 @@
-"""Issue 13's speed goals P1–P5: Runner beside a process pool, hand-chunked Celery and a
+"""Issue 13's and 24's speed goals P1–P7: Runner beside a process pool, hand-chunked Celery and a
 plain Celery chord, on the same private Redis and the same worker, in one process tree.
 
     make bench                                             # the full run (= this file)
@@ -19,7 +19,10 @@ ratios with ✔/✗ and the exit status is 0 only when every goal measured is me
 - P4 one job of 10,000,000 no-work pieces under a job timeout: completes; Redis
   ``used_memory_peak`` grows < 200 MB; the client's RSS stays flat while it waits
   (grows < 10 MB); time per piece ≤ 1.2× a 5,000-piece no-work job's.
-- P5 10,000 three-piece jobs from 50 client threads: Runner jobs/s ≥ a plain chord's.
+- P5/P7 10,000 three-piece jobs from 50 client threads: Runner jobs/s ≥ a plain chord's
+  (P5, issue 13) and ≥ 2× it (P7, issue 24); P7 also Redis commands per job (``INFO
+  commandstats``) ≤ half of issue 13's (``speed_small.BASE_COMMANDS_PER_JOB``). ``--only P7``
+  is the same run as ``--only P5``.
 - P6 the fleet ceiling: Redis CPU (``INFO cpu``) and commands (``INFO commandstats``) per
   piece over a 100,000-piece no-work job, stored pieces with a ``json_list`` assembler
   and generated pieces with ``sum``: ≤ 1 µs per stored piece (issue 24; the aim 0.5 µs),
@@ -59,6 +62,7 @@ from rich.console import Console  # noqa: E402
 
 from benchmarks import speed_engines as eng  # noqa: E402
 from benchmarks.speed_report import render  # noqa: E402
+from benchmarks.speed_small import small_jobs_section  # noqa: E402
 from runner import Client, get_settings  # noqa: E402
 from runner.dispatch import make_celery  # noqa: E402
 from runner.local import embedded_redis, worker_process  # noqa: E402
@@ -67,7 +71,7 @@ INCLUDE = ["benchmarks.tasks"]
 CONCURRENCY = 2
 TINY_S, HEAVY_S = 80e-6, 30e-3
 GOAL = {"P1": 0.9, "P3_vs_chord": 0.5, "P2": 1.05, "P3_one_ms": 10.0, "P3_small_ms": 30.0, "P4_redis_mb": 200.0, "P4_rss_mb": 10.0,
-        "P4_per_piece": 1.2, "P5": 1.0, "P6_us": 1.0}
+        "P4_per_piece": 1.2, "P6_us": 1.0}
 ENGINES = ["runner", "pool", "chunked", "chord"]
 P4_CAP_S = 900.0  # the longest default job timeout P4 sets
 
@@ -235,30 +239,16 @@ class Bench:
             c = cases[label]
             self.say(f"  P6 {label}: {c['cpu_us_per_piece']:.2f} µs Redis CPU, {c['commands_per_piece']:.3f} commands "
                      f"per piece; {c['pieces_per_s']:,.0f} pieces/s, ceiling {c['ceiling_pieces_per_s']:,.0f}/s")
-        stored = cases["stored, json_list"]["cpu_us_per_piece"]
+            self.say("    costliest: " + ", ".join(f"{name} {cost['us_per_piece']:.3f} µs"
+                                                   for name, cost in list(c["by_command"].items())[:4]))
+        stored, commands = (cases["stored, json_list"][k] for k in ("cpu_us_per_piece", "commands_per_piece"))
         return {"pieces": n, "cases": cases,
-                "goals": [goal("P6", "Redis CPU per stored piece", stored, f"{stored:.2f} µs",
+                "goals": [goal("P6", "Redis CPU per stored piece", stored, f"{stored:.2f} µs, {commands:.3f} commands",
                                f"≤ {GOAL['P6_us']:g} µs", stored <= GOAL["P6_us"])]}
 
     def p5(self) -> dict[str, Any]:
         s = self.sizes
-        # Runner, chord, chord, Runner (halves) when repeating, so drift hits both sides
-        first = s.p5_jobs // 2
-        plan = ([("runner", first), ("chord", first), ("chord", s.p5_jobs - first), ("runner", s.p5_jobs - first)]
-                if self.repeats > 1 and first else [("runner", s.p5_jobs), ("chord", s.p5_jobs)])
-        runs: dict[str, list[eng.Run]] = {"runner": [], "chord": []}
-        for engine, jobs in plan:
-            run = eng.small_jobs(engine, self.client, self.celery, jobs, s.p5_threads)
-            runs[engine].append(run)
-            self.say(f"  P5 {engine:<7} {run.pieces:,} jobs {run.seconds:7.1f} s {run.rate:7.1f} jobs/s")
-        rate = {e: sum(r.pieces for r in rs) / sum(r.seconds for r in rs) for e, rs in runs.items()}
-        ratio = rate["runner"] / rate["chord"]
-        return {"jobs": s.p5_jobs, "threads": s.p5_threads,
-                "engines": {e: {"jobs_per_s": round(rate[e], 1), "p50_ms": [r.detail["p50_ms"] for r in rs],
-                                "p99_ms": [r.detail["p99_ms"] for r in rs], "runs_s": [round(r.seconds, 2) for r in rs]}
-                            for e, rs in runs.items()},
-                "goals": [goal("P5", "3-piece jobs/s, Runner / chord", ratio, f"{ratio:.2f}×", f"≥ {GOAL['P5']:g}×",
-                               ratio >= GOAL["P5"])]}
+        return small_jobs_section(self.client, self.celery, self.url, s.p5_jobs, s.p5_threads, self.repeats, self.say)
 
 
 def benchmark(only: list[str], sizes: Sizes, repeats: int, p4_timeout: float | None, log_dir: Path,
@@ -304,7 +294,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, one repeat (a smoke run)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout (no tables)")
-    parser.add_argument("--only", default="P1,P2,P3,P4,P5,P6", help="comma-separated goals to run, e.g. P1,P3")
+    parser.add_argument("--only", default="P1,P2,P3,P4,P5,P6",
+                        help="comma-separated goals to run, e.g. P1,P3 (P7 is P5's run)")
     parser.add_argument("--skip-p4", action="store_true", help="leave out P4 (the giant job)")
     parser.add_argument("--repeats", type=int, default=None, help="measured runs per engine (default 3; 1 with --quick)")
     parser.add_argument("--p1-pieces", type=int, default=None)
@@ -313,15 +304,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--p4-pieces", type=int, default=None, help="P4's job size (default 10,000,000)")
     parser.add_argument("--p4-timeout", type=float, default=None,
                         help="P4's job timeout in s (default 1.5 × the goal's time + 30 s, at most 900)")
-    parser.add_argument("--p5-jobs", type=int, default=None, help="P5's jobs per engine (default 10,000)")
+    parser.add_argument("--p5-jobs", type=int, default=None, help="P5/P7's jobs per engine (default 10,000)")
     parser.add_argument("--p5-threads", type=int, default=None)
     parser.add_argument("--p6-pieces", type=int, default=None, help="P6's job size (default 100,000)")
     parser.add_argument("--log-dir", type=Path, default=None, help="keep the worker and Redis logs here")
     args = parser.parse_args(argv)
     only = [p.strip().upper() for p in args.only.split(",") if p.strip()]
-    bad = [p for p in only if p not in ("P1", "P2", "P3", "P4", "P5", "P6")]
+    bad = [p for p in only if p not in ("P1", "P2", "P3", "P4", "P5", "P6", "P7")]
     if bad:
-        parser.error(f"--only {args.only!r}: unknown {', '.join(bad)}; choose from P1,P2,P3,P4,P5,P6")
+        parser.error(f"--only {args.only!r}: unknown {', '.join(bad)}; choose from P1,P2,P3,P4,P5,P6,P7")
+    only = list(dict.fromkeys("P5" if p == "P7" else p for p in only))  # P7's figures come from P5's run
     args.only = [p for p in only if not (args.skip_p4 and p == "P4")]
     sizes = QUICK if args.quick else FULL
     overrides = {k: getattr(args, k) for k in ("p1_pieces", "p2_pieces", "p3_runs", "p4_pieces", "p5_jobs",

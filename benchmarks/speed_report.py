@@ -28,7 +28,7 @@ def render(report: dict[str, Any], console: Console) -> None:
     for g in report["goals"]:
         goals.add_row(g["goal"], g["what"], g["measured"], g["target"], "[green]✔[/green]" if g["pass"] else "[red]✗[/red]")
     console.print(goals)
-    for part in (_throughput, _latency, _big, _small, _phases):
+    for part in (_throughput, _latency, _big, _small, _fleet, _phases):
         table = part(sections)
         if table is not None:
             console.print(table)
@@ -105,13 +105,31 @@ def _small(sections: dict[str, Any]) -> Table | None:
     p5 = sections.get("P5")
     if not p5:
         return None
-    table = Table(title=f"P5: {p5['jobs']:,} three-piece jobs per engine from {p5['threads']} client threads")
-    for name in ("engine", "jobs/s", "p50 ms", "p99 ms", "wall s"):
+    table = Table(title=f"P5/P7: {p5['jobs']:,} three-piece jobs per engine from {p5['threads']} client threads "
+                        f"(Redis commands per job: issue 13's code {p5['base_commands_per_job']:.1f})")
+    for name in ("engine", "jobs/s", "Redis commands / job", "p50 ms", "p99 ms", "wall s"):
         table.add_column(name, justify="left" if name == "engine" else "right")
     for engine in ("runner", "chord"):
         e = p5["engines"][engine]
-        table.add_row(NAMES[engine], f"{e['jobs_per_s']:,.1f}", " / ".join(f"{x:,.0f}" for x in e["p50_ms"]),
-                      " / ".join(f"{x:,.0f}" for x in e["p99_ms"]), " + ".join(f"{x:.1f}" for x in e["runs_s"]))
+        table.add_row(NAMES[engine], f"{e['jobs_per_s']:,.1f}", f"{e['commands_per_job']:,.1f}",
+                      " / ".join(f"{x:,.0f}" for x in e["p50_ms"]), " / ".join(f"{x:,.0f}" for x in e["p99_ms"]),
+                      " + ".join(f"{x:.1f}" for x in e["runs_s"]))
+    return table
+
+
+def _fleet(sections: dict[str, Any]) -> Table | None:
+    p6 = sections.get("P6")
+    if not p6:
+        return None
+    table = Table(title=f"P6: what one {p6['pieces']:,}-piece no-work job costs the Redis server, per piece, and the "
+                        "fleet ceiling it models (one Redis core ÷ CPU per piece) beside the pieces/s measured here")
+    for name in ("pieces", "Redis CPU µs / piece", "Redis commands / piece", "pieces/s measured",
+                 "modelled ceiling, pieces/s per Redis core"):
+        table.add_column(name, justify="left" if name == "pieces" else "right")
+    for label, c in p6["cases"].items():
+        ceiling = c["ceiling_pieces_per_s"]
+        table.add_row(label, f"{c['cpu_us_per_piece']:.2f}", f"{c['commands_per_piece']:.3f}", f"{c['pieces_per_s']:,.0f}",
+                      "—" if ceiling is None else f"{ceiling:,.0f}")
     return table
 
 
