@@ -239,6 +239,8 @@ class Bench:
             c = cases[label]
             self.say(f"  P6 {label}: {c['cpu_us_per_piece']:.2f} µs Redis CPU, {c['commands_per_piece']:.3f} commands "
                      f"per piece; {c['pieces_per_s']:,.0f} pieces/s, ceiling {c['ceiling_pieces_per_s']:,.0f}/s")
+            self.say("    costliest: " + ", ".join(f"{name} {cost['us_per_piece']:.3f} µs"
+                                                   for name, cost in list(c["by_command"].items())[:4]))
         stored, commands = (cases["stored, json_list"][k] for k in ("cpu_us_per_piece", "commands_per_piece"))
         return {"pieces": n, "cases": cases,
                 "goals": [goal("P6", "Redis CPU per stored piece", stored, f"{stored:.2f} µs, {commands:.3f} commands",

@@ -271,18 +271,36 @@ def redis_cost(client: Client, url: str, template: str, params: dict[str, Any], 
     and the ceiling that puts on one Redis core (1 s ÷ CPU per piece)."""
     probe = redis.Redis.from_url(url)
 
-    def sample() -> tuple[float, int]:
+    def sample() -> tuple[float, dict[str, Any]]:
         cpu, stats = probe.info("cpu"), probe.info("commandstats")
-        return cpu["used_cpu_user"] + cpu["used_cpu_sys"], sum(v["calls"] for v in stats.values())
+        return cpu["used_cpu_user"] + cpu["used_cpu_sys"], stats
 
-    cpu0, calls0 = sample()
+    cpu0, stats0 = sample()
     start = time.perf_counter()
     result = client.submit(template, params=params).wait(timeout=900)
     elapsed = time.perf_counter() - start
-    cpu1, calls1 = sample()
+    cpu1, stats1 = sample()
     probe.close()
     per_piece = (cpu1 - cpu0) / pieces
+    calls = sum(v["calls"] for v in stats1.values()) - sum(v["calls"] for v in stats0.values())
     return {"pieces": pieces, "ok": result == pieces or (isinstance(result, list) and len(result) == pieces),
             "seconds": round(elapsed, 3), "pieces_per_s": round(pieces / elapsed, 1),
-            "cpu_us_per_piece": round(per_piece * 1e6, 3), "commands_per_piece": round((calls1 - calls0) / pieces, 4),
-            "ceiling_pieces_per_s": round(1 / per_piece) if per_piece > 0 else None}
+            "cpu_us_per_piece": round(per_piece * 1e6, 3), "commands_per_piece": round(calls / pieces, 4),
+            "ceiling_pieces_per_s": round(1 / per_piece) if per_piece > 0 else None,
+            "by_command": command_costs(stats0, stats1, pieces)}
+
+
+def command_costs(before: dict[str, Any], after: dict[str, Any], pieces: int, top: int = 10) -> dict[str, Any]:
+    """Where P6's Redis time went: per command (``INFO commandstats``' ``usec``, a script's
+    inner calls counted under both the script and the call), µs and calls per piece, the
+    costliest first. The usec figures are command execution only: ``INFO cpu`` also counts
+    parsing, networking and the event loop, so they add up to less than the CPU per piece."""
+    rows = []
+    for name, stat in after.items():
+        was = before.get(name, {"calls": 0, "usec": 0})
+        calls, usec = stat["calls"] - was["calls"], stat["usec"] - was["usec"]
+        if calls:
+            rows.append((usec, name.removeprefix("cmdstat_"), calls))
+    rows.sort(reverse=True)
+    return {name: {"us_per_piece": round(usec / pieces, 4), "calls_per_piece": round(calls / pieces, 5)}
+            for usec, name, calls in rows[:top]}

@@ -85,3 +85,22 @@ def test_a_batch_waiting_its_turn_in_the_broker_is_vouched_for_not_sent_twice(cl
         assert not [line for line in job.logs() if "re-sent" in line.msg], "a waiting batch was sent twice"
     finally:
         job.cancel()
+
+
+def test_a_process_whose_batch_ends_runs_its_jobs_next_batch_itself(client, worker_log) -> None:
+    """A chain (``workers/chain.py``): most batches of a lone job run in the process that
+    ran the one before, not as a Celery message of their own — yet every batch still has
+    its own task id and ``batch`` event, its lease is dropped when it ends, and every
+    piece is counted once."""
+    job = big(client, 1500)
+    assert job.wait(timeout=120) == 1500
+    status = job.status()
+    assert status.pieces_done == 1500 and status.state is JobState.COMPLETED
+    batches = [e for _, e in client.store.read_events(job.id) if e["type"] == "batch"]
+    sent = {line.split("[", 1)[1].split("]", 1)[0] for line in worker_log.read_text().splitlines()
+            if f"runner.app[{job.id}-" in line and line.rstrip().endswith("received")}
+    assert len(batches) >= 4, batches
+    assert len(sent) < len(batches) / 2, f"{len(sent)} of {len(batches)} batches came as Celery messages"
+    store = client.store
+    wait_until(lambda: not [m for m in store.redis.zrange(store.keys.leases_key(), 0, -1)
+                            if json.loads(m)[2][0] == job.id], "the job's leases dropped", timeout=30)

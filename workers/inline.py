@@ -47,8 +47,8 @@ class InlineTask:
     def __init__(self, parent: Task, name: str, task_id: str, queue: str, deadline: float) -> None:
         self.app: Celery = parent.app
         self.name, self.queue, self.deadline = name, queue, deadline
-        self.request = SimpleNamespace(id=task_id, hostname=parent.request.hostname, timelimit=None,
-                                       delivery_info={})
+        self.request = SimpleNamespace(id=task_id, hostname=parent.request.hostname, delivery_info={},
+                                       timelimit=getattr(parent.request, "timelimit", None))  # the limit it runs under
 
     def retry(self, args: list[Any], countdown: float, max_retries: int | None = None,
               exc: BaseException | None = None) -> Retry:
@@ -83,11 +83,13 @@ class Stage:
 
 @contextmanager
 def stage(parent: Task, name: str, task_id: str, args: list[Any], queue: str, deadline: float, *,
-          leased: bool = False) -> Iterator[Stage]:
+          leased: bool = False, release: bool = False) -> Iterator[Stage]:
     """Run the block here as task ``task_id`` of ``name`` — ``args`` as its message would
     carry them — under its lease (``leased``: taken already, when it was handed out),
     announced as the worker announces a task. A retry the block raises is sent as an
-    ordinary delayed task, and ends the block quietly."""
+    ordinary delayed task, and ends the block quietly. With ``release``, its lease is
+    dropped when it ends, not with the parent's (a chain of batches, ``workers/chain.py``,
+    must not keep every finished batch's lease)."""
     running = Stage(InlineTask(parent, name, task_id, queue, deadline))
     announce = _Announcer(parent, task_id, outermost=not isinstance(parent, InlineTask))
     announce("task-received", name=name, args=saferepr(tuple(args)), kwargs="{}", retries=0,
@@ -95,7 +97,7 @@ def stage(parent: Task, name: str, task_id: str, args: list[Any], queue: str, de
     announce("task-started")
     began = time.monotonic()
     try:
-        with leases.held(name, task_id, args, taken=leased):
+        with leases.held(name, task_id, args, taken=leased, release=release):
             yield running
     except Retry as retry:
         announce("task-retried", exception=saferepr(retry.exc))

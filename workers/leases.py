@@ -56,12 +56,13 @@ def expect(name: str, task_id: str, args: list[Any], at: float) -> None:
 
 
 @contextmanager
-def held(name: str, task_id: str, args: Sequence[Any], *, taken: bool = False) -> Iterator[None]:
+def held(name: str, task_id: str, args: Sequence[Any], *, taken: bool = False,
+         release: bool = False) -> Iterator[None]:
     """Hold the lease of one run of task ``task_id`` of ``name`` for the block, which is
     stopped if its job ends (see above). A stage run inline inside another task
-    (``workers/inline.py``) leaves its lease to be dropped with that task's, in one call;
-    a lease left behind by a process that died after the stage finished only re-sends a
-    stage that finds nothing to do."""
+    (``workers/inline.py``) leaves its lease to be dropped with that task's, in one call —
+    unless ``release``: then when it ends, the stage's alone; a lease left behind by a
+    process that died after the stage finished only re-sends a stage that finds nothing to do."""
     lease, store = member(name, task_id, args), runtime.store()
     if not (taken or runtime.lease_taken(lease)):  # leased just now: handed out so, or with the job's spec
         store.fleet.lease(lease, time.time())
@@ -71,13 +72,13 @@ def held(name: str, task_id: str, args: Sequence[Any], *, taken: bool = False) -
         with stopped_when_job_ends(args[0]):  # every task's first argument is its job's id
             yield
     except Exception:  # a retry, a bug already reported: the task is over
-        _over(store, outermost)
+        _over(store, outermost, lease if release else None)
         raise
     except BaseException:  # killed or terminated: the lease stays, for the sweep
         if outermost:
             _running.clear()
         raise
-    _over(store, outermost)
+    _over(store, outermost, lease if release else None)
 
 
 def leased(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -93,10 +94,13 @@ def leased(fn: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
-def _over(store: Any, outermost: bool) -> None:
+def _over(store: Any, outermost: bool, release: str | None = None) -> None:
     if outermost:
         store.fleet.drop_leases(list(_running))
         _running.clear()
+    elif release is not None and release in _running:
+        _running.remove(release)
+        store.fleet.drop_leases([release])
 
 
 def _renew_inline() -> None:

@@ -6,8 +6,10 @@ of whichever job is due, by the fair order (:mod:`runner.store.fair_share`). So 
 holds only about as many batches as it has processes, each at most
 ``RUNNER_FAIR_BATCH_SECONDS`` of work, and busy jobs take turns that often; a job that
 arrives later does not wait for a turn: a running batch stops early for it and gives the
-rest back (``workers/batch.py``, :func:`hand_out`'s ``give_back``). With ``RUNNER_FAIR_SHARE=false`` the tasks send every batch at
-partition time instead (``workers/tasks.py``), first come first served.
+rest back (``workers/batch.py``, :func:`hand_out`'s ``give_back``). A process whose batch
+ends may keep the next one, when it is its job's, and run it itself (``workers/chain.py``);
+a chain needs no spare batch waiting in the broker. With ``RUNNER_FAIR_SHARE=false`` the
+tasks send every batch at partition time instead (``workers/tasks.py``), first come first served.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ def start(spec: runtime.JobSpec, round_: int, ranges: list[tuple[int, int]], dea
     holding = Holding(spec.job_id, spec.queue, spec.org, spec.priority, round_, spec.piece_kind, ranges, deadline,
                       spec.template.batch_size, lease, deadline - time.time() + spec.retention_hours * 3600)
     slots, processes = capacity(spec.queue)
+    if run_own:  # this process runs the job's first batch, then its next ones (a chain): no spare needed
+        slots = processes
     handouts = store.fair_share.hold_and_take(
         holding, slots, processes, now=time.time(), own=spec.job_id if run_own else None,
         batch_seconds=settings.fair_batch_seconds, max_batch=settings.max_batch,
@@ -44,18 +48,25 @@ def start(spec: runtime.JobSpec, round_: int, ranges: list[tuple[int, int]], dea
     return _split(handouts, spec.job_id if run_own else None)
 
 
-def hand_out(queue: str, *, freed: str | None = None,
-             give_back: tuple[str, int, int] | None = None) -> None:
+def hand_out(queue: str, *, freed: str | None = None, give_back: tuple[str, int, int] | None = None,
+             keep: str | None = None, fit: int = 0) -> Handout | None:
     """Free the batch ``freed`` and send the queue's next batches, of whichever job is due.
-    ``give_back`` (job, start, stop): pieces the batch left for a newcomer, held again."""
+    ``give_back`` (job, start, stop): pieces the batch left for a newcomer, held again.
+    With ``keep`` (a job) and ``fit`` (pieces): when the fair order's next batch is of that
+    job and at most ``fit`` pieces (cut to it when that loses at most a quarter), it is
+    returned, not sent: the caller runs it in its own process (``workers/chain.py``)."""
     settings, store = runtime.settings(), runtime.store()
     if give_back is not None and freed is not None:
         store.fair_share.give_back(queue, give_back[0], freed, give_back[1], give_back[2])
         freed = None
     slots, processes = capacity(queue)
+    if keep:  # the batch this process keeps replaces the spare a process would otherwise find waiting
+        slots = processes
     handouts = store.fair_share.take(queue, slots, processes, now=time.time(), freed=freed,
-                                     batch_seconds=settings.fair_batch_seconds, max_batch=settings.max_batch)
-    _split(handouts, None)
+                                     batch_seconds=settings.fair_batch_seconds, max_batch=settings.max_batch,
+                                     fit=fit if keep else 0)
+    fits = keep and handouts and handouts[0].stop - handouts[0].start <= fit
+    return _split(handouts, keep if fits else None)
 
 
 def _split(handouts: list[Handout], own: str | None) -> Handout | None:

@@ -28,7 +28,8 @@ from celery import Celery, Task
 from runner.dispatch import APP, ASSEMBLE, PARTITION, RESUME, assemble_task_id, send_assemble
 from runner.lifecycle import end_job
 from runner.models import JobState, JobStatus
-from workers import batching, inline, leases, org_gate, runtime, share, stopper
+from runner.store.fair_share import Handout
+from workers import batching, chain, inline, leases, org_gate, runtime, share, stopper
 from workers.batch import Batch
 from workers.canvas import HARD_LIMIT_GRACE, batch_task_id, batch_time_limit, job_canvas
 from workers.context import close, job_context
@@ -170,16 +171,26 @@ def _share_out(task: Task, spec: runtime.JobSpec, ranges: list[tuple[int, int]],
 
 def _run_batch_here(task: Task, spec: runtime.JobSpec, batch: tuple[int, int], round_: int, deadline: float,
                     leased: bool = False) -> None:
-    """Run one batch in this process, as the app task it would have been (``leased``:
-    its lease was taken when it was handed out). Its pieces failing for good fail that
-    task (as Flower shows it), not the one running it here."""
-    (start, stop), job_id = batch, spec.job_id
+    """Run one batch in this process, as the app task it would have been (``leased``: its
+    lease was taken when it was handed out); then, while its end hands this process its
+    job's next batch (``workers/chain.py``, leased when handed out too), that one, and so
+    on — a loop, not a recursion. Pieces failing for good fail their batch's task (as
+    Flower shows it), not the one running it here."""
+    handout: Handout | None = Handout(spec.job_id, round_, batch[0], batch[1], deadline)
+    while handout is not None:
+        handout, leased = _stage_batch(task, spec, handout, leased), True
+
+
+def _stage_batch(task: Task, spec: runtime.JobSpec, handout: Handout, leased: bool) -> Handout | None:
+    """Run one batch here, inline (see :func:`_run_batch_here`); the next one it kept."""
+    job_id, start, stop, kept = spec.job_id, handout.start, handout.stop, None
     args = [job_id, spec.template.ref, start, stop]
     with (contextlib.suppress(PiecesFailed),  # announced as that task's failure; this task goes on
           stopper.hard_limit(batch_time_limit(spec, start, stop)),  # what its message would have carried
-          inline.stage(task, APP, batch_task_id(job_id, round_, start), args, spec.queue, deadline,
-                       leased=leased) as here):
-        here.result = run_app(here.task, *args)
+          inline.stage(task, APP, batch_task_id(job_id, handout.round, start), args, spec.queue, handout.deadline,
+                       leased=leased, release=True) as here):
+        here.result, kept = _app_batch(here.task, job_id, start, stop, outer=task)
+    return kept
 
 
 # -- 3. run a batch: the app over a range of pieces, results recorded ------------------
@@ -187,13 +198,23 @@ def run_app(task: Task, job_id: str, template: str, start: int, stop: int) -> in
     """Run the app over pieces ``start``..``stop``, one call per piece, each under its own
     time limit; a failing piece is retried from where it failed, with backoff, and one
     that fails for good fails the job and this task (unless the job tolerates it). The
-    batch whose results (or tolerated failure) were the job's last goes on to the assembly."""
+    batch whose results (or tolerated failure) were the job's last goes on to the assembly.
+    Under fair share the job's next batch may follow here (``workers/chain.py``)."""
+    ran, kept = _app_batch(task, job_id, start, stop, outer=task)
+    if kept is not None:
+        _run_batch_here(task, runtime.job_spec(job_id), (kept.start, kept.stop), kept.round, kept.deadline)
+    return ran
+
+
+def _app_batch(task: Any, job_id: str, start: int, stop: int, outer: Task) -> tuple[int, Handout | None]:
+    """:func:`run_app`'s one batch, run as ``task``; the pieces it ran, and the job's next
+    batch when this process is to run it (``outer``: the Celery task this process runs)."""
     store = runtime.store()
     event = {"task": task.request.id, "start": start, "stop": stop, "host": task.request.hostname or socket.gethostname(),
              "pid": os.getpid()}
     state, deliveries, deadline = store.journal.begin_batch(job_id, f"{task.request.id}:{start}", event)
     if state is None or state.is_final:
-        return 0
+        return 0, None
     if deliveries > MAX_DELIVERIES:
         fail_batch(task, job_id, {
             "stage": "app", "piece": start, "type": "WorkerLost",
@@ -217,10 +238,14 @@ def run_app(task: Task, job_id: str, template: str, start: int, stop: int) -> in
             _assemble_next(task, job_id, deadline)  # True: a failure the job tolerates settled its last piece
     if first.ran:  # after the assembly (a write the job's result need not wait for), before sizing the next batches
         batching.note_piece_seconds(spec, first.app_seconds / first.ran)
-    if runtime.settings().fair_share:  # this batch's slot is free: the queue's next batches, of whichever job is due
-        rest = (job_id, outcome.yielded_from, stop) if outcome.yielded_from is not None else None
-        share.hand_out(spec.queue, freed=task.request.id, give_back=rest)  # a batch's id: batch_task_id
-    return ran
+    if not runtime.settings().fair_share:
+        return ran, None
+    # this batch's slot is free: the queue's next batches, of whichever job is due (one kept, maybe)
+    rest = (job_id, outcome.yielded_from, stop) if outcome.yielded_from is not None else None
+    room = chain.fit(outer, spec) if rest is None and not outcome.completes_job else 0  # a newcomer waits: no chain
+    kept = share.hand_out(spec.queue, freed=task.request.id, give_back=rest,  # a batch's id: batch_task_id
+                          keep=job_id if room else None, fit=room)
+    return ran, kept
 
 
 def _job_goes_on(job_id: str, deadline: float) -> bool:

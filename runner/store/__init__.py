@@ -135,8 +135,8 @@ class _Forward:
 _FORWARDED: dict[str, tuple[str, ...]] = {
     "jobs": ("create", "get", "snapshot", "fields", "update", "transition", "state", "list_jobs", "page_jobs",
              "delete_job", "keep_for", "set_deadline", "forget_deadline", "overdue"),
-    "pieces": ("store_pieces", "load_pieces", "record_results", "record_ranges", "runs", "done_pieces",
-               "missing_pieces", "iter_results", "get_result", "record_failure", "count_attempt",
+    "pieces": ("store_pieces", "load_pieces", "record_results", "record_runs", "record_ranges", "runs", "result_runs",
+               "done_pieces", "missing_pieces", "iter_results", "get_result", "record_failure", "count_attempt",
                "reset_failures", "failed_pieces"),
     "journal": ("add_logs", "logs", "add_event", "read_events", "add_tasks", "tasks", "add_metrics", "metrics",
                 "begin_batch", "report", "close_out"),

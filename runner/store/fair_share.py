@@ -104,17 +104,19 @@ class FairShare(Part):
 
     @staticmethod
     def _take_args(now: float, capacity: int, processes: int, freed: str | None, own: str | None,
-                   batch_seconds: float, max_batch: int) -> list[Any]:
+                   batch_seconds: float, max_batch: int, fit: int = 0) -> list[Any]:
         return [now, capacity, freed or "", own or "", batch_seconds, max_batch, LEAST_BATCH_SECONDS, PROBE_PIECES,
-                max(1, processes), DEFAULT_PIECE_SECONDS]
+                max(1, processes), DEFAULT_PIECE_SECONDS, max(0, fit)]
 
     def take(self, queue: str, capacity: int, processes: int, *, now: float, freed: str | None = None,
-             own: str | None = None, batch_seconds: float, max_batch: int) -> list[Handout]:
+             own: str | None = None, batch_seconds: float, max_batch: int, fit: int = 0) -> list[Handout]:
         """Free the batch ``freed`` (its task id) and hand out the next batches of the queue
         while fewer than ``capacity`` are in flight — one of job ``own`` first, whatever
         the capacity. Sizes follow guided self-scheduling over ``processes``, within
-        ``batch_seconds`` of work once the piece time is known."""
-        args = self._take_args(now, capacity, processes, freed, own, batch_seconds, max_batch)
+        ``batch_seconds`` of work once the piece time is known; with ``fit``, the first
+        batch is cut to ``fit`` pieces when that loses it at most a quarter of them (the
+        caller runs it itself, in the time limit it has left)."""
+        args = self._take_args(now, capacity, processes, freed, own, batch_seconds, max_batch, fit)
         return _handouts(self._take(keys=self._keys(queue), args=args))
 
     def give_back(self, queue: str, job_id: str, task_id: str, start: int, stop: int) -> bool:

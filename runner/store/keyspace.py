@@ -15,7 +15,10 @@ key                                   type    holds
                                               it (a retried job's next ending follows): what a waiting client
                                               blocks on, once
 ``P:job:{id}:pieces``                 list    every piece as JSON, in piece order (claim check)
-``P:job:{id}:results``                hash    piece index -> the app's result as JSON
+``P:job:{id}:results``                hash    piece index -> the app's result as JSON (read only: written by
+                                              Runner before results were kept per run, for jobs in flight then)
+``P:job:{id}:result_runs``            zset    ``start:stop:[result, ...]`` scored by ``start``: a job's results
+                                              as a JSON array per recorded run of pieces (no overlaps)
 ``P:job:{id}:ranges``                 zset    ``start:stop:partial`` scored by ``start``: a combined job's
                                               folded results, one per recorded run of pieces (no overlaps)
 ``P:job:{id}:failed``                 hash    piece index -> error of a piece that failed for good (and has no result):
@@ -110,6 +113,9 @@ class Keys:
 
     def results_key(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}:results"
+
+    def result_runs_key(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}:result_runs"
 
     def ranges_key(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}:ranges"
@@ -274,7 +280,7 @@ class Keys:
         """Every key a job may have (deleting or expiring a job covers them all)."""
         return [
             self.job_key(job_id), self.events_key(job_id), self.ending_key(job_id), self.result_key(job_id),
-            self.logs_key(job_id), self.pieces_key(job_id), self.results_key(job_id), self.ranges_key(job_id),
-            self.failed_key(job_id), self.attempts_key(job_id), self.deliveries_key(job_id), self.tasks_key(job_id),
-            self.metrics_key(job_id), self.metric_series_key(job_id),
+            self.logs_key(job_id), self.pieces_key(job_id), self.results_key(job_id), self.result_runs_key(job_id),
+            self.ranges_key(job_id), self.failed_key(job_id), self.attempts_key(job_id), self.deliveries_key(job_id),
+            self.tasks_key(job_id), self.metrics_key(job_id), self.metric_series_key(job_id),
         ]

@@ -7,7 +7,7 @@ safe to replay: a client that retries a call whose reply was lost (``redis_conne
 gets the same outcome as if the first call had answered.
 """
 
-__all__ = ["TRANSITION", "RECORD_RESULTS", "RECORD_RANGES", "RECORD_FAILURE", "ADD_LOGS", "CLAIM_SCHEDULE",
+__all__ = ["TRANSITION", "LOAD_PIECES", "RECORD_RANGES", "RECORD_FAILURE", "ADD_LOGS", "CLAIM_SCHEDULE",
            "CLAIM_SCHEDULES", "AUTHENTICATE", "AUTHENTICATE_READ", "CLAIM_NAME", "ADD_METRIC_VALUES", "HMGET_MANY"]
 
 # KEYS: job, events[, ending, result, logs, every other key of the job, to expire]. ARGV: target,
@@ -58,6 +58,18 @@ end
 return {1, current}
 """
 
+# KEYS: job, pieces. ARGV: start, stop (exclusive). Read-only: the job's generated pieces'
+# description, or the stored list elements holding pieces start..stop-1 — packed
+# `pieces_packed` pieces an element (a JSON array each), or one a piece (a job stored before
+# packing, or of large pieces) — in one round trip. Returns {description or '', pack, elements}.
+LOAD_PIECES = """
+local f = redis.call('HMGET', KEYS[1], 'pieces_generated', 'pieces_packed')
+if f[1] then return {f[1], 1, {}} end
+local pack, start, stop = tonumber(f[2] or '1'), tonumber(ARGV[1]), tonumber(ARGV[2])
+if stop <= start then return {'', pack, {}} end
+return {'', pack, redis.call('LRANGE', KEYS[2], math.floor(start / pack), math.floor((stop - 1) / pack))}
+"""
+
 # Prepended to the scripts that count pieces: whether a count settled the job's last piece
 # (the assembly follows). A piece settles with its result or, in a job that tolerates
 # failed pieces (``min_success_ratio`` or ``max_failed_pieces`` on its record:
@@ -79,37 +91,18 @@ local function settles(job, done, new, unfailed)
 end
 """
 
-# KEYS: job, results, failed, events. ARGV: maxlen, index, result, index, result, ...
-# (The results are set in few commands: Redis's CPU per piece is what bounds a big fleet.)
-# Returns {state, pieces done, pieces total, how many of these results were new, settled}.
-RECORD_RESULTS = _SETTLES + """
-local new, unfailed = 0, 0
-for i = 2, #ARGV, 1000 do  -- one HSET per 500 results, not one per result (unpack's stack is bounded)
-  new = new + redis.call('HSET', KEYS[2], unpack(ARGV, i, math.min(i + 999, #ARGV)))
-end
-if redis.call('EXISTS', KEYS[3]) == 1 then  -- a piece that failed before and now has its result (a partial
-  local fields = {}                          -- job has failed pieces while it runs: one HDEL per 500 results)
-  for i = 2, #ARGV, 2 do fields[#fields + 1] = ARGV[i] end
-  for j = 1, #fields, 500 do
-    unfailed = unfailed + redis.call('HDEL', KEYS[3], unpack(fields, j, math.min(j + 499, #fields)))
-  end
-end
-local ttl = redis.call('TTL', KEYS[1])
-if ttl > 0 and redis.call('TTL', KEYS[2]) == -1 then redis.call('EXPIRE', KEYS[2], ttl) end
-local done = redis.call('HINCRBY', KEYS[1], 'pieces_done', new)
-if unfailed > 0 then redis.call('HINCRBY', KEYS[1], 'pieces_failed', -unfailed) end
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[1], '*', 'type', 'progress', 'done', done)
-local s = settles(KEYS[1], done, new, unfailed)
-return {s[1], done, s[3], new, s[5]}
-"""
-
-# KEYS: job, ranges, failed, events. ARGV: maxlen, start, stop, partial, start, stop, partial, ...
-# Records each run of pieces start..stop-1 (folded into one partial) as the member
-# 'start:stop:partial' scored by start, unless it overlaps a run already recorded: then it
-# is refused whole (its pieces were counted, or are being counted, by another run).
+# KEYS: job, runs, failed, events[, per-piece results]. ARGV: maxlen, start, stop, value, start, stop,
+# value, ... Records each run of pieces start..stop-1 as the member 'start:stop:value' scored by
+# start, unless it overlaps a run already recorded: then it is refused whole (its pieces were
+# counted, or are being counted, by another run). The value is the run's results folded into
+# one partial (the ranges key, an assembler that combines) or all of them as one JSON array
+# (the result runs key): either way a run costs Redis a few commands, whatever its length.
+# The per-piece results hash (optional KEYS[5]) is what a job in flight when Runner kept
+# results per piece may hold: a run meeting one of its pieces is refused too.
 # Returns {state, pieces done, pieces total, pieces newly counted, settled, refused start, ...}.
 RECORD_RANGES = _SETTLES + """
 local new, refused, unfailed = 0, {}, 0
+local legacy = KEYS[5] and redis.call('EXISTS', KEYS[5]) == 1
 for i = 2, #ARGV, 3 do
   local s, e = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
   local clash = false
@@ -117,6 +110,11 @@ for i = 2, #ARGV, 3 do
   if #before > 0 and tonumber(string.match(before[1], '^%d+:(%d+):')) > s then clash = true end
   if not clash and #redis.call('ZRANGEBYSCORE', KEYS[2], s, '(' .. ARGV[i + 1], 'LIMIT', 0, 1) > 0 then
     clash = true
+  end
+  if legacy and not clash then
+    for n = s, e - 1 do
+      if redis.call('HEXISTS', KEYS[5], n) == 1 then clash = true break end
+    end
   end
   if clash then
     refused[#refused + 1] = ARGV[i]
@@ -149,15 +147,16 @@ for _, start in ipairs(refused) do reply[#reply + 1] = start end
 return reply
 """
 
-# KEYS: job, failed, events, results, ranges. ARGV: maxlen, index, error
+# KEYS: job, failed, events, results, run zsets (ranges, result runs). ARGV: maxlen, index, error
 # A piece failed for good: recorded once, unless it has a result (or lies in a recorded run)
 # from another run of it, which a failure never undoes. Returns {pieces failed, pieces done,
 # pieces total, 1 if newly recorded, settled, min_success_ratio, max_failed_pieces}.
 RECORD_FAILURE = _SETTLES + """
 local index = tonumber(ARGV[2])
 local kept = redis.call('HEXISTS', KEYS[4], ARGV[2]) == 1
-if not kept then
-  local before = redis.call('ZREVRANGEBYSCORE', KEYS[5], index, '-inf', 'LIMIT', 0, 1)
+for k = 5, #KEYS do
+  if kept then break end
+  local before = redis.call('ZREVRANGEBYSCORE', KEYS[k], index, '-inf', 'LIMIT', 0, 1)
   kept = #before > 0 and tonumber(string.match(before[1], '^%d+:(%d+):')) > index
 end
 local new = 0

@@ -79,15 +79,19 @@ return 1
 
 # ARGV: now, capacity (batches in flight on the queue), freed task id or '', own job or '',
 # most seconds per batch, most pieces per batch, least seconds per batch, pieces per batch
-# while the piece time is unknown, parallel processes, default piece seconds (for costs).
+# while the piece time is unknown, parallel processes, default piece seconds (for costs),
+# and the most pieces the first batch may carry to be run by the caller (0: any).
 # Frees the finished batch, then hands out batches while the queue is under capacity
 # (one of ``own`` first, whatever the capacity: the partition task runs it in its own
 # process). Each batch handed out is leased at ``now``, so a sender that dies before
-# sending it leaves it to the lease sweep. Returns {job, round, start, stop, deadline}, ...
+# sending it leaves it to the lease sweep. The first batch is cut to the caller's fit when
+# that costs it at most a quarter of its pieces (the caller then runs it in its own process,
+# under the time limit it has left). Returns {job, round, start, stop, deadline}, ...
 TAKE = _COMMON + """
 local now, capacity, freed, own = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local most_seconds, max_batch, least_seconds = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local probe, workers, default_seconds = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
+local fit = tonumber(ARGV[11] or '0')
 local inflight, orgs, clock = qp .. ':inflight', qp .. ':orgs', qp .. ':clock'
 if freed ~= '' then free(qp, freed) end
 
@@ -125,6 +129,7 @@ local function hand(job, m, out)
   first, stop = tonumber(first), tonumber(stop)
   local seconds = tonumber(redis.call('GET', pp .. m.kind) or '')
   local size = size_of(m, seconds, stop - first, room)
+  if #out == 0 and fit > 0 and size > fit and fit * 4 >= size * 3 then size = fit end
   if first + size < stop then redis.call('LPUSH', jp .. job .. ':ranges', (first + size) .. ':' .. stop) end
   m.left = tonumber(m.left) - size
   redis.call('HSET', jp .. job, 'left', m.left)
