@@ -138,11 +138,18 @@ def test_a_worker_killed_while_running_batches_is_replaced_within_seconds(tmp_pa
         assert job.status().pieces_done == 60
 
 
-def test_a_worker_that_returns_after_being_given_up_counts_nothing_twice(tmp_path: Path, file_roots) -> None:
+@pytest.mark.parametrize("template,expected,runs", [
+    ("slow-squares", squares(30), "runs"),  # a combining assembler: partials per run
+    ("sleepy", list(range(30)), "result_runs"),  # json_list: results kept as one array per run
+])
+def test_a_worker_that_returns_after_being_given_up_counts_nothing_twice(
+        tmp_path: Path, file_roots, template: str, expected: object, runs: str) -> None:
+    """A frozen worker's batch is re-sent; when it comes back, its run, recorded late,
+    overlaps the re-run's and is refused whole: every piece is in exactly one run."""
     with redis_server(tmp_path) as server, ExitStack() as stack:
         frozen = stack.enter_context(worker(server.url, tmp_path / "a.log", "frozen", concurrency=1))
         client = client_for(server.url, file_roots)
-        job = client.submit("slow-squares", params={"partitioner": {"count": 30}, "app": {"seconds": 0.2}},
+        job = client.submit(template, params={"partitioner": {"count": 30}, "app": {"seconds": 0.2}},
                             job_timeout=150)
         wait_until(lambda: job.status().pieces_done >= 2, what="the first pieces done")
         os.killpg(frozen.pid, signal.SIGSTOP)  # a host that stops answering (a long GC pause, a VM frozen)
@@ -152,34 +159,11 @@ def test_a_worker_that_returns_after_being_given_up_counts_nothing_twice(tmp_pat
                        what="the frozen worker's batch given up and re-sent")
         finally:
             os.killpg(frozen.pid, signal.SIGCONT)
-        assert job.wait(timeout=90) == squares(30)
+        assert job.wait(timeout=90) == expected
         status = job.status()
         assert status.pieces_done == 30 and status.pieces_failed == 0
-        runs = [(start, stop) for start, stop, _ in client.store.runs(job.id)]  # each piece in exactly one run
-        assert sorted(index for start, stop in runs for index in range(start, stop)) == list(range(30))
-
-
-def test_a_returning_worker_adds_no_result_twice_to_a_job_that_lists_them(tmp_path: Path, file_roots) -> None:
-    """The same with ``json_list``: results are kept as one array per run, and the frozen
-    worker's run, recorded late, overlaps the re-run's and is refused whole."""
-    with redis_server(tmp_path) as server, ExitStack() as stack:
-        frozen = stack.enter_context(worker(server.url, tmp_path / "a.log", "frozen", concurrency=1))
-        client = client_for(server.url, file_roots)
-        job = client.submit("sleepy", params={"partitioner": {"count": 30}, "app": {"seconds": 0.2}},
-                            job_timeout=150)
-        wait_until(lambda: job.status().pieces_done >= 2, what="the first pieces done")
-        os.killpg(frozen.pid, signal.SIGSTOP)
-        try:
-            stack.enter_context(worker(server.url, tmp_path / "b.log", "survivor"))
-            wait_until(lambda: any("re-sent" in line.msg for line in job.logs()), timeout=60,
-                       what="the frozen worker's batch given up and re-sent")
-        finally:
-            os.killpg(frozen.pid, signal.SIGCONT)
-        assert job.wait(timeout=90) == list(range(30))
-        status = job.status()
-        assert status.pieces_done == 30 and status.pieces_failed == 0
-        runs = [(start, stop) for start, stop, _ in client.store.result_runs(job.id)]  # each piece in exactly one run
-        assert sorted(index for start, stop in runs for index in range(start, stop)) == list(range(30))
+        kept = [(start, stop) for start, stop, _ in getattr(client.store, runs)(job.id)]
+        assert sorted(index for start, stop in kept for index in range(start, stop)) == list(range(30))
 
 
 class Host:
