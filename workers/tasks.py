@@ -202,7 +202,8 @@ def run_app(task: Task, job_id: str, template: str, start: int, stop: int) -> in
     Under fair share the job's next batch may follow here (``workers/chain.py``)."""
     ran, kept = _app_batch(task, job_id, start, stop, outer=task)
     if kept is not None:
-        _run_batch_here(task, runtime.job_spec(job_id), (kept.start, kept.stop), kept.round, kept.deadline)
+        _run_batch_here(task, runtime.job_spec(job_id), (kept.start, kept.stop), kept.round, kept.deadline,
+                        leased=True)  # leased when it was handed out, as every kept batch is
     return ran
 
 
