@@ -8,6 +8,7 @@ transport settings can never drift apart between a client and the fleet.
 from __future__ import annotations
 
 import secrets
+from contextlib import nullcontext
 from datetime import datetime, timezone
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PARTITION", "APP", "ASSEMBLE", "RESUME", "TASKS",
-    "celery_config", "make_celery", "send_partition", "send_resume", "send_assemble", "assemble_task_id", "resend",
+    "celery_config", "make_celery", "send_partition", "send_partitions", "send_resume", "send_assemble",
+    "assemble_task_id", "resend",
     "stop_tasks", "template_queue",
 ]
 
@@ -123,9 +125,32 @@ def send_partition(celery: Celery, job_id: str, template: str, queue: str, deadl
     Arguments are positional and short (job id first) so Flower's truncated argument
     column always shows which job a task belongs to.
     """
+    return _partition(celery, job_id, template, queue, deadline, task_id)
+
+
+def send_partitions(celery: Celery, queue: str, tasks: list[tuple[str, str, float, str]]) -> None:
+    """Queue many jobs' partition tasks, ``(job id, template, deadline, task id)`` each,
+    through one producer: where the transport batches publishes (kombu's
+    ``Producer.batch``, Redis) every message and its task-sent event go in one pipelined
+    round trip, else one publish each on that producer (no connection acquired per task).
+
+    Raises if the broker cannot take them; a batch's delivery is then uncertain (some
+    may have been queued), so the caller must not simply send them again."""
+    if not tasks:
+        return
+    with celery.producer_or_acquire() as producer:
+        batch = producer.batch(max_size=4 * len(tasks) + 16) if hasattr(producer, "batch") else nullcontext()
+        with batch:
+            for n, (job_id, template, deadline, task_id) in enumerate(tasks):
+                once = {"declare": []} if n else {}  # the first message declares the queue for the rest
+                _partition(celery, job_id, template, queue, deadline, task_id, producer, **once)
+
+
+def _partition(celery: Celery, job_id: str, template: str, queue: str, deadline: float, task_id: str | None,
+               producer: Any = None, **options: Any) -> str:
     expires = datetime.fromtimestamp(deadline, tz=timezone.utc)
     result = celery.send_task(PARTITION, args=[job_id, template], queue=queue, expires=expires, task_id=task_id,
-                              ignore_result=True)
+                              ignore_result=True, producer=producer, **options)
     return result.id
 
 
