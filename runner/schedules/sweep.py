@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from runner import admission, joblog
@@ -32,10 +30,7 @@ __all__ = ["sweep", "fire", "check_overdue", "last_success", "SWEEP_LIMIT"]
 SWEEP_LIMIT = 200  # due schedules one sweep claims at once (in one round trip)
 SWEEP_BUDGET = 5.0  # seconds one sweep goes on claiming while whole batches are due
 RECENT = 20  # a schedule's newest jobs read for overlap and last success
-FIRE_THREADS = 8  # firings one sweeper runs at once
 log = logging.getLogger("runner.schedules.sweep")
-_executor: ThreadPoolExecutor | None = None
-_lock = threading.Lock()
 
 
 @dataclass
@@ -52,12 +47,12 @@ def sweep(services: Services, now: float | None = None) -> int:
     """Fire every due schedule this sweeper wins and check overdue ones; returns how
     many due times this call claimed.
 
-    A batch of due schedules costs four round trips to the store however many it
-    holds, plus one per job: the due read (with the overdue checks'), one claim of them
-    all (which returns each won schedule's recent jobs), their states (the overlap
-    check), each job's record (admission's one transaction, on ``FIRE_THREADS``
-    threads) and the firings' records: five for a lone firing (a definition this
-    process has not seen yet costs one more, once). While whole batches are due
+    A batch of due schedules costs five round trips to the store however many it
+    holds: the due read (with the overdue checks'), one claim of them all (which
+    returns each won schedule's recent jobs), their states (the overlap check), every
+    job's record (admission's one transaction for the batch) and the firings' records
+    (a definition this process has not seen yet costs one more, once); the batch's
+    partition tasks go to the broker in one more (a pipelined publish). While whole batches are due
     (a cron minute may make thousands due at once) the sweep takes the next one, for up
     to ``SWEEP_BUDGET`` seconds; the other sweepers take batches meanwhile."""
     started, schedules = time.monotonic(), services.store.schedules
@@ -117,10 +112,7 @@ def _fire_due(services: Services, schedules: ScheduleRecords, due: list[tuple[st
     states = {job_id: row["state"] for job_id, row in zip(ids, rows)}
     work = [(plan, [(job_id, states[job_id]) for job_id in recent
                     if states[job_id] is not None and not JobState(states[job_id]).is_final]) for plan, recent in won]
-    if len(work) > 1:
-        runs = list(_pool().map(lambda item: _fire_times(services, *item), work))
-    else:
-        runs = [_fire_times(services, *item) for item in work]
+    runs = _fire_rounds(services, work)
     events = [(plan.spec, {"type": "caught_up", "missed": str(plan.passed), "fired": str(len(plan.times)),
                            "policy": plan.spec.catch_up.value, "at": f"{now_ms / 1000:.3f}"})
               for plan, _ in work if plan.passed > 1 or not plan.times]
@@ -129,24 +121,20 @@ def _fire_due(services: Services, schedules: ScheduleRecords, due: list[tuple[st
     return len(won)
 
 
-def _fire_times(services: Services, plan: _Plan, running: list[tuple[str, str]]) -> list[Firing]:
-    """Fire the plan's due times in order; a run queued here counts as running for the
-    next (``catch_up="all"`` after an outage)."""
-    firings = []
-    for t in plan.times:
-        firing = _fire_one(services, plan.spec, t / 1000, running)
-        if firing.job_id:
-            running.insert(0, (firing.job_id, JobState.QUEUED.value))
-        firings.append(firing)
-    return firings
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _executor
-    with _lock:
-        if _executor is None:
-            _executor = ThreadPoolExecutor(FIRE_THREADS, thread_name_prefix="runner-scheduler")
-        return _executor
+def _fire_rounds(services: Services, work: list[tuple[_Plan, list[tuple[str, str]]]]) -> list[list[Firing]]:
+    """Fire each plan's due times in order, the k-th due time of every plan in one
+    admission batch: a run queued in one round counts as running for the next
+    (``catch_up="all"`` after an outage); nearly always there is one round."""
+    fired: list[list[Firing]] = [[] for _ in work]
+    for k in range(max(len(plan.times) for plan, _ in work)):
+        batch = [(n, plan.spec, plan.times[k] / 1000, running) for n, (plan, running) in enumerate(work)
+                 if k < len(plan.times)]
+        firings = _fire_batch(services, [(spec, due, running) for _, spec, due, running in batch])
+        for (n, _, _, running), firing in zip(batch, firings):
+            if firing.job_id:
+                running.insert(0, (firing.job_id, JobState.QUEUED.value))
+            fired[n].append(firing)
+    return fired
 
 
 def fire(services: Services, schedules: ScheduleRecords, spec: ScheduleSpec, due: float,
@@ -155,31 +143,48 @@ def fire(services: Services, schedules: ScheduleRecords, spec: ScheduleSpec, due
 
     With ``overlap``, a due time whose earlier runs have not ended (``max_concurrent``)
     is ``skipped`` with the reason instead of piling up jobs."""
-    firing = _fire_one(services, spec, due, _unfinished(services.store, schedules, spec) if overlap else [])
+    running = _unfinished(services.store, schedules, spec) if overlap else []
+    (firing,) = _fire_batch(services, [(spec, due, running)])
     schedules.record(spec, firing)
     return firing
 
 
-def _fire_one(services: Services, spec: ScheduleSpec, due: float, running: list[tuple[str, str]]) -> Firing:
-    """Admit the schedule's job for ``due``, unless ``running`` (its unfinished runs,
-    newest first) fills ``max_concurrent``: then the firing is skipped, with the reason."""
-    if len(running) >= spec.max_concurrent:
-        job_id, state = running[0]
-        firing = Firing(due=due, skipped=f"previous run {job_id} still {state} (max_concurrent={spec.max_concurrent})")
-    else:
-        try:
-            request = JobRequest.of(spec.template, {"name": spec.name, **spec.job})
-            job_id = admission.admit(services, spec.org, request, who=f"schedule {spec.name}, {joblog.who()}",
-                                     extra_fields={"schedule": spec.name, "due_at": due})
-            firing = Firing(due=due, job_id=job_id)
-        except RunnerError as exc:  # e.g. a source gone since create: the next due time tries again
-            firing = Firing(due=due, skipped=f"submit failed: {exc}")
-        except Exception as exc:  # the broker refused the task (the job ended failed): the sweep's other
-            log.exception("schedule %s: due %.3f not submitted", spec.name, due)  # firings are still recorded
-            firing = Firing(due=due, skipped=f"submit failed: {type(exc).__name__}: {exc}")
-    if firing.skipped:
-        log.warning("schedule %s: due %.3f skipped: %s", spec.name, due, firing.skipped)
-    return firing
+def _fire_batch(services: Services, items: list[tuple[ScheduleSpec, float, list[tuple[str, str]]]]) -> list[Firing]:
+    """Admit each schedule's job for its due time, all in one :func:`admission.admit_many`
+    (one transaction for the records, one publish round trip for the partition tasks),
+    unless its unfinished runs (newest first) fill ``max_concurrent``: that firing is
+    skipped, with the reason. A firing whose admission fails is skipped with the error
+    (a source gone since create: the next due time tries again); the others go on."""
+    firings: list[Firing | None] = []
+    admissions, where, who = [], [], joblog.who()
+    for n, (spec, due, running) in enumerate(items):
+        if len(running) >= spec.max_concurrent:
+            job_id, state = running[0]
+            reason = f"previous run {job_id} still {state} (max_concurrent={spec.max_concurrent})"
+            firings.append(Firing(due=due, skipped=reason))
+            continue
+        firings.append(None)
+        where.append(n)
+        admissions.append(admission.Admission(spec.org, JobRequest.of(spec.template, {"name": spec.name, **spec.job}),
+                                              who=f"schedule {spec.name}, {who}",
+                                              extra_fields={"schedule": spec.name, "due_at": due}))
+    answers = admission.admit_many(services, admissions) if admissions else []
+    for n, answer in zip(where, answers):
+        firings[n] = _outcome(items[n][0], items[n][1], answer)
+    for (spec, due, _), firing in zip(items, firings):
+        if firing.skipped:
+            log.warning("schedule %s: due %.3f skipped: %s", spec.name, due, firing.skipped)
+    return firings  # type: ignore[return-value]
+
+
+def _outcome(spec: ScheduleSpec, due: float, answer: str | Exception) -> Firing:
+    """A firing from admission's answer: the job, or why there is none."""
+    if isinstance(answer, str):
+        return Firing(due=due, job_id=answer)
+    if isinstance(answer, RunnerError):  # e.g. a source gone since create, a quota reached
+        return Firing(due=due, skipped=f"submit failed: {answer}")
+    log.error("schedule %s: due %.3f not submitted", spec.name, due, exc_info=answer)  # e.g. the broker refused
+    return Firing(due=due, skipped=f"submit failed: {type(answer).__name__}: {answer}")
 
 
 def _unfinished(store: StatusStore, schedules: ScheduleRecords, spec: ScheduleSpec) -> list[tuple[str, str]]:
