@@ -34,8 +34,8 @@ from runner.params import validate_params
 from runner.job_request import OPTIONS, JobRequest
 from runner.store.job_records import NewJob
 
-__all__ = ["JobRequest", "Checked", "check", "admit", "admit_record", "Admission", "admit_many", "admit_attached", "edit_draft",
-           "queue_draft", "retry_failed", "new_job_id"]
+__all__ = ["JobRequest", "Checked", "check", "admit", "admit_record", "Admission", "admit_many", "admit_attached",
+           "edit_draft", "queue_draft", "retry_failed", "new_job_id"]
 
 @dataclass
 class Checked:
@@ -176,7 +176,8 @@ def admit_record(services: Services, org: str, request: JobRequest, *, draft: bo
         return record
     job = _queued_job(services, org, checked, record, who)  # over max_queued_jobs: QuotaExceeded, nothing kept
     services.store.org_quotas.entered(org, services.store.create(
-        record, expire_seconds=job.expire_seconds, deadline=job.deadline, tasks=job.tasks, logs=job.logs, then=job.then))
+        record, expire_seconds=job.expire_seconds, deadline=job.deadline, tasks=job.tasks, logs=job.logs,
+        then=job.then))
     _send(services, record["id"], checked.template.ref, record["deadline"], job.tasks[0])
     return record
 
@@ -200,11 +201,13 @@ def admit_many(services: Services, admissions: list[Admission]) -> list[str | Ex
     partition task sent twice could run twice."""
     answers: list[str | Exception] = [RuntimeError("not admitted")] * len(admissions)
     jobs: dict[int, tuple[NewJob, str]] = {}
+    unserved: dict[str, list[str]] = {}  # each queue's warnings, read once for the whole batch
     for i, item in enumerate(admissions):
         try:
             checked = check(services, item.request)
-            record = {**job_fields.record(services.settings, item.org, checked, new_job_id()), **(item.extra_fields or {})}
-            jobs[i] = (_queued_job(services, item.org, checked, record, item.who), checked.template.ref)
+            record = job_fields.record(services.settings, item.org, checked, new_job_id())
+            record.update(item.extra_fields or {})
+            jobs[i] = (_queued_job(services, item.org, checked, record, item.who, unserved), checked.template.ref)
         except Exception as exc:  # this job's answer; the others go on
             answers[i] = exc
     try:
@@ -336,10 +339,15 @@ def _merged(status: Any, changes: JobRequest) -> JobRequest:
     return JobRequest(**{**base, **given})
 
 
-def _queued_job(services: Services, org: str, checked: Checked, record: dict[str, Any], who: str | None) -> NewJob:
+def _queued_job(services: Services, org: str, checked: Checked, record: dict[str, Any], who: str | None,
+                unserved: dict[str, list[str]] | None = None) -> NewJob:
     """The record made ready to queue (warnings, deadline) and what its transaction writes
-    with it: its partition task's id, the "queued by" line, the org's queued-jobs quota."""
-    record["warnings"] = [*record.get("warnings", []), *_queue_warnings(services, record["queue"]),
+    with it: its partition task's id, the "queued by" line, the org's queued-jobs quota.
+    ``unserved``: the queue warnings a batch already read, by queue (filled here)."""
+    unserved = {} if unserved is None else unserved
+    if record["queue"] not in unserved:
+        unserved[record["queue"]] = _queue_warnings(services, record["queue"])
+    record["warnings"] = [*record.get("warnings", []), *unserved[record["queue"]],
                           *param_warnings(checked.template, checked.values.get("raw_params"))]
     record.update(job_fields.timing(record, checked))
     quotas, job_id, deadline = services.store.org_quotas, record["id"], record["deadline"]
