@@ -10,13 +10,14 @@ worker never sweeps them first (as in ``tests/test_schedules_speed.py``)."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from runner import Client, get_settings
 from runner.local import embedded_redis, wait_until, worker_process
-from runner.schedules.sweep import sweep
+from runner.schedules.sweep import FIRE_THREADS, SWEEP_LIMIT, sweep
 from tests.conftest import TEST_MODULES
 from tests.round_trips import counted_round_trips
 
@@ -87,3 +88,24 @@ def test_a_refused_firing_is_skipped_with_its_reason_and_the_rest_of_its_batch_f
         assert len(refused) == 2 and all("max_queued_jobs" in reason for reason in refused), refused
         assert len(capped.jobs(limit=100)) == 1  # a refused job left nothing behind
         assert len(free.jobs(limit=100)) == 3
+
+
+def test_two_sweepers_each_firing_batches_on_threads_fire_every_due_time_once(tmp_path: Path, file_roots) -> None:
+    """More due schedules than one sweep's threads take at once, swept by two sweepers
+    (two stores: two processes' caches) racing, each firing its batches on its threads."""
+    count = SWEEP_LIMIT * FIRE_THREADS + SWEEP_LIMIT // 2
+    with embedded_redis(tmp_path) as url:
+        sweepers = [client_for(url, file_roots) for _ in range(2)]
+        for i in range(count):
+            sweepers[0].schedule("squares@1", name=f"t{i:04d}", every="1h", max_concurrent=5)
+        due = newest_due(sweepers[0])
+        claimed = 0
+        with ThreadPoolExecutor(2) as pool:
+            while claimed < count:  # each sweep takes what is due and unclaimed (now given: one read each)
+                wins = list(pool.map(lambda c: sweep(c.services, now=due + 0.01), sweepers))
+                assert sum(wins) > 0, f"a round claimed nothing with {count - claimed} due left"
+                claimed += sum(wins)
+        assert claimed == count
+        jobs = sweepers[1].jobs(limit=2 * count)
+        assert len(jobs) == count and len({job.schedule for job in jobs}) == count
+        assert {info.firings for info in sweepers[1].schedules()} == {1}

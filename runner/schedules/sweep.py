@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from runner import admission, joblog
@@ -30,7 +32,10 @@ __all__ = ["sweep", "fire", "check_overdue", "last_success", "SWEEP_LIMIT"]
 SWEEP_LIMIT = 200  # due schedules one sweep claims at once (in one round trip)
 SWEEP_BUDGET = 5.0  # seconds one sweep goes on claiming while whole batches are due
 RECENT = 20  # a schedule's newest jobs read for overlap and last success
+FIRE_THREADS = 2  # due batches one sweeper fires at once (one waits on its round trips, one computes)
 log = logging.getLogger("runner.schedules.sweep")
+_executor: ThreadPoolExecutor | None = None
+_lock = threading.Lock()
 
 
 @dataclass
@@ -52,17 +57,18 @@ def sweep(services: Services, now: float | None = None) -> int:
     returns each won schedule's recent jobs), their states (the overlap check), every
     job's record (admission's one transaction for the batch) and the firings' records
     (a definition this process has not seen yet costs one more, once); the batch's
-    partition tasks go to the broker in one more (a pipelined publish). While whole batches are due
-    (a cron minute may make thousands due at once) the sweep takes the next one, for up
-    to ``SWEEP_BUDGET`` seconds; the other sweepers take batches meanwhile."""
-    started, schedules = time.monotonic(), services.store.schedules
+    partition tasks go to the broker in one more (a pipelined publish). While whole
+    batches are due (a cron minute may make thousands due at once) the sweep takes the
+    next ones, ``FIRE_THREADS`` batches at a time, for up to ``SWEEP_BUDGET`` seconds;
+    the other sweepers take batches meanwhile."""
+    started, schedules, limit = time.monotonic(), services.store.schedules, SWEEP_LIMIT * FIRE_THREADS
     now_ms = round((now or time.time()) * 1000)
-    due, checks = schedules.due_and_checks(now_ms, SWEEP_LIMIT)
-    claimed = _fire_due(services, schedules, due, now_ms)
-    while now is None and len(due) == SWEEP_LIMIT and time.monotonic() - started < SWEEP_BUDGET:
+    due, checks = schedules.due_and_checks(now_ms, limit)
+    claimed = _fire_batches(services, schedules, due, now_ms)
+    while now is None and len(due) == limit and time.monotonic() - started < SWEEP_BUDGET:
         now_ms = round(time.time() * 1000)
-        due = schedules.due(now_ms, SWEEP_LIMIT)
-        claimed += _fire_due(services, schedules, due, now_ms)
+        due = schedules.due(now_ms, limit)
+        claimed += _fire_batches(services, schedules, due, now_ms)
     for member, at_ms in checks:
         found = schedules.find(member)
         if found is not None:
@@ -100,6 +106,25 @@ def _claim(schedules: ScheduleRecords, due: list[tuple[str, int]], now_ms: int) 
             break
         plans = again
     return won
+
+
+def _fire_batches(services: Services, schedules: ScheduleRecords, due: list[tuple[str, int]], now_ms: int) -> int:
+    """Fire ``due`` in batches of ``SWEEP_LIMIT``, ``FIRE_THREADS`` at once: while one
+    batch waits on its round trips (the store executing a transaction of hundreds of
+    commands, the broker taking the publish) another one's checks and records are
+    built. Returns the wins."""
+    batches = [due[i:i + SWEEP_LIMIT] for i in range(0, len(due), SWEEP_LIMIT)]
+    if len(batches) <= 1:
+        return _fire_due(services, schedules, due, now_ms)
+    return sum(_pool().map(lambda batch: _fire_due(services, schedules, batch, now_ms), batches))
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _executor
+    with _lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(FIRE_THREADS, thread_name_prefix="runner-scheduler")
+        return _executor
 
 
 def _fire_due(services: Services, schedules: ScheduleRecords, due: list[tuple[str, int]], now_ms: int) -> int:
