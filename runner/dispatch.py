@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PARTITION", "APP", "ASSEMBLE", "RESUME", "TASKS",
-    "celery_config", "make_celery", "send_partition", "send_resume", "send_assemble", "assemble_task_id", "resend",
+    "celery_config", "make_celery", "send_partition", "partition_commands", "send_resume", "send_assemble", "assemble_task_id", "resend",
     "stop_tasks", "template_queue",
 ]
 
@@ -125,6 +125,58 @@ def send_partition(celery: Celery, job_id: str, template: str, queue: str, deadl
     column always shows which job a task belongs to.
     """
     return _send_batched(celery, PARTITION, [job_id, template], queue, deadline, task_id)
+
+
+def partition_commands(celery: Celery, job_id: str, template: str, queue: str, deadline: float,
+                       task_id: str) -> list[tuple[str, tuple[Any, ...]]] | None:
+    """What :func:`send_partition` would send the broker, as Redis commands, without
+    sending them: the task message's ``LPUSH`` and its ``task-sent`` event's ``PUBLISH``,
+    built by Celery and kombu exactly as they send them. Admission puts them in the
+    transaction that writes the job (when the broker is the store's Redis), so a submit
+    costs one round trip less and the task exists exactly when its record does. ``None``
+    when this kombu or transport cannot hand them over (no producer batches, a key prefix
+    it adds in its client): the caller then sends the task itself."""
+    if celery.conf.broker_transport_options.get("global_keyprefix"):
+        return None
+    options = {"args": [job_id, template], "queue": queue, "task_id": task_id, "ignore_result": True,
+               "expires": datetime.fromtimestamp(deadline, tz=timezone.utc)}
+    with celery.producer_or_acquire() as producer:
+        batch = getattr(producer, "batch", None)
+        if batch is None or not producer.supports_batch_publish:
+            return None
+        capture = _Capture(producer.channel)
+        with batch() as batched:
+            state = getattr(batched, "state", None)
+            if state is None or getattr(state, "session", False) is not None:
+                return None  # not the kombu batch this knows
+            state.session = capture  # kombu would make its own pipeline batch here: keep the commands instead
+            celery.send_task(PARTITION, producer=producer, **options)
+    commands = capture.commands
+    return commands if commands and all(name in ("lpush", "publish") for name, _ in commands) else None
+
+
+class _Capture:
+    """Stands in for kombu's Redis publish batch (``PublishBatch``): the transport routes
+    and serialises each message as for sending, and hands its final commands to ``add``."""
+
+    def __init__(self, channel: Any) -> None:
+        self.channel = channel
+        self.commands: list[tuple[str, tuple[Any, ...]]] = []
+
+    def publish(self, message: Any, **kwargs: Any) -> Any:
+        return self.channel.basic_publish(message, _publish_batch=self, **kwargs)
+
+    def add(self, name: str, *args: Any) -> None:
+        self.commands.append((name, args))
+
+    def flush(self) -> None:
+        """Nothing to send: the caller sends the commands."""
+
+    def discard(self) -> None:
+        self.commands.clear()
+
+    def close(self) -> None:
+        """Nothing held."""
 
 
 def send_resume(celery: Celery, job_id: str, template: str, queue: str, deadline: float) -> str:

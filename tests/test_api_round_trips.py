@@ -125,14 +125,14 @@ def test_reading_a_job_counts_against_the_keys_limit(private_redis):
     assert job_id not in refused.text
 
 
-def test_submitting_a_job_costs_three_round_trips(private_redis, monkeypatch):
+def test_submitting_a_job_costs_two_round_trips(private_redis, monkeypatch):
     app = make_app(private_redis)
     token = token_of(app, private_redis, "trips-f")
     assert call(app, "POST", "/v1/jobs", token, SQUARES).status_code == 201  # scripts loaded, queue declared
     trips = RoundTrips(monkeypatch)
     answer, cost = trips.of(lambda: call(app, "POST", "/v1/jobs", token, SQUARES))
     assert answer.status_code == 201 and answer.json()["state"] == "queued", answer.text
-    assert cost == 3  # the token and rate count; the record; the partition task with its task-sent event
+    assert cost == 2  # the token and rate count; the record with the partition task and its task-sent event
 
 
 def test_a_submits_answer_is_the_record_as_stored(private_redis):
