@@ -84,3 +84,16 @@ def test_with_the_broker_elsewhere_the_task_goes_to_the_broker_after_the_record(
     (task_id,) = client.store.tasks(job.id)
     assert task_id in queued_ids(broker) and task_id not in queued_ids(store)
     assert job.status().state is JobState.QUEUED
+
+
+def test_a_replayed_create_transaction_sends_the_task_once(redis_pair):
+    url = redis_pair[0]
+    client = client_on(url, url, "send-replay")
+    job = client.submit("squares", params=SQUARES)
+    (task_id,) = client.store.tasks(job.id)
+    raw = redis.Redis.from_url(url)
+    (message,) = [m for m in raw.lrange(QUEUE, 0, -1) if body_of(m)[1]["id"] == task_id]
+    record = {**client.store.fields(job.id, *job.status().model_dump()), "id": job.id}
+    # what redis_connect's retry does when a transaction's reply was lost: the same writes again
+    client.store.create(record, expire_seconds=60, tasks=[task_id], send=[("lpush", (QUEUE, message))])
+    assert queued_ids(url).count(task_id) == 1

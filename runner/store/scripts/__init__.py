@@ -355,10 +355,11 @@ return out
 # message, then channel, message pairs to publish. Run last in the transaction that writes
 # a new job (``jobs.create(..., send=...)``), after the quota's check: sends its partition
 # task (and Celery's task-sent event) only if the record is still there, i.e. the job was
-# admitted. A replay pushes the task again under its own id; like any redelivered task, it
-# finds its job claimed and does nothing. Returns 1 if sent, 0 if not.
+# admitted. The record's ``partition_sent`` makes a replay safe: a transaction retried
+# after its reply was lost sends nothing twice. Returns 1 if sent, 0 if not.
 SEND_IF_ADMITTED = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('HSETNX', KEYS[1], 'partition_sent', 'true') == 0 then return 0 end
 for i = 2, #KEYS do redis.call('LPUSH', KEYS[i], ARGV[i - 1]) end
 local i = #KEYS
 while i < #ARGV do
