@@ -12,6 +12,7 @@ cancel is seen.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,11 +54,17 @@ class Batch:
                  skip: set[int] | None = None) -> None:
         self.spec, self.start, self.stop, self.deadline = spec, start, stop, deadline
         self.skip = skip or set()
-        self.checked_at = time.monotonic()  # the job's state was read just now (begin_batch)
         self.done = kept_results(spec.template.function("assembler"))
         self.outcome = Outcome()
         self.ctx = job_context(spec, "app")
-        self.yield_check_at = time.monotonic() if runtime.settings().fair_share else None
+        now = time.monotonic()
+        # when each between-pieces duty is next due (monotonic); pieces compare one clock
+        # reading with the earliest (``next_check``), so a tiny piece pays one comparison
+        self.deadline_at = now + (deadline - time.time())  # past it the watchdog ends the job
+        self.state_at = now + STATE_CHECK_SECONDS  # the state was read just now (begin_batch)
+        self.flush_at = now + FLUSH_SECONDS
+        self.yield_at = now + YIELD_CHECK_SECONDS if runtime.settings().fair_share else math.inf
+        self.next_check = min(self.deadline_at, self.state_at, self.flush_at, self.yield_at)
 
     def run(self) -> Outcome:
         try:
@@ -69,61 +76,66 @@ class Batch:
         return self.outcome
 
     def _run_pieces(self) -> bool:
-        """Run the pieces; returns whether the batch got to its end (no failure, no stop)."""
+        """Run the pieces; returns whether the batch got to its end (no failure, no stop).
+        One clock reading per piece times it, arms its limit and tells whether a duty
+        between pieces is due (:meth:`_between`)."""
         app, storages, job_id = self.spec.template.function("app").fn, runtime.storages(), self.spec.job_id
         pieces = runtime.store().pieces.load_pieces(job_id, self.start, self.stop, lambda: _piece_function(job_id))
-        last_flush = time.monotonic()
+        outcome, ctx, done, skip = self.outcome, self.ctx, self.done, self.skip
         with piece_timer(self.spec.task_timeout, HARD_LIMIT_GRACE) as timer:
+            now = time.monotonic()
             for index, piece in enumerate(pieces, self.start):
-                if index in self.skip:
+                if index in skip:
                     continue
-                if not self._job_goes_on():
-                    return True
-                timer.arm()
-                began = time.perf_counter()
+                if now >= self.next_check:
+                    stop = self._between(now, index)
+                    if stop is not None:
+                        return stop
+                timer.arm(now)
                 try:
-                    value = app(resolve(piece, storages), self.ctx.with_piece(index))
+                    value = app(resolve(piece, storages), ctx.with_piece(index))
                     timer.disarm()
-                    self.outcome.app_seconds += time.perf_counter() - began
-                    self.done.add(index, value)
+                    done.add(index, value)
                 except (Exception, PieceTimeLimitExceeded) as exc:
                     timer.disarm()
-                    close(self.ctx)
+                    close(ctx)
                     self._flush()
-                    self.outcome.failed, self.outcome.ran = (index, exc), 0
+                    outcome.failed, outcome.ran = (index, exc), 0
                     return False
-                self.outcome.ran += 1
-                self.ctx.close_piece()
-                if time.monotonic() - last_flush >= FLUSH_SECONDS:
-                    flush_records(self.ctx)
-                    last_flush = time.monotonic()
-                    if not self._flush() or self.outcome.completes_job:
-                        return False
-                if index + 1 < self.stop and self._newcomer_waits():
-                    self.outcome.yielded_from = index + 1
-                    return True
+                ended = time.monotonic()
+                outcome.app_seconds += ended - now
+                outcome.ran += 1
+                ctx.close_piece()
+                now = ended
         return True
 
-    def _newcomer_waits(self) -> bool:
-        """Under fair share, whether a task waits on the control queue — a newly submitted
-        job's partition, most often: the batch then stops after this piece and gives the
-        rest back (``workers/tasks.py``), so the newcomer starts within about
-        ``YIELD_CHECK_SECONDS`` instead of after this whole batch. Looked at every
-        ``YIELD_CHECK_SECONDS`` (one read of the broker's queue length)."""
-        if self.yield_check_at is None or time.monotonic() - self.yield_check_at < YIELD_CHECK_SECONDS:
-            return False
-        self.yield_check_at = time.monotonic()
-        settings = runtime.settings()
-        return runtime.store().broker(settings.broker_url).depth(settings.control_queue) > 0
-
-    def _job_goes_on(self) -> bool:
-        if time.time() >= self.deadline:
-            return False  # the watchdog is ending the job; start nothing more
-        if time.monotonic() - self.checked_at < STATE_CHECK_SECONDS:
-            return True
-        self.checked_at = time.monotonic()
-        state = runtime.store().jobs.state(self.spec.job_id)
-        return state is not None and not state.is_final
+    def _between(self, now: float, index: int) -> bool | None:
+        """The duties due before piece ``index``: stop at the deadline; read the job's state
+        every ``STATE_CHECK_SECONDS`` (stop when it ended); flush every ``FLUSH_SECONDS``;
+        under fair share, every ``YIELD_CHECK_SECONDS``, stop for a newcomer waiting on the
+        control queue (a newly submitted job's partition, most often) and give the rest
+        back (``workers/tasks.py``), so it starts within about that long instead of after
+        this whole batch. Returns what :meth:`_run_pieces` returns, or None to go on."""
+        if now >= self.deadline_at:
+            return True  # the watchdog is ending the job; start nothing more
+        store, settings = runtime.store(), runtime.settings()
+        if now >= self.state_at:
+            self.state_at = now + STATE_CHECK_SECONDS
+            state = store.jobs.state(self.spec.job_id)
+            if state is None or state.is_final:
+                return True
+        if now >= self.flush_at:
+            self.flush_at = now + FLUSH_SECONDS
+            flush_records(self.ctx)
+            if not self._flush() or self.outcome.completes_job:
+                return False
+        if now >= self.yield_at:
+            self.yield_at = now + YIELD_CHECK_SECONDS
+            if self.outcome.ran and store.broker(settings.broker_url).depth(settings.control_queue) > 0:
+                self.outcome.yielded_from = index
+                return True
+        self.next_check = min(self.deadline_at, self.state_at, self.flush_at, self.yield_at)
+        return None
 
     def _flush(self, finished: bool = False) -> bool:
         """Record the results so far, noting whether they were the job's last. Returns
