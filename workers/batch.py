@@ -45,6 +45,7 @@ class Outcome:
     refused: bool = False  # a range it flushed overlapped one already recorded by another run
     failed: tuple[int, BaseException] | None = None  # the piece whose app call raised, and what
     yielded_from: int | None = None  # stopped early for a newcomer: the pieces from here on go back (fair share)
+    control_clear_at: float | None = None  # when (monotonic) the batch last found no task waiting on the control queue
 
 
 class Batch:
@@ -134,6 +135,7 @@ class Batch:
             if self.outcome.ran and store.broker(settings.broker_url).depth(settings.control_queue) > 0:
                 self.outcome.yielded_from = index
                 return True
+            self.outcome.control_clear_at = now
         self.next_check = min(self.deadline_at, self.state_at, self.flush_at, self.yield_at)
         return None
 
