@@ -111,6 +111,8 @@ local function size_of(m, seconds, span, room)
     if known then
       local least = math.max(1, math.min(max_batch, math.floor(least_seconds / seconds + 0.5)))
       size = math.max(least, math.min(size, math.max(1, math.floor(most_seconds / seconds))))
+      -- a rest under half the floor would run alone at the very end, its peers idle: take it now
+      if tonumber(m.left) - size < least / 2 then size = tonumber(m.left) end
     else
       size = math.min(size, probe)
     end
