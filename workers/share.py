@@ -85,7 +85,8 @@ def _send(handouts: list[Handout]) -> None:
     for (job_id, round_, deadline), batches in by_job.items():
         spec, _ = runtime.job_facts(job_id)
         if spec is not None:  # else the job is gone: its leases find it so and drop the batches
-            job_canvas(spec, batches, deadline, round_)[0].apply_async()
+            canvas = job_canvas(spec, batches, deadline, round_)[0]
+            (canvas.tasks[0] if len(batches) == 1 else canvas).apply_async()  # a group of one costs 0.15 ms more
 
 
 _processes: dict[str, tuple[float, int]] = {}  # queue -> (when counted, processes serving it)
