@@ -5,14 +5,14 @@ were the job's last, retrying a failed piece — is the pipeline's next step
 (``workers/tasks.py``), decided from the :class:`Outcome` it returns.
 
 Between pieces it stops when the job has ended: at once when the deadline has passed
-(known from the start), and within ``STATE_CHECK_SECONDS`` of a cancel or a failure. A
-long batch flushes every ``FLUSH_SECONDS``: progress shows, a re-run redoes less, and a
-cancel is seen.
+(known from the start), and within about ``STATE_SECONDS`` of a cancel or a failure, as
+the lookout thread (``workers/lookout.py``) reads it; under fair share it also stops for
+a newcomer the lookout sees waiting. A long batch flushes every ``FLUSH_SECONDS``:
+progress shows, a re-run redoes less, and a cancel is seen.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,17 +22,15 @@ from typing import Any
 from runner.models import JobState
 from runner.partial import Tolerance
 from runner.pieces import Generated, resolve
-from workers import runtime
+from workers import lookout, runtime
 from workers.canvas import HARD_LIMIT_GRACE
 from workers.context import close, flush_records, job_context
 from workers.fold import kept_results
 from workers.limits import PieceTimeLimitExceeded, piece_timer
 
-__all__ = ["Batch", "Outcome", "FLUSH_SECONDS", "STATE_CHECK_SECONDS", "YIELD_CHECK_SECONDS"]
+__all__ = ["Batch", "Outcome", "FLUSH_SECONDS"]
 
 FLUSH_SECONDS = 0.5  # how often a long batch publishes results (progress, less redo, sees cancel)
-STATE_CHECK_SECONDS = 0.05  # how stale a batch's idea of its job's state may be before a piece starts
-YIELD_CHECK_SECONDS = 0.02  # under fair share, how often a batch looks for a newly arrived job waiting
 
 
 @dataclass
@@ -59,13 +57,16 @@ class Batch:
         self.outcome = Outcome()
         self.ctx = job_context(spec, "app")
         now = time.monotonic()
-        # when each between-pieces duty is next due (monotonic); pieces compare one clock
-        # reading with the earliest (``next_check``), so a tiny piece pays one comparison
+        # when a duty between pieces is next due (monotonic): pieces compare one clock
+        # reading with the earliest (``next_check``), which the lookout sets to 0 (``poke``)
         self.deadline_at = now + (deadline - time.time())  # past it the watchdog ends the job
-        self.state_at = now + STATE_CHECK_SECONDS  # the state was read just now (begin_batch)
         self.flush_at = now + FLUSH_SECONDS
-        self.yield_at = now + YIELD_CHECK_SECONDS if runtime.settings().fair_share else math.inf
-        self.next_check = min(self.deadline_at, self.state_at, self.flush_at, self.yield_at)
+        self.next_check = min(self.deadline_at, self.flush_at)
+        self.watch: lookout.Watch | None = None
+
+    def poke(self) -> None:
+        """The lookout found something: the next comparison between pieces looks."""
+        self.next_check = 0.0
 
     def run(self) -> Outcome:
         try:
@@ -74,6 +75,8 @@ class Batch:
                 self._flush(finished=True)
         finally:
             flush_records(self.ctx)  # on every ending, the job's own (cancel, timeout) included
+        if self.watch is not None:
+            self.outcome.control_clear_at = self.watch.clear_at
         return self.outcome
 
     def _run_pieces(self) -> bool:
@@ -83,7 +86,9 @@ class Batch:
         app, storages, job_id = self.spec.template.function("app").fn, runtime.storages(), self.spec.job_id
         pieces = runtime.store().pieces.load_pieces(job_id, self.start, self.stop, lambda: _piece_function(job_id))
         outcome, ctx, done, skip = self.outcome, self.ctx, self.done, self.skip
-        with piece_timer(self.spec.task_timeout, HARD_LIMIT_GRACE) as timer:
+        fair = runtime.settings().fair_share
+        with (lookout.watching(job_id, fair, self.poke) as self.watch,
+              piece_timer(self.spec.task_timeout, HARD_LIMIT_GRACE) as timer):
             now = time.monotonic()
             for index, piece in enumerate(pieces, self.start):
                 if index in skip:
@@ -111,32 +116,26 @@ class Batch:
         return True
 
     def _between(self, now: float, index: int) -> bool | None:
-        """The duties due before piece ``index``: stop at the deadline; read the job's state
-        every ``STATE_CHECK_SECONDS`` (stop when it ended); flush every ``FLUSH_SECONDS``;
-        under fair share, every ``YIELD_CHECK_SECONDS``, stop for a newcomer waiting on the
-        control queue (a newly submitted job's partition, most often) and give the rest
-        back (``workers/tasks.py``), so it starts within about that long instead of after
-        this whole batch. Returns what :meth:`_run_pieces` returns, or None to go on."""
+        """The duties due before piece ``index``: stop at the deadline; flush every
+        ``FLUSH_SECONDS``; stop when the lookout saw the job end, or (a piece run first) a
+        newcomer waiting: the rest goes back (``workers/tasks.py``). Returns what
+        :meth:`_run_pieces` returns, or None to go on."""
         if now >= self.deadline_at:
             return True  # the watchdog is ending the job; start nothing more
-        store, settings = runtime.store(), runtime.settings()
-        if now >= self.state_at:
-            self.state_at = now + STATE_CHECK_SECONDS
-            state = store.jobs.state(self.spec.job_id)
-            if state is None or state.is_final:
-                return True
         if now >= self.flush_at:
             self.flush_at = now + FLUSH_SECONDS
             flush_records(self.ctx)
             if not self._flush() or self.outcome.completes_job:
                 return False
-        if now >= self.yield_at:
-            self.yield_at = now + YIELD_CHECK_SECONDS
-            if self.outcome.ran and store.broker(settings.broker_url).depth(settings.control_queue) > 0:
+        self.next_check = min(self.deadline_at, self.flush_at)  # before the flags: a poke after stays
+        watch = self.watch
+        if watch is not None and watch.ended:
+            return True
+        if watch is not None and watch.newcomer:
+            if self.outcome.ran:
                 self.outcome.yielded_from = index
                 return True
-            self.outcome.control_clear_at = now
-        self.next_check = min(self.deadline_at, self.state_at, self.flush_at, self.yield_at)
+            self.next_check = 0.0  # nothing run yet: yield after this piece
         return None
 
     def _flush(self, finished: bool = False) -> bool:

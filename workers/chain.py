@@ -12,7 +12,7 @@ as the app task it would have been — its own task id, lease, events and hard l
   spec, its cancel watch and its template are that task's, not this process's);
 - no task waits on the control queue (a newly submitted job's partition must not wait
   behind a chain of batches), read once per batch (the batch's own last reading when
-  it is under ``YIELD_CHECK_SECONDS`` old);
+  it is under ``NEWCOMER_SECONDS`` old);
 - the hard time limit of the Celery task this process runs still covers the whole next
   batch — every piece's soft limit and grace (:func:`workers.canvas.batch_time_limit`) —
   so a batch run here keeps every limit it would have had in its own message. The batch
@@ -30,7 +30,7 @@ import time
 from typing import Any
 
 from workers import inline, runtime, stopper
-from workers.batch import YIELD_CHECK_SECONDS
+from workers.lookout import NEWCOMER_SECONDS
 from workers.canvas import HARD_LIMIT_GRACE
 
 __all__ = ["fit", "LIMIT_MARGIN"]
@@ -42,7 +42,7 @@ def fit(outer: Any, spec: runtime.JobSpec, clear_at: float | None = None) -> int
     """Pieces of ``spec``'s job the next batch run here may carry — 0 when this process
     must not run one: inline stages off, its Celery task's hard limit (``outer``'s) too
     close, or a task waiting on the control queue (one read of its length, unless the
-    batch that ends found the queue empty less than ``YIELD_CHECK_SECONDS`` ago, at
+    batch that ends found the queue empty less than ``NEWCOMER_SECONDS`` ago, at
     ``clear_at``: a newcomer arriving since is seen by the next batch as soon as it
     would have been by this one)."""
     settings = runtime.settings()
@@ -53,7 +53,7 @@ def fit(outer: Any, spec: runtime.JobSpec, clear_at: float | None = None) -> int
     pieces = min(float(settings.max_batch), (room - HARD_LIMIT_GRACE) / (spec.task_timeout + HARD_LIMIT_GRACE))
     if pieces < 1:
         return 0
-    seen_clear = clear_at is not None and time.monotonic() - clear_at < YIELD_CHECK_SECONDS
+    seen_clear = clear_at is not None and time.monotonic() - clear_at < NEWCOMER_SECONDS
     if not seen_clear and runtime.store().broker(settings.broker_url).depth(settings.control_queue) > 0:
         return 0
     return int(pieces)
