@@ -4,15 +4,17 @@ A batch only runs pieces and records results; what follows — assembling when i
 were the job's last, retrying a failed piece — is the pipeline's next step
 (``workers/tasks.py``), decided from the :class:`Outcome` it returns.
 
-Between pieces it stops when the job has ended: at once when the deadline has passed
-(known from the start), and within about ``STATE_SECONDS`` of a cancel or a failure, as
-the lookout thread (``workers/lookout.py``) reads it; under fair share it also stops for
-a newcomer the lookout sees waiting. A long batch flushes every ``FLUSH_SECONDS``:
+Between pieces it stops at once when the deadline has passed (known from the start), and
+under fair share, for a newcomer waiting on the control queue, as the worker's main
+process last saw it (``workers/lookout.py``: no round trip between pieces). A job that
+ended meanwhile (a cancel, a piece failed elsewhere) stops it through the stopper
+(``workers/stopper.py``) and its flushes. A long batch flushes every ``FLUSH_SECONDS``:
 progress shows, a re-run redoes less, and a cancel is seen.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,7 +45,6 @@ class Outcome:
     refused: bool = False  # a range it flushed overlapped one already recorded by another run
     failed: tuple[int, BaseException] | None = None  # the piece whose app call raised, and what
     yielded_from: int | None = None  # stopped early for a newcomer: the pieces from here on go back (fair share)
-    control_clear_at: float | None = None  # when (monotonic) the batch last found no task waiting on the control queue
 
 
 class Batch:
@@ -58,15 +59,11 @@ class Batch:
         self.ctx = job_context(spec, "app")
         now = time.monotonic()
         # when a duty between pieces is next due (monotonic): pieces compare one clock
-        # reading with the earliest (``next_check``), which the lookout sets to 0 (``poke``)
+        # reading with the earliest (``next_check``)
         self.deadline_at = now + (deadline - time.time())  # past it the watchdog ends the job
         self.flush_at = now + FLUSH_SECONDS
-        self.next_check = min(self.deadline_at, self.flush_at)
-        self.watch: lookout.Watch | None = None
-
-    def poke(self) -> None:
-        """The lookout found something: the next comparison between pieces looks."""
-        self.next_check = 0.0
+        self.newcomer_at = now + lookout.NEWCOMER_SECONDS if runtime.settings().fair_share else math.inf
+        self.next_check = min(self.deadline_at, self.flush_at, self.newcomer_at)
 
     def run(self) -> Outcome:
         try:
@@ -75,8 +72,6 @@ class Batch:
                 self._flush(finished=True)
         finally:
             flush_records(self.ctx)  # on every ending, the job's own (cancel, timeout) included
-        if self.watch is not None:
-            self.outcome.control_clear_at = self.watch.clear_at
         return self.outcome
 
     def _run_pieces(self) -> bool:
@@ -86,9 +81,7 @@ class Batch:
         app, storages, job_id = self.spec.template.function("app").fn, runtime.storages(), self.spec.job_id
         pieces = runtime.store().pieces.load_pieces(job_id, self.start, self.stop, lambda: _piece_function(job_id))
         outcome, ctx, done, skip = self.outcome, self.ctx, self.done, self.skip
-        fair = runtime.settings().fair_share
-        with (lookout.watching(job_id, fair, self.poke) as self.watch,
-              piece_timer(self.spec.task_timeout, HARD_LIMIT_GRACE) as timer):
+        with piece_timer(self.spec.task_timeout, HARD_LIMIT_GRACE) as timer:
             now = time.monotonic()
             for index, piece in enumerate(pieces, self.start):
                 if index in skip:
@@ -117,8 +110,8 @@ class Batch:
 
     def _between(self, now: float, index: int) -> bool | None:
         """The duties due before piece ``index``: stop at the deadline; flush every
-        ``FLUSH_SECONDS``; stop when the lookout saw the job end, or (a piece run first) a
-        newcomer waiting: the rest goes back (``workers/tasks.py``). Returns what
+        ``FLUSH_SECONDS``; every ``NEWCOMER_SECONDS``, once a piece ran, stop when a
+        newcomer waits: the rest goes back (``workers/tasks.py``). Returns what
         :meth:`_run_pieces` returns, or None to go on."""
         if now >= self.deadline_at:
             return True  # the watchdog is ending the job; start nothing more
@@ -127,15 +120,12 @@ class Batch:
             flush_records(self.ctx)
             if not self._flush() or self.outcome.completes_job:
                 return False
-        self.next_check = min(self.deadline_at, self.flush_at)  # before the flags: a poke after stays
-        watch = self.watch
-        if watch is not None and watch.ended:
-            return True
-        if watch is not None and watch.newcomer:
-            if self.outcome.ran:
+        if now >= self.newcomer_at and self.outcome.ran:
+            self.newcomer_at = now + lookout.NEWCOMER_SECONDS
+            if lookout.newcomer_waits(now):
                 self.outcome.yielded_from = index
                 return True
-            self.next_check = 0.0  # nothing run yet: yield after this piece
+        self.next_check = min(self.deadline_at, self.flush_at, self.newcomer_at)
         return None
 
     def _flush(self, finished: bool = False) -> bool:

@@ -38,7 +38,7 @@ from runner.models import WorkerInfo
 from runner.redis_connect import require_reachable
 from runner.registry import add_template_loader, load_plugins, templates
 from runner.store import StatusStore
-from workers import leases, runtime
+from workers import leases, lookout, runtime
 from workers.routing import local_templates, template_queues
 from workers.tasks import register_tasks
 from workers.watchdog import start_watchdog
@@ -182,6 +182,8 @@ def _start_background(sender: Any = None, **_: Any) -> None:
 
     threading.Thread(target=beat, name="runner-heartbeat", daemon=True).start()
     _background.append(start_watchdog(sender.app, _stopping))
+    if runtime.settings().fair_share:
+        lookout.start(_stopping)  # before the pool's processes run batches: they read what it sees
 
 
 @worker_shutting_down.connect
