@@ -25,7 +25,7 @@ from typing import Any
 from runner import guards, job_fields, joblog
 from runner.catalog import TemplateInfo, find_template
 from runner.checks import check_destination, check_source, param_warnings
-from runner.dispatch import send_partition, send_partitions, send_resume
+from runner.dispatch import partition_commands, partition_commands_many, send_partition, send_partitions, send_resume
 from runner.errors import IllegalTransition, InvalidParams, QuotaExceeded, SourceError, TemplateNotFound
 from runner.fleet import check_worker_roots, start_hint, unserved_queues
 from runner.lifecycle import Services, end_job
@@ -174,11 +174,13 @@ def admit_record(services: Services, org: str, request: JobRequest, *, draft: bo
         record["state"] = JobState.DRAFT.value
         services.store.create(record, expire_seconds=record["retention_hours"] * 3600)
         return record
-    job = _queued_job(services, org, checked, record, who)  # over max_queued_jobs: QuotaExceeded, nothing kept
+    job = _queued_job(services, org, checked, record, who, {})  # over max_queued_jobs: QuotaExceeded, nothing kept
+    job.send = _send_commands(services, record["id"], checked.template.ref, record["deadline"], job.tasks[0])
     services.store.org_quotas.entered(org, services.store.create(
         record, expire_seconds=job.expire_seconds, deadline=job.deadline, tasks=job.tasks, logs=job.logs,
-        then=job.then))
-    _send(services, record["id"], checked.template.ref, record["deadline"], job.tasks[0])
+        then=job.then, send=job.send))
+    if job.send is None:
+        _send(services, record["id"], checked.template.ref, record["deadline"], job.tasks[0])
     return record
 
 
@@ -195,10 +197,9 @@ class Admission:
 def admit_many(services: Services, admissions: list[Admission]) -> list[str | Exception]:
     """:func:`admit` of many jobs (a scheduler sweep's firings), each answered by its id or
     its own error, the others going on: each checked alone, every record written in one
-    transaction, every partition task published through one producer (one pipelined
-    round trip where kombu batches publishes). If the broker cannot take them, each
-    job ends ``failed`` and answers the error: the batch's delivery is uncertain, and a
-    partition task sent twice could run twice."""
+    transaction — with its partition task when the broker is the store's Redis, else the
+    tasks published after it through one producer (``dispatch.send_partitions``). If
+    the broker cannot take those, each such job ends ``failed`` and answers the error."""
     answers: list[str | Exception] = [RuntimeError("not admitted")] * len(admissions)
     jobs: dict[int, tuple[NewJob, str]] = {}
     unserved: dict[str, list[str]] = {}  # each queue's warnings, read once for the whole batch
@@ -210,27 +211,31 @@ def admit_many(services: Services, admissions: list[Admission]) -> list[str | Ex
             jobs[i] = (_queued_job(services, item.org, checked, record, item.who, unserved), checked.template.ref)
         except Exception as exc:  # this job's answer; the others go on
             answers[i] = exc
+    tasks = [(job.record["id"], ref, job.record["deadline"], job.tasks[0]) for job, ref in jobs.values()]
+    if services.settings.broker_url == services.settings.status_store_url and tasks:  # the tasks ride along
+        sends = partition_commands_many(services.celery, services.settings.control_queue, tasks) or [None] * len(tasks)
+        for (job, _), send in zip(jobs.values(), sends):
+            job.send = send
     try:
         replies = services.store.jobs.create_many([job for job, _ in jobs.values()])
     except Exception as exc:
         return [exc if i in jobs else answer for i, answer in enumerate(answers)]
-    sent = []
+    unsent = []
     for (i, (job, ref)), reply in zip(jobs.items(), replies):
         try:
             services.store.org_quotas.entered(job.record["org"], reply)
-            sent.append((i, job, ref))
-        except QuotaExceeded as exc:  # the quota's script deleted what its transaction wrote
+            answers[i] = job.record["id"]
+            if job.send is None:
+                unsent.append((i, job, ref))
+        except QuotaExceeded as exc:  # the quota's script deleted what its transaction wrote (and sent nothing)
             answers[i] = exc
     try:
         send_partitions(services.celery, services.settings.control_queue,
-                        [(job.record["id"], ref, job.record["deadline"], job.tasks[0]) for _, job, ref in sent])
+                        [(job.record["id"], ref, job.record["deadline"], job.tasks[0]) for _, job, ref in unsent])
     except Exception as exc:
-        for i, job, _ in sent:
+        for i, job, _ in unsent:
             _broker_failed(services, job.record["id"], exc)
             answers[i] = exc
-        return answers
-    for i, job, _ in sent:
-        answers[i] = job.record["id"]
     return answers
 
 
@@ -340,11 +345,10 @@ def _merged(status: Any, changes: JobRequest) -> JobRequest:
 
 
 def _queued_job(services: Services, org: str, checked: Checked, record: dict[str, Any], who: str | None,
-                unserved: dict[str, list[str]] | None = None) -> NewJob:
+                unserved: dict[str, list[str]]) -> NewJob:
     """The record made ready to queue (warnings, deadline) and what its transaction writes
     with it: its partition task's id, the "queued by" line, the org's queued-jobs quota.
     ``unserved``: the queue warnings a batch already read, by queue (filled here)."""
-    unserved = {} if unserved is None else unserved
     if record["queue"] not in unserved:
         unserved[record["queue"]] = _queue_warnings(services, record["queue"])
     record["warnings"] = [*record.get("warnings", []), *unserved[record["queue"]],
@@ -364,6 +368,19 @@ def _queue_warnings(services: Services, queue: str) -> list[str]:
     control, default = services.settings.control_queue, services.settings.default_queue
     return [f"no live worker consumes queue {q!r}: the job waits until one starts ({start_hint(q, control, default)})"
             for q in unserved_queues(services.store, [control, queue])]
+
+
+def _send_commands(services: Services, job_id: str, template: str, deadline: float,
+                   task_id: str) -> list[tuple[str, tuple[Any, ...]]] | None:
+    """The broker commands that send the job's partition task, for the transaction that
+    writes its record — when the broker is the store's Redis (the usual deployment): then
+    the task is queued exactly when the job is, in the same round trip. ``None`` when the
+    broker is elsewhere (or kombu cannot say): the task is sent after the record, by
+    :func:`_send`."""
+    settings = services.settings
+    if settings.broker_url != settings.status_store_url:
+        return None
+    return partition_commands(services.celery, job_id, template, settings.control_queue, deadline, task_id)
 
 
 def _send(services: Services, job_id: str, template: str, deadline: float, task_id: str) -> None:

@@ -8,6 +8,7 @@ transport settings can never drift apart between a client and the fleet.
 from __future__ import annotations
 
 import secrets
+import uuid
 from contextlib import nullcontext
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -21,8 +22,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PARTITION", "APP", "ASSEMBLE", "RESUME", "TASKS",
-    "celery_config", "make_celery", "send_partition", "send_partitions", "send_resume", "send_assemble",
-    "assemble_task_id", "resend",
+    "celery_config", "make_celery", "send_partition", "send_partitions", "partition_commands",
+    "partition_commands_many", "send_resume", "send_assemble", "assemble_task_id", "resend",
     "stop_tasks", "template_queue",
 ]
 
@@ -125,39 +126,146 @@ def send_partition(celery: Celery, job_id: str, template: str, queue: str, deadl
     Arguments are positional and short (job id first) so Flower's truncated argument
     column always shows which job a task belongs to.
     """
-    return _partition(celery, job_id, template, queue, deadline, task_id)
+    return _send_batched(celery, PARTITION, [job_id, template], queue, deadline, task_id)
+
+
+def partition_commands(celery: Celery, job_id: str, template: str, queue: str, deadline: float,
+                       task_id: str) -> list[tuple[str, tuple[Any, ...]]] | None:
+    """What :func:`send_partition` would send the broker, as Redis commands, without
+    sending them: the task message's ``LPUSH`` and its ``task-sent`` event's ``PUBLISH``,
+    built by Celery and kombu exactly as they send them. Admission puts them in the
+    transaction that writes the job (when the broker is the store's Redis), so a submit
+    costs one round trip less and the task exists exactly when its record does. ``None``
+    when this kombu or transport cannot hand them over (no producer batches, a key prefix
+    it adds in its client): the caller then sends the task itself."""
+    found = partition_commands_many(celery, queue, [(job_id, template, deadline, task_id)])
+    return found[0] if found else None
+
+
+def partition_commands_many(celery: Celery, queue: str, tasks: list[tuple[str, str, float, str]],
+                            ) -> list[list[tuple[str, tuple[Any, ...]]]] | None:
+    """:func:`partition_commands` of many jobs' partition tasks, ``(job id, template,
+    deadline, task id)`` each, through one producer (a scheduler sweep's batch): each
+    task's commands, in order, or ``None`` as :func:`partition_commands` says."""
+    if celery.conf.broker_transport_options.get("global_keyprefix"):
+        return None
+    with celery.producer_or_acquire() as producer:
+        batch = getattr(producer, "batch", None)
+        if batch is None or not producer.supports_batch_publish:
+            return None
+        capture = _Capture(producer.channel)
+        found: list[list[tuple[str, tuple[Any, ...]]]] = []
+        with batch() as batched:
+            state = getattr(batched, "state", None)
+            if state is None or getattr(state, "session", False) is not None:
+                return None  # not the kombu batch this knows
+            state.session = capture  # kombu would make its own pipeline batch here: keep the commands instead
+            for n, (job_id, template, deadline, task_id) in enumerate(tasks):
+                capture.commands = []
+                celery.send_task(PARTITION, producer=producer, **_partition_options(job_id, template, queue, deadline,
+                                                                                    task_id, first=n == 0))
+                found.append(capture.commands)
+    if not all(commands and all(name in ("lpush", "publish") for name, _ in commands) for commands in found):
+        return None
+    return found
 
 
 def send_partitions(celery: Celery, queue: str, tasks: list[tuple[str, str, float, str]]) -> None:
     """Queue many jobs' partition tasks, ``(job id, template, deadline, task id)`` each,
     through one producer: where the transport batches publishes (kombu's
     ``Producer.batch``, Redis) every message and its task-sent event go in one pipelined
-    round trip, else one publish each on that producer (no connection acquired per task).
-
-    Raises if the broker cannot take them; a batch's delivery is then uncertain (some
-    may have been queued), so the caller must not simply send them again."""
+    round trip, else one publish each on that producer. If the batch's flush fails, each
+    task is sent again the ordinary way (with Celery's retries), under its own id, as
+    :func:`_send_batched` does; raises if that fails too."""
     if not tasks:
         return
     with celery.producer_or_acquire() as producer:
-        batch = producer.batch(max_size=4 * len(tasks) + 16) if hasattr(producer, "batch") else nullcontext()
-        with batch:
-            for n, (job_id, template, deadline, task_id) in enumerate(tasks):
-                once = {"declare": []} if n else {}  # the first message declares the queue for the rest
-                _partition(celery, job_id, template, queue, deadline, task_id, producer, **once)
+        batch = getattr(producer, "batch", None)
+        try:
+            with batch() if batch is not None else nullcontext():
+                for n, (job_id, template, deadline, task_id) in enumerate(tasks):
+                    celery.send_task(PARTITION, producer=producer,
+                                     **_partition_options(job_id, template, queue, deadline, task_id, first=n == 0))
+            return
+        except _batch_errors():
+            pass  # delivery uncertain: sent again below, each with retries (a second copy finds its job claimed)
+    for job_id, template, deadline, task_id in tasks:
+        _send_batched(celery, PARTITION, [job_id, template], queue, deadline, task_id)
 
 
-def _partition(celery: Celery, job_id: str, template: str, queue: str, deadline: float, task_id: str | None,
-               producer: Any = None, **options: Any) -> str:
-    expires = datetime.fromtimestamp(deadline, tz=timezone.utc)
-    result = celery.send_task(PARTITION, args=[job_id, template], queue=queue, expires=expires, task_id=task_id,
-                              ignore_result=True, producer=producer, **options)
-    return result.id
+def _partition_options(job_id: str, template: str, queue: str, deadline: float, task_id: str,
+                       first: bool = True) -> dict[str, Any]:
+    """A partition task's ``send_task`` options; after a batch's first message its queue
+    is declared already (``declare=[]`` spares kombu the check per message)."""
+    options = {"args": [job_id, template], "queue": queue, "task_id": task_id, "ignore_result": True,
+               "expires": datetime.fromtimestamp(deadline, tz=timezone.utc)}
+    return options if first else {**options, "declare": []}
+
+
+class _Capture:
+    """Stands in for kombu's Redis publish batch (``PublishBatch``): the transport routes
+    and serialises each message as for sending, and hands its final commands to ``add``."""
+
+    def __init__(self, channel: Any) -> None:
+        self.channel = channel
+        self.commands: list[tuple[str, tuple[Any, ...]]] = []
+
+    def publish(self, message: Any, **kwargs: Any) -> Any:
+        return self.channel.basic_publish(message, _publish_batch=self, **kwargs)
+
+    def add(self, name: str, *args: Any) -> None:
+        self.commands.append((name, args))
+
+    def flush(self) -> None:
+        """Nothing to send: the caller sends the commands."""
+
+    def discard(self) -> None:
+        self.commands.clear()
+
+    def close(self) -> None:
+        """Nothing held."""
 
 
 def send_resume(celery: Celery, job_id: str, template: str, queue: str, deadline: float) -> str:
     """Queue a task that re-runs the job's pieces that have no result, then assembles."""
-    expires = datetime.fromtimestamp(deadline, tz=timezone.utc)
-    return celery.send_task(RESUME, args=[job_id, template], queue=queue, expires=expires, ignore_result=True).id
+    return _send_batched(celery, RESUME, [job_id, template], queue, deadline, None)
+
+
+def _send_batched(celery: Celery, name: str, args: list[Any], queue: str, deadline: float,
+                  task_id: str | None) -> str:
+    """Send a task and its ``task-sent`` event (what Flower shows) in ONE round trip: a
+    submit's latency is mostly round trips, and Celery otherwise sends the two apart,
+    each through a Redis client kombu builds for that one publish. Kombu's producer
+    batch (Redis transport, kombu >= 5.7) buffers both in one pipeline; elsewhere the
+    send is Celery's own.
+
+    A batch is flushed once, without Celery's publish retries; if that flush fails the
+    task is sent again the ordinary way, riding out a broker outage as before. Under the
+    same id: should the failed flush have reached Redis after all, the second copy finds
+    its job claimed and does nothing, as any redelivered task does."""
+    task_id = task_id or str(uuid.uuid4())
+    options = {"args": args, "queue": queue, "expires": datetime.fromtimestamp(deadline, tz=timezone.utc),
+               "task_id": task_id, "ignore_result": True}
+    with celery.producer_or_acquire() as producer:
+        batch = getattr(producer, "batch", None)
+        if batch is not None:
+            try:
+                with batch():
+                    celery.send_task(name, producer=producer, **options)
+                return task_id
+            except _batch_errors():
+                pass  # the flush failed: delivery uncertain, sent again below with retries
+    return celery.send_task(name, **options).id
+
+
+@lru_cache(maxsize=1)
+def _batch_errors() -> tuple[type[BaseException], ...]:
+    """What a failed batch flush raises (kombu >= 5.7; none before, which never batches)."""
+    try:
+        from kombu.exceptions import BatchPublishError
+    except ImportError:
+        return ()
+    return (BatchPublishError,)
 
 
 def assemble_task_id(job_id: str) -> str:

@@ -22,7 +22,7 @@ from runner.models import JobState, JobStatus, allowed_sources
 from runner.store.journal import EVENTS_MAXLEN, Journal
 from runner.store.keyspace import Keys
 from runner.store.part import Part, encode, queue_script, status_of
-from runner.store.scripts import TRANSITION
+from runner.store.scripts import SEND_IF_ADMITTED, TRANSITION
 
 __all__ = ["JobRecords", "NewJob"]
 
@@ -39,6 +39,7 @@ class NewJob:
     tasks: list[str] | None = None
     logs: list[dict[str, Any]] | None = None
     then: Callable[[Any], None] | None = None
+    send: list[tuple[str, tuple[Any, ...]]] | None = None  # the partition task's broker commands, if sent here
 
 
 class JobRecords(Part):
@@ -51,13 +52,16 @@ class JobRecords(Part):
 
     def create(self, record: dict[str, Any], expire_seconds: float, deadline: float | None = None,
                tasks: list[str] | None = None, logs: list[dict[str, Any]] | None = None,
-               then: Callable[[Any], None] | None = None) -> Any:
+               then: Callable[[Any], None] | None = None,
+               send: list[tuple[str, tuple[Any, ...]]] | None = None) -> Any:
         """Write a new job record (state ``draft`` or ``queued``) and index it by org; for a
         queued job also its deadline, its first task's id and its first log lines — one
         round trip, before the task is sent. ``then`` adds a last command to the same
         transaction (the org's queued-jobs quota, which may undo the rest); its reply is
-        returned."""
-        return self.create_many([NewJob(record, expire_seconds, deadline, tasks, logs, then)])[0]
+        returned. ``send``: the broker's commands that send the job's partition task
+        (``dispatch.partition_commands``; the broker must be this Redis), run after
+        ``then`` in the same transaction if the job is still there."""
+        return self.create_many([NewJob(record, expire_seconds, deadline, tasks, logs, then, send)])[0]
 
     def create_many(self, jobs: list["NewJob"]) -> list[Any]:
         """:meth:`create` of many jobs in one transaction (a scheduler sweep's firings):
@@ -66,7 +70,7 @@ class JobRecords(Part):
         with self.redis.pipeline() as pipe:
             for job in jobs:
                 self._create_in(pipe, job)
-                ends.append(len(pipe) - 1 if job.then is not None else None)
+                ends.append(len(pipe) - (2 if job.send else 1) if job.then is not None else None)
             replies = pipe.execute()
         return [replies[end] if end is not None else None for end in ends]
 
@@ -88,6 +92,16 @@ class JobRecords(Part):
             pipe.expire(keys.logs_key(job_id), ttl)
         if job.then is not None:
             job.then(pipe)
+        if job.send:
+            self._send_in(pipe, keys.job_key(job_id), job.send)
+
+    @staticmethod
+    def _send_in(pipe: Any, job_key: str, commands: list[tuple[str, tuple[Any, ...]]]) -> None:
+        """Queue ``SEND_IF_ADMITTED`` on ``pipe``: the ``lpush`` and ``publish`` commands."""
+        lists = [args for name, args in commands if name == "lpush"]
+        published = [value for name, args in commands if name == "publish" for value in args]
+        pipe.eval(SEND_IF_ADMITTED, 1 + len(lists), job_key, *(key for key, _ in lists),
+                  *(message for _, message in lists), *published)
 
     def get(self, job_id: str, org: str | None = None) -> JobStatus:
         """The job's record; raises :class:`JobNotFound` if absent or owned by another org."""

@@ -104,10 +104,15 @@ end
 local function size_of(m, seconds, span, room)
   local size = tonumber(m.size)
   if size <= 0 then
-    size = math.ceil(tonumber(m.left) / (2 * workers))
-    if seconds and seconds > 0 then
+    local known = seconds and seconds > 0
+    -- guided self-scheduling: a share of what is left per process, half of it while the
+    -- piece time is unknown; once it is known the floor keeps the tail from going to dust
+    size = math.ceil(tonumber(m.left) / ((known and 1 or 2) * workers))
+    if known then
       local least = math.max(1, math.min(max_batch, math.floor(least_seconds / seconds + 0.5)))
       size = math.max(least, math.min(size, math.max(1, math.floor(most_seconds / seconds))))
+      -- a rest under half the floor would run alone at the very end, its peers idle: take it now
+      if tonumber(m.left) - size < least / 2 then size = tonumber(m.left) end
     else
       size = math.min(size, probe)
     end
