@@ -57,7 +57,8 @@ def sweep(services: Services, now: float | None = None) -> int:
     returns each won schedule's recent jobs), their states (the overlap check), every
     job's record (admission's one transaction for the batch) and the firings' records
     (a definition this process has not seen yet costs one more, once); the batch's
-    partition tasks go to the broker in one more (a pipelined publish). While whole
+    partition tasks ride in the records' transaction when the broker is the store's
+    Redis, else go to the broker in one pipelined publish. While whole
     batches are due (a cron minute may make thousands due at once) the sweep takes the
     next ones, ``FIRE_THREADS`` batches at a time, for up to ``SWEEP_BUDGET`` seconds;
     the other sweepers take batches meanwhile."""
