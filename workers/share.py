@@ -35,16 +35,20 @@ def start(spec: runtime.JobSpec, round_: int, ranges: list[tuple[int, int]], dea
     trip; with ``run_own``, one batch of this job is taken whatever the queue's capacity
     and returned, not sent: the caller runs it in its own process."""
     store, settings = runtime.store(), runtime.settings()
-    lease = member(APP, batch_task_id(spec.job_id, round_, "@S@"), [spec.job_id, spec.template.ref, "@S@", "@E@"])
-    holding = Holding(spec.job_id, spec.queue, spec.org, spec.priority, round_, spec.piece_kind, ranges, deadline,
-                      spec.template.batch_size, lease, deadline - time.time() + spec.retention_hours * 3600)
+    holding = _holding(spec, round_, ranges, deadline)
     slots, processes = capacity(spec.queue)
+    before = (lambda pipe: store.journal.xadd_logs(pipe, spec.job_id, logs)) if logs else None
+    if run_own and len(ranges) == 1:  # a job of one batch is handed out whole, unheld (most small jobs)
+        whole = store.fair_share.take_whole(holding, processes, now=time.time(), batch_seconds=settings.fair_batch_seconds,
+                                            max_batch=settings.max_batch, before=before)
+        if whole:
+            return whole[0]
+        before = None  # its logs went in already
     if run_own:  # this process runs the job's first batch, then its next ones (a chain): no spare needed
         slots = processes
     handouts = store.fair_share.hold_and_take(
         holding, slots, processes, now=time.time(), own=spec.job_id if run_own else None,
-        batch_seconds=settings.fair_batch_seconds, max_batch=settings.max_batch,
-        before=(lambda pipe: store.journal.xadd_logs(pipe, spec.job_id, logs)) if logs else None)
+        batch_seconds=settings.fair_batch_seconds, max_batch=settings.max_batch, before=before)
     return _split(handouts, spec.job_id if run_own else None)
 
 
@@ -57,7 +61,8 @@ def hand_out(queue: str, *, freed: str | None = None, give_back: tuple[str, int,
     returned, not sent: the caller runs it in its own process (``workers/chain.py``)."""
     settings, store = runtime.settings(), runtime.store()
     if give_back is not None and freed is not None:
-        store.fair_share.give_back(queue, give_back[0], freed, give_back[1], give_back[2])
+        if store.fair_share.give_back(queue, give_back[0], freed, give_back[1], give_back[2]) == 2:
+            _hold_rest(give_back[0], give_back[1], give_back[2])  # a job handed out whole: held now
         freed = None
     slots, processes = capacity(queue)
     if keep:  # the batch this process keeps replaces the spare a process would otherwise find waiting
@@ -67,6 +72,23 @@ def hand_out(queue: str, *, freed: str | None = None, give_back: tuple[str, int,
                                      fit=fit if keep else 0)
     fits = keep and handouts and handouts[0].stop - handouts[0].start <= fit
     return _split(handouts, keep if fits else None)
+
+
+def _hold_rest(job_id: str, start: int, stop: int) -> None:
+    """Hold pieces ``start``..``stop`` of a job handed out whole (round 0) whose batch stopped
+    early for a newcomer: from now on it waits in the fair order like any held job."""
+    spec, record = runtime.job_facts(job_id, "deadline")
+    if spec is None:
+        return
+    deadline = float(record["deadline"] or 0)
+    runtime.store().fair_share.hold(_holding(spec, 0, [(start, stop)], deadline))
+
+
+def _holding(spec: runtime.JobSpec, round_: int, ranges: list[tuple[int, int]], deadline: float) -> Holding:
+    """The fair-share facts of the job's round ``round_`` (its ``ranges``) the store holds."""
+    lease = member(APP, batch_task_id(spec.job_id, round_, "@S@"), [spec.job_id, spec.template.ref, "@S@", "@E@"])
+    return Holding(spec.job_id, spec.queue, spec.org, spec.priority, round_, spec.piece_kind, ranges, deadline,
+                   spec.template.batch_size, lease, deadline - time.time() + spec.retention_hours * 3600)
 
 
 def _split(handouts: list[Handout], own: str | None) -> Handout | None:

@@ -46,7 +46,8 @@ class JobRecords(Part):
         returned."""
         job_id, org, ttl, keys = record["id"], record["org"], int(expire_seconds) + 1, self.keys
         with self.redis.pipeline() as pipe:
-            pipe.hset(keys.job_key(job_id), mapping={k: encode(v) for k, v in record.items()})
+            # keys_tracked: the record names the optional keys the job makes (the final move expires those)
+            pipe.hset(keys.job_key(job_id), mapping={**{k: encode(v) for k, v in record.items()}, "keys_tracked": 1})
             pipe.expire(keys.job_key(job_id), ttl)
             pipe.zadd(keys.org_jobs_key(org), {job_id: record["created_at"]})
             pipe.xadd(keys.events_key(job_id), {"type": "state", "state": record["state"]}, maxlen=EVENTS_MAXLEN)
@@ -183,7 +184,7 @@ class JobRecords(Part):
         args: list[Any] = [encode(target.value), EVENTS_MAXLEN, expire, token, line, len(sources), *sources]
         for key, value in fields.items():
             args += [key, encode(value)]
-        keys = self.keys.all_job_keys(job_id)  # job, events, ending, result, logs, the rest
+        keys = self.keys.lifetime_job_keys(job_id)  # job, events, ending, result, logs, the rest
         return (keys if expire else keys[:5] if target.is_final or log_line else keys[:2]), args
 
     @staticmethod

@@ -164,6 +164,6 @@ class Journal(Part):
                 own.execute()
             return
         pipe.zrem(self.keys.deadlines_key(), job_id)
-        if line is not None:
+        if line is not None:  # (a move that logged it gave the logs their lifetime already)
             self.xadd_logs(pipe, job_id, [line])
-        pipe.expire(self.keys.logs_key(job_id), int(keep_seconds) + 1)
+            pipe.expire(self.keys.logs_key(job_id), int(keep_seconds) + 1)

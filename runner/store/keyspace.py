@@ -276,6 +276,16 @@ class Keys:
         """The list kombu's Redis transport keeps a queue's messages in (the queue's name)."""
         return queue
 
+    def lifetime_job_keys(self, job_id: str) -> list[str]:
+        """Every key a job may have, in the order the final move expires them
+        (``scripts.TRANSITION``): the keys every job has, then those it may make."""
+        return [
+            self.job_key(job_id), self.events_key(job_id), self.ending_key(job_id), self.result_key(job_id),
+            self.logs_key(job_id), self.tasks_key(job_id), self.deliveries_key(job_id), self.pieces_key(job_id),
+            self.result_runs_key(job_id), self.ranges_key(job_id), self.failed_key(job_id), self.attempts_key(job_id),
+            self.metrics_key(job_id), self.metric_series_key(job_id), self.results_key(job_id),
+        ]
+
     def all_job_keys(self, job_id: str) -> list[str]:
         """Every key a job may have (deleting or expiring a job covers them all)."""
         return [

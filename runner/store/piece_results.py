@@ -372,8 +372,13 @@ class PieceResults(Part):
         return sorted(int(index) for index in self.redis.hkeys(self.keys.failed_key(job_id)))
 
     def count_attempt(self, job_id: str, index: int) -> int:
-        """Count one more failed attempt of a piece; returns the total so far."""
-        return int(self.redis.hincrby(self.keys.attempts_key(job_id), str(index), 1))
+        """Count one more failed attempt of a piece; returns the total so far. (The record
+        notes the job has attempts: its final move sets their lifetime.)"""
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hincrby(self.keys.attempts_key(job_id), str(index), 1)
+            pipe.hset(self.keys.job_key(job_id), "has_attempts", 1)
+            attempts, _ = pipe.execute()
+        return int(attempts)
 
     def reset_failures(self, job_id: str) -> None:
         """Forget failed pieces and attempt counts (a retry of the failed pieces starts)."""

@@ -19,12 +19,13 @@ of the clock (``HEAD_START`` seconds per step above normal) and gains faster; a 
 starts behind and gains slower, but every pass only grows, so it runs in the end (aging).
 """
 
-__all__ = ["HOLD", "TAKE", "GIVE_BACK", "FORGET", "HEAD_START"]
+__all__ = ["HOLD", "TAKE", "TAKE_WHOLE", "GIVE_BACK", "FORGET", "HEAD_START"]
 
 HEAD_START = 1.0  # seconds of work a job starts ahead of the clock per priority step above normal (5)
 
 _COMMON = """
 local qp, jp, op, pp, leases, records = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local FINAL = {['"completed"'] = true, ['"failed"'] = true, ['"cancelled"'] = true, ['"timed_out"'] = true}
 local function meta(job)
   local raw = redis.call('HGETALL', jp .. job)
   if #raw == 0 then return nil end
@@ -32,12 +33,12 @@ local function meta(job)
   for i = 1, #raw, 2 do m[raw[i]] = raw[i + 1] end
   return m
 end
-local function free(queue_prefix, id)
+local function free(queue_prefix, id, unlisted)
   local value = redis.call('HGET', queue_prefix .. ':inflight', id)
   if not value then return end
   local job, pieces, org = string.match(value, '^(%S+) (%d+) (.+)$')
   redis.call('HDEL', queue_prefix .. ':inflight', id)
-  redis.call('SREM', jp .. job .. ':inflight', id)
+  if not unlisted then redis.call('SREM', jp .. job .. ':inflight', id) end
   if redis.call('DECRBY', op .. org .. ':in_flight', pieces) <= 0 then redis.call('DEL', op .. org .. ':in_flight') end
 end
 local function unlist(queue_prefix, job, org)
@@ -45,6 +46,27 @@ local function unlist(queue_prefix, job, org)
   redis.call('ZREM', jobs, job)
   redis.call('DEL', jp .. job .. ':ranges')
   if redis.call('ZCARD', jobs) == 0 then redis.call('ZREM', queue_prefix .. ':orgs', org) end
+end
+"""
+
+# Guided self-scheduling: a batch takes ``left / (2 × workers)`` pieces — within
+# ``most_seconds`` of work and at least ``least_seconds`` of it once the piece time is known,
+# ``probe`` pieces while it is not — or the template's fixed size; never more than
+# ``max_batch``, the range's ``span`` or the org's ``room``. (Locals ``workers``, ``max_batch``,
+# ``least_seconds``, ``most_seconds``, ``probe`` come from the script using it.)
+_SIZE = """
+local function batch_size(fixed, left, seconds, span, room)
+  local size = fixed
+  if size <= 0 then
+    size = math.ceil(left / (2 * workers))
+    if seconds and seconds > 0 then
+      local least = math.max(1, math.min(max_batch, math.floor(least_seconds / seconds + 0.5)))
+      size = math.max(least, math.min(size, math.max(1, math.floor(most_seconds / seconds))))
+    else
+      size = math.min(size, probe)
+    end
+  end
+  return math.max(1, math.min(size, max_batch, span, room))
 end
 """
 
@@ -91,6 +113,7 @@ TAKE = _COMMON + """
 local now, capacity, freed, own = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local most_seconds, max_batch, least_seconds = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local probe, workers, default_seconds = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
+""" + _SIZE + """
 local fit = tonumber(ARGV[11] or '0')
 local inflight, orgs, clock = qp .. ':inflight', qp .. ':orgs', qp .. ':clock'
 if freed ~= '' then free(qp, freed) end
@@ -102,17 +125,7 @@ local function allowance(org)
 end
 
 local function size_of(m, seconds, span, room)
-  local size = tonumber(m.size)
-  if size <= 0 then
-    size = math.ceil(tonumber(m.left) / (2 * workers))
-    if seconds and seconds > 0 then
-      local least = math.max(1, math.min(max_batch, math.floor(least_seconds / seconds + 0.5)))
-      size = math.max(least, math.min(size, math.max(1, math.floor(most_seconds / seconds))))
-    else
-      size = math.min(size, probe)
-    end
-  end
-  return math.max(1, math.min(size, max_batch, span, room))
+  return batch_size(tonumber(m.size), tonumber(m.left), seconds, span, room)
 end
 
 local function advance(field, value)
@@ -198,13 +211,67 @@ end
 return out
 """
 
+# ARGV: job, org, round, piece kind, deadline, fixed batch size (0: none), lease template,
+# start, stop (the job's one range), now, most seconds per batch, most pieces per batch, least
+# seconds per batch, pieces per batch while the piece time is unknown, parallel processes,
+# default piece seconds.
+# A job whose pieces all fit the one batch its partition task takes and runs itself (a
+# small job, most often) never waits in the fair order: holding its ranges, listing it and
+# forgetting it would be all its fair-share cost. So it is handed out whole here, unheld:
+# counted in the queue's in-flight batches and its org's pieces in flight (its quota holds),
+# leased, recorded on the job's record (``share_batch``: what frees its slot when the job
+# ends first, ``fanned_out``: a re-run partition task sends nothing again) and charged to its
+# org's pass when the org has batches held on the queue (the order between orgs stays fair).
+# Returns {{job, round, start, stop, deadline}}, or {} when the job is not such a job (its
+# org lacks room, its deadline passed, or it needs more batches): hold it instead.
+TAKE_WHOLE = _COMMON + """
+local job, org, round, kind, deadline = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local first, stop, now = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
+local most_seconds, max_batch, least_seconds = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
+local probe, workers, default_seconds = tonumber(ARGV[14]), tonumber(ARGV[15]), tonumber(ARGV[16])
+""" + _SIZE + """
+local pieces = stop - first
+if tonumber(deadline) <= now or pieces <= 0 then return {} end
+local limit = tonumber(redis.call('HGET', op .. org .. ':quota', 'max_pieces_in_flight') or '')
+if limit and limit - tonumber(redis.call('GET', op .. org .. ':in_flight') or '0') < pieces then return {} end
+local fixed = tonumber(ARGV[6])
+local seconds = fixed <= 0 and tonumber(redis.call('GET', pp .. kind) or '') or nil
+if batch_size(fixed, pieces, seconds, pieces, pieces) < pieces then return {} end
+local id = job .. '-' .. round .. '-' .. first
+local out = {{job, round, first, stop, deadline}}
+if redis.call('HSETNX', qp .. ':inflight', id, job .. ' ' .. pieces .. ' ' .. org) == 0 then return out end
+redis.call('INCRBY', op .. org .. ':in_flight', pieces)
+local lease = string.gsub(ARGV[7], '"@S@"', tostring(first))
+lease = string.gsub(lease, '@S@', tostring(first))
+lease = string.gsub(lease, '"@E@"', tostring(stop))
+redis.call('ZADD', leases, now, lease)
+local record = records .. job
+if redis.call('EXISTS', record) == 1 then
+  redis.call('HSET', record, 'batches_total', 1, 'fanned_out', 'true', 'share_batch', cjson.encode(qp .. ' ' .. id))
+  redis.call('SADD', record .. ':tasks', id)
+  if redis.call('TTL', record .. ':tasks') == -1 then redis.call('EXPIRE', record .. ':tasks', redis.call('TTL', record)) end
+end
+local org_pass = redis.call('ZSCORE', qp .. ':orgs', org)
+if org_pass then
+  local weight = tonumber(redis.call('HGET', op .. org .. ':quota', 'weight') or '1')
+  local cost = pieces * ((seconds and seconds > 0) and seconds or default_seconds)
+  redis.call('ZADD', qp .. ':orgs', tonumber(org_pass) + cost / weight, org)
+end
+return out
+"""
+
 # ARGV: job, its batch's task id, start, stop. A batch that stopped early to let a newly
 # arrived job start (``workers/batch.py``) frees its slot and gives pieces start..stop-1
 # back, to be handed out again first among the job's; a job no longer listed is listed
-# again at its org's clock (and its org at the queue's). Returns 0 for a job forgotten.
+# again at its org's clock (and its org at the queue's). Returns 0 for a job forgotten, 2 for
+# a job handed out whole (``TAKE_WHOLE``) and not final: the caller holds the rest (HOLD).
 GIVE_BACK = _COMMON + """
 local job, id, first, stop = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local m = meta(job)
+if not m and first < stop then
+  local f = redis.call('HMGET', records .. job, 'share_batch', 'state')
+  if f[1] and f[2] and not FINAL[f[2]] then free(qp, id, true) return 2 end
+end
 free(qp, id)
 if not m or first >= stop then return 0 end
 redis.call('LPUSH', jp .. job .. ':ranges', first .. ':' .. stop)
@@ -219,11 +286,19 @@ end
 return 1
 """
 
-# ARGV: job. Unlists the job, frees its batches in flight and deletes its share keys.
+# ARGV: job. Unlists the job, frees its batches in flight and deletes its share keys (a job
+# handed out whole has none: its record's ``share_batch`` names its one batch).
 FORGET = _COMMON + """
 local job = ARGV[1]
 local m = meta(job)
-if not m then return 0 end
+if not m then
+  local batch = redis.call('HGET', records .. job, 'share_batch')
+  if batch then
+    local queue_prefix, id = string.match(cjson.decode(batch), '^(%S+) (%S+)$')
+    free(queue_prefix, id, true)
+  end
+  return 0
+end
 unlist(m.queue, job, m.org)
 for _, id in ipairs(redis.call('SMEMBERS', jp .. job .. ':inflight')) do free(m.queue, id) end
 redis.call('DEL', jp .. job, jp .. job .. ':ranges', jp .. job .. ':inflight')
