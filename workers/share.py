@@ -61,8 +61,8 @@ def hand_out(queue: str, *, freed: str | None = None, give_back: tuple[str, int,
     returned, not sent: the caller runs it in its own process (``workers/chain.py``)."""
     settings, store = runtime.settings(), runtime.store()
     if give_back is not None and freed is not None:
-        if store.fair_share.give_back(queue, give_back[0], freed, give_back[1], give_back[2]) == 2:
-            _hold_rest(give_back[0], give_back[1], give_back[2])  # a job handed out whole: held now
+        job_id, start, stop = give_back
+        store.fair_share.give_back(queue, job_id, freed, start, stop, holding=_whole_holding(job_id))
         freed = None
     slots, processes = capacity(queue)
     if keep:  # the batch this process keeps replaces the spare a process would otherwise find waiting
@@ -74,14 +74,11 @@ def hand_out(queue: str, *, freed: str | None = None, give_back: tuple[str, int,
     return _split(handouts, keep if fits else None)
 
 
-def _hold_rest(job_id: str, start: int, stop: int) -> None:
-    """Hold pieces ``start``..``stop`` of a job handed out whole (round 0) whose batch stopped
-    early for a newcomer: from now on it waits in the fair order like any held job."""
+def _whole_holding(job_id: str) -> Holding | None:
+    """The fair-share facts to hold a job by, should it have been handed out whole (round 0,
+    ``TAKE_WHOLE``): the store holds it when its batch gives pieces back."""
     spec, record = runtime.job_facts(job_id, "deadline")
-    if spec is None:
-        return
-    deadline = float(record["deadline"] or 0)
-    runtime.store().fair_share.hold(_holding(spec, 0, [(start, stop)], deadline))
+    return None if spec is None else _holding(spec, 0, [], float(record["deadline"] or 0))
 
 
 def _holding(spec: runtime.JobSpec, round_: int, ranges: list[tuple[int, int]], deadline: float) -> Holding:

@@ -138,11 +138,17 @@ class FairShare(Part):
         args = self._take_args(now, capacity, processes, freed, own, batch_seconds, max_batch, fit)
         return _handouts(self._take(keys=self._keys(queue), args=args))
 
-    def give_back(self, queue: str, job_id: str, task_id: str, start: int, stop: int) -> int:
+    def give_back(self, queue: str, job_id: str, task_id: str, start: int, stop: int,
+                  holding: Holding | None = None) -> bool:
         """Free batch ``task_id``'s slot and hold pieces ``start``..``stop`` of its job again
-        (it stopped early for a newcomer): 1. 0 when the job was forgotten (it ended); 2 when
-        it was handed out whole (:meth:`take_whole`) and goes on: the caller holds the rest."""
-        return int(self._give_back(keys=self._keys(queue), args=[job_id, task_id, start, stop]))
+        (it stopped early for a newcomer); False when the job was forgotten (it ended). A job
+        handed out whole (:meth:`take_whole`) is held then, by ``holding``'s facts."""
+        args: list[Any] = [job_id, task_id, start, stop]
+        if holding is not None:
+            h = holding
+            args += [h.org, h.priority, h.round, h.kind, h.deadline, h.batch_size or 0, h.lease,
+                     max(60, int(h.keep_seconds))]
+        return bool(self._give_back(keys=self._keys(queue), args=args))
 
     def forget(self, job_id: str, pipe: Any = None) -> bool:
         """Stop handing out the job's batches and free its slots (it ended); on ``pipe``,

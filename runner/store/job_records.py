@@ -81,12 +81,17 @@ class JobRecords(Part):
     def outcome(self, job_id: str, org: str | None = None) -> tuple[JobStatus, Any, str]:
         """The job's record, its assembled result (decoded; ``None`` before it is stored)
         and the id of its newest ending, in one transaction: what a waiting client reads
-        once before it blocks (:meth:`wait_ending` after that id) and once when it wakes."""
-        with self.redis.pipeline() as pipe:
+        once before it blocks (:meth:`wait_ending` after that id) and once when it wakes.
+
+        No transaction (its ``MULTI``/``EXEC`` were a third of a small job's client
+        commands): the newest ending is read first, so an ending after it is one the record
+        read next may not show yet — the wait catches it — and a final record shows a result
+        stored before its move."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xrevrange(self.keys.ending_key(job_id), "+", "-", count=1)
             pipe.hgetall(self.keys.job_key(job_id))
             pipe.get(self.keys.result_key(job_id))
-            pipe.xrevrange(self.keys.ending_key(job_id), "+", "-", count=1)
-            raw, result, newest = pipe.execute()
+            newest, raw, result = pipe.execute()
         return (status_of(job_id, raw, org), json.loads(result) if result is not None else None,
                 newest[0][0] if newest else "0-0")
 
@@ -153,10 +158,13 @@ class JobRecords(Part):
                         expect: Iterable[JobState] | None = None, keep_seconds: float | None = None,
                         before: Callable[[Any], None] | None = None, after: Callable[[Any], None] | None = None,
                         log_line: dict[str, Any] | None = None, **fields: Any) -> tuple[bool, list[Any]]:
-        """:meth:`transition` in one transaction with ``before(pipe)``'s writes (a result, a
-        lease) and ``after(pipe)``'s reads (what a stage that claims the job works from),
-        whose replies it returns: one round trip where there were two or three."""
-        with self.redis.pipeline() as pipe:
+        """:meth:`transition` after ``before(pipe)``'s writes (a result, a lease) and before
+        ``after(pipe)``'s reads (what a stage that claims the job works from), whose replies
+        it returns: one round trip where there were two or three. In order, not in a
+        transaction: the move is atomic by itself, what goes before it is written first (a
+        result is there when a reader sees the move) and what is read after it is the
+        mover's own job."""
+        with self.redis.pipeline(transaction=False) as pipe:
             if before is not None:
                 before(pipe)
             first = len(pipe)

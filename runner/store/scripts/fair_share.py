@@ -246,10 +246,9 @@ lease = string.gsub(lease, '@S@', tostring(first))
 lease = string.gsub(lease, '"@E@"', tostring(stop))
 redis.call('ZADD', leases, now, lease)
 local record = records .. job
-if redis.call('EXISTS', record) == 1 then
+if redis.call('EXISTS', record) == 1 then  -- its tasks set has its partition task's id, and a lifetime, already
   redis.call('HSET', record, 'batches_total', 1, 'fanned_out', 'true', 'share_batch', cjson.encode(qp .. ' ' .. id))
   redis.call('SADD', record .. ':tasks', id)
-  if redis.call('TTL', record .. ':tasks') == -1 then redis.call('EXPIRE', record .. ':tasks', redis.call('TTL', record)) end
 end
 local org_pass = redis.call('ZSCORE', qp .. ':orgs', org)
 if org_pass then
@@ -263,18 +262,29 @@ return out
 # ARGV: job, its batch's task id, start, stop. A batch that stopped early to let a newly
 # arrived job start (``workers/batch.py``) frees its slot and gives pieces start..stop-1
 # back, to be handed out again first among the job's; a job no longer listed is listed
-# again at its org's clock (and its org at the queue's). Returns 0 for a job forgotten, 2 for
-# a job handed out whole (``TAKE_WHOLE``) and not final: the caller holds the rest (HOLD).
+# again at its org's clock (and its org at the queue's). A job handed out whole
+# (``TAKE_WHOLE``), which has no share keys, is held here — from the optional ARGV org,
+# priority, round, piece kind, deadline, fixed size, lease template, keep seconds — unless it
+# ended. Returns 0 for a job forgotten.
 GIVE_BACK = _COMMON + """
 local job, id, first, stop = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local m = meta(job)
-if not m and first < stop then
+if not m and first < stop and #ARGV > 4 then  -- handed out whole: held now, if it goes on
   local f = redis.call('HMGET', records .. job, 'share_batch', 'state')
-  if f[1] and f[2] and not FINAL[f[2]] then free(qp, id, true) return 2 end
+  if f[1] and f[2] and not FINAL[f[2]] then
+    free(qp, id, true)
+    id = ''
+    redis.call('HSET', jp .. job, 'queue', qp, 'org', ARGV[5], 'prio', ARGV[6], 'round', ARGV[7], 'kind', ARGV[8],
+               'deadline', ARGV[9], 'size', ARGV[10], 'lease', ARGV[11], 'left', 0)
+    redis.call('EXPIRE', jp .. job, ARGV[12])
+    redis.call('HDEL', records .. job, 'share_batch')
+    m = {org = ARGV[5]}
+  end
 end
-free(qp, id)
+if id ~= '' then free(qp, id) end
 if not m or first >= stop then return 0 end
 redis.call('LPUSH', jp .. job .. ':ranges', first .. ':' .. stop)
+if #ARGV > 4 then redis.call('EXPIRE', jp .. job .. ':ranges', redis.call('TTL', jp .. job)) end
 redis.call('HINCRBY', jp .. job, 'left', stop - first)
 local jobs = qp .. ':org:' .. m.org
 if not redis.call('ZSCORE', jobs, job) then
@@ -290,15 +300,14 @@ return 1
 # handed out whole has none: its record's ``share_batch`` names its one batch).
 FORGET = _COMMON + """
 local job = ARGV[1]
-local m = meta(job)
-if not m then
-  local batch = redis.call('HGET', records .. job, 'share_batch')
-  if batch then
-    local queue_prefix, id = string.match(cjson.decode(batch), '^(%S+) (%S+)$')
-    free(queue_prefix, id, true)
-  end
-  return 0
+local batch = redis.call('HGET', records .. job, 'share_batch')
+if batch then  -- handed out whole, never held (GIVE_BACK drops the note when it holds it)
+  local queue_prefix, id = string.match(cjson.decode(batch), '^(%S+) (%S+)$')
+  free(queue_prefix, id, true)
+  return 1
 end
+local m = meta(job)
+if not m then return 0 end
 unlist(m.queue, job, m.org)
 for _, id in ipairs(redis.call('SMEMBERS', jp .. job .. ':inflight')) do free(m.queue, id) end
 redis.call('DEL', jp .. job, jp .. job .. ':ranges', jp .. job .. ':inflight')
