@@ -301,13 +301,12 @@ return 1
 FORGET = _COMMON + """
 local job = ARGV[1]
 local batch = redis.call('HGET', records .. job, 'share_batch')
-if batch then  -- handed out whole, never held (GIVE_BACK drops the note when it holds it)
+if batch then  -- handed out whole (a later round, or a run after a re-queue, may be held too)
   local queue_prefix, id = string.match(cjson.decode(batch), '^(%S+) (%S+)$')
   free(queue_prefix, id, true)
-  return 1
 end
 local m = meta(job)
-if not m then return 0 end
+if not m then return batch and 1 or 0 end
 unlist(m.queue, job, m.org)
 for _, id in ipairs(redis.call('SMEMBERS', jp .. job .. ':inflight')) do free(m.queue, id) end
 redis.call('DEL', jp .. job, jp .. job .. ':ranges', jp .. job .. ':inflight')
