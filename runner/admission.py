@@ -25,7 +25,7 @@ from typing import Any
 from runner import guards, joblog
 from runner.catalog import TemplateInfo, find_template
 from runner.checks import check_destination, check_source, param_warnings
-from runner.dispatch import send_partition, send_resume
+from runner.dispatch import partition_commands, send_partition, send_resume
 from runner.errors import IllegalTransition, InvalidParams, SourceError, TemplateNotFound
 from runner.fleet import check_worker_roots, start_hint, unserved_queues
 from runner.lifecycle import Services, end_job
@@ -177,10 +177,13 @@ def admit_record(services: Services, org: str, request: JobRequest, *, draft: bo
                           *param_warnings(checked.template, checked.values.get("raw_params"))]
     record.update(_timing(record, checked))
     task_id, quotas = str(uuid.uuid4()), services.store.org_quotas  # over max_queued_jobs: QuotaExceeded, nothing kept
+    send = _send_commands(services, record["id"], checked.template.ref, record["deadline"], task_id)
     quotas.entered(org, services.store.create(
         record, expire_seconds=_lifetime(record), deadline=record["deadline"], tasks=[task_id],
-        logs=[_queued_line(who)], then=lambda pipe: quotas.enter_queue_in(pipe, org, record["id"], record["deadline"])))
-    _send(services, record["id"], checked.template.ref, record["deadline"], task_id)
+        logs=[_queued_line(who)], then=lambda pipe: quotas.enter_queue_in(pipe, org, record["id"], record["deadline"]),
+        send=send))
+    if send is None:
+        _send(services, record["id"], checked.template.ref, record["deadline"], task_id)
     return record
 
 
@@ -349,6 +352,19 @@ def _queue_warnings(services: Services, queue: str) -> list[str]:
     control, default = services.settings.control_queue, services.settings.default_queue
     return [f"no live worker consumes queue {q!r}: the job waits until one starts ({start_hint(q, control, default)})"
             for q in unserved_queues(services.store, [control, queue])]
+
+
+def _send_commands(services: Services, job_id: str, template: str, deadline: float,
+                   task_id: str) -> list[tuple[str, tuple[Any, ...]]] | None:
+    """The broker commands that send the job's partition task, for the transaction that
+    writes its record — when the broker is the store's Redis (the usual deployment): then
+    the task is queued exactly when the job is, in the same round trip. ``None`` when the
+    broker is elsewhere (or kombu cannot say): the task is sent after the record, by
+    :func:`_send`."""
+    settings = services.settings
+    if settings.broker_url != settings.status_store_url:
+        return None
+    return partition_commands(services.celery, job_id, template, settings.control_queue, deadline, task_id)
 
 
 def _send(services: Services, job_id: str, template: str, deadline: float, task_id: str) -> None:

@@ -177,8 +177,10 @@ def _default_data_dir(xdg_data_home: str | None) -> Path:
 
 
 @lru_cache(maxsize=16)
+@lru_cache(maxsize=8)
 def _local_artifacts(root: Path) -> str:
-    """``root``'s artifacts folder as a URI (resolving a path costs syscalls: asked per job)."""
+    """``root``'s artifacts folder as a URI (resolving a path costs a system call per
+    component, and every batch's context asks: resolved once per process)."""
     return (root / "artifacts").resolve().as_uri()
 
 

@@ -8,6 +8,7 @@ transport settings can never drift apart between a client and the fleet.
 from __future__ import annotations
 
 import secrets
+import uuid
 from datetime import datetime, timezone
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PARTITION", "APP", "ASSEMBLE", "RESUME", "TASKS",
-    "celery_config", "make_celery", "send_partition", "send_resume", "send_assemble", "assemble_task_id", "resend",
+    "celery_config", "make_celery", "send_partition", "partition_commands", "send_resume", "send_assemble", "assemble_task_id", "resend",
     "stop_tasks", "template_queue",
 ]
 
@@ -123,16 +124,101 @@ def send_partition(celery: Celery, job_id: str, template: str, queue: str, deadl
     Arguments are positional and short (job id first) so Flower's truncated argument
     column always shows which job a task belongs to.
     """
-    expires = datetime.fromtimestamp(deadline, tz=timezone.utc)
-    result = celery.send_task(PARTITION, args=[job_id, template], queue=queue, expires=expires, task_id=task_id,
-                              ignore_result=True)
-    return result.id
+    return _send_batched(celery, PARTITION, [job_id, template], queue, deadline, task_id)
+
+
+def partition_commands(celery: Celery, job_id: str, template: str, queue: str, deadline: float,
+                       task_id: str) -> list[tuple[str, tuple[Any, ...]]] | None:
+    """What :func:`send_partition` would send the broker, as Redis commands, without
+    sending them: the task message's ``LPUSH`` and its ``task-sent`` event's ``PUBLISH``,
+    built by Celery and kombu exactly as they send them. Admission puts them in the
+    transaction that writes the job (when the broker is the store's Redis), so a submit
+    costs one round trip less and the task exists exactly when its record does. ``None``
+    when this kombu or transport cannot hand them over (no producer batches, a key prefix
+    it adds in its client): the caller then sends the task itself."""
+    if celery.conf.broker_transport_options.get("global_keyprefix"):
+        return None
+    options = {"args": [job_id, template], "queue": queue, "task_id": task_id, "ignore_result": True,
+               "expires": datetime.fromtimestamp(deadline, tz=timezone.utc)}
+    with celery.producer_or_acquire() as producer:
+        batch = getattr(producer, "batch", None)
+        if batch is None or not producer.supports_batch_publish:
+            return None
+        capture = _Capture(producer.channel)
+        with batch() as batched:
+            state = getattr(batched, "state", None)
+            if state is None or getattr(state, "session", False) is not None:
+                return None  # not the kombu batch this knows
+            state.session = capture  # kombu would make its own pipeline batch here: keep the commands instead
+            celery.send_task(PARTITION, producer=producer, **options)
+    commands = capture.commands
+    return commands if commands and all(name in ("lpush", "publish") for name, _ in commands) else None
+
+
+class _Capture:
+    """Stands in for kombu's Redis publish batch (``PublishBatch``): the transport routes
+    and serialises each message as for sending, and hands its final commands to ``add``."""
+
+    def __init__(self, channel: Any) -> None:
+        self.channel = channel
+        self.commands: list[tuple[str, tuple[Any, ...]]] = []
+
+    def publish(self, message: Any, **kwargs: Any) -> Any:
+        return self.channel.basic_publish(message, _publish_batch=self, **kwargs)
+
+    def add(self, name: str, *args: Any) -> None:
+        self.commands.append((name, args))
+
+    def flush(self) -> None:
+        """Nothing to send: the caller sends the commands."""
+
+    def discard(self) -> None:
+        self.commands.clear()
+
+    def close(self) -> None:
+        """Nothing held."""
 
 
 def send_resume(celery: Celery, job_id: str, template: str, queue: str, deadline: float) -> str:
     """Queue a task that re-runs the job's pieces that have no result, then assembles."""
-    expires = datetime.fromtimestamp(deadline, tz=timezone.utc)
-    return celery.send_task(RESUME, args=[job_id, template], queue=queue, expires=expires, ignore_result=True).id
+    return _send_batched(celery, RESUME, [job_id, template], queue, deadline, None)
+
+
+def _send_batched(celery: Celery, name: str, args: list[Any], queue: str, deadline: float,
+                  task_id: str | None) -> str:
+    """Send a task and its ``task-sent`` event (what Flower shows) in ONE round trip: a
+    submit's latency is mostly round trips, and Celery otherwise sends the two apart,
+    each through a Redis client kombu builds for that one publish. Kombu's producer
+    batch (Redis transport, kombu >= 5.7) buffers both in one pipeline; elsewhere the
+    send is Celery's own.
+
+    A batch is flushed once, without Celery's publish retries; if that flush fails the
+    task is sent again the ordinary way, riding out a broker outage as before. Under the
+    same id: should the failed flush have reached Redis after all, the second copy finds
+    its job claimed and does nothing, as any redelivered task does."""
+    task_id = task_id or str(uuid.uuid4())
+    options = {"args": args, "queue": queue, "expires": datetime.fromtimestamp(deadline, tz=timezone.utc),
+               "task_id": task_id, "ignore_result": True}
+    with celery.producer_or_acquire() as producer:
+        batch = getattr(producer, "batch", None)
+        if batch is not None:
+            try:
+                with batch():
+                    celery.send_task(name, producer=producer, **options)
+                return task_id
+            except _batch_errors():
+                pass  # the flush failed: delivery uncertain, sent again below with retries
+    return celery.send_task(name, **options).id
+
+
+@lru_cache(maxsize=1)
+def _batch_errors() -> tuple[type[BaseException], ...]:
+    """What a failed batch flush raises (kombu >= 5.7; none before, which never batches)."""
+    try:
+        from kombu.exceptions import BatchPublishError
+    except ImportError:
+        return ()
+    return (BatchPublishError,)
 
 
 def assemble_task_id(job_id: str) -> str:

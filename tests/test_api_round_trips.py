@@ -123,3 +123,24 @@ def test_reading_a_job_counts_against_the_keys_limit(private_redis):
     refused = call(app, "GET", f"/v1/jobs/{job_id}", token)
     assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
     assert job_id not in refused.text
+
+
+def test_submitting_a_job_costs_two_round_trips(private_redis, monkeypatch):
+    app = make_app(private_redis)
+    token = token_of(app, private_redis, "trips-f")
+    assert call(app, "POST", "/v1/jobs", token, SQUARES).status_code == 201  # scripts loaded, queue declared
+    trips = RoundTrips(monkeypatch)
+    answer, cost = trips.of(lambda: call(app, "POST", "/v1/jobs", token, SQUARES))
+    assert answer.status_code == 201 and answer.json()["state"] == "queued", answer.text
+    assert cost == 2  # the token and rate count; the record with the partition task and its task-sent event
+
+
+def test_a_submits_answer_is_the_record_as_stored(private_redis):
+    app = make_app(private_redis)
+    token = token_of(app, private_redis, "trips-g")
+    body = {**SQUARES, "name": "as stored", "priority": "high", "retention_hours": 2.5, "max_failed_pieces": 1}
+    created = call(app, "POST", "/v1/jobs", token, body)
+    assert created.status_code == 201, created.text
+    read = call(app, "GET", f"/v1/jobs/{created.json()['id']}", token)
+    assert read.status_code == 200, read.text
+    assert created.json() == {**read.json(), "apiKey": None}  # the answer needed no read, and says the same

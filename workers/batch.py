@@ -4,14 +4,17 @@ A batch only runs pieces and records results; what follows — assembling when i
 were the job's last, retrying a failed piece — is the pipeline's next step
 (``workers/tasks.py``), decided from the :class:`Outcome` it returns.
 
-Between pieces it stops when the job has ended: at once when the deadline has passed
-(known from the start), and within ``STATE_CHECK_SECONDS`` of a cancel or a failure. A
-long batch flushes every ``FLUSH_SECONDS``: progress shows, a re-run redoes less, and a
-cancel is seen.
+Between pieces it stops at once when the deadline has passed (known from the start), and
+under fair share, for a newcomer waiting on the control queue, as the worker's main
+process last saw it (``workers/lookout.py``: no round trip between pieces). A job that
+ended meanwhile (a cancel, a piece failed elsewhere) stops it through the stopper
+(``workers/stopper.py``) and its flushes. A long batch flushes every ``FLUSH_SECONDS``:
+progress shows, a re-run redoes less, and a cancel is seen.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,17 +24,15 @@ from typing import Any
 from runner.models import JobState
 from runner.partial import Tolerance
 from runner.pieces import Generated, resolve
-from workers import runtime
+from workers import lookout, runtime
 from workers.canvas import HARD_LIMIT_GRACE
 from workers.context import close, flush_records, job_context
 from workers.fold import kept_results
 from workers.limits import PieceTimeLimitExceeded, piece_timer
 
-__all__ = ["Batch", "Outcome", "FLUSH_SECONDS", "STATE_CHECK_SECONDS", "YIELD_CHECK_SECONDS"]
+__all__ = ["Batch", "Outcome", "FLUSH_SECONDS"]
 
 FLUSH_SECONDS = 0.5  # how often a long batch publishes results (progress, less redo, sees cancel)
-STATE_CHECK_SECONDS = 0.05  # how stale a batch's idea of its job's state may be before a piece starts
-YIELD_CHECK_SECONDS = 0.02  # under fair share, how often a batch looks for a newly arrived job waiting
 
 
 @dataclass
@@ -53,11 +54,16 @@ class Batch:
                  skip: set[int] | None = None) -> None:
         self.spec, self.start, self.stop, self.deadline = spec, start, stop, deadline
         self.skip = skip or set()
-        self.checked_at = time.monotonic()  # the job's state was read just now (begin_batch)
         self.done = kept_results(spec.template.function("assembler"))
         self.outcome = Outcome()
         self.ctx = job_context(spec, "app")
-        self.yield_check_at = time.monotonic() if runtime.settings().fair_share else None
+        now = time.monotonic()
+        # when a duty between pieces is next due (monotonic): pieces compare one clock
+        # reading with the earliest (``next_check``)
+        self.deadline_at = now + (deadline - time.time())  # past it the watchdog ends the job
+        self.flush_at = now + FLUSH_SECONDS
+        self.newcomer_at = now + lookout.NEWCOMER_SECONDS if runtime.settings().fair_share else math.inf
+        self.next_check = min(self.deadline_at, self.flush_at, self.newcomer_at)
 
     def run(self) -> Outcome:
         try:
@@ -69,61 +75,58 @@ class Batch:
         return self.outcome
 
     def _run_pieces(self) -> bool:
-        """Run the pieces; returns whether the batch got to its end (no failure, no stop)."""
+        """Run the pieces; returns whether the batch got to its end (no failure, no stop).
+        One clock reading per piece times it, arms its limit and tells whether a duty
+        between pieces is due (:meth:`_between`)."""
         app, storages, job_id = self.spec.template.function("app").fn, runtime.storages(), self.spec.job_id
         pieces = runtime.store().pieces.load_pieces(job_id, self.start, self.stop, lambda: _piece_function(job_id))
-        last_flush = time.monotonic()
+        outcome, ctx, done, skip = self.outcome, self.ctx, self.done, self.skip
         with piece_timer(self.spec.task_timeout, HARD_LIMIT_GRACE) as timer:
+            now = time.monotonic()
             for index, piece in enumerate(pieces, self.start):
-                if index in self.skip:
+                if index in skip:
                     continue
-                if not self._job_goes_on():
-                    return True
-                timer.arm()
-                began = time.perf_counter()
+                if now >= self.next_check:
+                    stop = self._between(now, index)
+                    if stop is not None:
+                        return stop
+                timer.arm(now)
                 try:
-                    value = app(resolve(piece, storages), self.ctx.with_piece(index))
+                    value = app(resolve(piece, storages), ctx.with_piece(index))
                     timer.disarm()
-                    self.outcome.app_seconds += time.perf_counter() - began
-                    self.done.add(index, value)
+                    done.add(index, value)
                 except (Exception, PieceTimeLimitExceeded) as exc:
                     timer.disarm()
-                    close(self.ctx)
+                    close(ctx)
                     self._flush()
-                    self.outcome.failed, self.outcome.ran = (index, exc), 0
+                    outcome.failed, outcome.ran = (index, exc), 0
                     return False
-                self.outcome.ran += 1
-                self.ctx.close_piece()
-                if time.monotonic() - last_flush >= FLUSH_SECONDS:
-                    flush_records(self.ctx)
-                    last_flush = time.monotonic()
-                    if not self._flush() or self.outcome.completes_job:
-                        return False
-                if index + 1 < self.stop and self._newcomer_waits():
-                    self.outcome.yielded_from = index + 1
-                    return True
+                ended = time.monotonic()
+                outcome.app_seconds += ended - now
+                outcome.ran += 1
+                ctx.close_piece()
+                now = ended
         return True
 
-    def _newcomer_waits(self) -> bool:
-        """Under fair share, whether a task waits on the control queue — a newly submitted
-        job's partition, most often: the batch then stops after this piece and gives the
-        rest back (``workers/tasks.py``), so the newcomer starts within about
-        ``YIELD_CHECK_SECONDS`` instead of after this whole batch. Looked at every
-        ``YIELD_CHECK_SECONDS`` (one read of the broker's queue length)."""
-        if self.yield_check_at is None or time.monotonic() - self.yield_check_at < YIELD_CHECK_SECONDS:
-            return False
-        self.yield_check_at = time.monotonic()
-        settings = runtime.settings()
-        return runtime.store().broker(settings.broker_url).depth(settings.control_queue) > 0
-
-    def _job_goes_on(self) -> bool:
-        if time.time() >= self.deadline:
-            return False  # the watchdog is ending the job; start nothing more
-        if time.monotonic() - self.checked_at < STATE_CHECK_SECONDS:
-            return True
-        self.checked_at = time.monotonic()
-        state = runtime.store().jobs.state(self.spec.job_id)
-        return state is not None and not state.is_final
+    def _between(self, now: float, index: int) -> bool | None:
+        """The duties due before piece ``index``: stop at the deadline; flush every
+        ``FLUSH_SECONDS``; every ``NEWCOMER_SECONDS``, once a piece ran, stop when a
+        newcomer waits: the rest goes back (``workers/tasks.py``). Returns what
+        :meth:`_run_pieces` returns, or None to go on."""
+        if now >= self.deadline_at:
+            return True  # the watchdog is ending the job; start nothing more
+        if now >= self.flush_at:
+            self.flush_at = now + FLUSH_SECONDS
+            flush_records(self.ctx)
+            if not self._flush() or self.outcome.completes_job:
+                return False
+        if now >= self.newcomer_at and self.outcome.ran:
+            self.newcomer_at = now + lookout.NEWCOMER_SECONDS
+            if lookout.newcomer_waits(now):
+                self.outcome.yielded_from = index
+                return True
+        self.next_check = min(self.deadline_at, self.flush_at, self.newcomer_at)
+        return None
 
     def _flush(self, finished: bool = False) -> bool:
         """Record the results so far, noting whether they were the job's last. Returns

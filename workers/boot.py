@@ -14,6 +14,7 @@ At boot, before consuming anything, a worker publishes every template it registe
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -25,8 +26,8 @@ import redis
 
 from celery import Celery
 from celery.utils.nodenames import host_format
-from celery.signals import (after_setup_logger, after_setup_task_logger, task_received, worker_ready, worker_shutdown,
-                            worker_shutting_down)
+from celery.signals import (after_setup_logger, after_setup_task_logger, task_received, worker_init,
+                            worker_process_init, worker_ready, worker_shutdown, worker_shutting_down)
 
 from runner.catalog import TemplateInfo, publish
 from runner.config import Settings
@@ -37,7 +38,7 @@ from runner.models import WorkerInfo
 from runner.redis_connect import require_reachable
 from runner.registry import add_template_loader, load_plugins, templates
 from runner.store import StatusStore
-from workers import leases, runtime
+from workers import leases, lookout, runtime
 from workers.routing import local_templates, template_queues
 from workers.tasks import register_tasks
 from workers.watchdog import start_watchdog
@@ -137,6 +138,24 @@ def _log_format(logger: logging.Logger | None = None, **_: Any) -> None:
             handler.setFormatter(JsonLogFormatter())
 
 
+@worker_init.connect
+def _freeze_heap(**_: Any) -> None:
+    """Move every object alive once the worker has started (modules, the Celery app,
+    templates: hundreds of thousands) out of the cyclic collector's reach. A full
+    collection otherwise walks them all: 40–70 ms on the 2-core machine, in the main
+    process while it hands out messages, or in a pool process between two batches. The
+    main process does it before the pool forks: its processes inherit the frozen heap."""
+    gc.collect()
+    gc.freeze()
+
+
+@worker_process_init.connect
+def _freeze_pool_process_heap(**_: Any) -> None:
+    """What a pool process's own start added is frozen too (no collection first: it would
+    touch, and so copy, every page the process shares with the main one)."""
+    gc.freeze()
+
+
 @task_received.connect
 def _lease_on_receipt(request: Any = None, **_: Any) -> None:
     with contextlib.suppress(Exception):  # the store may be restarting: the task's start leases it too
@@ -163,6 +182,8 @@ def _start_background(sender: Any = None, **_: Any) -> None:
 
     threading.Thread(target=beat, name="runner-heartbeat", daemon=True).start()
     _background.append(start_watchdog(sender.app, _stopping))
+    if runtime.settings().fair_share:
+        lookout.start(_stopping)  # before the pool's processes run batches: they read what it sees
 
 
 @worker_shutting_down.connect

@@ -11,7 +11,8 @@ as the app task it would have been — its own task id, lease, events and hard l
 - the fair order gives *this* job's batch (another job's goes to Celery as before: its
   spec, its cancel watch and its template are that task's, not this process's);
 - no task waits on the control queue (a newly submitted job's partition must not wait
-  behind a chain of batches), read once per batch;
+  behind a chain of batches), as the worker's main process last saw it
+  (``workers/lookout.py``);
 - the hard time limit of the Celery task this process runs still covers the whole next
   batch — every piece's soft limit and grace (:func:`workers.canvas.batch_time_limit`) —
   so a batch run here keeps every limit it would have had in its own message. The batch
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workers import inline, runtime, stopper
+from workers import inline, lookout, runtime, stopper
 from workers.canvas import HARD_LIMIT_GRACE
 
 __all__ = ["fit", "LIMIT_MARGIN"]
@@ -38,13 +39,14 @@ LIMIT_MARGIN = 1.0  # seconds kept between a chained batch's hard limit and its 
 def fit(outer: Any, spec: runtime.JobSpec) -> int:
     """Pieces of ``spec``'s job the next batch run here may carry — 0 when this process
     must not run one: inline stages off, its Celery task's hard limit (``outer``'s) too
-    close, or a task waiting on the control queue (one read of its length)."""
+    close, or a task waiting on the control queue (as the worker's main process last saw
+    it, ``workers/lookout.py``)."""
     settings = runtime.settings()
     if not inline.serves(outer.app, spec.queue):
         return 0
     hard = (getattr(outer.request, "timelimit", None) or (None, None))[0]
     room = float("inf") if hard is None else hard - stopper.running_for() - LIMIT_MARGIN
     pieces = min(float(settings.max_batch), (room - HARD_LIMIT_GRACE) / (spec.task_timeout + HARD_LIMIT_GRACE))
-    if pieces < 1 or runtime.store().broker(settings.broker_url).depth(settings.control_queue) > 0:
+    if pieces < 1 or lookout.newcomer_waits():
         return 0
     return int(pieces)

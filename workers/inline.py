@@ -75,10 +75,12 @@ def has_headroom(task: Any, budget: float) -> bool:
 
 
 class Stage:
-    """A stage being run inline: the task its code is given, and what it returned."""
+    """A stage being run inline: the task its code is given, what it returned, and whether
+    another stage follows it here at once (``follows``: a chain's next batch), whose
+    events then carry its own (see :class:`_Announcer`)."""
 
     def __init__(self, task: InlineTask) -> None:
-        self.task, self.result = task, None
+        self.task, self.result, self.follows = task, None, False
 
 
 @contextmanager
@@ -105,14 +107,21 @@ def stage(parent: Task, name: str, task_id: str, args: list[Any], queue: str, de
     except Exception as exc:
         announce("task-failed", exception=saferepr(exc))
         raise
-    announce("task-succeeded", result=saferepr(running.result), runtime=time.monotonic() - began)
+    announce("task-succeeded", last=not running.follows, result=saferepr(running.result),
+             runtime=time.monotonic() - began)
 
 
 _dispatchers: dict[tuple[int, str], EventDispatcher] = {}
+_flushed_at: dict[tuple[int, str], float] = {}  # when each dispatcher last published its buffer
+FLUSH_EVERY = 0.5  # a chain of stages publishes its events at least this often (Flower stays current)
 
 
 class _Announcer:
-    """Sends one inline task's Celery task events (when the worker sends task events)."""
+    """Sends one inline task's Celery task events (when the worker sends task events),
+    buffered: the outermost stage publishes them when it ends (one publish for its four
+    events and those of the stages inside it). In a chain of stages the next one's end
+    publishes them, unless ``FLUSH_EVERY`` has passed: a chain of short batches costs one
+    publish per ``FLUSH_EVERY``, not one per batch."""
 
     def __init__(self, parent: Task, task_id: str, outermost: bool) -> None:
         self.task_id, self.outermost, self.dispatcher = task_id, outermost, None
@@ -125,12 +134,15 @@ class _Announcer:
                     buffer_group=["task"], buffer_limit=1000)
             self.dispatcher = _dispatchers[self.key]
 
-    def __call__(self, kind: str, **fields: Any) -> None:
+    def __call__(self, kind: str, last: bool = True, **fields: Any) -> None:
         if self.dispatcher is not None:
             try:
                 self.dispatcher.send(kind, uuid=self.task_id, **fields)
-                if kind not in ("task-received", "task-started") and self.outermost:
-                    self.dispatcher.flush(errors=False)  # once per task that ran stages inline
+                now = time.monotonic()
+                if (kind not in ("task-received", "task-started") and self.outermost
+                        and (last or now - _flushed_at.get(self.key, 0.0) >= FLUSH_EVERY)):
+                    self.dispatcher.flush(errors=False)
+                    _flushed_at[self.key] = now
             except Exception:  # monitoring must never fail a job; the next stage connects afresh
                 _dispatchers.pop(self.key, None)
                 self.dispatcher = None

@@ -38,7 +38,7 @@ from workers import runtime
 from workers import stopper
 from workers.stopper import stopped_when_job_ends
 
-__all__ = ["member", "held", "leased", "expect", "received", "renew", "recover", "RENEW_SECONDS"]
+__all__ = ["handed_over", "member", "held", "leased", "expect", "received", "renew", "recover", "RENEW_SECONDS"]
 
 RENEW_SECONDS = 2.0  # how often a worker vouches for its running tasks
 log = logging.getLogger("runner.leases")
@@ -101,6 +101,19 @@ def _over(store: Any, outermost: bool, release: str | None = None) -> None:
     elif release is not None and release in _running:
         _running.remove(release)
         store.fleet.drop_leases([release])
+
+
+def handed_over(name: str, task_id: str, args: Sequence[Any]) -> str | None:
+    """The lease of a stage run inline here (not the task's own), handed to a write the
+    caller sends anyway — the ``TAKE`` that frees a chained batch's slot drops it in the
+    same round trip — so it is neither renewed nor dropped here any more. None when no
+    such lease is held here. Should that write fail, the lease is left to the sweep, which
+    re-sends a stage that finds its pieces done."""
+    lease = member(name, task_id, args)
+    if lease in _running[1:]:
+        _running.remove(lease)
+        return lease
+    return None
 
 
 def _renew_inline() -> None:

@@ -60,10 +60,11 @@ class PieceTimer:
         raise PieceTimeLimitExceeded(f"piece exceeded task_timeout={self.soft:g}s and did not stop "
                                      f"within {self.grace:g}s more")
 
-    def arm(self) -> None:
-        """A piece starts: it may run ``soft`` seconds from now."""
+    def arm(self, now: float | None = None) -> None:
+        """A piece starts (at ``now``, a ``time.monotonic()`` reading the caller has
+        already): it may run ``soft`` seconds from then."""
         self._soft_fired = False
-        self._started = time.monotonic()
+        self._started = time.monotonic() if now is None else now
         if self.enabled and not self._armed:
             self._armed = True
             signal.setitimer(signal.ITIMER_REAL, self.soft)

@@ -192,6 +192,7 @@ def _stage_batch(task: Task, spec: runtime.JobSpec, handout: Handout, leased: bo
           inline.stage(task, APP, batch_task_id(job_id, handout.round, start), args, spec.queue, handout.deadline,
                        leased=leased, release=True) as here):
         here.result, kept = _app_batch(here.task, job_id, start, stop, outer=task)
+        here.follows = kept is not None
     return kept
 
 
@@ -246,8 +247,9 @@ def _app_batch(task: Any, job_id: str, start: int, stop: int, outer: Task) -> tu
     # this batch's slot is free: the queue's next batches, of whichever job is due (one kept, maybe)
     rest = (job_id, outcome.yielded_from, stop) if outcome.yielded_from is not None else None
     room = chain.fit(outer, spec) if rest is None and not outcome.completes_job else 0  # a newcomer waits: no chain
+    done_lease = leases.handed_over(APP, task.request.id, [job_id, spec.template.ref, start, stop])  # run inline
     kept = share.hand_out(spec.queue, freed=task.request.id, give_back=rest,  # a batch's id: batch_task_id
-                          keep=job_id if room else None, fit=room)
+                          keep=job_id if room else None, fit=room, drop_lease=done_lease)
     return ran, kept
 
 

@@ -128,15 +128,23 @@ class FairShare(Part):
                 max(1, processes), DEFAULT_PIECE_SECONDS, max(0, fit)]
 
     def take(self, queue: str, capacity: int, processes: int, *, now: float, freed: str | None = None,
-             own: str | None = None, batch_seconds: float, max_batch: int, fit: int = 0) -> list[Handout]:
+             own: str | None = None, batch_seconds: float, max_batch: int, fit: int = 0,
+             drop_lease: str | None = None) -> list[Handout]:
         """Free the batch ``freed`` (its task id) and hand out the next batches of the queue
         while fewer than ``capacity`` are in flight — one of job ``own`` first, whatever
         the capacity. Sizes follow guided self-scheduling over ``processes``, within
         ``batch_seconds`` of work once the piece time is known; with ``fit``, the first
         batch is cut to ``fit`` pieces when that loses it at most a quarter of them (the
-        caller runs it itself, in the time limit it has left)."""
+        caller runs it itself, in the time limit it has left). ``drop_lease``: the freed
+        batch's lease, dropped in the same round trip."""
         args = self._take_args(now, capacity, processes, freed, own, batch_seconds, max_batch, fit)
-        return _handouts(self._take(keys=self._keys(queue), args=args))
+        if drop_lease is None:
+            return _handouts(self._take(keys=self._keys(queue), args=args))
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrem(self.keys.leases_key(), drop_lease)
+            queue_script(pipe, self._take, self._keys(queue), args)
+            _, rows = pipe.execute()
+        return _handouts(rows)
 
     def give_back(self, queue: str, job_id: str, task_id: str, start: int, stop: int,
                   holding: Holding | None = None) -> bool:

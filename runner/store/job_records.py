@@ -21,7 +21,7 @@ from runner.models import JobState, JobStatus, allowed_sources
 from runner.store.journal import EVENTS_MAXLEN, Journal
 from runner.store.keyspace import Keys
 from runner.store.part import Part, encode, queue_script, status_of
-from runner.store.scripts import TRANSITION
+from runner.store.scripts import SEND_IF_ADMITTED, TRANSITION
 
 __all__ = ["JobRecords"]
 
@@ -38,12 +38,15 @@ class JobRecords(Part):
 
     def create(self, record: dict[str, Any], expire_seconds: float, deadline: float | None = None,
                tasks: list[str] | None = None, logs: list[dict[str, Any]] | None = None,
-               then: Callable[[Any], None] | None = None) -> Any:
+               then: Callable[[Any], None] | None = None,
+               send: list[tuple[str, tuple[Any, ...]]] | None = None) -> Any:
         """Write a new job record (state ``draft`` or ``queued``) and index it by org; for a
         queued job also its deadline, its first task's id and its first log lines — one
         round trip, before the task is sent. ``then`` adds a last command to the same
         transaction (the org's queued-jobs quota, which may undo the rest); its reply is
-        returned."""
+        returned. ``send``: the broker's commands that send the job's partition task
+        (``dispatch.partition_commands``; the broker must be this Redis), run after
+        ``then`` in the same transaction if the job is still there."""
         job_id, org, ttl, keys = record["id"], record["org"], int(expire_seconds) + 1, self.keys
         with self.redis.pipeline() as pipe:
             # keys_tracked: the record names the optional keys the job makes (the final move expires those)
@@ -62,8 +65,18 @@ class JobRecords(Part):
                 pipe.expire(keys.logs_key(job_id), ttl)
             if then is not None:
                 then(pipe)
+            if send:
+                self._send_in(pipe, keys.job_key(job_id), send)
             replies = pipe.execute()
-        return replies[-1] if then is not None else None
+        return (replies[-2] if send else replies[-1]) if then is not None else None
+
+    @staticmethod
+    def _send_in(pipe: Any, job_key: str, commands: list[tuple[str, tuple[Any, ...]]]) -> None:
+        """Queue ``SEND_IF_ADMITTED`` on ``pipe``: the ``lpush`` and ``publish`` commands."""
+        lists = [args for name, args in commands if name == "lpush"]
+        published = [value for name, args in commands if name == "publish" for value in args]
+        pipe.eval(SEND_IF_ADMITTED, 1 + len(lists), job_key, *(key for key, _ in lists),
+                  *(message for _, message in lists), *published)
 
     def get(self, job_id: str, org: str | None = None) -> JobStatus:
         """The job's record; raises :class:`JobNotFound` if absent or owned by another org."""

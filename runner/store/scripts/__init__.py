@@ -8,7 +8,8 @@ gets the same outcome as if the first call had answered.
 """
 
 __all__ = ["TRANSITION", "LOAD_PIECES", "RECORD_RANGES", "RECORD_FAILURE", "ADD_LOGS", "CLAIM_SCHEDULE",
-           "CLAIM_SCHEDULES", "AUTHENTICATE", "AUTHENTICATE_READ", "CLAIM_NAME", "ADD_METRIC_VALUES", "HMGET_MANY"]
+           "CLAIM_SCHEDULES", "AUTHENTICATE", "AUTHENTICATE_READ", "CLAIM_NAME", "ADD_METRIC_VALUES", "HMGET_MANY",
+           "SEND_IF_ADMITTED"]
 
 # KEYS: job, events[, ending, result, logs, tasks, deliveries, pieces, result runs, ranges, failed,
 # attempts, metrics, metric series, legacy results: the keys to expire]. ARGV: target,
@@ -362,4 +363,22 @@ for _, key in ipairs(KEYS) do
   for j = 1, #ARGV do out[#out + 1] = row[j] or false end  -- a nil would end the list
 end
 return out
+"""
+
+# KEYS: the new job's record, then each broker list a message goes to. ARGV: each list's
+# message, then channel, message pairs to publish. Run last in the transaction that writes
+# a new job (``jobs.create(..., send=...)``), after the quota's check: sends its partition
+# task (and Celery's task-sent event) only if the record is still there, i.e. the job was
+# admitted. The record's ``partition_sent`` makes a replay safe: a transaction retried
+# after its reply was lost sends nothing twice. Returns 1 if sent, 0 if not.
+SEND_IF_ADMITTED = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('HSETNX', KEYS[1], 'partition_sent', 'true') == 0 then return 0 end
+for i = 2, #KEYS do redis.call('LPUSH', KEYS[i], ARGV[i - 1]) end
+local i = #KEYS
+while i < #ARGV do
+  redis.call('PUBLISH', ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+return 1
 """

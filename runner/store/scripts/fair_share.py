@@ -49,19 +49,25 @@ local function unlist(queue_prefix, job, org)
 end
 """
 
-# Guided self-scheduling: a batch takes ``left / (2 × workers)`` pieces — within
-# ``most_seconds`` of work and at least ``least_seconds`` of it once the piece time is known,
-# ``probe`` pieces while it is not — or the template's fixed size; never more than
+# Guided self-scheduling: a batch takes ``left / workers`` pieces (half that, at most ``probe``,
+# while the piece time is unknown) — within ``most_seconds`` of work and at least
+# ``least_seconds`` of it once the piece time is known, and the whole rest when what would
+# remain is under half that floor — or the template's fixed size; never more than
 # ``max_batch``, the range's ``span`` or the org's ``room``. (Locals ``workers``, ``max_batch``,
 # ``least_seconds``, ``most_seconds``, ``probe`` come from the script using it.)
 _SIZE = """
 local function batch_size(fixed, left, seconds, span, room)
   local size = fixed
   if size <= 0 then
-    size = math.ceil(left / (2 * workers))
-    if seconds and seconds > 0 then
+    local known = seconds and seconds > 0
+    -- guided self-scheduling: a share of what is left per process, half of it while the
+    -- piece time is unknown; once it is known the floor keeps the tail from going to dust
+    size = math.ceil(left / ((known and 1 or 2) * workers))
+    if known then
       local least = math.max(1, math.min(max_batch, math.floor(least_seconds / seconds + 0.5)))
       size = math.max(least, math.min(size, math.max(1, math.floor(most_seconds / seconds))))
+      -- a rest under half the floor would run alone at the very end, its peers idle: take it now
+      if left - size < least / 2 then size = left end
     else
       size = math.min(size, probe)
     end
