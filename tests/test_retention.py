@@ -6,6 +6,7 @@ stored pieces, results per run and folded, failed pieces, attempts, metrics."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -23,8 +24,19 @@ def job_keys(client: Client, job_id: str) -> dict[str, int]:
     return {key: redis.ttl(key) for key in redis.scan_iter(match=f"{client.store.prefix}:*{job_id}*", count=1000)}
 
 
+def wound_up(client: Client, job_id: str, timeout: float = 10.0) -> dict[str, int]:
+    """The job's keys once its wind-up (the round trip after its final move, which a waiting
+    client does not wait for) has forgotten its fair-share keys."""
+    deadline = time.monotonic() + timeout
+    while True:
+        keys = job_keys(client, job_id)
+        if not any(":share:" in key for key in keys) or time.monotonic() > deadline:
+            return keys
+        time.sleep(0.05)
+
+
 def assert_all_expire_after_retention(client: Client, job_id: str, expected: set[str]) -> None:
-    keys = job_keys(client, job_id)
+    keys = wound_up(client, job_id)
     made = {key.rsplit(job_id, 1)[1] for key in keys}
     assert expected <= made, f"missing {expected - made}; the job has {sorted(made)}"
     for key, ttl in keys.items():
