@@ -277,10 +277,10 @@ def queue_draft(services: Services, org: str, job_id: str, options: JobRequest |
     store = services.store
     store.org_quotas.enter_queue(org, job_id, timing["deadline"])  # QuotaExceeded: still a draft
     store.transition(job_id, JobState.QUEUED, expect=[JobState.DRAFT], **timing)
-    store.keep_for(job_id, job_fields.lifetime({**status.model_dump(), **timing}))
     task_id = str(uuid.uuid4())
     store.set_deadline(job_id, timing["deadline"])
     store.add_tasks(job_id, [task_id], logs=[_queued_line(who)])
+    store.keep_for(job_id, job_fields.lifetime({**status.model_dump(), **timing}))  # its tasks set too, made just now
     _send(services, job_id, checked.template.ref, timing["deadline"], task_id)
 
 

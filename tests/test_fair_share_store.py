@@ -126,3 +126,63 @@ def test_a_batch_that_stops_early_gives_its_rest_back_first(store: StatusStore) 
     assert [(h.start, h.stop) for h in take(store, "q7", capacity=1)] == [(15, 40)]  # the rest, first
     store.fair_share.forget("yielder")
     assert not store.fair_share.give_back("q7", "yielder", "yielder-0-15", 20, 40)  # an ended job: nothing held
+
+
+def running_record(store: StatusStore, job: str, state: str = "running") -> None:
+    """The bits of a job record the fair-share scripts read and write (its state, its tasks)."""
+    store.redis.hset(store.keys.job_key(job), mapping={"state": json.dumps(state), "batches_total": 0})
+    store.redis.sadd(store.keys.tasks_key(job), "partition-task")
+    store.redis.expire(store.keys.job_key(job), 600)
+    store.redis.expire(store.keys.tasks_key(job), 600)
+
+
+def take_whole(store: StatusStore, held: Holding, processes: int = 2):
+    return store.fair_share.take_whole(held, processes, now=time.time(), batch_seconds=0.1, max_batch=1000)
+
+
+def test_a_job_of_one_batch_is_handed_out_whole_counted_leased_and_never_held(store: StatusStore) -> None:
+    store.fleet.note_piece_seconds("kw", 0.0001)  # 10 ms is 100 pieces: 5 fit one batch
+    running_record(store, "w1")
+    facts = holding("w1", 5, org="wo", queue="q8", kind="kw")
+    out = take_whole(store, facts)
+    assert [(h.job_id, h.round, h.start, h.stop) for h in out] == [("w1", 0, 0, 5)]
+    assert not store.redis.exists(store.keys.share_job_key("w1"), store.keys.share_job_ranges_key("w1"))
+    assert store.fair_share.in_flight("q8") == {"w1": 1} and store.fair_share.org_in_flight("wo") == 5
+    lease = '["runner.app","w1-0-0",["w1","t@1",0,5]]'
+    assert store.redis.zscore(store.keys.leases_key(), lease) is not None
+    record = store.redis.hgetall(store.keys.job_key("w1"))
+    assert record["batches_total"] == "1" and record["fanned_out"] == "true" and "share_batch" in record
+    assert store.redis.smembers(store.keys.tasks_key("w1")) == {"partition-task", "w1-0-0"}
+    assert take_whole(store, facts) == out  # a replay: counted once
+    assert store.fair_share.org_in_flight("wo") == 5
+    assert store.fair_share.forget("w1")  # it ended: its slot and its org's pieces are free
+    assert store.fair_share.in_flight("q8") == {} and store.fair_share.org_in_flight("wo") == 0
+
+
+def test_a_job_of_more_batches_or_over_its_orgs_quota_is_not_handed_out_whole(store: StatusStore) -> None:
+    running_record(store, "w3")
+    assert take_whole(store, holding("w3", 5, org="wn", queue="q10", kind="unknown-kind")) == []  # probes: 1 a batch
+    store.fleet.note_piece_seconds("kw", 0.0001)
+    store.redis.hset(store.keys.org_quota_key("wq"), "max_pieces_in_flight", 3)
+    assert take_whole(store, holding("w3", 5, org="wq", queue="q10", kind="kw")) == []
+    assert store.fair_share.in_flight("q10") == {} and store.fair_share.org_in_flight("wq") == 0
+    assert "share_batch" not in store.redis.hgetall(store.keys.job_key("w3"))
+
+
+def test_a_whole_jobs_batch_that_stops_early_has_its_rest_held(store: StatusStore) -> None:
+    store.fleet.note_piece_seconds("kw", 0.0001)
+    running_record(store, "w2")
+    facts = holding("w2", 5, org="wb", queue="q9", kind="kw")
+    assert [(h.start, h.stop) for h in take_whole(store, facts)] == [(0, 5)]
+    assert store.fair_share.give_back("q9", "w2", "w2-0-0", 2, 5, holding=facts)  # ran 0..1, then a newcomer came
+    assert store.fair_share.in_flight("q9") == {} and store.fair_share.org_in_flight("wb") == 0
+    assert "share_batch" not in store.redis.hgetall(store.keys.job_key("w2"))  # held now: forgotten as such
+    assert [(h.job_id, h.start, h.stop) for h in take(store, "q9", capacity=1)] == [("w2", 2, 5)]
+    assert store.fair_share.forget("w2")
+    assert store.fair_share.in_flight("q9") == {} and not store.redis.exists(store.keys.share_job_key("w2"))
+    facts = holding("w4", 5, org="wb", queue="q9", kind="kw")
+    running_record(store, "w4")
+    take_whole(store, facts)
+    store.redis.hset(store.keys.job_key("w4"), "state", json.dumps("cancelled"))  # it ended meanwhile
+    assert not store.fair_share.give_back("q9", "w4", "w4-0-0", 2, 5, holding=facts)
+    assert store.fair_share.in_flight("q9") == {} and not store.redis.exists(store.keys.share_job_key("w4"))

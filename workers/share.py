@@ -35,16 +35,20 @@ def start(spec: runtime.JobSpec, round_: int, ranges: list[tuple[int, int]], dea
     trip; with ``run_own``, one batch of this job is taken whatever the queue's capacity
     and returned, not sent: the caller runs it in its own process."""
     store, settings = runtime.store(), runtime.settings()
-    lease = member(APP, batch_task_id(spec.job_id, round_, "@S@"), [spec.job_id, spec.template.ref, "@S@", "@E@"])
-    holding = Holding(spec.job_id, spec.queue, spec.org, spec.priority, round_, spec.piece_kind, ranges, deadline,
-                      spec.template.batch_size, lease, deadline - time.time() + spec.retention_hours * 3600)
+    holding = _holding(spec, round_, ranges, deadline)
     slots, processes = capacity(spec.queue)
+    before = (lambda pipe: store.journal.xadd_logs(pipe, spec.job_id, logs)) if logs else None
+    if run_own and len(ranges) == 1:  # a job of one batch is handed out whole, unheld (most small jobs)
+        whole = store.fair_share.take_whole(holding, processes, now=time.time(), batch_seconds=settings.fair_batch_seconds,
+                                            max_batch=settings.max_batch, before=before)
+        if whole:
+            return whole[0]
+        before = None  # its logs went in already
     if run_own:  # this process runs the job's first batch, then its next ones (a chain): no spare needed
         slots = processes
     handouts = store.fair_share.hold_and_take(
         holding, slots, processes, now=time.time(), own=spec.job_id if run_own else None,
-        batch_seconds=settings.fair_batch_seconds, max_batch=settings.max_batch,
-        before=(lambda pipe: store.journal.xadd_logs(pipe, spec.job_id, logs)) if logs else None)
+        batch_seconds=settings.fair_batch_seconds, max_batch=settings.max_batch, before=before)
     return _split(handouts, spec.job_id if run_own else None)
 
 
@@ -58,7 +62,8 @@ def hand_out(queue: str, *, freed: str | None = None, give_back: tuple[str, int,
     ``drop_lease``: the freed batch's lease, dropped in the same round trip."""
     settings, store = runtime.settings(), runtime.store()
     if give_back is not None and freed is not None:
-        store.fair_share.give_back(queue, give_back[0], freed, give_back[1], give_back[2])
+        job_id, start, stop = give_back
+        store.fair_share.give_back(queue, job_id, freed, start, stop, holding=_whole_holding(job_id))
         freed = None
     slots, processes = capacity(queue)
     if keep:  # the batch this process keeps replaces the spare a process would otherwise find waiting
@@ -68,6 +73,20 @@ def hand_out(queue: str, *, freed: str | None = None, give_back: tuple[str, int,
                                      fit=fit if keep else 0, drop_lease=drop_lease)
     fits = keep and handouts and handouts[0].stop - handouts[0].start <= fit
     return _split(handouts, keep if fits else None)
+
+
+def _whole_holding(job_id: str) -> Holding | None:
+    """The fair-share facts to hold a job by, should it have been handed out whole (round 0,
+    ``TAKE_WHOLE``): the store holds it when its batch gives pieces back."""
+    spec, record = runtime.job_facts(job_id, "deadline")
+    return None if spec is None else _holding(spec, 0, [], float(record["deadline"] or 0))
+
+
+def _holding(spec: runtime.JobSpec, round_: int, ranges: list[tuple[int, int]], deadline: float) -> Holding:
+    """The fair-share facts of the job's round ``round_`` (its ``ranges``) the store holds."""
+    lease = member(APP, batch_task_id(spec.job_id, round_, "@S@"), [spec.job_id, spec.template.ref, "@S@", "@E@"])
+    return Holding(spec.job_id, spec.queue, spec.org, spec.priority, round_, spec.piece_kind, ranges, deadline,
+                   spec.template.batch_size, lease, deadline - time.time() + spec.retention_hours * 3600)
 
 
 def _split(handouts: list[Handout], own: str | None) -> Handout | None:

@@ -47,10 +47,11 @@ def partition(task: Task, job_id: str, template: str) -> Any:
 
     ``template`` rides in the message only so Flower shows it; the worker reads the job's
     template, like every other fact of the job, from its record."""
-    spec, record = runtime.job_facts(job_id, "state", "deadline")
+    spec, record = runtime.job_facts(job_id, "state", "deadline", "partition_task")
     state = JobState(record["state"]) if record["state"] else None
     if spec is None or state not in (JobState.QUEUED, JobState.PARTITIONING, JobState.RUNNING):
         return None
+    fresh = state is JobState.QUEUED and not record["partition_task"]  # no partition ever began: no pieces to clear
     deadline = float(record["deadline"] or 0)
     if state is JobState.RUNNING:
         return _fan_out_again(task, spec, deadline)
@@ -60,7 +61,7 @@ def partition(task: Task, job_id: str, template: str) -> Any:
         return None
     fair = runtime.settings().fair_share
     to_running = _ToRunning(spec, fair)
-    stored = _store_pieces(task, spec, deadline, to_running)
+    stored = _store_pieces(task, spec, deadline, to_running, fresh)
     if stored is None or not to_running.moved(stored[1]):
         return None
     total, batches = stored[0], to_running.batches
@@ -93,16 +94,17 @@ class _ToRunning:
 
 
 def _store_pieces(task: Task, spec: runtime.JobSpec, deadline: float,
-                  then: _ToRunning) -> tuple[int, Any] | None:
+                  then: _ToRunning, fresh: bool = False) -> tuple[int, Any] | None:
     """Run the partitioner and store its pieces, then (same round trip) ``then``; their
-    count and the reply to ``then``, or None when the partitioner raised (the job is failed)."""
+    count and the reply to ``then``, or None when the partitioner raised (the job is failed).
+    ``fresh``: the job never stored pieces (nothing to clear first)."""
     try:
         ctx = job_context(spec, "partitioner", source=runtime.storages().source(spec.source))
         try:
             pieces = spec.template.function("partitioner").fn(ctx.source, ctx)
             limit = spec.template.test_pieces if spec.test else None
             keep = deadline - time.time() + spec.retention_hours * 3600
-            return runtime.store().pieces.store_pieces_then(spec.job_id, pieces, keep, limit, then)
+            return runtime.store().pieces.store_pieces_then(spec.job_id, pieces, keep, limit, then, fresh=fresh)
         finally:
             close(ctx)
     except Exception as exc:
@@ -346,12 +348,12 @@ def _claim_reading(job_id: str, task_id: str, lease: str | None) -> tuple[JobSta
     from and ``output.json`` reports) and taking its ``lease``, when given, in the same
     round trip; None when the job is not this task's to assemble."""
     store, now = runtime.store(), time.time()
-    moved, (raw, metrics) = store.jobs.transition_then(
+    moved, (raw,) = store.jobs.transition_then(
         job_id, JobState.ASSEMBLING, strict=False, assemble_task=task_id,
         before=(lambda pipe: store.fleet.lease(lease, now, pipe)) if lease else None,
         after=lambda pipe: store.journal.queue_report(pipe, job_id))
     if moved:
-        return store.journal.read_report(job_id, raw, metrics)
+        return store.journal.read_report(job_id, raw)
     current = store.jobs.fields(job_id, "state", "assemble_task")
     if current["state"] != JobState.ASSEMBLING.value or current["assemble_task"] != task_id:
         return None

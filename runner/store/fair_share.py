@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from runner.store.part import Part, queue_script
-from runner.store.scripts.fair_share import FORGET, GIVE_BACK, HEAD_START, HOLD, TAKE
+from runner.store.scripts.fair_share import FORGET, GIVE_BACK, HEAD_START, HOLD, TAKE, TAKE_WHOLE
 
 __all__ = ["FairShare", "Handout", "Holding", "PROBE_PIECES", "DEFAULT_PIECE_SECONDS", "LEAST_BATCH_SECONDS"]
 
@@ -70,6 +70,7 @@ class FairShare(Part):
         self._take = self.redis.register_script(TAKE)
         self._forget = self.redis.register_script(FORGET)
         self._give_back = self.redis.register_script(GIVE_BACK)
+        self._take_whole = self.redis.register_script(TAKE_WHOLE)
 
     def _keys(self, queue: str) -> list[str]:
         keys = self.keys
@@ -93,6 +94,24 @@ class FairShare(Part):
             queue_script(pipe, self._hold, keys, self._hold_args(holding))
             queue_script(pipe, self._take, keys,
                          self._take_args(now, capacity, processes, None, own, batch_seconds, max_batch))
+            *_, rows = pipe.execute()
+        return _handouts(rows)
+
+    def take_whole(self, holding: Holding, processes: int, *, now: float, batch_seconds: float, max_batch: int,
+                   before: Callable[[Any], None] | None = None) -> list[Handout]:
+        """Hand out a job of one range whole, unheld, when all its pieces fit the one batch
+        its partition task would take for itself (``TAKE_WHOLE``) — with ``before(pipe)``'s
+        writes, in one round trip. Empty when they do not (or its org lacks room): then
+        :meth:`hold_and_take` it. A small job's fair share costs a few commands, not a
+        hold, a take and a forget."""
+        (first, stop), = holding.ranges
+        args = [holding.job_id, holding.org, holding.round, holding.kind, holding.deadline, holding.batch_size or 0,
+                holding.lease, first, stop, now, batch_seconds, max_batch, LEAST_BATCH_SECONDS, PROBE_PIECES,
+                max(1, processes), DEFAULT_PIECE_SECONDS]
+        with self.redis.pipeline(transaction=False) as pipe:
+            if before is not None:
+                before(pipe)
+            queue_script(pipe, self._take_whole, self._keys(holding.queue), args)
             *_, rows = pipe.execute()
         return _handouts(rows)
 
@@ -127,10 +146,17 @@ class FairShare(Part):
             _, rows = pipe.execute()
         return _handouts(rows)
 
-    def give_back(self, queue: str, job_id: str, task_id: str, start: int, stop: int) -> bool:
+    def give_back(self, queue: str, job_id: str, task_id: str, start: int, stop: int,
+                  holding: Holding | None = None) -> bool:
         """Free batch ``task_id``'s slot and hold pieces ``start``..``stop`` of its job again
-        (it stopped early for a newcomer); False when the job was forgotten (it ended)."""
-        return bool(self._give_back(keys=self._keys(queue), args=[job_id, task_id, start, stop]))
+        (it stopped early for a newcomer); False when the job was forgotten (it ended). A job
+        handed out whole (:meth:`take_whole`) is held then, by ``holding``'s facts."""
+        args: list[Any] = [job_id, task_id, start, stop]
+        if holding is not None:
+            h = holding
+            args += [h.org, h.priority, h.round, h.kind, h.deadline, h.batch_size or 0, h.lease,
+                     max(60, int(h.keep_seconds))]
+        return bool(self._give_back(keys=self._keys(queue), args=args))
 
     def forget(self, job_id: str, pipe: Any = None) -> bool:
         """Stop handing out the job's batches and free its slots (it ended); on ``pipe``,

@@ -77,7 +77,8 @@ class JobRecords(Part):
     def _create_in(self, pipe: Any, job: "NewJob") -> None:
         record, keys = job.record, self.keys
         job_id, ttl = record["id"], int(job.expire_seconds) + 1
-        pipe.hset(keys.job_key(job_id), mapping={k: encode(v) for k, v in record.items()})
+        # keys_tracked: the record names the optional keys the job makes (the final move expires those)
+        pipe.hset(keys.job_key(job_id), mapping={**{k: encode(v) for k, v in record.items()}, "keys_tracked": 1})
         pipe.expire(keys.job_key(job_id), ttl)
         pipe.zadd(keys.org_jobs_key(record["org"]), {job_id: record["created_at"]})
         pipe.xadd(keys.events_key(job_id), {"type": "state", "state": record["state"]}, maxlen=EVENTS_MAXLEN)
@@ -119,12 +120,17 @@ class JobRecords(Part):
     def outcome(self, job_id: str, org: str | None = None) -> tuple[JobStatus, Any, str]:
         """The job's record, its assembled result (decoded; ``None`` before it is stored)
         and the id of its newest ending, in one transaction: what a waiting client reads
-        once before it blocks (:meth:`wait_ending` after that id) and once when it wakes."""
-        with self.redis.pipeline() as pipe:
+        once before it blocks (:meth:`wait_ending` after that id) and once when it wakes.
+
+        No transaction (its ``MULTI``/``EXEC`` were a third of a small job's client
+        commands): the newest ending is read first, so an ending after it is one the record
+        read next may not show yet — the wait catches it — and a final record shows a result
+        stored before its move."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xrevrange(self.keys.ending_key(job_id), "+", "-", count=1)
             pipe.hgetall(self.keys.job_key(job_id))
             pipe.get(self.keys.result_key(job_id))
-            pipe.xrevrange(self.keys.ending_key(job_id), "+", "-", count=1)
-            raw, result, newest = pipe.execute()
+            newest, raw, result = pipe.execute()
         return (status_of(job_id, raw, org), json.loads(result) if result is not None else None,
                 newest[0][0] if newest else "0-0")
 
@@ -191,10 +197,13 @@ class JobRecords(Part):
                         expect: Iterable[JobState] | None = None, keep_seconds: float | None = None,
                         before: Callable[[Any], None] | None = None, after: Callable[[Any], None] | None = None,
                         log_line: dict[str, Any] | None = None, **fields: Any) -> tuple[bool, list[Any]]:
-        """:meth:`transition` in one transaction with ``before(pipe)``'s writes (a result, a
-        lease) and ``after(pipe)``'s reads (what a stage that claims the job works from),
-        whose replies it returns: one round trip where there were two or three."""
-        with self.redis.pipeline() as pipe:
+        """:meth:`transition` after ``before(pipe)``'s writes (a result, a lease) and before
+        ``after(pipe)``'s reads (what a stage that claims the job works from), whose replies
+        it returns: one round trip where there were two or three. In order, not in a
+        transaction: the move is atomic by itself, what goes before it is written first (a
+        result is there when a reader sees the move) and what is read after it is the
+        mover's own job."""
+        with self.redis.pipeline(transaction=False) as pipe:
             if before is not None:
                 before(pipe)
             first = len(pipe)
@@ -222,7 +231,7 @@ class JobRecords(Part):
         args: list[Any] = [encode(target.value), EVENTS_MAXLEN, expire, token, line, len(sources), *sources]
         for key, value in fields.items():
             args += [key, encode(value)]
-        keys = self.keys.all_job_keys(job_id)  # job, events, ending, result, logs, the rest
+        keys = self.keys.lifetime_job_keys(job_id)  # job, events, ending, result, logs, the rest
         return (keys if expire else keys[:5] if target.is_final or log_line else keys[:2]), args
 
     @staticmethod

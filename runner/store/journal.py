@@ -107,8 +107,11 @@ class Journal(Part):
                 pipe.rpush(key, *(encode(item) for item in items))
                 pipe.ttl(self.keys.job_key(job_id))
                 _, ttl = pipe.execute()
-            if ttl and ttl > 0:
-                self.redis.expire(key, ttl)
+            if ttl and ttl > 0:  # the record notes it: the final move sets their lifetime, a report reads them
+                with self.redis.pipeline(transaction=False) as pipe:
+                    pipe.expire(key, ttl)
+                    pipe.hset(self.keys.job_key(job_id), "has_metrics", 1)
+                    pipe.execute()
 
     def metrics(self, job_id: str) -> list[dict[str, Any]]:
         return [json.loads(raw) for raw in self.redis.lrange(self.keys.metrics_key(job_id), 0, -1)]
@@ -137,17 +140,21 @@ class Journal(Part):
             if result is not None:
                 self.queue_result(pipe, job_id, result)
             self.queue_report(pipe, job_id)
-            *_, raw, metrics = pipe.execute()
-        return self.read_report(job_id, raw, metrics)
+            *_, raw = pipe.execute()
+        return self.read_report(job_id, raw)
 
     def queue_report(self, pipe: Any, job_id: str) -> None:
-        """:meth:`report`'s reads queued on ``pipe`` (the caller's round trip): two replies,
-        for :meth:`read_report`."""
+        """:meth:`report`'s read queued on ``pipe`` (the caller's round trip): the record,
+        one reply, for :meth:`read_report`."""
         pipe.hgetall(self.keys.job_key(job_id))
-        pipe.lrange(self.keys.metrics_key(job_id), 0, -1)
 
-    @staticmethod
-    def read_report(job_id: str, raw: dict[str, str], metrics: list[str]) -> tuple[JobStatus | None, list[dict[str, Any]]]:
+    def read_report(self, job_id: str, raw: dict[str, str]) -> tuple[JobStatus | None, list[dict[str, Any]]]:
+        """The record read (``raw``) and the job's metrics — read now, only when the record
+        says it has some (``has_metrics``; or it is from before records said so): most jobs
+        have none, and a read of an empty list is a command per job for nothing."""
+        metrics: list[str] = []
+        if raw and (raw.get("has_metrics") or not raw.get("keys_tracked")):
+            metrics = self.redis.lrange(self.keys.metrics_key(job_id), 0, -1)
         return (status_of(job_id, raw, None) if raw else None), [json.loads(item) for item in metrics]
 
     def queue_result(self, pipe: Any, job_id: str, result: str) -> None:
@@ -164,6 +171,6 @@ class Journal(Part):
                 own.execute()
             return
         pipe.zrem(self.keys.deadlines_key(), job_id)
-        if line is not None:
+        if line is not None:  # (a move that logged it gave the logs their lifetime already)
             self.xadd_logs(pipe, job_id, [line])
-        pipe.expire(self.keys.logs_key(job_id), int(keep_seconds) + 1)
+            pipe.expire(self.keys.logs_key(job_id), int(keep_seconds) + 1)

@@ -9,7 +9,11 @@ one ``Keys``, and no module outside the store package calls a builder.
 ====================================  ======  =================================================
 key                                   type    holds
 ====================================  ======  =================================================
-``P:job:{id}``                        hash    the job record; every value JSON-encoded
+``P:job:{id}``                        hash    the job record; every value JSON-encoded. Besides the job's facts:
+                                              ``keys_tracked`` and ``has_failed``/``has_attempts``/``has_metrics``
+                                              (the optional keys it made, which its final move expires),
+                                              ``share_batch`` (``{queue share prefix} {task id}``: the one batch of a
+                                              job handed out whole under fair share, never held)
 ``P:job:{id}:events``                 stream  state changes and progress, capped (``EVENTS_MAXLEN``)
 ``P:job:{id}:ending``                 stream  the job's final state (and a small result), added by the move into
                                               it (a retried job's next ending follows): what a waiting client
@@ -82,7 +86,10 @@ key                                   type    holds
 
 Every key of a job expires: at creation after its deadline plus retention (so nothing
 leaks if the whole fleet dies; keys made later copy the record's lifetime), and once
-final after ``retention_hours``.
+final after ``retention_hours``. The final move sets that lifetime on the keys the job has
+(:meth:`Keys.lifetime_job_keys`' first seven, and of the rest those its record names — a
+record from before issue 24, without ``keys_tracked``, has every key expired), not on
+every key a job may have: a small job's ending costs nine ``EXPIRE`` s, not sixteen.
 """
 
 from __future__ import annotations
@@ -275,6 +282,16 @@ class Keys:
     def broker_queue_key(queue: str) -> str:
         """The list kombu's Redis transport keeps a queue's messages in (the queue's name)."""
         return queue
+
+    def lifetime_job_keys(self, job_id: str) -> list[str]:
+        """Every key a job may have, in the order the final move expires them
+        (``scripts.TRANSITION``): the keys every job has, then those it may make."""
+        return [
+            self.job_key(job_id), self.events_key(job_id), self.ending_key(job_id), self.result_key(job_id),
+            self.logs_key(job_id), self.tasks_key(job_id), self.deliveries_key(job_id), self.pieces_key(job_id),
+            self.result_runs_key(job_id), self.ranges_key(job_id), self.failed_key(job_id), self.attempts_key(job_id),
+            self.metrics_key(job_id), self.metric_series_key(job_id), self.results_key(job_id),
+        ]
 
     def all_job_keys(self, job_id: str) -> list[str]:
         """Every key a job may have (deleting or expiring a job covers them all)."""

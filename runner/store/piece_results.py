@@ -117,12 +117,13 @@ class PieceResults(Part):
         return self.store_pieces_then(job_id, pieces, expire_seconds, limit)[0]
 
     def store_pieces_then(self, job_id: str, pieces: Iterable[Any], expire_seconds: float, limit: int | None = None,
-                          then: Callable[[Any, int], None] | None = None) -> tuple[int, Any]:
+                          then: Callable[[Any, int], None] | None = None, fresh: bool = False) -> tuple[int, Any]:
         """Append pieces (JSON; a :class:`~runner.pieces.PieceRef` as its stored form) to the
         job's piece list, streaming; returns how many, and the reply to the last command.
         Generated pieces (a ``range`` or a :class:`~runner.pieces.Generated`) store only
         their description, on the record. ``then(pipe, count)`` queues a last command (the
-        move to ``running``) on the round trip that stores the last pieces.
+        move to ``running``) on the round trip that stores the last pieces. ``fresh``: no
+        partition of the job ever began (its record says so), so there is nothing to clear first.
 
         Small pieces are packed, ``pieces_packed`` of them (:func:`pack_size`, on the
         record) a list element as one JSON array: Redis then pushes and ranges over a few
@@ -130,8 +131,9 @@ class PieceResults(Part):
         key, job_key, self._fresh = self.keys.pieces_key(job_id), self.keys.job_key(job_id), None
         described = describe(pieces, limit)
         with self.redis.pipeline(transaction=False) as pipe:
-            pipe.delete(key)  # a redelivered partition task starts over
-            pipe.hdel(job_key, "pieces_generated", "pieces_packed")
+            if not fresh:  # a redelivered partition task (or a re-queued job's) starts over
+                pipe.delete(key)
+                pipe.hdel(job_key, "pieces_generated", "pieces_packed")
             if described is not None:
                 pipe.hset(job_key, "pieces_generated", encode(described))
                 if then is not None:
@@ -372,8 +374,13 @@ class PieceResults(Part):
         return sorted(int(index) for index in self.redis.hkeys(self.keys.failed_key(job_id)))
 
     def count_attempt(self, job_id: str, index: int) -> int:
-        """Count one more failed attempt of a piece; returns the total so far."""
-        return int(self.redis.hincrby(self.keys.attempts_key(job_id), str(index), 1))
+        """Count one more failed attempt of a piece; returns the total so far. (The record
+        notes the job has attempts: its final move sets their lifetime.)"""
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hincrby(self.keys.attempts_key(job_id), str(index), 1)
+            pipe.hset(self.keys.job_key(job_id), "has_attempts", 1)
+            attempts, _ = pipe.execute()
+        return int(attempts)
 
     def reset_failures(self, job_id: str) -> None:
         """Forget failed pieces and attempt counts (a retry of the failed pieces starts)."""

@@ -11,7 +11,8 @@ __all__ = ["TRANSITION", "LOAD_PIECES", "RECORD_RANGES", "RECORD_FAILURE", "ADD_
            "CLAIM_SCHEDULES", "AUTHENTICATE", "AUTHENTICATE_READ", "CLAIM_NAME", "ADD_METRIC_VALUES", "HMGET_MANY",
            "SEND_IF_ADMITTED"]
 
-# KEYS: job, events[, ending, result, logs, every other key of the job, to expire]. ARGV: target,
+# KEYS: job, events[, ending, result, logs, tasks, deliveries, pieces, result runs, ranges, failed,
+# attempts, metrics, metric series, legacy results: the keys to expire]. ARGV: target,
 # maxlen, expire seconds (0: leave lifetimes alone), token, log line ('' or a JSON
 # {fields, maxlen}), n_allowed, allowed..., field, value, ...
 # The token makes a replay safe: a retry of a call whose reply was lost finds its own
@@ -19,12 +20,17 @@ __all__ = ["TRANSITION", "LOAD_PIECES", "RECORD_RANGES", "RECORD_FAILURE", "ADD_
 # adds it to the ending stream (KEYS[3]), which a waiting client blocks on: it wakes once; a
 # completion's result (KEYS[4]) rides along when it is small, so that client reads nothing
 # more. The log line (the ending's lifecycle line) goes in with the move: whoever sees the
-# final state sees it logged.
+# final state sees it logged. Expiring, it sets the lifetime of the keys the job has, not of
+# every key a job may have: a record made with ``keys_tracked`` (every record since issue 24)
+# names the others it made — ``pieces_packed`` (stored pieces), ``pieces_done`` (recorded
+# runs), ``has_failed``, ``has_attempts``, ``has_metrics`` — and an older record gets all.
 TRANSITION = """
 local FINAL = {['"completed"'] = true, ['"failed"'] = true, ['"cancelled"'] = true, ['"timed_out"'] = true}
-local current = redis.call('HGET', KEYS[1], 'state')
+local f = redis.call('HMGET', KEYS[1], 'state', 'transition_token', 'keys_tracked', 'pieces_packed', 'pieces_done',
+                    'has_failed', 'has_attempts', 'has_metrics')
+local current = f[1]
 if not current then return {0, ''} end
-if current == ARGV[1] and redis.call('HGET', KEYS[1], 'transition_token') == ARGV[4] then
+if current == ARGV[1] and f[2] == ARGV[4] then
   return {1, current}
 end
 local n = tonumber(ARGV[6])
@@ -33,12 +39,7 @@ for i = 7, 6 + n do
   if ARGV[i] == current then ok = true end
 end
 if not ok then return {0, current} end
-redis.call('HSET', KEYS[1], 'state', ARGV[1], 'transition_token', ARGV[4])
-local i = 7 + n
-while i < #ARGV do
-  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
-  i = i + 2
-end
+redis.call('HSET', KEYS[1], 'state', ARGV[1], 'transition_token', ARGV[4], unpack(ARGV, 7 + n))
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'type', 'state', 'state', cjson.decode(ARGV[1]))
 if KEYS[3] and FINAL[ARGV[1]] then
   local entry = {'state', cjson.decode(ARGV[1])}
@@ -54,7 +55,16 @@ if ARGV[5] ~= '' and KEYS[5] then
 end
 local expire = tonumber(ARGV[3])
 if expire > 0 then
-  for k = 1, #KEYS do redis.call('EXPIRE', KEYS[k], expire) end
+  local tracked = f[3]
+  for k = 1, (tracked and 7 or #KEYS) do redis.call('EXPIRE', KEYS[k], expire) end
+  if tracked then
+    local function keep(k) redis.call('EXPIRE', KEYS[k], expire) end
+    if f[4] then keep(8) end
+    if tonumber(f[5] or '0') > 0 then keep(9) keep(10) end
+    if f[6] then keep(11) end
+    if f[7] then keep(12) end
+    if f[8] then keep(13) keep(14) end
+  end
 end
 return {1, current}
 """
@@ -164,7 +174,10 @@ local new = 0
 if not kept then
   new = redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
   local ttl = redis.call('TTL', KEYS[1])
-  if ttl > 0 and redis.call('TTL', KEYS[2]) == -1 then redis.call('EXPIRE', KEYS[2], ttl) end
+  if ttl > 0 and redis.call('TTL', KEYS[2]) == -1 then
+    redis.call('EXPIRE', KEYS[2], ttl)
+    redis.call('HSET', KEYS[1], 'has_failed', 1)  -- the job's final move sets its lifetime
+  end
   redis.call('HINCRBY', KEYS[1], 'pieces_failed', new)
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', 'type', 'piece_failed', 'piece', ARGV[2])
 end
@@ -335,6 +348,7 @@ local ttl = redis.call('TTL', KEYS[3])
 if ttl > 0 then
   redis.call('EXPIRE', KEYS[1], ttl)
   redis.call('EXPIRE', KEYS[2], ttl)
+  redis.call('HSET', KEYS[3], 'has_metrics', 1)  -- the job's final move sets their lifetime
 end
 return #ARGV - 1
 """

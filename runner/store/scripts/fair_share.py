@@ -19,12 +19,13 @@ of the clock (``HEAD_START`` seconds per step above normal) and gains faster; a 
 starts behind and gains slower, but every pass only grows, so it runs in the end (aging).
 """
 
-__all__ = ["HOLD", "TAKE", "GIVE_BACK", "FORGET", "HEAD_START"]
+__all__ = ["HOLD", "TAKE", "TAKE_WHOLE", "GIVE_BACK", "FORGET", "HEAD_START"]
 
 HEAD_START = 1.0  # seconds of work a job starts ahead of the clock per priority step above normal (5)
 
 _COMMON = """
 local qp, jp, op, pp, leases, records = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local FINAL = {['"completed"'] = true, ['"failed"'] = true, ['"cancelled"'] = true, ['"timed_out"'] = true}
 local function meta(job)
   local raw = redis.call('HGETALL', jp .. job)
   if #raw == 0 then return nil end
@@ -32,12 +33,12 @@ local function meta(job)
   for i = 1, #raw, 2 do m[raw[i]] = raw[i + 1] end
   return m
 end
-local function free(queue_prefix, id)
+local function free(queue_prefix, id, unlisted)
   local value = redis.call('HGET', queue_prefix .. ':inflight', id)
   if not value then return end
   local job, pieces, org = string.match(value, '^(%S+) (%d+) (.+)$')
   redis.call('HDEL', queue_prefix .. ':inflight', id)
-  redis.call('SREM', jp .. job .. ':inflight', id)
+  if not unlisted then redis.call('SREM', jp .. job .. ':inflight', id) end
   if redis.call('DECRBY', op .. org .. ':in_flight', pieces) <= 0 then redis.call('DEL', op .. org .. ':in_flight') end
 end
 local function unlist(queue_prefix, job, org)
@@ -45,6 +46,33 @@ local function unlist(queue_prefix, job, org)
   redis.call('ZREM', jobs, job)
   redis.call('DEL', jp .. job .. ':ranges')
   if redis.call('ZCARD', jobs) == 0 then redis.call('ZREM', queue_prefix .. ':orgs', org) end
+end
+"""
+
+# Guided self-scheduling: a batch takes ``left / workers`` pieces (half that, at most ``probe``,
+# while the piece time is unknown) — within ``most_seconds`` of work and at least
+# ``least_seconds`` of it once the piece time is known, and the whole rest when what would
+# remain is under half that floor — or the template's fixed size; never more than
+# ``max_batch``, the range's ``span`` or the org's ``room``. (Locals ``workers``, ``max_batch``,
+# ``least_seconds``, ``most_seconds``, ``probe`` come from the script using it.)
+_SIZE = """
+local function batch_size(fixed, left, seconds, span, room)
+  local size = fixed
+  if size <= 0 then
+    local known = seconds and seconds > 0
+    -- guided self-scheduling: a share of what is left per process, half of it while the
+    -- piece time is unknown; once it is known the floor keeps the tail from going to dust
+    size = math.ceil(left / ((known and 1 or 2) * workers))
+    if known then
+      local least = math.max(1, math.min(max_batch, math.floor(least_seconds / seconds + 0.5)))
+      size = math.max(least, math.min(size, math.max(1, math.floor(most_seconds / seconds))))
+      -- a rest under half the floor would run alone at the very end, its peers idle: take it now
+      if left - size < least / 2 then size = left end
+    else
+      size = math.min(size, probe)
+    end
+  end
+  return math.max(1, math.min(size, max_batch, span, room))
 end
 """
 
@@ -91,6 +119,7 @@ TAKE = _COMMON + """
 local now, capacity, freed, own = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local most_seconds, max_batch, least_seconds = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local probe, workers, default_seconds = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
+""" + _SIZE + """
 local fit = tonumber(ARGV[11] or '0')
 local inflight, orgs, clock = qp .. ':inflight', qp .. ':orgs', qp .. ':clock'
 if freed ~= '' then free(qp, freed) end
@@ -102,22 +131,7 @@ local function allowance(org)
 end
 
 local function size_of(m, seconds, span, room)
-  local size = tonumber(m.size)
-  if size <= 0 then
-    local known = seconds and seconds > 0
-    -- guided self-scheduling: a share of what is left per process, half of it while the
-    -- piece time is unknown; once it is known the floor keeps the tail from going to dust
-    size = math.ceil(tonumber(m.left) / ((known and 1 or 2) * workers))
-    if known then
-      local least = math.max(1, math.min(max_batch, math.floor(least_seconds / seconds + 0.5)))
-      size = math.max(least, math.min(size, math.max(1, math.floor(most_seconds / seconds))))
-      -- a rest under half the floor would run alone at the very end, its peers idle: take it now
-      if tonumber(m.left) - size < least / 2 then size = tonumber(m.left) end
-    else
-      size = math.min(size, probe)
-    end
-  end
-  return math.max(1, math.min(size, max_batch, span, room))
+  return batch_size(tonumber(m.size), tonumber(m.left), seconds, span, room)
 end
 
 local function advance(field, value)
@@ -203,16 +217,80 @@ end
 return out
 """
 
+# ARGV: job, org, round, piece kind, deadline, fixed batch size (0: none), lease template,
+# start, stop (the job's one range), now, most seconds per batch, most pieces per batch, least
+# seconds per batch, pieces per batch while the piece time is unknown, parallel processes,
+# default piece seconds.
+# A job whose pieces all fit the one batch its partition task takes and runs itself (a
+# small job, most often) never waits in the fair order: holding its ranges, listing it and
+# forgetting it would be all its fair-share cost. So it is handed out whole here, unheld:
+# counted in the queue's in-flight batches and its org's pieces in flight (its quota holds),
+# leased, recorded on the job's record (``share_batch``: what frees its slot when the job
+# ends first, ``fanned_out``: a re-run partition task sends nothing again) and charged to its
+# org's pass when the org has batches held on the queue (the order between orgs stays fair).
+# Returns {{job, round, start, stop, deadline}}, or {} when the job is not such a job (its
+# org lacks room, its deadline passed, or it needs more batches): hold it instead.
+TAKE_WHOLE = _COMMON + """
+local job, org, round, kind, deadline = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local first, stop, now = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
+local most_seconds, max_batch, least_seconds = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
+local probe, workers, default_seconds = tonumber(ARGV[14]), tonumber(ARGV[15]), tonumber(ARGV[16])
+""" + _SIZE + """
+local pieces = stop - first
+if tonumber(deadline) <= now or pieces <= 0 then return {} end
+local limit = tonumber(redis.call('HGET', op .. org .. ':quota', 'max_pieces_in_flight') or '')
+if limit and limit - tonumber(redis.call('GET', op .. org .. ':in_flight') or '0') < pieces then return {} end
+local fixed = tonumber(ARGV[6])
+local seconds = fixed <= 0 and tonumber(redis.call('GET', pp .. kind) or '') or nil
+if batch_size(fixed, pieces, seconds, pieces, pieces) < pieces then return {} end
+local id = job .. '-' .. round .. '-' .. first
+local out = {{job, round, first, stop, deadline}}
+if redis.call('HSETNX', qp .. ':inflight', id, job .. ' ' .. pieces .. ' ' .. org) == 0 then return out end
+redis.call('INCRBY', op .. org .. ':in_flight', pieces)
+local lease = string.gsub(ARGV[7], '"@S@"', tostring(first))
+lease = string.gsub(lease, '@S@', tostring(first))
+lease = string.gsub(lease, '"@E@"', tostring(stop))
+redis.call('ZADD', leases, now, lease)
+local record = records .. job
+if redis.call('EXISTS', record) == 1 then  -- its tasks set has its partition task's id, and a lifetime, already
+  redis.call('HSET', record, 'batches_total', 1, 'fanned_out', 'true', 'share_batch', cjson.encode(qp .. ' ' .. id))
+  redis.call('SADD', record .. ':tasks', id)
+end
+local org_pass = redis.call('ZSCORE', qp .. ':orgs', org)
+if org_pass then
+  local weight = tonumber(redis.call('HGET', op .. org .. ':quota', 'weight') or '1')
+  local cost = pieces * ((seconds and seconds > 0) and seconds or default_seconds)
+  redis.call('ZADD', qp .. ':orgs', tonumber(org_pass) + cost / weight, org)
+end
+return out
+"""
+
 # ARGV: job, its batch's task id, start, stop. A batch that stopped early to let a newly
 # arrived job start (``workers/batch.py``) frees its slot and gives pieces start..stop-1
 # back, to be handed out again first among the job's; a job no longer listed is listed
-# again at its org's clock (and its org at the queue's). Returns 0 for a job forgotten.
+# again at its org's clock (and its org at the queue's). A job handed out whole
+# (``TAKE_WHOLE``), which has no share keys, is held here — from the optional ARGV org,
+# priority, round, piece kind, deadline, fixed size, lease template, keep seconds — unless it
+# ended. Returns 0 for a job forgotten.
 GIVE_BACK = _COMMON + """
 local job, id, first, stop = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local m = meta(job)
-free(qp, id)
+if not m and first < stop and #ARGV > 4 then  -- handed out whole: held now, if it goes on
+  local f = redis.call('HMGET', records .. job, 'share_batch', 'state')
+  if f[1] and f[2] and not FINAL[f[2]] then
+    free(qp, id, true)
+    id = ''
+    redis.call('HSET', jp .. job, 'queue', qp, 'org', ARGV[5], 'prio', ARGV[6], 'round', ARGV[7], 'kind', ARGV[8],
+               'deadline', ARGV[9], 'size', ARGV[10], 'lease', ARGV[11], 'left', 0)
+    redis.call('EXPIRE', jp .. job, ARGV[12])
+    redis.call('HDEL', records .. job, 'share_batch')
+    m = {org = ARGV[5]}
+  end
+end
+if id ~= '' then free(qp, id) end
 if not m or first >= stop then return 0 end
 redis.call('LPUSH', jp .. job .. ':ranges', first .. ':' .. stop)
+if #ARGV > 4 then redis.call('EXPIRE', jp .. job .. ':ranges', redis.call('TTL', jp .. job)) end
 redis.call('HINCRBY', jp .. job, 'left', stop - first)
 local jobs = qp .. ':org:' .. m.org
 if not redis.call('ZSCORE', jobs, job) then
@@ -224,11 +302,17 @@ end
 return 1
 """
 
-# ARGV: job. Unlists the job, frees its batches in flight and deletes its share keys.
+# ARGV: job. Unlists the job, frees its batches in flight and deletes its share keys (a job
+# handed out whole has none: its record's ``share_batch`` names its one batch).
 FORGET = _COMMON + """
 local job = ARGV[1]
+local batch = redis.call('HGET', records .. job, 'share_batch')
+if batch then  -- handed out whole (a later round, or a run after a re-queue, may be held too)
+  local queue_prefix, id = string.match(cjson.decode(batch), '^(%S+) (%S+)$')
+  free(queue_prefix, id, true)
+end
 local m = meta(job)
-if not m then return 0 end
+if not m then return batch and 1 or 0 end
 unlist(m.queue, job, m.org)
 for _, id in ipairs(redis.call('SMEMBERS', jp .. job .. ':inflight')) do free(m.queue, id) end
 redis.call('DEL', jp .. job, jp .. job .. ':ranges', jp .. job .. ':inflight')

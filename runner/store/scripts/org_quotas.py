@@ -31,12 +31,18 @@ return n
 # a refusal deletes what that transaction wrote: nobody ever sees a refused job. Ids past
 # their deadline are forgotten first (the watchdog ends those jobs; an id whose record
 # expired unseen would otherwise count forever). Replay-safe: an id already counted is
-# admitted again. Returns {admitted, queued count, limit or -1}.
+# admitted again. An org without the limit only has the job counted (no count, no
+# forgetting: the next count under a limit does that). Returns {admitted, queued count or
+# -1, limit or -1}.
 QUOTA_ENTER_QUEUE = """
+local limit = tonumber(redis.call('HGET', KEYS[1], 'max_queued_jobs'))
+if not limit then
+  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+  return {1, -1, -1}
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[3])
 local count = redis.call('ZCARD', KEYS[2])
-local limit = tonumber(redis.call('HGET', KEYS[1], 'max_queued_jobs'))
-if redis.call('ZSCORE', KEYS[2], ARGV[1]) then return {1, count, limit or -1} end
+if redis.call('ZSCORE', KEYS[2], ARGV[1]) then return {1, count, limit} end
 if limit and count >= limit then
   if #KEYS > 2 then
     redis.call('DEL', KEYS[3], KEYS[4], KEYS[5], KEYS[6])
@@ -58,10 +64,11 @@ return {1, count + 1, limit or -1}
 # sweep started) goes on. Returns {1} to run, {0, note, newly held (1/0)} to wait.
 QUOTA_ADMIT_TO_RUN = """
 local id = ARGV[1]
-local state = redis.call('HGET', KEYS[5], 'state')
+local record = redis.call('HMGET', KEYS[5], 'state', 'waiting')
+local state = record[1]
 if not state then return {0, '', 0} end
-if redis.call('SISMEMBER', KEYS[2], id) == 0 and state == '"queued"' then
-  local limit = tonumber(redis.call('HGET', KEYS[1], 'max_running_jobs'))
+local limit = tonumber(redis.call('HGET', KEYS[1], 'max_running_jobs'))
+if limit and state == '"queued"' and redis.call('SISMEMBER', KEYS[2], id) == 0 then
   local held = redis.call('ZSCORE', KEYS[3], id)
   local running, ahead = redis.call('SCARD', KEYS[2]), redis.call('ZCARD', KEYS[3])
   if held then ahead = ahead - 1 end
@@ -82,9 +89,11 @@ if redis.call('SISMEMBER', KEYS[2], id) == 0 and state == '"queued"' then
   end
 end
 redis.call('SADD', KEYS[2], id)
-redis.call('ZREM', KEYS[3], id)
 redis.call('ZREM', KEYS[4], id)
-redis.call('HDEL', KEYS[5], 'waiting')
+if record[2] then  -- it was held: it waits no more
+  redis.call('ZREM', KEYS[3], id)
+  redis.call('HDEL', KEYS[5], 'waiting')
+end
 return {1}
 """
 
