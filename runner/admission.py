@@ -22,19 +22,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from runner import guards, joblog
+from runner import guards, job_fields, joblog
 from runner.catalog import TemplateInfo, find_template
 from runner.checks import check_destination, check_source, param_warnings
-from runner.dispatch import partition_commands, send_partition, send_resume
-from runner.errors import IllegalTransition, InvalidParams, SourceError, TemplateNotFound
+from runner.dispatch import partition_commands, partition_commands_many, send_partition, send_partitions, send_resume
+from runner.errors import IllegalTransition, InvalidParams, QuotaExceeded, SourceError, TemplateNotFound
 from runner.fleet import check_worker_roots, start_hint, unserved_queues
 from runner.lifecycle import Services, end_job
 from runner.models import ErrorInfo, JobState, RunOptions
 from runner.params import validate_params
 from runner.job_request import OPTIONS, JobRequest
-from runner.partial import Tolerance
+from runner.store.job_records import NewJob
 
-__all__ = ["JobRequest", "Checked", "check", "admit", "admit_record", "admit_attached", "edit_draft", "queue_draft", "retry_failed", "new_job_id"]
+__all__ = ["JobRequest", "Checked", "check", "admit", "admit_record", "Admission", "admit_many", "admit_attached",
+           "edit_draft", "queue_draft", "retry_failed", "new_job_id"]
 
 @dataclass
 class Checked:
@@ -167,24 +168,75 @@ def admit_record(services: Services, org: str, request: JobRequest, *, draft: bo
     """:func:`admit`, returning the job's record as written: a caller that shows the new
     job (``POST /v1/jobs``) needs no read of it."""
     checked = check(services, request, draft=draft)
-    record = _record(services, org, checked, job_id or new_job_id())
+    record = job_fields.record(services.settings, org, checked, job_id or new_job_id())
     record.update(extra_fields or {})
     if draft:
         record["state"] = JobState.DRAFT.value
         services.store.create(record, expire_seconds=record["retention_hours"] * 3600)
         return record
-    record["warnings"] = [*record.get("warnings", []), *_queue_warnings(services, record["queue"]),
-                          *param_warnings(checked.template, checked.values.get("raw_params"))]
-    record.update(_timing(record, checked))
-    task_id, quotas = str(uuid.uuid4()), services.store.org_quotas  # over max_queued_jobs: QuotaExceeded, nothing kept
-    send = _send_commands(services, record["id"], checked.template.ref, record["deadline"], task_id)
-    quotas.entered(org, services.store.create(
-        record, expire_seconds=_lifetime(record), deadline=record["deadline"], tasks=[task_id],
-        logs=[_queued_line(who)], then=lambda pipe: quotas.enter_queue_in(pipe, org, record["id"], record["deadline"]),
-        send=send))
-    if send is None:
-        _send(services, record["id"], checked.template.ref, record["deadline"], task_id)
+    job = _queued_job(services, org, checked, record, who, {})  # over max_queued_jobs: QuotaExceeded, nothing kept
+    job.send = _send_commands(services, record["id"], checked.template.ref, record["deadline"], job.tasks[0])
+    services.store.org_quotas.entered(org, services.store.create(
+        record, expire_seconds=job.expire_seconds, deadline=job.deadline, tasks=job.tasks, logs=job.logs,
+        then=job.then, send=job.send))
+    if job.send is None:
+        _send(services, record["id"], checked.template.ref, record["deadline"], job.tasks[0])
     return record
+
+
+@dataclass
+class Admission:
+    """One job of :func:`admit_many`: what :func:`admit` takes for a job to queue."""
+
+    org: str
+    request: JobRequest
+    who: str | None = None
+    extra_fields: dict[str, Any] | None = None
+
+
+def admit_many(services: Services, admissions: list[Admission]) -> list[str | Exception]:
+    """:func:`admit` of many jobs (a scheduler sweep's firings), each answered by its id or
+    its own error, the others going on: each checked alone, every record written in one
+    transaction — with its partition task when the broker is the store's Redis, else the
+    tasks published after it through one producer (``dispatch.send_partitions``). If
+    the broker cannot take those, each such job ends ``failed`` and answers the error."""
+    answers: list[str | Exception] = [RuntimeError("not admitted")] * len(admissions)
+    jobs: dict[int, tuple[NewJob, str]] = {}
+    unserved: dict[str, list[str]] = {}  # each queue's warnings, read once for the whole batch
+    for i, item in enumerate(admissions):
+        try:
+            checked = check(services, item.request)
+            record = job_fields.record(services.settings, item.org, checked, new_job_id())
+            record.update(item.extra_fields or {})
+            jobs[i] = (_queued_job(services, item.org, checked, record, item.who, unserved), checked.template.ref)
+        except Exception as exc:  # this job's answer; the others go on
+            answers[i] = exc
+    tasks = [(job.record["id"], ref, job.record["deadline"], job.tasks[0]) for job, ref in jobs.values()]
+    if services.settings.broker_url == services.settings.status_store_url and tasks:  # the tasks ride along
+        sends = partition_commands_many(services.celery, services.settings.control_queue, tasks) or [None] * len(tasks)
+        for (job, _), send in zip(jobs.values(), sends):
+            job.send = send
+    try:
+        replies = services.store.jobs.create_many([job for job, _ in jobs.values()])
+    except Exception as exc:
+        return [exc if i in jobs else answer for i, answer in enumerate(answers)]
+    unsent = []
+    for (i, (job, ref)), reply in zip(jobs.items(), replies):
+        try:
+            services.store.org_quotas.entered(job.record["org"], reply)
+            answers[i] = job.record["id"]
+            if job.send is None:
+                unsent.append((i, job, ref))
+        except QuotaExceeded as exc:  # the quota's script deleted what its transaction wrote (and sent nothing)
+            answers[i] = exc
+    try:
+        send_partitions(services.celery, services.settings.control_queue,
+                        [(job.record["id"], ref, job.record["deadline"], job.tasks[0]) for _, job, ref in unsent])
+    except Exception as exc:
+        for i, job, _ in unsent:
+            _broker_failed(services, job.record["id"], exc)
+            answers[i] = exc
+    return answers
 
 
 def admit_attached(services: Services, record: dict[str, Any], lifetime: float, who: str | None = None) -> str:
@@ -220,7 +272,7 @@ def queue_draft(services: Services, org: str, job_id: str, options: JobRequest |
     status = _draft(services, org, job_id, "run")
     merged = _merged(status, options or JobRequest())
     checked = check(services, merged)
-    timing = _timing(status.model_dump(), checked)
+    timing = job_fields.timing(status.model_dump(), checked)
     timing["inputs"] = checked.values["inputs"]
     store = services.store
     store.org_quotas.enter_queue(org, job_id, timing["deadline"])  # QuotaExceeded: still a draft
@@ -228,7 +280,7 @@ def queue_draft(services: Services, org: str, job_id: str, options: JobRequest |
     task_id = str(uuid.uuid4())
     store.set_deadline(job_id, timing["deadline"])
     store.add_tasks(job_id, [task_id], logs=[_queued_line(who)])
-    store.keep_for(job_id, _lifetime({**status.model_dump(), **timing}))  # its tasks set too, made just now
+    store.keep_for(job_id, job_fields.lifetime({**status.model_dump(), **timing}))  # its tasks set too, made just now
     _send(services, job_id, checked.template.ref, timing["deadline"], task_id)
 
 
@@ -292,55 +344,19 @@ def _merged(status: Any, changes: JobRequest) -> JobRequest:
     return JobRequest(**{**base, **given})
 
 
-def _defaults(services: Services, tmpl: TemplateInfo) -> dict[str, Any]:
-    """A job's options when the caller gives none: the template's, else the settings'."""
-    settings = services.settings
-    return {"task_timeout": tmpl.task_timeout or settings.task_timeout,
-            "job_timeout": tmpl.job_timeout or settings.job_timeout,
-            "max_retries": tmpl.max_retries if tmpl.max_retries is not None else settings.max_retries}
-
-
-def _tolerance(options: RunOptions, tmpl: TemplateInfo) -> dict[str, Any]:
-    """The record's tolerance of failed pieces: the request's, else the template's. Giving
-    either form replaces the template's whole tolerance (so the two never meet)."""
-    given = Tolerance(options.min_success_ratio, options.max_failed_pieces)
-    return (given or Tolerance(tmpl.min_success_ratio, tmpl.max_failed_pieces)).fields()
-
-
-def _record(services: Services, org: str, checked: Checked, job_id: str) -> dict[str, Any]:
-    tmpl, values, settings = checked.template, checked.values, services.settings
-    options = checked.options
-    defaults = _defaults(services, tmpl)
-    return {
-        "id": job_id, "org": org, "template": tmpl.ref, "state": JobState.QUEUED.value, "name": values["name"],
-        "params": checked.params if values["raw_params"] else {}, "source": values["source"],
-        "destination": values["destination"], "inputs": values["inputs"], "test": options.test,
-        "task_timeout": options.task_timeout or defaults["task_timeout"],
-        "job_timeout": options.job_timeout or defaults["job_timeout"],
-        "max_retries": options.max_retries if options.max_retries is not None else defaults["max_retries"],
-        "retention_hours": values["retention_hours"] or settings.retention_hours,
-        "queue": tmpl.queue or settings.default_queue, "created_at": time.time(), "pieces_done": 0,
-        "pieces_failed": 0, "priority": values["priority"], **_tolerance(options, tmpl),
-    }
-
-
-def _timing(base: dict[str, Any], checked: Checked) -> dict[str, Any]:
-    """The fields a job gets when it is queued: validated params, its options (the
-    request's over ``base``) and its deadline."""
-    options, now = checked.options, time.time()
-    job_timeout = float(options.job_timeout or base["job_timeout"])
-    return {
-        "params": checked.params, "test": options.test,
-        "task_timeout": float(options.task_timeout or base["task_timeout"]), "job_timeout": job_timeout,
-        "max_retries": int(options.max_retries if options.max_retries is not None else base["max_retries"]),
-        "queued_at": now, "deadline": now + job_timeout,
-        **Tolerance(options.min_success_ratio, options.max_failed_pieces).fields(),
-    }
-
-
-def _lifetime(record: dict[str, Any]) -> float:
-    """Seconds a queued job's keys live if nothing ends it: its deadline plus retention."""
-    return float(record["job_timeout"]) + float(record["retention_hours"]) * 3600
+def _queued_job(services: Services, org: str, checked: Checked, record: dict[str, Any], who: str | None,
+                unserved: dict[str, list[str]]) -> NewJob:
+    """The record made ready to queue (warnings, deadline) and what its transaction writes
+    with it: its partition task's id, the "queued by" line, the org's queued-jobs quota.
+    ``unserved``: the queue warnings a batch already read, by queue (filled here)."""
+    if record["queue"] not in unserved:
+        unserved[record["queue"]] = _queue_warnings(services, record["queue"])
+    record["warnings"] = [*record.get("warnings", []), *unserved[record["queue"]],
+                          *param_warnings(checked.template, checked.values.get("raw_params"))]
+    record.update(job_fields.timing(record, checked))
+    quotas, job_id, deadline = services.store.org_quotas, record["id"], record["deadline"]
+    return NewJob(record, job_fields.lifetime(record), deadline, [str(uuid.uuid4())], [_queued_line(who)],
+                  lambda pipe: quotas.enter_queue_in(pipe, org, job_id, deadline))
 
 
 def _queued_line(who: str | None) -> dict[str, Any]:
@@ -374,6 +390,10 @@ def _send(services: Services, job_id: str, template: str, deadline: float, task_
         send_partition(services.celery, job_id, template, services.settings.control_queue, deadline,
                        task_id=task_id)
     except Exception as exc:
-        end_job(services, job_id, JobState.FAILED, error=ErrorInfo(
-            stage="submit", type=type(exc).__name__, message=f"cannot reach the broker: {exc}").as_dict())
+        _broker_failed(services, job_id, exc)
         raise
+
+
+def _broker_failed(services: Services, job_id: str, exc: Exception) -> None:
+    end_job(services, job_id, JobState.FAILED, error=ErrorInfo(
+        stage="submit", type=type(exc).__name__, message=f"cannot reach the broker: {exc}").as_dict())

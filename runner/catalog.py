@@ -33,7 +33,7 @@ from packaging.version import Version
 from pydantic import BaseModel, ConfigDict, PrivateAttr, TypeAdapter
 
 from runner.errors import TemplateError, TemplateNotFound
-from runner.registry import KINDS, NOT_FOUND_HINT, Kind, Template, pick_version, templates
+from runner.registry import KINDS, NOT_FOUND_HINT, Kind, Template, pick_version, template_versions, templates
 from runner.schemas import model_from_schema
 from runner.store import StatusStore
 
@@ -203,7 +203,7 @@ def find_template(ref: str, store: StatusStore) -> TemplateInfo:
     :class:`TemplateError` when this process's definition differs from the published one.
     """
     name, _, tag = ref.partition("@")
-    local = {t.version: t for t in templates() if t.name == name}
+    local = template_versions(name)
     exact = _published_exact.get((store.url, store.keys.prefix, ref))
     remote, version = ({tag: exact}, tag) if exact is not None else ({}, None)
     for recent in (True, False) if exact is None else ():  # one published a moment ago is looked for again

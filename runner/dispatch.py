@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from contextlib import nullcontext
 from datetime import datetime, timezone
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PARTITION", "APP", "ASSEMBLE", "RESUME", "TASKS",
-    "celery_config", "make_celery", "send_partition", "partition_commands", "send_resume", "send_assemble", "assemble_task_id", "resend",
+    "celery_config", "make_celery", "send_partition", "send_partitions", "partition_commands",
+    "partition_commands_many", "send_resume", "send_assemble", "assemble_task_id", "resend",
     "stop_tasks", "template_queue",
 ]
 
@@ -136,23 +138,68 @@ def partition_commands(celery: Celery, job_id: str, template: str, queue: str, d
     costs one round trip less and the task exists exactly when its record does. ``None``
     when this kombu or transport cannot hand them over (no producer batches, a key prefix
     it adds in its client): the caller then sends the task itself."""
+    found = partition_commands_many(celery, queue, [(job_id, template, deadline, task_id)])
+    return found[0] if found else None
+
+
+def partition_commands_many(celery: Celery, queue: str, tasks: list[tuple[str, str, float, str]],
+                            ) -> list[list[tuple[str, tuple[Any, ...]]]] | None:
+    """:func:`partition_commands` of many jobs' partition tasks, ``(job id, template,
+    deadline, task id)`` each, through one producer (a scheduler sweep's batch): each
+    task's commands, in order, or ``None`` as :func:`partition_commands` says."""
     if celery.conf.broker_transport_options.get("global_keyprefix"):
         return None
-    options = {"args": [job_id, template], "queue": queue, "task_id": task_id, "ignore_result": True,
-               "expires": datetime.fromtimestamp(deadline, tz=timezone.utc)}
     with celery.producer_or_acquire() as producer:
         batch = getattr(producer, "batch", None)
         if batch is None or not producer.supports_batch_publish:
             return None
         capture = _Capture(producer.channel)
+        found: list[list[tuple[str, tuple[Any, ...]]]] = []
         with batch() as batched:
             state = getattr(batched, "state", None)
             if state is None or getattr(state, "session", False) is not None:
                 return None  # not the kombu batch this knows
             state.session = capture  # kombu would make its own pipeline batch here: keep the commands instead
-            celery.send_task(PARTITION, producer=producer, **options)
-    commands = capture.commands
-    return commands if commands and all(name in ("lpush", "publish") for name, _ in commands) else None
+            for n, (job_id, template, deadline, task_id) in enumerate(tasks):
+                capture.commands = []
+                celery.send_task(PARTITION, producer=producer, **_partition_options(job_id, template, queue, deadline,
+                                                                                    task_id, first=n == 0))
+                found.append(capture.commands)
+    if not all(commands and all(name in ("lpush", "publish") for name, _ in commands) for commands in found):
+        return None
+    return found
+
+
+def send_partitions(celery: Celery, queue: str, tasks: list[tuple[str, str, float, str]]) -> None:
+    """Queue many jobs' partition tasks, ``(job id, template, deadline, task id)`` each,
+    through one producer: where the transport batches publishes (kombu's
+    ``Producer.batch``, Redis) every message and its task-sent event go in one pipelined
+    round trip, else one publish each on that producer. If the batch's flush fails, each
+    task is sent again the ordinary way (with Celery's retries), under its own id, as
+    :func:`_send_batched` does; raises if that fails too."""
+    if not tasks:
+        return
+    with celery.producer_or_acquire() as producer:
+        batch = getattr(producer, "batch", None)
+        try:
+            with batch() if batch is not None else nullcontext():
+                for n, (job_id, template, deadline, task_id) in enumerate(tasks):
+                    celery.send_task(PARTITION, producer=producer,
+                                     **_partition_options(job_id, template, queue, deadline, task_id, first=n == 0))
+            return
+        except _batch_errors():
+            pass  # delivery uncertain: sent again below, each with retries (a second copy finds its job claimed)
+    for job_id, template, deadline, task_id in tasks:
+        _send_batched(celery, PARTITION, [job_id, template], queue, deadline, task_id)
+
+
+def _partition_options(job_id: str, template: str, queue: str, deadline: float, task_id: str,
+                       first: bool = True) -> dict[str, Any]:
+    """A partition task's ``send_task`` options; after a batch's first message its queue
+    is declared already (``declare=[]`` spares kombu the check per message)."""
+    options = {"args": [job_id, template], "queue": queue, "task_id": task_id, "ignore_result": True,
+               "expires": datetime.fromtimestamp(deadline, tz=timezone.utc)}
+    return options if first else {**options, "declare": []}
 
 
 class _Capture:

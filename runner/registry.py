@@ -38,6 +38,7 @@ __all__ = [
     "assembler",
     "template",
     "get_function",
+    "template_versions",
     "get_template",
     "templates",
     "load_plugins",
@@ -326,6 +327,11 @@ def get_template(ref: str, **where: Any) -> Template:
         known = ", ".join(t.ref for t in templates()) or "none"
         raise TemplateNotFound(f"unknown template {ref!r} (registered: {known}); {NOT_FOUND_HINT}")
     return versions[version]
+
+
+def template_versions(name: str) -> dict[str, Template]:
+    """The registered versions of template ``name`` (no sort: a lookup per job uses it)."""
+    return dict(_templates.get(name, {}))
 
 
 def templates() -> list[Template]:

@@ -167,7 +167,8 @@ ADMISSION = "runner/admission.py"
 
 
 def admission_calls(path: Path) -> list[tuple[int, str]]:
-    """Calls that admit a job: a store's ``create`` (a new job record) or ``send_partition``."""
+    """Calls that admit a job: a store's ``create`` or ``create_many`` (new job records) or
+    ``send_partition`` / ``send_partitions``."""
     found = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if not isinstance(node, ast.Call):
@@ -175,7 +176,8 @@ def admission_calls(path: Path) -> list[tuple[int, str]]:
         func = node.func
         name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
         owner = ast.unparse(func.value) if isinstance(func, ast.Attribute) else ""
-        if name == "send_partition" or (name == "create" and owner.split(".")[-1] in ("store", "self.store")):
+        if name in ("send_partition", "send_partitions") or (
+                name in ("create", "create_many") and owner.split(".")[-1] in ("store", "jobs")):
             found.append((node.lineno, f"{owner + '.' if owner else ''}{name}"))
     return found
 
@@ -185,10 +187,13 @@ def test_only_the_admission_module_creates_a_job_record_or_sends_a_partition_tas
                  for package in PACKAGES for path in sorted((REPO / package).rglob("*.py"))
                  if str(path.relative_to(REPO)) != ADMISSION for line, call in admission_calls(path)]
     assert offenders == []
-    assert {call for _, call in admission_calls(REPO / ADMISSION)} >= {"services.store.create", "send_partition"}
+    assert {call for _, call in admission_calls(REPO / ADMISSION)} >= {
+        "services.store.create", "send_partition", "services.store.jobs.create_many", "send_partitions"}
 
 
 def test_the_admission_rule_sees_a_second_door(tmp_path: Path) -> None:
     source = tmp_path / "door.py"
-    source.write_text("def f(client):\n    client.store.create({}, 1)\n    send_partition(1, 2)\n")
-    assert admission_calls(source) == [(2, "client.store.create"), (3, "send_partition")]
+    source.write_text("def f(client):\n    client.store.create({}, 1)\n    send_partition(1, 2)\n"
+                      "    client.store.jobs.create_many([])\n    send_partitions(1, 2, [])\n")
+    assert admission_calls(source) == [(2, "client.store.create"), (3, "send_partition"),
+                                       (4, "client.store.jobs.create_many"), (5, "send_partitions")]

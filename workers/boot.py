@@ -195,7 +195,7 @@ def _stop_sweeping(**_: Any) -> None:
 @worker_shutdown.connect
 def _stop(sender: Any = None, **_: Any) -> None:
     """Wait for a sweep under way before the process exits: its firings were admitted as
-    jobs and are recorded on the schedule only at the sweep's end (a job no schedule
+    jobs and are recorded on the schedule only at the end of their batch (a job no schedule
     lists, and a gap in ``catch_up="all"``, otherwise)."""
     _stopping.set()
     for thread in _background:

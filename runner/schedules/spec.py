@@ -16,11 +16,13 @@ claims a whole batch of due times in one script call (each claim that compare-an
 made only with the stored definition: definitions are immutable, so each process keeps
 the ones it saw and the claim checks their SHA1), and the winner admits each firing
 through :mod:`runner.admission`, so a firing is validated and queued exactly like a job
-submitted by hand. celery-redbeat was the alternative: it makes beat safe to run twice
-with a Redis lock, but it is still a beat process to deploy, watch and restart, and its
-lock fails over only after a timeout; claims per due time need neither, and scale with
-the fleet (every worker sweeps; a batch of firings costs four round trips to the store
-plus one for each job's record: five for a lone firing).
+submitted by hand — a batch's firings together (``admission.admit_many``: each checked
+alone, the records and their partition tasks in one transaction).
+celery-redbeat was the alternative: it makes beat safe to run twice with a Redis lock,
+but it is still a beat process to deploy, watch and restart, and its lock fails over
+only after a timeout; claims per due time need neither, and scale with the fleet (every
+worker sweeps; a batch of firings, one or two hundred, costs five round trips to the
+store, the broker's messages riding in one of them when the broker is that Redis).
 
 Catch-up after an outage (due times that passed while no sweeper ran) follows
 ``catch_up``: ``latest`` fires one run for the missed period, ``none`` skips to the next

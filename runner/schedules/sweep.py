@@ -32,7 +32,7 @@ __all__ = ["sweep", "fire", "check_overdue", "last_success", "SWEEP_LIMIT"]
 SWEEP_LIMIT = 200  # due schedules one sweep claims at once (in one round trip)
 SWEEP_BUDGET = 5.0  # seconds one sweep goes on claiming while whole batches are due
 RECENT = 20  # a schedule's newest jobs read for overlap and last success
-FIRE_THREADS = 8  # firings one sweeper runs at once
+FIRE_THREADS = 2  # due batches one sweeper fires at once (one waits on its round trips, one computes)
 log = logging.getLogger("runner.schedules.sweep")
 _executor: ThreadPoolExecutor | None = None
 _lock = threading.Lock()
@@ -52,22 +52,24 @@ def sweep(services: Services, now: float | None = None) -> int:
     """Fire every due schedule this sweeper wins and check overdue ones; returns how
     many due times this call claimed.
 
-    A batch of due schedules costs four round trips to the store however many it
-    holds, plus one per job: the due read (with the overdue checks'), one claim of them
-    all (which returns each won schedule's recent jobs), their states (the overlap
-    check), each job's record (admission's one transaction, on ``FIRE_THREADS``
-    threads) and the firings' records: five for a lone firing (a definition this
-    process has not seen yet costs one more, once). While whole batches are due
-    (a cron minute may make thousands due at once) the sweep takes the next one, for up
-    to ``SWEEP_BUDGET`` seconds; the other sweepers take batches meanwhile."""
-    started, schedules = time.monotonic(), services.store.schedules
+    A batch of due schedules costs five round trips to the store however many it
+    holds: the due read (with the overdue checks'), one claim of them all (which
+    returns each won schedule's recent jobs), their states (the overlap check), every
+    job's record (admission's one transaction for the batch) and the firings' records
+    (a definition this process has not seen yet costs one more, once); the batch's
+    partition tasks ride in the records' transaction when the broker is the store's
+    Redis, else go to the broker in one pipelined publish. While whole
+    batches are due (a cron minute may make thousands due at once) the sweep takes the
+    next ones, ``FIRE_THREADS`` batches at a time, for up to ``SWEEP_BUDGET`` seconds;
+    the other sweepers take batches meanwhile."""
+    started, schedules, limit = time.monotonic(), services.store.schedules, SWEEP_LIMIT * FIRE_THREADS
     now_ms = round((now or time.time()) * 1000)
-    due, checks = schedules.due_and_checks(now_ms, SWEEP_LIMIT)
-    claimed = _fire_due(services, schedules, due, now_ms)
-    while now is None and len(due) == SWEEP_LIMIT and time.monotonic() - started < SWEEP_BUDGET:
+    due, checks = schedules.due_and_checks(now_ms, limit)
+    claimed = _fire_batches(services, schedules, due, now_ms)
+    while now is None and len(due) == limit and time.monotonic() - started < SWEEP_BUDGET:
         now_ms = round(time.time() * 1000)
-        due = schedules.due(now_ms, SWEEP_LIMIT)
-        claimed += _fire_due(services, schedules, due, now_ms)
+        due = schedules.due(now_ms, limit)
+        claimed += _fire_batches(services, schedules, due, now_ms)
     for member, at_ms in checks:
         found = schedules.find(member)
         if found is not None:
@@ -107,38 +109,15 @@ def _claim(schedules: ScheduleRecords, due: list[tuple[str, int]], now_ms: int) 
     return won
 
 
-def _fire_due(services: Services, schedules: ScheduleRecords, due: list[tuple[str, int]], now_ms: int) -> int:
-    """Claim ``due`` and fire what each won schedule's catch-up says; returns the wins."""
-    won = _claim(schedules, due, now_ms) if due else []
-    if not won:
-        return 0
-    ids = list(dict.fromkeys(job_id for _, recent in won for job_id in recent))
-    rows = services.store.jobs.fields_each(ids, "state") if ids else []  # one round trip for every schedule
-    states = {job_id: row["state"] for job_id, row in zip(ids, rows)}
-    work = [(plan, [(job_id, states[job_id]) for job_id in recent
-                    if states[job_id] is not None and not JobState(states[job_id]).is_final]) for plan, recent in won]
-    if len(work) > 1:
-        runs = list(_pool().map(lambda item: _fire_times(services, *item), work))
-    else:
-        runs = [_fire_times(services, *item) for item in work]
-    events = [(plan.spec, {"type": "caught_up", "missed": str(plan.passed), "fired": str(len(plan.times)),
-                           "policy": plan.spec.catch_up.value, "at": f"{now_ms / 1000:.3f}"})
-              for plan, _ in work if plan.passed > 1 or not plan.times]
-    schedules.record_many([(plan.spec, firing) for (plan, _), firings in zip(work, runs) for firing in firings],
-                          events)
-    return len(won)
-
-
-def _fire_times(services: Services, plan: _Plan, running: list[tuple[str, str]]) -> list[Firing]:
-    """Fire the plan's due times in order; a run queued here counts as running for the
-    next (``catch_up="all"`` after an outage)."""
-    firings = []
-    for t in plan.times:
-        firing = _fire_one(services, plan.spec, t / 1000, running)
-        if firing.job_id:
-            running.insert(0, (firing.job_id, JobState.QUEUED.value))
-        firings.append(firing)
-    return firings
+def _fire_batches(services: Services, schedules: ScheduleRecords, due: list[tuple[str, int]], now_ms: int) -> int:
+    """Fire ``due`` in batches of ``SWEEP_LIMIT``, ``FIRE_THREADS`` at once: while one
+    batch waits on its round trips (the store executing a transaction of hundreds of
+    commands, the broker taking the publish) another one's checks and records are
+    built. Returns the wins."""
+    batches = [due[i:i + SWEEP_LIMIT] for i in range(0, len(due), SWEEP_LIMIT)]
+    if len(batches) <= 1:
+        return _fire_due(services, schedules, due, now_ms)
+    return sum(_pool().map(lambda batch: _fire_due(services, schedules, batch, now_ms), batches))
 
 
 def _pool() -> ThreadPoolExecutor:
@@ -149,37 +128,89 @@ def _pool() -> ThreadPoolExecutor:
         return _executor
 
 
+def _fire_due(services: Services, schedules: ScheduleRecords, due: list[tuple[str, int]], now_ms: int) -> int:
+    """Claim ``due`` and fire what each won schedule's catch-up says; returns the wins."""
+    won = _claim(schedules, due, now_ms) if due else []
+    if not won:
+        return 0
+    ids = list(dict.fromkeys(job_id for _, recent in won for job_id in recent))
+    rows = services.store.jobs.fields_each(ids, "state") if ids else []  # one round trip for every schedule
+    states = {job_id: row["state"] for job_id, row in zip(ids, rows)}
+    work = [(plan, [(job_id, states[job_id]) for job_id in recent
+                    if states[job_id] is not None and not JobState(states[job_id]).is_final]) for plan, recent in won]
+    runs = _fire_rounds(services, work)
+    events = [(plan.spec, {"type": "caught_up", "missed": str(plan.passed), "fired": str(len(plan.times)),
+                           "policy": plan.spec.catch_up.value, "at": f"{now_ms / 1000:.3f}"})
+              for plan, _ in work if plan.passed > 1 or not plan.times]
+    schedules.record_many([(plan.spec, firing) for (plan, _), firings in zip(work, runs) for firing in firings],
+                          events)
+    return len(won)
+
+
+def _fire_rounds(services: Services, work: list[tuple[_Plan, list[tuple[str, str]]]]) -> list[list[Firing]]:
+    """Fire each plan's due times in order, the k-th due time of every plan in one
+    admission batch: a run queued in one round counts as running for the next
+    (``catch_up="all"`` after an outage); nearly always there is one round."""
+    fired: list[list[Firing]] = [[] for _ in work]
+    for k in range(max(len(plan.times) for plan, _ in work)):
+        batch = [(n, plan.spec, plan.times[k] / 1000, running) for n, (plan, running) in enumerate(work)
+                 if k < len(plan.times)]
+        firings = _fire_batch(services, [(spec, due, running) for _, spec, due, running in batch])
+        for (n, _, _, running), firing in zip(batch, firings):
+            if firing.job_id:
+                running.insert(0, (firing.job_id, JobState.QUEUED.value))
+            fired[n].append(firing)
+    return fired
+
+
 def fire(services: Services, schedules: ScheduleRecords, spec: ScheduleSpec, due: float,
          overlap: bool = True) -> Firing:
     """Submit the schedule's job for ``due`` (or record why not) and note the firing.
 
     With ``overlap``, a due time whose earlier runs have not ended (``max_concurrent``)
     is ``skipped`` with the reason instead of piling up jobs."""
-    firing = _fire_one(services, spec, due, _unfinished(services.store, schedules, spec) if overlap else [])
+    running = _unfinished(services.store, schedules, spec) if overlap else []
+    (firing,) = _fire_batch(services, [(spec, due, running)])
     schedules.record(spec, firing)
     return firing
 
 
-def _fire_one(services: Services, spec: ScheduleSpec, due: float, running: list[tuple[str, str]]) -> Firing:
-    """Admit the schedule's job for ``due``, unless ``running`` (its unfinished runs,
-    newest first) fills ``max_concurrent``: then the firing is skipped, with the reason."""
-    if len(running) >= spec.max_concurrent:
-        job_id, state = running[0]
-        firing = Firing(due=due, skipped=f"previous run {job_id} still {state} (max_concurrent={spec.max_concurrent})")
-    else:
-        try:
-            request = JobRequest.of(spec.template, {"name": spec.name, **spec.job})
-            job_id = admission.admit(services, spec.org, request, who=f"schedule {spec.name}, {joblog.who()}",
-                                     extra_fields={"schedule": spec.name, "due_at": due})
-            firing = Firing(due=due, job_id=job_id)
-        except RunnerError as exc:  # e.g. a source gone since create: the next due time tries again
-            firing = Firing(due=due, skipped=f"submit failed: {exc}")
-        except Exception as exc:  # the broker refused the task (the job ended failed): the sweep's other
-            log.exception("schedule %s: due %.3f not submitted", spec.name, due)  # firings are still recorded
-            firing = Firing(due=due, skipped=f"submit failed: {type(exc).__name__}: {exc}")
-    if firing.skipped:
-        log.warning("schedule %s: due %.3f skipped: %s", spec.name, due, firing.skipped)
-    return firing
+def _fire_batch(services: Services, items: list[tuple[ScheduleSpec, float, list[tuple[str, str]]]]) -> list[Firing]:
+    """Admit each schedule's job for its due time, all in one :func:`admission.admit_many`
+    (one transaction for the records, one publish round trip for the partition tasks),
+    unless its unfinished runs (newest first) fill ``max_concurrent``: that firing is
+    skipped, with the reason. A firing whose admission fails is skipped with the error
+    (a source gone since create: the next due time tries again); the others go on."""
+    firings: list[Firing | None] = []
+    admissions, where, who = [], [], joblog.who()
+    for n, (spec, due, running) in enumerate(items):
+        if len(running) >= spec.max_concurrent:
+            job_id, state = running[0]
+            reason = f"previous run {job_id} still {state} (max_concurrent={spec.max_concurrent})"
+            firings.append(Firing(due=due, skipped=reason))
+            continue
+        firings.append(None)
+        where.append(n)
+        admissions.append(admission.Admission(spec.org, JobRequest.of(spec.template, {"name": spec.name, **spec.job}),
+                                              who=f"schedule {spec.name}, {who}",
+                                              extra_fields={"schedule": spec.name, "due_at": due}))
+    answers = admission.admit_many(services, admissions) if admissions else []
+    for n, answer in zip(where, answers):
+        firings[n] = _outcome(items[n][0], items[n][1], answer)
+    for (spec, due, _), firing in zip(items, firings):
+        if firing.skipped:
+            log.warning("schedule %s: due %.3f skipped: %s", spec.name, due, firing.skipped)
+    return firings  # type: ignore[return-value]
+
+
+def _outcome(spec: ScheduleSpec, due: float, answer: str | Exception) -> Firing:
+    """A firing from admission's answer: the job, or why there is none."""
+    if isinstance(answer, str):
+        return Firing(due=due, job_id=answer)
+    if isinstance(answer, RunnerError):  # e.g. a source gone since create, a quota reached
+        return Firing(due=due, skipped=f"submit failed: {answer}")
+    log.error("schedule %s: due %.3f not submitted", spec.name, due, exc_info=answer)  # e.g. the broker refused
+    return Firing(due=due, skipped=f"submit failed: {type(answer).__name__}: {answer}")
 
 
 def _unfinished(store: StatusStore, schedules: ScheduleRecords, spec: ScheduleSpec) -> list[tuple[str, str]]:

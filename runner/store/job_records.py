@@ -12,6 +12,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -23,9 +24,22 @@ from runner.store.keyspace import Keys
 from runner.store.part import Part, encode, queue_script, status_of
 from runner.store.scripts import SEND_IF_ADMITTED, TRANSITION
 
-__all__ = ["JobRecords"]
+__all__ = ["JobRecords", "NewJob"]
 
 _SCAN_CHUNK = 1000
+
+
+@dataclass
+class NewJob:
+    """One new job's record and what :meth:`JobRecords.create` writes with it."""
+
+    record: dict[str, Any]
+    expire_seconds: float
+    deadline: float | None = None
+    tasks: list[str] | None = None
+    logs: list[dict[str, Any]] | None = None
+    then: Callable[[Any], None] | None = None
+    send: list[tuple[str, tuple[Any, ...]]] | None = None  # the partition task's broker commands, if sent here
 
 
 class JobRecords(Part):
@@ -47,28 +61,40 @@ class JobRecords(Part):
         returned. ``send``: the broker's commands that send the job's partition task
         (``dispatch.partition_commands``; the broker must be this Redis), run after
         ``then`` in the same transaction if the job is still there."""
-        job_id, org, ttl, keys = record["id"], record["org"], int(expire_seconds) + 1, self.keys
+        return self.create_many([NewJob(record, expire_seconds, deadline, tasks, logs, then, send)])[0]
+
+    def create_many(self, jobs: list["NewJob"]) -> list[Any]:
+        """:meth:`create` of many jobs in one transaction (a scheduler sweep's firings):
+        one round trip however many; each job's ``then`` reply (``None`` without one), in order."""
+        ends: list[int | None] = []
         with self.redis.pipeline() as pipe:
-            # keys_tracked: the record names the optional keys the job makes (the final move expires those)
-            pipe.hset(keys.job_key(job_id), mapping={**{k: encode(v) for k, v in record.items()}, "keys_tracked": 1})
-            pipe.expire(keys.job_key(job_id), ttl)
-            pipe.zadd(keys.org_jobs_key(org), {job_id: record["created_at"]})
-            pipe.xadd(keys.events_key(job_id), {"type": "state", "state": record["state"]}, maxlen=EVENTS_MAXLEN)
-            pipe.expire(keys.events_key(job_id), ttl)
-            if deadline is not None:
-                pipe.zadd(keys.deadlines_key(), {job_id: deadline})
-            if tasks:
-                pipe.sadd(keys.tasks_key(job_id), *tasks)
-                pipe.expire(keys.tasks_key(job_id), ttl)
-            if logs:
-                self.journal.xadd_logs(pipe, job_id, logs)
-                pipe.expire(keys.logs_key(job_id), ttl)
-            if then is not None:
-                then(pipe)
-            if send:
-                self._send_in(pipe, keys.job_key(job_id), send)
+            for job in jobs:
+                self._create_in(pipe, job)
+                ends.append(len(pipe) - (2 if job.send else 1) if job.then is not None else None)
             replies = pipe.execute()
-        return (replies[-2] if send else replies[-1]) if then is not None else None
+        return [replies[end] if end is not None else None for end in ends]
+
+    def _create_in(self, pipe: Any, job: "NewJob") -> None:
+        record, keys = job.record, self.keys
+        job_id, ttl = record["id"], int(job.expire_seconds) + 1
+        # keys_tracked: the record names the optional keys the job makes (the final move expires those)
+        pipe.hset(keys.job_key(job_id), mapping={**{k: encode(v) for k, v in record.items()}, "keys_tracked": 1})
+        pipe.expire(keys.job_key(job_id), ttl)
+        pipe.zadd(keys.org_jobs_key(record["org"]), {job_id: record["created_at"]})
+        pipe.xadd(keys.events_key(job_id), {"type": "state", "state": record["state"]}, maxlen=EVENTS_MAXLEN)
+        pipe.expire(keys.events_key(job_id), ttl)
+        if job.deadline is not None:
+            pipe.zadd(keys.deadlines_key(), {job_id: job.deadline})
+        if job.tasks:
+            pipe.sadd(keys.tasks_key(job_id), *job.tasks)
+            pipe.expire(keys.tasks_key(job_id), ttl)
+        if job.logs:
+            self.journal.xadd_logs(pipe, job_id, job.logs)
+            pipe.expire(keys.logs_key(job_id), ttl)
+        if job.then is not None:
+            job.then(pipe)
+        if job.send:
+            self._send_in(pipe, keys.job_key(job_id), job.send)
 
     @staticmethod
     def _send_in(pipe: Any, job_key: str, commands: list[tuple[str, tuple[Any, ...]]]) -> None:

@@ -20,9 +20,12 @@ from runner.store.keyspace import Keys
 __all__ = ["Part", "encode", "status_of", "stored_status", "queue_script"]
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"))  # one encoder: json.dumps builds one a call for these options
+
+
 def encode(value: Any) -> str:
     """A record field's stored form: compact JSON (every value of a job record is JSON)."""
-    return json.dumps(value, separators=(",", ":"))
+    return _COMPACT.encode(value)
 
 
 def status_of(job_id: str, raw: dict[str, str], org: str | None) -> JobStatus:
