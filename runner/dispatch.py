@@ -193,12 +193,17 @@ def send_partitions(celery: Celery, queue: str, tasks: list[tuple[str, str, floa
         _send_batched(celery, PARTITION, [job_id, template], queue, deadline, task_id)
 
 
+def _task_options(args: list[Any], queue: str, deadline: float, task_id: str) -> dict[str, Any]:
+    """A Runner task's ``send_task`` options: its job's deadline as its expiry, no Celery result."""
+    return {"args": args, "queue": queue, "task_id": task_id, "ignore_result": True,
+            "expires": datetime.fromtimestamp(deadline, tz=timezone.utc)}
+
+
 def _partition_options(job_id: str, template: str, queue: str, deadline: float, task_id: str,
                        first: bool = True) -> dict[str, Any]:
     """A partition task's ``send_task`` options; after a batch's first message its queue
     is declared already (``declare=[]`` spares kombu the check per message)."""
-    options = {"args": [job_id, template], "queue": queue, "task_id": task_id, "ignore_result": True,
-               "expires": datetime.fromtimestamp(deadline, tz=timezone.utc)}
+    options = _task_options([job_id, template], queue, deadline, task_id)
     return options if first else {**options, "declare": []}
 
 
@@ -244,8 +249,7 @@ def _send_batched(celery: Celery, name: str, args: list[Any], queue: str, deadli
     same id: should the failed flush have reached Redis after all, the second copy finds
     its job claimed and does nothing, as any redelivered task does."""
     task_id = task_id or str(uuid.uuid4())
-    options = {"args": args, "queue": queue, "expires": datetime.fromtimestamp(deadline, tz=timezone.utc),
-               "task_id": task_id, "ignore_result": True}
+    options = _task_options(args, queue, deadline, task_id)
     with celery.producer_or_acquire() as producer:
         batch = getattr(producer, "batch", None)
         if batch is not None:
@@ -275,16 +279,14 @@ def assemble_task_id(job_id: str) -> str:
 
 def send_assemble(celery: Celery, job_id: str, deadline: float) -> str:
     """Queue the job's assembly (sent by the batch that recorded the last piece)."""
-    expires = datetime.fromtimestamp(deadline, tz=timezone.utc)
-    return celery.send_task(ASSEMBLE, args=[job_id], queue=_control_queue(celery), expires=expires,
-                            task_id=assemble_task_id(job_id), ignore_result=True).id
+    return celery.send_task(ASSEMBLE, **_task_options([job_id], _control_queue(celery), deadline,
+                                                     assemble_task_id(job_id))).id
 
 
 def resend(celery: Celery, name: str, task_id: str, args: list[Any], queue: str, deadline: float) -> None:
     """Send a task again under its own id (a dead worker's task, re-run elsewhere): the
     task recognises itself, so a late redelivery of the original finds nothing to do."""
-    expires = datetime.fromtimestamp(deadline, tz=timezone.utc)
-    celery.send_task(name, args=args, queue=queue, expires=expires, task_id=task_id, ignore_result=True)
+    celery.send_task(name, **_task_options(args, queue, deadline, task_id))
 
 
 def template_queue(queue: str, ref: str) -> str:
