@@ -138,7 +138,7 @@ def input_cache() -> InputCache:
 SPEC_FIELDS = ("template", "params", "test", "task_timeout", "max_retries", "retention_hours", "queue", "source",
                "destination", "inputs", "org", "priority")
 _specs: OrderedDict[str, JobSpec] = OrderedDict()  # the newest 256 jobs' specs
-FIRST_LIVE = ("state", "deadline")  # read along with a spec: what the task that needed it reads next
+FIRST_LIVE = ("state", "deadline", "partition_task")  # read along with a spec: what its task reads next
 _first_live: dict[str, dict[str, Any]] = {}  # job -> FIRST_LIVE read with its spec, for this task only
 _leased: set[str] = set()  # the lease of this task, taken with its job's spec (``workers/leases.py``)
 

@@ -57,11 +57,11 @@ class FleetRecords(Part):
         if members:
             self.redis.zrem(self.keys.leases_key(), *members)
 
-    def renew_leases(self, members: list[str], at: float) -> None:
+    def renew_leases(self, members: list[str], at: float, only_existing: bool = True) -> None:
         """Vouch for running tasks; only leases that exist are renewed (a task that just
-        ended is not brought back)."""
+        ended is not brought back) — unless not ``only_existing``: then all are leased."""
         if members:
-            self.redis.zadd(self.keys.leases_key(), dict.fromkeys(members, at), xx=True)
+            self.redis.zadd(self.keys.leases_key(), dict.fromkeys(members, at), xx=only_existing)
 
     def stale_leases(self, before: float) -> list[str]:
         return self.redis.zrangebyscore(self.keys.leases_key(), "-inf", before)

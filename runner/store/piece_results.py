@@ -291,14 +291,19 @@ class PieceResults(Part):
         piece order, covering every piece once). Pieces in ``skip`` (failed for good, in a
         partial job) have none and are left out; any other gap raises."""
         skip = frozenset(skip)
-        if self.redis.exists(self.keys.ranges_key(job_id)):  # partials are small: many a round trip
-            for _, _, partial in self._iter_runs(job_id, self.keys.ranges_key(job_id), total, skip, chunk, None):
+        with self.redis.pipeline(transaction=False) as pipe:  # one round trip tells which, and reads a first page
+            pipe.zrange(self.keys.ranges_key(job_id), 0, chunk - 1)  # a sorted set is never empty: none, no key
+            pipe.zrange(self.keys.result_runs_key(job_id), 0, 0)
+            partials, runs = pipe.execute()
+        if partials:  # partials are small: many a round trip
+            for _, _, partial in self._iter_runs(job_id, self.keys.ranges_key(job_id), total, skip, chunk, None,
+                                                 page=partials):
                 yield json.loads(partial)
             return
-        legacy = bool(self.redis.exists(self.keys.results_key(job_id)))
         expected = 0
         for first, last, values in self._iter_runs(job_id, self.keys.result_runs_key(job_id), total, skip, 1, chunk,
-                                                   fill=legacy):
+                                                   fill=lambda: bool(self.redis.exists(self.keys.results_key(job_id))),
+                                                   page=runs):
             if first < 0:  # a gap filled from the per-piece hash (a job recorded before runs)
                 yield from self._per_piece(job_id, expected, last, chunk, skip)
             else:
@@ -306,18 +311,23 @@ class PieceResults(Part):
             expected = last
 
     def _iter_runs(self, job_id: str, key: str, total: int, skip: frozenset[int], runs: int, pieces: int | None,
-                   fill: bool = False) -> Iterator[tuple[int, int, str]]:
+                   fill: Callable[[], bool] | None = None, page: list[str] | None = None,
+                   ) -> Iterator[tuple[int, int, str]]:
         """The runs of ``key`` in order, ``runs`` a round trip or, given ``pieces``, as many
         as make about that many pieces (runs vary in length: one may hold a whole batch's
         results). A gap (pieces no run covers) raises unless every piece of it is in
-        ``skip`` — or, with ``fill``, comes out as ``(-1, stop, "")`` for the caller to
-        read from the per-piece hash."""
-        expected, rank = 0, 0
+        ``skip`` — or, when ``fill()`` says so (asked once, at the first gap), comes out as
+        ``(-1, stop, "")`` for the caller to read from the per-piece hash. ``page``: its
+        first ``runs`` runs, read already."""
+        expected, rank, filling = 0, 0, None
 
         def gap(stop: int) -> Iterator[tuple[int, int, str]]:
             if stop <= expected:
                 return
-            if fill:
+            nonlocal filling
+            if filling is None:
+                filling = fill is not None and fill()
+            if filling:
                 yield -1, stop, ""
                 return
             missing = next((index for index in range(expected, stop) if index not in skip), None)
@@ -326,7 +336,8 @@ class PieceResults(Part):
                                   f"(none for pieces {expected}..{stop - 1})")
 
         while True:
-            members, covered = self.redis.zrange(key, rank, rank + runs - 1), 0
+            members = page if page is not None else self.redis.zrange(key, rank, rank + runs - 1)
+            page, covered = None, 0
             for member in members:
                 first, last, value = member.split(":", 2)
                 yield from gap(int(first))
