@@ -16,6 +16,8 @@ ratios with ✔/✗ and the exit status is 0 only when every goal measured is me
 - P2 heavy: 200 × 30 ms, wall time: Runner ≤ 1.05× the pool.
 - P3 latency, submit → result in the client, median of ≥ 30 rounds: one piece ≤ 0.5× a
   plain chord's in the same run (issue 24's floor; its aim 0.3×), 20 tiny pieces ≤ 30 ms.
+  Beside them one bare Celery task with its result: the one hop a Runner job pays, what
+  bounds the goal (printed as the ms Runner spends beyond it and the ms the goal leaves).
 - P4 one job of 10,000,000 no-work pieces under a job timeout: completes; Redis
   ``used_memory_peak`` grows < 200 MB; the client's RSS stays flat while it waits
   (grows < 10 MB); time per piece ≤ 1.2× a 5,000-piece no-work job's.
@@ -132,6 +134,8 @@ class Bench:
             return eng.runner_job(self.client, pieces, seconds, phases)
         if engine == "pool":
             return eng.pool_job(self.pool, pieces, seconds)
+        if engine == "task":
+            return eng.task_job(self.celery, pieces, seconds)
         return (eng.chunked_job if engine == "chunked" else eng.chord_job)(self.celery, pieces, seconds)
 
     def warm_up(self, engines: list[str]) -> None:
@@ -178,18 +182,23 @@ class Bench:
                                ratio <= GOAL["P2"])]}
 
     def p3(self) -> dict[str, Any]:
-        engines, small = ["runner", "chord", "pool"], self.sizes.p3_small
-        runs: dict[int, dict[str, list[eng.Run]]] = {1: {e: [] for e in engines}, small: {e: [] for e in engines}}
+        small = self.sizes.p3_small
+        engines = {1: ["runner", "chord", "task", "pool"], small: ["runner", "chord", "pool"]}  # a bare task: 1 piece
+        runs = {pieces: {e: [] for e in names} for pieces, names in engines.items()}
         for i in range(self.sizes.p3_runs):
-            order = engines[i % 3:] + engines[:i % 3]  # rotate who goes first
-            for pieces in (1, small):
-                for engine in order:
+            for pieces, names in engines.items():
+                for engine in names[i % len(names):] + names[:i % len(names)]:  # rotate who goes first
                     runs[pieces][engine].append(self.one(engine, pieces, TINY_S))
         ms = {p: {e: round(statistics.median(r.seconds for r in rs) * 1000, 2) for e, rs in by.items()}
               for p, by in runs.items()}
         self.say(f"  P3 medians of {self.sizes.p3_runs}: 1 piece {ms[1]} ms; {small} pieces {ms[small]} ms")
         one, twenty = ms[1]["runner"], ms[small]["runner"]
-        return {"runs": self.sizes.p3_runs, "ms": {"1": ms[1], str(small): ms[small]},
+        floor = {"task_vs_chord": round(ms[1]["task"] / ms[1]["chord"], 3),
+                 "runner_over_task_ms": round(one - ms[1]["task"], 2),
+                 "room_at_goal_ms": round(GOAL["P3_vs_chord"] * ms[1]["chord"] - ms[1]["task"], 2)}
+        self.say(f"  P3 floor: one bare Celery task is {floor['task_vs_chord']:.2f}× the chord; Runner spends "
+                 f"{floor['runner_over_task_ms']} ms beyond it, the goal leaves {floor['room_at_goal_ms']} ms")
+        return {"runs": self.sizes.p3_runs, "ms": {"1": ms[1], str(small): ms[small]}, "floor": floor,
                 "phases": {"1": median_run(runs[1]["runner"]).detail,
                            str(small): median_run(runs[small]["runner"]).detail},
                 "goals": [goal("P3", "1-piece job, Runner / plain chord", one / ms[1]["chord"],

@@ -8,6 +8,8 @@
   ``bench.total``);
 - ``chunked_job``: Celery batched by hand, a chord of ``bench.spin_many`` tasks of
   ``CHUNK`` pieces each;
+- ``task_job`` (P3 only): one bare Celery task with its result, the hop a Runner job
+  pays once and a chord twice;
 - ``pool_job``: a ``multiprocessing`` pool of 2 processes, ``pool.map(spin, …,
   chunksize=CHUNK)``.
 
@@ -32,7 +34,7 @@ from celery import chord, group
 from benchmarks.tasks import TEMPLATE, spin
 from runner import Client, JobCancelled, JobFailed, JobTimedOut
 
-__all__ = ["Run", "CHUNK", "runner_job", "runner_big_job", "chord_job", "chunked_job", "pool_job", "small_jobs",
+__all__ = ["Run", "CHUNK", "runner_job", "runner_big_job", "chord_job", "task_job", "chunked_job", "pool_job", "small_jobs",
            "RssSampler", "redis_memory", "PHASES"]
 
 CHUNK = 100  # pieces per hand-made Celery task and per pool chunk
@@ -126,6 +128,23 @@ def chord_job(celery_app: Any, pieces: int, seconds: float) -> Run:
     start = time.perf_counter()
     header = group(celery_app.signature("bench.spin", args=(seconds,)) for _ in range(pieces))
     return _chord_wait(celery_app, "chord", header, pieces, start)
+
+
+def task_job(celery_app: Any, pieces: int, seconds: float) -> Run:
+    """One bare Celery task (``bench.spin``), its result read from the backend: the one
+    broker hop every Runner job pays (its partition task) with nothing of Runner's
+    around it — the floor under P3 (a chord pays two such hops)."""
+    if pieces != 1:
+        raise ValueError(f"a bare task runs one piece, not {pieces}")
+    start = time.perf_counter()
+    result = celery_app.send_task("bench.spin", args=(seconds,))
+    value = result.get(timeout=TIMEOUT)
+    elapsed = time.perf_counter() - start
+    if value != 1:
+        raise AssertionError(f"Celery task {result.id}: result {value!r}, expected 1")
+    with contextlib.suppress(Exception):
+        result.forget()
+    return Run("task", elapsed, 1)
 
 
 def chunked_job(celery_app: Any, pieces: int, seconds: float) -> Run:

@@ -66,8 +66,9 @@ def _latency(sections: dict[str, Any]) -> Table | None:
     table.add_column("engine")
     for size in sizes:
         table.add_column(f"{size} piece{'s' if size != '1' else ''} × 80 µs", justify="right")
-    for engine in ("runner", "chord", "pool"):
-        table.add_row(NAMES[engine], *(f"{p3['ms'][size][engine]:.1f}" for size in sizes))
+    for engine in ("runner", "chord", "task", "pool"):
+        cells = [f"{p3['ms'][size][engine]:.1f}" if engine in p3["ms"][size] else "—" for size in sizes]
+        table.add_row(NAMES.get(engine, "one bare Celery task, its result read"), *cells)
     return table
 
 

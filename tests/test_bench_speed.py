@@ -22,9 +22,12 @@ def test_bench_speed_quick_p3_measures_every_engine_and_each_goal() -> None:
     assert list(report["sections"]) == ["P3"]
     assert [g["goal"] for g in report["goals"]] == ["P3", "P3"]
     assert all(g["value"] > 0 and g["pass"] in (True, False) for g in report["goals"])
-    for size in ("1", "20"):
-        assert set(report["sections"]["P3"]["ms"][size]) == {"runner", "chord", "pool"}
+    for size, engines in (("1", {"runner", "chord", "task", "pool"}), ("20", {"runner", "chord", "pool"})):
+        assert set(report["sections"]["P3"]["ms"][size]) == engines
         assert all(ms > 0 for ms in report["sections"]["P3"]["ms"][size].values())
+    floor = report["sections"]["P3"]["floor"]  # one bare Celery task: the hop every Runner job pays
+    assert floor["task_vs_chord"] > 0 and floor["runner_over_task_ms"] == pytest.approx(
+        report["sections"]["P3"]["ms"]["1"]["runner"] - report["sections"]["P3"]["ms"]["1"]["task"], abs=0.02)
     phases = report["sections"]["P3"]["phases"]["1"]["phases_s"]
     assert "running→assembling" in phases, phases
     assert done.returncode == (0 if all(g["pass"] for g in report["goals"]) else 1)
