@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from runner import Client
-from runner.store.piece_results import PACK_MOST, pack_size
+from runner.store.piece_packing import PACK_MOST, pack_size
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -22,17 +22,16 @@ import redis
 
 from runner.models import JobState
 from runner.partial import Tolerance
-from runner.pieces import describe, generate, to_stored
+from runner.pieces import describe, generate
 from runner.store.journal import EVENTS_MAXLEN
 from runner.store.keyspace import Keys
 from runner.store.part import Part, encode
+from runner.store.piece_packing import PACK_MOST, encoded_pieces, pack_size, unpacked
 from runner.store.scripts import LOAD_PIECES, RECORD_FAILURE, RECORD_RANGES
 
 __all__ = ["PieceResults", "Progress", "Failure"]
 
 _PIPELINE_CHUNK = 2_000
-PACK_BYTES = 4096  # about this much of a job's stored pieces to a list element ...
-PACK_MOST = 128  # ... and no more pieces than this
 
 
 class Progress(NamedTuple):
@@ -62,33 +61,6 @@ class Failure(NamedTuple):
     new: bool  # recorded now (not before, and the piece has no result from another run)
     settles: bool  # it was the job's last piece to settle (a tolerant job assembles now)
     tolerance: Tolerance
-
-
-def pack_size(head: list[str]) -> int:
-    """How many pieces to pack into one list element, from the first pieces' encoded sizes:
-    about ``PACK_BYTES`` an element, at most ``PACK_MOST`` pieces; 1 (each piece its own
-    element, as before packing) for pieces that large — a batch of a few loads no more
-    than its own."""
-    if not head:
-        return 1
-    mean = sum(len(item) for item in head) / len(head)
-    return max(1, min(PACK_MOST, int(PACK_BYTES // max(mean, 1.0))))
-
-
-def _encoded(pieces: Iterable[Any], limit: int | None) -> Iterator[str]:
-    for count, piece in enumerate(pieces, 1):
-        yield encode(to_stored(piece))
-        if limit is not None and count >= limit:
-            return
-
-
-def _unpacked(elements: list[str], pack: int, start: int, stop: int) -> list[Any]:
-    """Pieces ``start``..``stop`` out of the list elements holding them (``LOAD_PIECES``)."""
-    if pack == 1:
-        return [json.loads(element) for element in elements]
-    pieces = [piece for element in elements for piece in json.loads(element)]
-    offset = start - start // pack * pack
-    return pieces[offset:offset + stop - start]
 
 
 def _no_piece_function() -> Callable[[int], Any]:
@@ -142,7 +114,7 @@ class PieceResults(Part):
         if described is not None:
             self._remember(job_id, described, None)
             return int(described["count"]), replies[-1]
-        encoded = _encoded(pieces, limit)
+        encoded = encoded_pieces(pieces, limit)
         head = list(itertools.islice(encoded, PACK_MOST))
         pack, count, elements = pack_size(head), 0, []
         group: list[str] = []
@@ -197,7 +169,7 @@ class PieceResults(Part):
             raw, pack, elements = self._load_pieces(keys=[self.keys.job_key(job_id), self.keys.pieces_key(job_id)],
                                                     args=[start, stop])
             if not raw:
-                return _unpacked(elements, int(pack), start, stop)
+                return unpacked(elements, int(pack), start, stop)
             if len(self._generated) >= 256:
                 self._generated.clear()
             described = self._generated[job_id] = json.loads(raw)
