@@ -137,7 +137,7 @@ def running_record(store: StatusStore, job: str, state: str = "running") -> None
 
 
 def take_whole(store: StatusStore, held: Holding, processes: int = 2):
-    return store.fair_share.take_whole(held, processes, now=time.time(), batch_seconds=0.1, max_batch=1000)
+    return store.fair_share.take_whole(held, processes, now=time.time(), batch_seconds=0.1, max_batch=1000)[0]
 
 
 def test_a_job_of_one_batch_is_handed_out_whole_counted_leased_and_never_held(store: StatusStore) -> None:

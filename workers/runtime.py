@@ -141,6 +141,7 @@ _specs: OrderedDict[str, JobSpec] = OrderedDict()  # the newest 256 jobs' specs
 FIRST_LIVE = ("state", "deadline", "partition_task")  # read along with a spec: what its task reads next
 _first_live: dict[str, dict[str, Any]] = {}  # job -> FIRST_LIVE read with its spec, for this task only
 _leased: set[str] = set()  # the lease of this task, taken with its job's spec (``workers/leases.py``)
+_begun: dict[str, tuple[Any, int, float]] = {}  # batches started with their hand-out, by delivery
 
 
 def job_spec(job_id: str) -> JobSpec:
@@ -180,6 +181,24 @@ def forget_first_live() -> None:
     ends (or starts) here, and only the task that read them may use them (``routing.routed``)."""
     _first_live.clear()
     _leased.clear()
+    _begun.clear()
+
+
+def batch_start(task_id: str, start: int, stop: int, host: str | None) -> tuple[str, dict[str, Any]]:
+    """A batch's start, as the journal notes it: its delivery (what counts its starts) and its event."""
+    return f"{task_id}:{start}", {"task": task_id, "start": start, "stop": stop,
+                                  "host": host or socket.gethostname(), "pid": os.getpid()}
+
+
+def note_begun(delivery: str, begun: tuple[Any, int, float]) -> None:
+    """A batch this task was handed started with the hand-out (``TAKE_WHOLE``): what
+    ``Journal.begin_batch`` would have returned, for the batch to read instead of starting again."""
+    _begun[delivery] = begun
+
+
+def begun(delivery: str) -> tuple[Any, int, float] | None:
+    """:func:`note_begun`'s record of ``delivery``, once."""
+    return _begun.pop(delivery, None)
 
 
 def lease_taken(lease: str) -> bool:

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -60,43 +58,64 @@ def partition(task: Task, job_id: str, template: str) -> Any:
     if not _claim(job_id, task.request.id, JobState.PARTITIONING, "partition_task", started_at=time.time()):
         return None
     fair = runtime.settings().fair_share
-    to_running = _ToRunning(spec, fair)
+    to_running = _ToRunning(spec, fair, deadline, task, run_here=fair and inline.serves(task.app, spec.queue))
     stored = _store_pieces(task, spec, deadline, to_running, fresh)
-    if stored is None or not to_running.moved(stored[1]):
+    if stored is None or not to_running.read(stored[1]):
         return None
-    total, batches = stored[0], to_running.batches
-    pieces = f"{total} piece{'s' * (total != 1)}"
-    if fair:
-        line = {"level": "INFO", "source": "runner", "msg": f"partitioned {spec.source} into {pieces}, handed to "
-                                                            f"queue {spec.queue} a few app tasks at a time (fair share)"}
-        _share_out(task, spec, [(0, total)] if total else [], 0, deadline, logs=[line], run_first=True)
-        return None
-    line = {"level": "INFO", "source": "runner",
-            "msg": f"partitioned {spec.source} into {pieces}, {len(batches)} app "
-                   f"task{'s' * (len(batches) != 1)} on queue {spec.queue}"}
-    _fan_out(task, spec, batches, 0, deadline, logs=[line], run_first=True)
-    return len(batches)
+    total, batches, whole = stored[0], to_running.batches, to_running.whole
+    if whole is not None:  # handed out whole with the move, and started: run here
+        _run_batch_here(task, spec, (whole.start, whole.stop), whole.round, deadline, leased=True)
+    elif fair:
+        _share_out(task, spec, [(0, total)] if total else [], 0, deadline, logs=[_partitioned(spec, total)],
+                   run_first=True)
+    else:
+        _fan_out(task, spec, batches, 0, deadline, logs=[_partitioned(spec, total, batches)], run_first=True)
+        return len(batches)
+    return None
+
+
+def _partitioned(spec: runtime.JobSpec, total: int, batches: list[tuple[int, int]] | None = None) -> dict[str, Any]:
+    """The partition's log line: its pieces, and how they go out (``batches``: fanned out)."""
+    how = (f"handed to queue {spec.queue} a few app tasks at a time (fair share)" if batches is None else
+           f"{len(batches)} app task{'s' * (len(batches) != 1)} on queue {spec.queue}")
+    return {"level": "INFO", "source": "runner", "msg": f"partitioned {spec.source} into {total} "
+                                                        f"piece{'s' * (total != 1)}, {how}"}
 
 
 class _ToRunning:
     """The move to ``running`` (with the pieces' count and the batches planned), queued
-    on the round trip that stores the job's last pieces."""
+    on the round trip that stores the job's last pieces — and, under fair share when this
+    process runs the job's batches (``run_here``), the hand-out of a job of one batch whole
+    to this process, started with it (``share.queue_whole``): a small job's partition ends
+    in one round trip where it took three (store and move, hand out, start the batch)."""
 
-    def __init__(self, spec: runtime.JobSpec, fair: bool) -> None:
-        self.spec, self.fair, self.batches = spec, fair, []
-        self.moved: Callable[[Any], bool] = lambda reply: False
+    def __init__(self, spec: runtime.JobSpec, fair: bool, deadline: float, task: Task, run_here: bool) -> None:
+        self.spec, self.fair, self.deadline, self.task, self.run_here = spec, fair, deadline, task, run_here
+        self.batches: list[tuple[int, int]] = []
+        self.whole: Handout | None = None  # the batch handed out whole, once read
+        self._moved: Callable[[Any], bool] = lambda reply: False
+        self._taken: Callable[[Any], Handout | None] | None = None
 
     def __call__(self, pipe: Any, total: int) -> None:
         self.batches = [] if self.fair else batching.plan(self.spec, total)
-        self.moved = runtime.store().jobs.queue_transition(
+        self._moved = runtime.store().jobs.queue_transition(
             pipe, self.spec.job_id, JobState.RUNNING, strict=False, expect=[JobState.PARTITIONING],
             pieces_total=total, batches_total=len(self.batches))
+        if self.run_here and total:
+            self._taken = share.queue_whole(pipe, self.spec, 0, (0, total), self.deadline, self.task.request.hostname,
+                                            [_partitioned(self.spec, total)])
+
+    def read(self, replies: list[Any]) -> bool:
+        """Whether the job moved (and the batch handed out whole, if it was, in ``whole``)."""
+        if self._taken is not None:
+            self.whole = self._taken(replies[-1])
+        return self._moved(replies[0])
 
 
 def _store_pieces(task: Task, spec: runtime.JobSpec, deadline: float,
-                  then: _ToRunning, fresh: bool = False) -> tuple[int, Any] | None:
+                  then: _ToRunning, fresh: bool = False) -> tuple[int, list[Any]] | None:
     """Run the partitioner and store its pieces, then (same round trip) ``then``; their
-    count and the reply to ``then``, or None when the partitioner raised (the job is failed).
+    count and the replies to ``then``, or None when the partitioner raised (the job is failed).
     ``fresh``: the job never stored pieces (nothing to clear first)."""
     try:
         ctx = job_context(spec, "partitioner", source=runtime.storages().source(spec.source))
@@ -166,7 +185,7 @@ def _share_out(task: Task, spec: runtime.JobSpec, ranges: list[tuple[int, int]],
         _assemble_next(task, spec.job_id, deadline)
         return
     here = share.start(spec, round_, ranges, deadline, logs=logs,
-                       run_own=run_first and inline.serves(task.app, spec.queue))
+                       run_own=run_first and inline.serves(task.app, spec.queue), host=task.request.hostname)
     if here:  # leased when it was handed out
         _run_batch_here(task, spec, (here.start, here.stop), round_, deadline, leased=True)
 
@@ -214,9 +233,8 @@ def _app_batch(task: Any, job_id: str, start: int, stop: int, outer: Task) -> tu
     """:func:`run_app`'s one batch, run as ``task``; the pieces it ran, and the job's next
     batch when this process is to run it (``outer``: the Celery task this process runs)."""
     store = runtime.store()
-    event = {"task": task.request.id, "start": start, "stop": stop, "host": task.request.hostname or socket.gethostname(),
-             "pid": os.getpid()}
-    state, deliveries, deadline = store.journal.begin_batch(job_id, f"{task.request.id}:{start}", event)
+    delivery, event = runtime.batch_start(task.request.id, start, stop, task.request.hostname)
+    state, deliveries, deadline = runtime.begun(delivery) or store.journal.begin_batch(job_id, delivery, event)
     if state is None or state.is_final:
         return 0, None
     if deliveries > MAX_DELIVERIES:
@@ -282,16 +300,17 @@ def assemble(task: Task, job_id: str, lease: str | None = None) -> Any:
     store = runtime.store()
     if time.time() > (getattr(task, "deadline", None) or runtime.deadline(job_id)):  # known when run inline
         return None  # the watchdog ends the job; the assembler never runs past the deadline
-    report = _claim_reading(job_id, task.request.id, lease)
-    if report is None:
+    claimed = _claim_reading(job_id, task.request.id, lease)
+    if claimed is None:
         return None
-    spec = runtime.job_spec(job_id)
+    (report, page), spec = claimed, runtime.job_spec(job_id)
     try:
         total, failed = pieces_to_assemble(job_id, _counts(report[0]))
         ctx = job_context(spec, "assembler", source=runtime.storages().source(spec.source),
                           destination=runtime.storages().destination(spec.destination), failed_pieces=list(failed))
         try:
-            output = spec.template.function("assembler").fn(store.pieces.iter_results(job_id, total, skip=failed), ctx)
+            results = store.pieces.iter_results(job_id, total, skip=failed, first=page)
+            output = spec.template.function("assembler").fn(results, ctx)
         finally:
             close(ctx)
         if ctx.metrics_added:  # the record and metrics changed since the claim read them
@@ -343,21 +362,22 @@ def _claim(job_id: str, task_id: str, target: JobState, owner_field: str, **fiel
     return current["state"] == target.value and current[owner_field] == task_id
 
 
-def _claim_reading(job_id: str, task_id: str, lease: str | None) -> tuple[JobStatus | None, list[Any]] | None:
+def _claim_reading(job_id: str, task_id: str, lease: str | None) -> tuple[Any, list[Any] | None] | None:
     """:func:`_claim` of the assembly, reading the record and metrics (what it counts
-    from and ``output.json`` reports) and taking its ``lease``, when given, in the same
-    round trip; None when the job is not this task's to assemble."""
+    from and ``output.json`` reports) and the results' first page, and taking its
+    ``lease``, when given, in the same round trip: the report and that page (None: not
+    read); None when the job is not this task's to assemble."""
     store, now = runtime.store(), time.time()
-    moved, (raw,) = store.jobs.transition_then(
+    moved, (raw, *page) = store.jobs.transition_then(
         job_id, JobState.ASSEMBLING, strict=False, assemble_task=task_id,
         before=(lambda pipe: store.fleet.lease(lease, now, pipe)) if lease else None,
-        after=lambda pipe: store.journal.queue_report(pipe, job_id))
+        after=lambda pipe: (store.journal.queue_report(pipe, job_id), store.pieces.queue_first_page(pipe, job_id)))
     if moved:
-        return store.journal.read_report(job_id, raw)
+        return store.journal.read_report(job_id, raw), page
     current = store.jobs.fields(job_id, "state", "assemble_task")
     if current["state"] != JobState.ASSEMBLING.value or current["assemble_task"] != task_id:
         return None
-    return store.journal.report(job_id)  # a redelivery of the task that claimed it
+    return store.journal.report(job_id), None  # a redelivery of the task that claimed it
 
 
 def _counts(status: JobStatus | None) -> dict[str, Any] | None:

@@ -98,22 +98,30 @@ class FairShare(Part):
         return _handouts(rows)
 
     def take_whole(self, holding: Holding, processes: int, *, now: float, batch_seconds: float, max_batch: int,
-                   before: Callable[[Any], None] | None = None) -> list[Handout]:
+                   begin: str | None = None) -> tuple[list[Handout], Any]:
         """Hand out a job of one range whole, unheld, when all its pieces fit the one batch
-        its partition task would take for itself (``TAKE_WHOLE``) — with ``before(pipe)``'s
-        writes, in one round trip. Empty when they do not (or its org lacks room): then
-        :meth:`hold_and_take` it. A small job's fair share costs a few commands, not a
-        hold, a take and a forget."""
+        its partition task would take for itself (``TAKE_WHOLE``). Empty when they do not
+        (or its org lacks room): then :meth:`hold_and_take` it. A small job's fair share
+        costs a few commands, not a hold, a take and a forget. ``begin``
+        (``Journal.begin_args``): the caller runs the batch, which starts in the same call;
+        then its start (``Journal.begun``) is returned second, else None."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            taken = self.queue_take_whole(pipe, holding, processes, now=now, batch_seconds=batch_seconds,
+                                          max_batch=max_batch, begin=begin)
+            rows, = pipe.execute()
+        return taken(rows)
+
+    def queue_take_whole(self, pipe: Any, holding: Holding, processes: int, *, now: float, batch_seconds: float,
+                         max_batch: int, begin: str | None = None) -> Callable[[Any], tuple[list[Handout], Any]]:
+        """:meth:`take_whole` queued on ``pipe`` (the caller's round trip); returns what reads
+        its reply. With ``begin``, only a running job is handed out (the move to ``running``
+        may go before it in the same round trip)."""
         (first, stop), = holding.ranges
         args = [holding.job_id, holding.org, holding.round, holding.kind, holding.deadline, holding.batch_size or 0,
                 holding.lease, first, stop, now, batch_seconds, max_batch, LEAST_BATCH_SECONDS, PROBE_PIECES,
-                max(1, processes), DEFAULT_PIECE_SECONDS]
-        with self.redis.pipeline(transaction=False) as pipe:
-            if before is not None:
-                before(pipe)
-            queue_script(pipe, self._take_whole, self._keys(holding.queue), args)
-            *_, rows = pipe.execute()
-        return _handouts(rows)
+                max(1, processes), DEFAULT_PIECE_SECONDS, begin or ""]
+        queue_script(pipe, self._take_whole, self._keys(holding.queue), args)
+        return lambda rows: (_handouts(rows[:1]), rows[1] if len(rows) > 1 else None)
 
     @staticmethod
     def _hold_args(h: Holding) -> list[Any]:

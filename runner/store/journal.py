@@ -120,17 +120,39 @@ class Journal(Part):
     def begin_batch(self, job_id: str, delivery: str, event: dict[str, Any]) -> tuple[JobState | None, int, float]:
         """Note that an app task starts (an event, a log line and its delivery count) in
         one round trip; returns the job's state, how often this delivery has started and
-        the job's deadline."""
-        line = {"level": "INFO", "source": "runner", "start": event["start"], "stop": event["stop"],
-                "msg": f"started on {event['host']} (pid {event['pid']})"}
+        the job's deadline. (``TAKE_WHOLE`` makes the same writes for a batch it hands the
+        process that runs it, from :meth:`begin_args`.)"""
+        fields, line = self._batch_started(event)
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.hmget(self.keys.job_key(job_id), "state", "deadline")
             pipe.hincrby(self.keys.deliveries_key(job_id), delivery, 1)
-            pipe.xadd(self.keys.events_key(job_id), {"type": "batch", **{k: str(v) for k, v in event.items()}},
-                      maxlen=EVENTS_MAXLEN)
+            pipe.xadd(self.keys.events_key(job_id), fields, maxlen=EVENTS_MAXLEN)
             self.xadd_logs(pipe, job_id, [line])
             (state, deadline), deliveries, *_ = pipe.execute()
+        return self.begun([state, deliveries, deadline])
+
+    def begin_args(self, delivery: str, event: dict[str, Any], logs: Iterable[dict[str, Any]] = ()) -> str:
+        """:meth:`begin_batch`'s writes as a script's argument (JSON): the delivery counted,
+        the batch event and, after ``logs``, the "started on" line; each stream's cap."""
+        fields, line = self._batch_started(event)
+        flat = lambda mapping: [item for pair in mapping.items() for item in pair]  # noqa: E731
+        now = time.time()
+        return json.dumps({"delivery": delivery, "event": flat(fields), "events_maxlen": EVENTS_MAXLEN,
+                           "logs": [flat(self.line_fields(each, now)) for each in (*logs, line)],
+                           "logs_maxlen": self.log_max_lines})
+
+    @staticmethod
+    def begun(reply: list[Any]) -> tuple[JobState | None, int, float]:
+        """A batch's start as :meth:`begin_batch` returns it, from ``[state, deliveries, deadline]``."""
+        state, deliveries, deadline = reply
         return (JobState(json.loads(state)) if state else None), int(deliveries), float(json.loads(deadline or "0"))
+
+    @staticmethod
+    def _batch_started(event: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any]]:
+        """A batch's start: its event's fields and its "started on" log line."""
+        line = {"level": "INFO", "source": "runner", "start": event["start"], "stop": event["stop"],
+                "msg": f"started on {event['host']} (pid {event['pid']})"}
+        return {"type": "batch", **{k: str(v) for k, v in event.items()}}, line
 
     def report(self, job_id: str, result: str | None = None) -> tuple[JobStatus | None, list[dict[str, Any]]]:
         """The record and the metrics, in one round trip (what ``output.json`` needs);

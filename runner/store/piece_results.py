@@ -32,6 +32,7 @@ from runner.store.scripts import LOAD_PIECES, RECORD_FAILURE, RECORD_RANGES
 __all__ = ["PieceResults", "Progress", "Failure"]
 
 _PIPELINE_CHUNK = 2_000
+FIRST_PAGE = 1_000  # partials (or result runs) an assembly reads a round trip, the first with its claim
 
 
 class Progress(NamedTuple):
@@ -89,12 +90,14 @@ class PieceResults(Part):
         return self.store_pieces_then(job_id, pieces, expire_seconds, limit)[0]
 
     def store_pieces_then(self, job_id: str, pieces: Iterable[Any], expire_seconds: float, limit: int | None = None,
-                          then: Callable[[Any, int], None] | None = None, fresh: bool = False) -> tuple[int, Any]:
+                          then: Callable[[Any, int], None] | None = None, fresh: bool = False,
+                          ) -> tuple[int, list[Any]]:
         """Append pieces (JSON; a :class:`~runner.pieces.PieceRef` as its stored form) to the
         job's piece list, streaming; returns how many, and the reply to the last command.
         Generated pieces (a ``range`` or a :class:`~runner.pieces.Generated`) store only
-        their description, on the record. ``then(pipe, count)`` queues a last command (the
-        move to ``running``) on the round trip that stores the last pieces. ``fresh``: no
+        their description, on the record. ``then(pipe, count)`` queues last commands (the
+        move to ``running``) on the round trip that stores the last pieces; their replies are
+        returned. ``fresh``: no
         partition of the job ever began (its record says so), so there is nothing to clear first.
 
         Small pieces are packed, ``pieces_packed`` of them (:func:`pack_size`, on the
@@ -108,12 +111,13 @@ class PieceResults(Part):
                 pipe.hdel(job_key, "pieces_generated", "pieces_packed")
             if described is not None:
                 pipe.hset(job_key, "pieces_generated", encode(described))
+                mark = len(pipe)
                 if then is not None:
                     then(pipe, int(described["count"]))
             replies = pipe.execute()
         if described is not None:
             self._remember(job_id, described, None)
-            return int(described["count"]), replies[-1]
+            return int(described["count"]), replies[mark:]
         encoded = encoded_pieces(pieces, limit)
         head = list(itertools.islice(encoded, PACK_MOST))
         pack, count, elements = pack_size(head), 0, []
@@ -139,11 +143,12 @@ class PieceResults(Part):
                 pipe.rpush(key, *elements)
             pipe.hset(job_key, "pieces_packed", pack)
             pipe.expire(key, int(expire_seconds) + 1)
+            mark = len(pipe)
             if then is not None:
                 then(pipe, count)
             replies = pipe.execute()
         self._remember(job_id, None, kept)
-        return count, replies[-1]
+        return count, replies[mark:]
 
     def _remember(self, job_id: str, described: dict[str, Any] | None, stored: list[str] | None) -> None:
         """What this process just stored, so the job's first batch (run here, inline) reads
@@ -257,16 +262,19 @@ class PieceResults(Part):
         have = {int(i) for i in self.redis.hkeys(self.keys.results_key(job_id))} | self._covered(job_id, 0, None)
         return [i for i in range(total) if i not in have]
 
-    def iter_results(self, job_id: str, total: int, chunk: int = 1000, skip: Collection[int] = ()) -> Iterator[Any]:
+    def iter_results(self, job_id: str, total: int, chunk: int = FIRST_PAGE, skip: Collection[int] = (),
+                     first: list[Any] | None = None) -> Iterator[Any]:
         """Every piece's result in piece order, about ``chunk`` at a time; for a job whose
         assembler combines, the recorded partials instead (each folds a run of pieces; in
         piece order, covering every piece once). Pieces in ``skip`` (failed for good, in a
-        partial job) have none and are left out; any other gap raises."""
+        partial job) have none and are left out; any other gap raises. ``first``: the
+        replies to :meth:`queue_first_page`, read by the caller already."""
         skip = frozenset(skip)
-        with self.redis.pipeline(transaction=False) as pipe:  # one round trip tells which, and reads a first page
-            pipe.zrange(self.keys.ranges_key(job_id), 0, chunk - 1)  # a sorted set is never empty: none, no key
-            pipe.zrange(self.keys.result_runs_key(job_id), 0, 0)
-            partials, runs = pipe.execute()
+        if first is None:
+            with self.redis.pipeline(transaction=False) as pipe:
+                self.queue_first_page(pipe, job_id, chunk)
+                first = pipe.execute()
+        partials, runs = first
         if partials:  # partials are small: many a round trip
             for _, _, partial in self._iter_runs(job_id, self.keys.ranges_key(job_id), total, skip, chunk, None,
                                                  page=partials):
@@ -281,6 +289,13 @@ class PieceResults(Part):
             else:
                 yield from json.loads(values)
             expected = last
+
+    def queue_first_page(self, pipe: Any, job_id: str, chunk: int = FIRST_PAGE) -> None:
+        """Queue on ``pipe`` what tells :meth:`iter_results` whether the job's results are
+        partials or runs, with the first page of each (two replies): an assembly's claim
+        reads them in its own round trip."""
+        pipe.zrange(self.keys.ranges_key(job_id), 0, chunk - 1)  # a sorted set is never empty: none, no key
+        pipe.zrange(self.keys.result_runs_key(job_id), 0, 0)
 
     def _iter_runs(self, job_id: str, key: str, total: int, skip: frozenset[int], runs: int, pieces: int | None,
                    fill: Callable[[], bool] | None = None, page: list[str] | None = None,

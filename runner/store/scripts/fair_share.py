@@ -220,7 +220,7 @@ return out
 # ARGV: job, org, round, piece kind, deadline, fixed batch size (0: none), lease template,
 # start, stop (the job's one range), now, most seconds per batch, most pieces per batch, least
 # seconds per batch, pieces per batch while the piece time is unknown, parallel processes,
-# default piece seconds.
+# default piece seconds[, the batch's start as Journal.begin_args gives it].
 # A job whose pieces all fit the one batch its partition task takes and runs itself (a
 # small job, most often) never waits in the fair order: holding its ranges, listing it and
 # forgetting it would be all its fair-share cost. So it is handed out whole here, unheld:
@@ -229,7 +229,10 @@ return out
 # ends first, ``fanned_out``: a re-run partition task sends nothing again) and charged to its
 # org's pass when the org has batches held on the queue (the order between orgs stays fair).
 # Returns {{job, round, start, stop, deadline}}, or {} when the job is not such a job (its
-# org lacks room, its deadline passed, or it needs more batches): hold it instead.
+# org lacks room, its deadline passed, or it needs more batches): hold it instead. With the
+# batch's start, the process that takes it starts it in the same call — its delivery counted,
+# its event and log lines written, {state, deliveries, deadline} returned second —
+# and only while the job is running (the move to it may have failed in the same round trip).
 TAKE_WHOLE = _COMMON + """
 local job, org, round, kind, deadline = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local first, stop, now = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
@@ -238,6 +241,9 @@ local probe, workers, default_seconds = tonumber(ARGV[14]), tonumber(ARGV[15]), 
 """ + _SIZE + """
 local pieces = stop - first
 if tonumber(deadline) <= now or pieces <= 0 then return {} end
+local record = records .. job
+local begin = ARGV[17] and ARGV[17] ~= '' and cjson.decode(ARGV[17])
+if begin and redis.call('HGET', record, 'state') ~= '"running"' then return {} end
 local limit = tonumber(redis.call('HGET', op .. org .. ':quota', 'max_pieces_in_flight') or '')
 if limit and limit - tonumber(redis.call('GET', op .. org .. ':in_flight') or '0') < pieces then return {} end
 local fixed = tonumber(ARGV[6])
@@ -245,13 +251,21 @@ local seconds = fixed <= 0 and tonumber(redis.call('GET', pp .. kind) or '') or 
 if batch_size(fixed, pieces, seconds, pieces, pieces) < pieces then return {} end
 local id = job .. '-' .. round .. '-' .. first
 local out = {{job, round, first, stop, deadline}}
+if begin then  -- the process taking it starts it here: Journal.begin_batch's writes and reads
+  local f = redis.call('HMGET', record, 'state', 'deadline')
+  local n = redis.call('HINCRBY', record .. ':deliveries', begin.delivery, 1)
+  redis.call('XADD', record .. ':events', 'MAXLEN', begin.events_maxlen, '*', unpack(begin.event))
+  for _, line in ipairs(begin.logs) do
+    redis.call('XADD', record .. ':logs', 'MAXLEN', '~', begin.logs_maxlen, '*', unpack(line))
+  end
+  out[2] = {f[1] or false, n, f[2] or false}
+end
 if redis.call('HSETNX', qp .. ':inflight', id, job .. ' ' .. pieces .. ' ' .. org) == 0 then return out end
 redis.call('INCRBY', op .. org .. ':in_flight', pieces)
 local lease = string.gsub(ARGV[7], '"@S@"', tostring(first))
 lease = string.gsub(lease, '@S@', tostring(first))
 lease = string.gsub(lease, '"@E@"', tostring(stop))
 redis.call('ZADD', leases, now, lease)
-local record = records .. job
 if redis.call('EXISTS', record) == 1 then  -- its tasks set has its partition task's id, and a lifetime, already
   redis.call('HSET', record, 'batches_total', 1, 'fanned_out', 'true', 'share_batch', cjson.encode(qp .. ' ' .. id))
   redis.call('SADD', record .. ':tasks', id)
