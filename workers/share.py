@@ -30,24 +30,16 @@ PROCESSES_SECONDS = 2.0  # how long a count of the processes serving a queue is 
 
 
 def start(spec: runtime.JobSpec, round_: int, ranges: list[tuple[int, int]], deadline: float, *,
-          run_own: bool, logs: list[dict[str, Any]] | None = None, host: str | None = None) -> Handout | None:
+          run_own: bool, logs: list[dict[str, Any]] | None = None) -> Handout | None:
     """Hold the job's ``ranges`` (round ``round_``; a replay of a round held already holds
     nothing new) and send the queue's next batches, with the job's ``logs``, in one round
     trip; with ``run_own``, one batch of this job is taken whatever the queue's capacity
-    and returned, not sent: the caller runs it in its own process. A job of one batch is
-    handed out whole, and started in the same round trip (as run on ``host``: see
-    ``runtime.note_begun``)."""
+    and returned, not sent: the caller runs it in its own process. (A job of one batch
+    was offered whole already, with its move to ``running``: :func:`queue_whole`.)"""
     store, settings = runtime.store(), runtime.settings()
     holding = _holding(spec, round_, ranges, deadline)
     slots, processes = capacity(spec.queue)
     before = (lambda pipe: store.journal.xadd_logs(pipe, spec.job_id, logs)) if logs else None
-    if run_own and len(ranges) == 1:  # a job of one batch is handed out whole, unheld (most small jobs)
-        delivery, begin = _begin(spec, round_, ranges[0], host, logs)
-        whole = _started(delivery, *store.fair_share.take_whole(
-            holding, processes, now=time.time(), batch_seconds=settings.fair_batch_seconds,
-            max_batch=settings.max_batch, begin=begin))
-        if whole is not None:
-            return whole
     if run_own:  # this process runs the job's first batch, then its next ones (a chain): no spare needed
         slots = processes
     handouts = store.fair_share.hold_and_take(
@@ -61,31 +53,24 @@ def queue_whole(pipe: Any, spec: runtime.JobSpec, round_: int, span: tuple[int, 
     """Queue on ``pipe`` the hand-out of the job's one range ``span`` whole (``TAKE_WHOLE``),
     to this process, started at once as run on ``host`` (its ``logs`` with its start); returns
     what reads the script's reply: the batch, or None when the job is not running or needs
-    more batches (hold it instead: :func:`start`). The start is noted for the batch to read
-    (``runtime.note_begun``) instead of starting again."""
+    more batches (hold it instead, :func:`start`; the ``logs`` go in only with a hand-out).
+    The start is noted for the batch to read (``runtime.note_begun``) instead of starting again."""
     store, settings = runtime.store(), runtime.settings()
-    delivery, begin = _begin(spec, round_, span, host, logs)
+    delivery, event = runtime.batch_start(batch_task_id(spec.job_id, round_, span[0]), *span, host)
     read = store.fair_share.queue_take_whole(
         pipe, _holding(spec, round_, [span], deadline), capacity(spec.queue)[1], now=time.time(),
-        batch_seconds=settings.fair_batch_seconds, max_batch=settings.max_batch, begin=begin)
-    return lambda reply: _started(delivery, *read(reply))
+        batch_seconds=settings.fair_batch_seconds, max_batch=settings.max_batch,
+        begin=store.journal.begin_args(delivery, event, logs or ()))
 
+    def taken(reply: Any) -> Handout | None:
+        whole, begun = read(reply)
+        if not whole:
+            return None
+        if begun is not None:
+            runtime.note_begun(delivery, store.journal.begun(begun))
+        return whole[0]
 
-def _begin(spec: runtime.JobSpec, round_: int, span: tuple[int, int], host: str | None,
-           logs: list[dict[str, Any]] | None) -> tuple[str, str]:
-    """The start of the job's batch ``span`` handed out whole, run here: its delivery, and
-    the start's writes for ``TAKE_WHOLE`` (with ``logs``)."""
-    delivery, event = runtime.batch_start(batch_task_id(spec.job_id, round_, span[0]), *span, host)
-    return delivery, runtime.store().journal.begin_args(delivery, event, logs or ())
-
-
-def _started(delivery: str, whole: list[Handout], begun: Any) -> Handout | None:
-    """The batch handed out whole, if it was, its start noted for the batch to read."""
-    if not whole:
-        return None
-    if begun is not None:
-        runtime.note_begun(delivery, runtime.store().journal.begun(begun))
-    return whole[0]
+    return taken
 
 
 def hand_out(queue: str, *, freed: str | None = None, give_back: tuple[str, int, int] | None = None,

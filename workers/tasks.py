@@ -185,7 +185,7 @@ def _share_out(task: Task, spec: runtime.JobSpec, ranges: list[tuple[int, int]],
         _assemble_next(task, spec.job_id, deadline)
         return
     here = share.start(spec, round_, ranges, deadline, logs=logs,
-                       run_own=run_first and inline.serves(task.app, spec.queue), host=task.request.hostname)
+                       run_own=run_first and inline.serves(task.app, spec.queue))
     if here:  # leased when it was handed out
         _run_batch_here(task, spec, (here.start, here.stop), round_, deadline, leased=True)
 

@@ -93,11 +93,10 @@ class PieceResults(Part):
                           then: Callable[[Any, int], None] | None = None, fresh: bool = False,
                           ) -> tuple[int, list[Any]]:
         """Append pieces (JSON; a :class:`~runner.pieces.PieceRef` as its stored form) to the
-        job's piece list, streaming; returns how many, and the reply to the last command.
+        job's piece list, streaming; returns how many, and the replies to ``then``'s commands.
         Generated pieces (a ``range`` or a :class:`~runner.pieces.Generated`) store only
         their description, on the record. ``then(pipe, count)`` queues last commands (the
-        move to ``running``) on the round trip that stores the last pieces; their replies are
-        returned. ``fresh``: no
+        move to ``running``) on the round trip that stores the last pieces. ``fresh``: no
         partition of the job ever began (its record says so), so there is nothing to clear first.
 
         Small pieces are packed, ``pieces_packed`` of them (:func:`pack_size`, on the
