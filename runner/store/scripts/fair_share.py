@@ -243,7 +243,8 @@ local pieces = stop - first
 if tonumber(deadline) <= now or pieces <= 0 then return {} end
 local record = records .. job
 local begin = ARGV[17] and ARGV[17] ~= '' and cjson.decode(ARGV[17])
-if begin and redis.call('HGET', record, 'state') ~= '"running"' then return {} end
+local facts = begin and redis.call('HMGET', record, 'state', 'deadline')
+if begin and facts[1] ~= '"running"' then return {} end
 local limit = tonumber(redis.call('HGET', op .. org .. ':quota', 'max_pieces_in_flight') or '')
 if limit and limit - tonumber(redis.call('GET', op .. org .. ':in_flight') or '0') < pieces then return {} end
 local fixed = tonumber(ARGV[6])
@@ -252,13 +253,12 @@ if batch_size(fixed, pieces, seconds, pieces, pieces) < pieces then return {} en
 local id = job .. '-' .. round .. '-' .. first
 local out = {{job, round, first, stop, deadline}}
 if begin then  -- the process taking it starts it here: Journal.begin_batch's writes and reads
-  local f = redis.call('HMGET', record, 'state', 'deadline')
   local n = redis.call('HINCRBY', record .. ':deliveries', begin.delivery, 1)
   redis.call('XADD', record .. ':events', 'MAXLEN', begin.events_maxlen, '*', unpack(begin.event))
   for _, line in ipairs(begin.logs) do
     redis.call('XADD', record .. ':logs', 'MAXLEN', '~', begin.logs_maxlen, '*', unpack(line))
   end
-  out[2] = {f[1] or false, n, f[2] or false}
+  out[2] = {facts[1], n, facts[2] or false}
 end
 if redis.call('HSETNX', qp .. ':inflight', id, job .. ' ' .. pieces .. ' ' .. org) == 0 then return out end
 redis.call('INCRBY', op .. org .. ':in_flight', pieces)
