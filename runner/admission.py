@@ -25,7 +25,7 @@ from typing import Any
 from runner import guards, job_fields, joblog
 from runner.catalog import TemplateInfo, find_template
 from runner.checks import check_destination, check_source, param_warnings
-from runner.dispatch import partition_commands, partition_commands_many, send_partition, send_partitions, send_resume
+from runner.dispatch import partition_commands_many, send_partition, send_partitions, send_resume
 from runner.errors import IllegalTransition, InvalidParams, QuotaExceeded, SourceError, TemplateNotFound
 from runner.fleet import check_worker_roots, start_hint, unserved_queues
 from runner.lifecycle import Services, end_job
@@ -175,7 +175,7 @@ def admit_record(services: Services, org: str, request: JobRequest, *, draft: bo
         services.store.create(record, expire_seconds=record["retention_hours"] * 3600)
         return record
     job = _queued_job(services, org, checked, record, who, {})  # over max_queued_jobs: QuotaExceeded, nothing kept
-    job.send = _send_commands(services, record["id"], checked.template.ref, record["deadline"], job.tasks[0])
+    (job.send,) = _send_commands(services, [(record["id"], checked.template.ref, record["deadline"], job.tasks[0])])
     services.store.org_quotas.entered(org, services.store.create(
         record, expire_seconds=job.expire_seconds, deadline=job.deadline, tasks=job.tasks, logs=job.logs,
         then=job.then, send=job.send))
@@ -212,10 +212,8 @@ def admit_many(services: Services, admissions: list[Admission]) -> list[str | Ex
         except Exception as exc:  # this job's answer; the others go on
             answers[i] = exc
     tasks = [(job.record["id"], ref, job.record["deadline"], job.tasks[0]) for job, ref in jobs.values()]
-    if services.settings.broker_url == services.settings.status_store_url and tasks:  # the tasks ride along
-        sends = partition_commands_many(services.celery, services.settings.control_queue, tasks) or [None] * len(tasks)
-        for (job, _), send in zip(jobs.values(), sends):
-            job.send = send
+    for (job, _), send in zip(jobs.values(), _send_commands(services, tasks)):
+        job.send = send
     try:
         replies = services.store.jobs.create_many([job for job, _ in jobs.values()])
     except Exception as exc:
@@ -370,17 +368,17 @@ def _queue_warnings(services: Services, queue: str) -> list[str]:
             for q in unserved_queues(services.store, [control, queue])]
 
 
-def _send_commands(services: Services, job_id: str, template: str, deadline: float,
-                   task_id: str) -> list[tuple[str, tuple[Any, ...]]] | None:
-    """The broker commands that send the job's partition task, for the transaction that
-    writes its record — when the broker is the store's Redis (the usual deployment): then
-    the task is queued exactly when the job is, in the same round trip. ``None`` when the
-    broker is elsewhere (or kombu cannot say): the task is sent after the record, by
-    :func:`_send`."""
+def _send_commands(services: Services, tasks: list[tuple[str, str, float, str]],
+                   ) -> list[list[tuple[str, tuple[Any, ...]]] | None]:
+    """The broker commands that send each job's partition task (``(job id, template,
+    deadline, task id)``), for the transaction that writes the records — when the broker
+    is the store's Redis (the usual deployment): then a task is queued exactly when its
+    job is, in the same round trip. ``None`` each when the broker is elsewhere (or kombu
+    cannot say): the tasks are sent after the records (:func:`_send`, ``send_partitions``)."""
     settings = services.settings
-    if settings.broker_url != settings.status_store_url:
-        return None
-    return partition_commands(services.celery, job_id, template, settings.control_queue, deadline, task_id)
+    found = (partition_commands_many(services.celery, settings.control_queue, tasks)
+             if tasks and settings.broker_url == settings.status_store_url else None)
+    return found or [None] * len(tasks)
 
 
 def _send(services: Services, job_id: str, template: str, deadline: float, task_id: str) -> None:

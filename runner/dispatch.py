@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PARTITION", "APP", "ASSEMBLE", "RESUME", "TASKS",
-    "celery_config", "make_celery", "send_partition", "send_partitions", "partition_commands",
+    "celery_config", "make_celery", "send_partition", "send_partitions",
     "partition_commands_many", "send_resume", "send_assemble", "assemble_task_id", "resend",
     "stop_tasks", "template_queue",
 ]
@@ -129,24 +129,17 @@ def send_partition(celery: Celery, job_id: str, template: str, queue: str, deadl
     return _send_batched(celery, PARTITION, [job_id, template], queue, deadline, task_id)
 
 
-def partition_commands(celery: Celery, job_id: str, template: str, queue: str, deadline: float,
-                       task_id: str) -> list[tuple[str, tuple[Any, ...]]] | None:
-    """What :func:`send_partition` would send the broker, as Redis commands, without
-    sending them: the task message's ``LPUSH`` and its ``task-sent`` event's ``PUBLISH``,
-    built by Celery and kombu exactly as they send them. Admission puts them in the
-    transaction that writes the job (when the broker is the store's Redis), so a submit
-    costs one round trip less and the task exists exactly when its record does. ``None``
-    when this kombu or transport cannot hand them over (no producer batches, a key prefix
-    it adds in its client): the caller then sends the task itself."""
-    found = partition_commands_many(celery, queue, [(job_id, template, deadline, task_id)])
-    return found[0] if found else None
-
-
 def partition_commands_many(celery: Celery, queue: str, tasks: list[tuple[str, str, float, str]],
                             ) -> list[list[tuple[str, tuple[Any, ...]]]] | None:
-    """:func:`partition_commands` of many jobs' partition tasks, ``(job id, template,
-    deadline, task id)`` each, through one producer (a scheduler sweep's batch): each
-    task's commands, in order, or ``None`` as :func:`partition_commands` says."""
+    """What :func:`send_partitions` would send the broker for these jobs' partition tasks,
+    ``(job id, template, deadline, task id)`` each, as Redis commands, without sending
+    them: each task message's ``LPUSH`` and its ``task-sent`` event's ``PUBLISH``, built
+    by Celery and kombu exactly as they send them, through one producer. Admission puts
+    them in the transaction that writes the jobs (when the broker is the store's Redis),
+    so a submit costs one round trip less and a task exists exactly when its record does.
+    Each task's commands, in order, or ``None`` when this kombu or transport cannot hand
+    them over (no producer batches, a key prefix it adds in its client): the caller then
+    sends the tasks itself."""
     if celery.conf.broker_transport_options.get("global_keyprefix"):
         return None
     with celery.producer_or_acquire() as producer:

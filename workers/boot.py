@@ -158,7 +158,7 @@ def _freeze_pool_process_heap(**_: Any) -> None:
 
 @task_received.connect
 def _lease_on_receipt(request: Any = None, **_: Any) -> None:
-    with contextlib.suppress(Exception):  # the store may be restarting: the task's start leases it too
+    with contextlib.suppress(Exception):  # a lease is a safety net: never let it stop a task's delivery
         leases.received(request)
 
 

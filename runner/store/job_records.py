@@ -59,7 +59,7 @@ class JobRecords(Part):
         round trip, before the task is sent. ``then`` adds a last command to the same
         transaction (the org's queued-jobs quota, which may undo the rest); its reply is
         returned. ``send``: the broker's commands that send the job's partition task
-        (``dispatch.partition_commands``; the broker must be this Redis), run after
+        (``dispatch.partition_commands_many``; the broker must be this Redis), run after
         ``then`` in the same transaction if the job is still there."""
         return self.create_many([NewJob(record, expire_seconds, deadline, tasks, logs, then, send)])[0]
 
